@@ -1,0 +1,84 @@
+use std::path::PathBuf;
+
+/// Everything that can be wrong with data on disk. Each variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: is a directory, expected a file", path.display())]
+    IsDirectory { path: PathBuf },
+    #[error("{}: corrupt gzip data: {reason}", path.display())]
+    CorruptGzip { path: PathBuf, reason: String },
+    #[error("{}: not an IDX {kind} file: magic number is 0x{found:08x}, expected 0x{expected:08x}", path.display())]
+    BadMagic {
+        path: PathBuf,
+        kind: &'static str,
+        expected: u32,
+        found: u32,
+    },
+    #[error("{}: payload is {found} bytes but the header announces {expected}", path.display())]
+    WrongLength {
+        path: PathBuf,
+        expected: usize,
+        found: usize,
+    },
+    #[error("{}: images are {rows}x{cols}, expected {expected_rows}x{expected_cols}", path.display())]
+    WrongDimensions {
+        path: PathBuf,
+        rows: usize,
+        cols: usize,
+        expected_rows: usize,
+        expected_cols: usize,
+    },
+    #[error("{}: label {label} at index {index} is out of range (0..{classes})", path.display())]
+    LabelOutOfRange {
+        path: PathBuf,
+        index: usize,
+        label: u8,
+        classes: usize,
+    },
+    #[error("{}: holds {images} images but {} holds {labels} labels", images_path.display(), labels_path.display())]
+    CountMismatch {
+        images_path: PathBuf,
+        labels_path: PathBuf,
+        images: usize,
+        labels: usize,
+    },
+    #[error("{}: SHA-256 of the decompressed data is {found}, expected {expected} (damaged or a different file)", path.display())]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("{name}: data set not found (looked in {})\nhint: {hint}", tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    NotFound {
+        name: &'static str,
+        tried: Vec<PathBuf>,
+        hint: String,
+    },
+    #[error("{url}: download failed: {reason}\nhint: {hint}")]
+    Download {
+        url: String,
+        reason: String,
+        hint: String,
+    },
+    #[error("--limit {limit}: larger than the {available} training images available")]
+    LimitTooLarge { limit: usize, available: usize },
+}
+
+impl DataError {
+    /// Input errors the user can fix (all of them, except a failed download).
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, DataError::Download { .. })
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

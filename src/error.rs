@@ -1,0 +1,24 @@
+//! The top-level error: one variant per area, each area owning its own enum.
+
+use crate::{data::DataError, figures::FigureError, train::TrainError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Figure(#[from] FigureError),
+}
+
+impl Error {
+    /// Exit status per `DESIGN.md`: 2 for bad input or usage, 1 for internal failures.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Data(e) if e.is_bad_input() => 2,
+            Error::Train(e) if e.is_bad_input() => 2,
+            _ => 1,
+        }
+    }
+}

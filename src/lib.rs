@@ -1,0 +1,24 @@
+//! convlab: train, evaluate and explain convolutional networks.
+//!
+//! Module map (each arrow of the data flow in `DESIGN.md` is one module):
+//! - [`data`]: reading data sets from disk (IDX, checksums, locating and fetching), the seeded
+//!   train/validation split, augmentation and batching into tensors.
+//! - [`models`]: architectures described once as layer lists ([`models::ModelSpec`]) and the burn
+//!   network built from them.
+//! - [`train`]: the training loop, validated hyper-parameters, the run folder, atomic checkpoints,
+//!   resume and the per-epoch metrics log.
+//! - [`metrics`]: accuracy, per-class accuracy and confusion matrices.
+//! - [`figures`]: PNG figures (curves, bars, filter and example grids, confusion matrix).
+//! - [`cli`]: the `convlab` command line; `main.rs` only maps errors to exit codes.
+
+pub mod cli;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod figures;
+pub mod fsutil;
+pub mod metrics;
+pub mod models;
+pub mod train;
+
+pub use error::Error;

@@ -1,0 +1,25 @@
+//! `convlab`: parse the command line, run, and turn errors into one line and an exit status.
+
+use clap::Parser;
+
+fn main() {
+    // A panic is a bug: say so in one line, without a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal failure{place}: {message}");
+    }));
+    let cli = convlab::cli::Cli::parse();
+    if let Err(e) = convlab::cli::run(cli) {
+        eprintln!("error: {e}");
+        std::process::exit(e.exit_code());
+    }
+}

@@ -1,0 +1,3 @@
+//! Metrics computed from predictions: accuracy, per-class accuracy and confusion matrices.
+
+pub mod classification;

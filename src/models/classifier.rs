@@ -1,0 +1,125 @@
+//! Fashion-MNIST classifiers.
+
+use serde::{Deserialize, Serialize};
+
+use super::{LayerSpec, ModelSpec};
+use crate::data::fashion_mnist::{NUM_CLASSES, SIDE};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassifierKind {
+    /// The classic network: 2 conv (32, 32) + ReLU + max-pool, FC 1568->128->10.
+    Base,
+    /// The write-up's improved network: 64/128 channels, Leaky ReLU, FC 6272->256->10.
+    Wide,
+    /// convlab's own: VGG-style pairs of 3x3 conv + batch norm, dropout (trained with
+    /// augmentation, label smoothing and a cosine schedule).
+    Own,
+}
+
+impl ClassifierKind {
+    pub fn spec(self) -> ModelSpec {
+        use LayerSpec::*;
+        let layers = match self {
+            ClassifierKind::Base => vec![
+                LayerSpec::conv(1, 32, 3, 1),
+                Relu,
+                MaxPool2,
+                LayerSpec::conv(32, 32, 3, 1),
+                Relu,
+                MaxPool2,
+                Flatten,
+                Linear {
+                    inputs: 32 * 7 * 7,
+                    outputs: 128,
+                },
+                Relu,
+                Linear {
+                    inputs: 128,
+                    outputs: NUM_CLASSES,
+                },
+            ],
+            ClassifierKind::Wide => {
+                let leaky = LeakyRelu { slope: 0.01 };
+                vec![
+                    LayerSpec::conv(1, 64, 3, 1),
+                    leaky,
+                    MaxPool2,
+                    LayerSpec::conv(64, 128, 3, 1),
+                    leaky,
+                    MaxPool2,
+                    Flatten,
+                    Linear {
+                        inputs: 128 * 7 * 7,
+                        outputs: 256,
+                    },
+                    leaky,
+                    Linear {
+                        inputs: 256,
+                        outputs: NUM_CLASSES,
+                    },
+                ]
+            }
+            ClassifierKind::Own => {
+                let mut layers = Vec::new();
+                for (i, o) in [(1, 32), (32, 32)] {
+                    layers.extend(LayerSpec::conv_bn(i, o));
+                    layers.push(Relu);
+                }
+                layers.push(MaxPool2);
+                for (i, o) in [(32, 64), (64, 64)] {
+                    layers.extend(LayerSpec::conv_bn(i, o));
+                    layers.push(Relu);
+                }
+                layers.push(MaxPool2);
+                layers.extend([
+                    Dropout { prob: 0.2 },
+                    Flatten,
+                    Linear {
+                        inputs: 64 * 7 * 7,
+                        outputs: 256,
+                    },
+                    Relu,
+                    Dropout { prob: 0.4 },
+                    Linear {
+                        inputs: 256,
+                        outputs: NUM_CLASSES,
+                    },
+                ]);
+                layers
+            }
+        };
+        ModelSpec {
+            name: self.name().into(),
+            input: [1, SIDE, SIDE],
+            layers,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ClassifierKind::Base => "base",
+            ClassifierKind::Wide => "wide",
+            ClassifierKind::Own => "own",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_classifier_spec_is_consistent_and_ends_in_ten_logits() {
+        for kind in [
+            ClassifierKind::Base,
+            ClassifierKind::Wide,
+            ClassifierKind::Own,
+        ] {
+            let rows = kind.spec().summary().unwrap();
+            assert_eq!(rows.last().unwrap().output_shape, vec![NUM_CLASSES]);
+        }
+        // Hand count for base: 320 + 9248 + 200832 + 1290.
+        assert_eq!(ClassifierKind::Base.spec().num_params(), 211_690);
+    }
+}

@@ -1,0 +1,120 @@
+//! The burn network built from a [`ModelSpec`].
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Identity, LeakyRelu, LeakyReluConfig,
+    Linear, LinearConfig, PaddingConfig2d, Relu,
+};
+use burn::prelude::*;
+
+use super::{LayerSpec, ModelSpec};
+
+#[derive(Module, Debug)]
+pub enum Layer {
+    Conv(Conv2d),
+    BatchNorm(BatchNorm),
+    Relu(Relu),
+    LeakyRelu(LeakyRelu),
+    MaxPool(MaxPool2d),
+    Dropout(Dropout),
+    Flatten(Identity),
+    Linear(Linear),
+}
+
+/// A sequential network. Parameters are named `layers.<index>.<weight|bias|...>`.
+#[derive(Module, Debug)]
+pub struct Net {
+    pub layers: Vec<Layer>,
+}
+
+/// Activations change rank at `Flatten`.
+enum Activation {
+    Maps(Tensor<4>),
+    Features(Tensor<2>),
+}
+
+impl Layer {
+    fn init(spec: &LayerSpec, device: &Device) -> Layer {
+        match *spec {
+            LayerSpec::Conv {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                bias,
+            } => Layer::Conv(
+                Conv2dConfig::new([in_channels, out_channels], [kernel, kernel])
+                    .with_stride([stride, stride])
+                    .with_padding(PaddingConfig2d::Explicit(
+                        padding, padding, padding, padding,
+                    ))
+                    .with_bias(bias)
+                    .init(device),
+            ),
+            LayerSpec::BatchNorm { channels } => {
+                Layer::BatchNorm(BatchNormConfig::new(channels).init(device))
+            }
+            LayerSpec::Relu => Layer::Relu(Relu::new()),
+            LayerSpec::LeakyRelu { slope } => {
+                Layer::LeakyRelu(LeakyReluConfig::new().with_negative_slope(slope).init())
+            }
+            LayerSpec::MaxPool2 => Layer::MaxPool(MaxPool2dConfig::new([2, 2]).init()),
+            LayerSpec::Dropout { prob } => Layer::Dropout(DropoutConfig::new(prob).init()),
+            LayerSpec::Flatten => Layer::Flatten(Identity),
+            LayerSpec::Linear { inputs, outputs } => {
+                Layer::Linear(LinearConfig::new(inputs, outputs).init(device))
+            }
+        }
+    }
+
+    fn forward(&self, x: Activation) -> Activation {
+        use Activation::{Features, Maps};
+        match (self, x) {
+            (Layer::Conv(l), Maps(x)) => Maps(l.forward(x)),
+            (Layer::BatchNorm(l), Maps(x)) => Maps(l.forward(x)),
+            (Layer::BatchNorm(l), Features(x)) => Features(l.forward(x)),
+            (Layer::Relu(l), Maps(x)) => Maps(l.forward(x)),
+            (Layer::Relu(l), Features(x)) => Features(l.forward(x)),
+            (Layer::LeakyRelu(l), Maps(x)) => Maps(l.forward(x)),
+            (Layer::LeakyRelu(l), Features(x)) => Features(l.forward(x)),
+            (Layer::MaxPool(l), Maps(x)) => Maps(l.forward(x)),
+            (Layer::Dropout(l), Maps(x)) => Maps(l.forward(x)),
+            (Layer::Dropout(l), Features(x)) => Features(l.forward(x)),
+            (Layer::Flatten(_), Maps(x)) => Features(x.flatten(1, 3)),
+            (Layer::Flatten(_), Features(x)) => Features(x),
+            (Layer::Linear(l), Features(x)) => Features(l.forward(x)),
+            (layer, _) => unreachable!("ModelSpec::summary rejects {layer:?} at this position"),
+        }
+    }
+}
+
+impl Net {
+    /// Builds the network; `spec` must have passed [`ModelSpec::summary`].
+    pub fn init(spec: &ModelSpec, device: &Device) -> Net {
+        Net {
+            layers: spec.layers.iter().map(|l| Layer::init(l, device)).collect(),
+        }
+    }
+
+    /// Logits `[batch, classes]` for images `[batch, channels, height, width]`.
+    pub fn forward_classify(&self, images: Tensor<4>) -> Tensor<2> {
+        let out = self
+            .layers
+            .iter()
+            .fold(Activation::Maps(images), |x, layer| layer.forward(x));
+        match out {
+            Activation::Features(logits) => logits,
+            Activation::Maps(maps) => maps.flatten(1, 3),
+        }
+    }
+
+    /// The first convolution's weights `[out, in, k, k]` as a flat vector.
+    pub fn first_conv_weights(&self) -> Option<Vec<f32>> {
+        self.layers.iter().find_map(|l| match l {
+            Layer::Conv(conv) => conv.weight.val().into_data().try_to_vec::<f32>().ok(),
+            _ => None,
+        })
+    }
+}

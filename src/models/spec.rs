@@ -1,0 +1,186 @@
+use serde::{Deserialize, Serialize};
+
+/// One layer of a sequential network.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum LayerSpec {
+    Conv {
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+    },
+    BatchNorm {
+        channels: usize,
+    },
+    Relu,
+    LeakyRelu {
+        slope: f64,
+    },
+    /// 2x2 max-pooling with stride 2.
+    MaxPool2,
+    Dropout {
+        prob: f64,
+    },
+    Flatten,
+    Linear {
+        inputs: usize,
+        outputs: usize,
+    },
+}
+
+/// An architecture: a name, the input shape (channels, height, width) and its layers in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub name: String,
+    pub input: [usize; 3],
+    pub layers: Vec<LayerSpec>,
+}
+
+/// A row of the architecture table: layer, output shape (without the batch), parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerSummary {
+    pub layer: String,
+    pub output_shape: Vec<usize>,
+    pub params: usize,
+}
+
+impl LayerSpec {
+    pub fn conv(in_channels: usize, out_channels: usize, kernel: usize, padding: usize) -> Self {
+        LayerSpec::Conv {
+            in_channels,
+            out_channels,
+            kernel,
+            stride: 1,
+            padding,
+            bias: true,
+        }
+    }
+
+    /// A convolution followed by batch norm: the bias would be cancelled by the norm's mean.
+    pub fn conv_bn(in_channels: usize, out_channels: usize) -> [Self; 2] {
+        [
+            LayerSpec::Conv {
+                in_channels,
+                out_channels,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                bias: false,
+            },
+            LayerSpec::BatchNorm {
+                channels: out_channels,
+            },
+        ]
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            LayerSpec::Conv {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                ..
+            } => format!(
+                "Conv {kernel}x{kernel} {in_channels}->{out_channels} (stride {stride}, pad {padding})"
+            ),
+            LayerSpec::BatchNorm { channels } => format!("BatchNorm ({channels})"),
+            LayerSpec::Relu => "ReLU".into(),
+            LayerSpec::LeakyRelu { slope } => format!("LeakyReLU ({slope})"),
+            LayerSpec::MaxPool2 => "MaxPool 2x2".into(),
+            LayerSpec::Dropout { prob } => format!("Dropout ({prob})"),
+            LayerSpec::Flatten => "Flatten".into(),
+            LayerSpec::Linear { inputs, outputs } => format!("Linear {inputs}->{outputs}"),
+        }
+    }
+
+    fn params(&self) -> usize {
+        match *self {
+            LayerSpec::Conv {
+                in_channels,
+                out_channels,
+                kernel,
+                bias,
+                ..
+            } => in_channels * out_channels * kernel * kernel + if bias { out_channels } else { 0 },
+            LayerSpec::BatchNorm { channels } => 2 * channels,
+            LayerSpec::Linear { inputs, outputs } => inputs * outputs + outputs,
+            _ => 0,
+        }
+    }
+
+    /// The output shape for `input`, or why the layer cannot take it.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        match (*self, input) {
+            (
+                LayerSpec::Conv {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    ..
+                },
+                &[c, h, w],
+            ) if c == in_channels && h + 2 * padding >= kernel && w + 2 * padding >= kernel => {
+                Ok(vec![
+                    out_channels,
+                    (h + 2 * padding - kernel) / stride + 1,
+                    (w + 2 * padding - kernel) / stride + 1,
+                ])
+            }
+            (LayerSpec::BatchNorm { channels }, [c, ..]) if *c == channels => Ok(input.to_vec()),
+            (LayerSpec::MaxPool2, &[c, h, w]) if h >= 2 && w >= 2 => Ok(vec![c, h / 2, w / 2]),
+            (LayerSpec::Flatten, _) => Ok(vec![input.iter().product()]),
+            (LayerSpec::Linear { inputs, outputs }, &[n]) if n == inputs => Ok(vec![outputs]),
+            (LayerSpec::Relu | LayerSpec::LeakyRelu { .. } | LayerSpec::Dropout { .. }, _) => {
+                Ok(input.to_vec())
+            }
+            _ => Err(format!(
+                "{} cannot take input of shape {input:?}",
+                self.describe()
+            )),
+        }
+    }
+}
+
+impl ModelSpec {
+    /// One row per layer with its output shape and parameter count; an error names the first
+    /// layer whose input does not fit.
+    pub fn summary(&self) -> Result<Vec<LayerSummary>, String> {
+        let mut shape = self.input.to_vec();
+        let mut rows = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            shape = layer
+                .output_shape(&shape)
+                .map_err(|e| format!("model {}: layer {i}: {e}", self.name))?;
+            rows.push(LayerSummary {
+                layer: layer.describe(),
+                output_shape: shape.clone(),
+                params: layer.params(),
+            });
+        }
+        Ok(rows)
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.layers.iter().map(LayerSpec::params).sum()
+    }
+
+    /// The first convolution's input and output channels and kernel size, for filter pictures.
+    pub fn first_conv(&self) -> Option<(usize, usize, usize)> {
+        self.layers.iter().find_map(|l| match *l {
+            LayerSpec::Conv {
+                in_channels,
+                out_channels,
+                kernel,
+                ..
+            } => Some((in_channels, out_channels, kernel)),
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,531 @@
+//! Training and evaluating a Fashion-MNIST classifier in a run folder.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::optim::{
+    AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig,
+};
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use super::checkpoint::{self, CheckpointHeader};
+use super::log::{read_json, read_log, write_json, write_log};
+use super::options::{HyperParams, Recipe, TrainArgs};
+use super::progress::{count_bar, epoch_bar};
+use super::run_dir::RunDir;
+use super::schedule::Schedule;
+use crate::Error;
+use crate::data::augment::CropFlip;
+use crate::data::fashion_mnist::{CLASS_NAMES, Checksums, FashionMnist, NUM_CLASSES};
+use crate::data::split::{self, Split};
+use crate::data::{DataError, ImageBatcher, LabelledImages, Normalization};
+use crate::device::{DeviceKind, device};
+use crate::metrics::classification::{ClassificationReport, Confusion};
+use crate::models::{ClassifierKind, ModelSpec, Net};
+
+pub const VAL_FRACTION: f64 = 0.1;
+const EVAL_BATCH: usize = 500;
+
+/// Everything needed to rebuild the model and repeat the run (`config.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FashionConfig {
+    pub task: String,
+    pub model: ClassifierKind,
+    pub architecture: ModelSpec,
+    pub params: HyperParams,
+    pub val_fraction: f64,
+    pub normalization: Normalization,
+    pub device: DeviceKind,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub lr: f64,
+    pub seconds: f64,
+}
+
+/// `metrics.json`: the final evaluation of the best checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FashionMetrics {
+    pub model: ClassifierKind,
+    pub checkpoint: String,
+    pub epoch: usize,
+    pub class_names: Vec<String>,
+    pub val: ClassificationReport,
+    pub test: ClassificationReport,
+}
+
+/// The training recipe of each model where the command line is silent.
+pub fn recipe(kind: ClassifierKind) -> Recipe {
+    match kind {
+        // The write-up's settings: Adam, lr 0.01.
+        ClassifierKind::Base => Recipe {
+            epochs: 10,
+            batch_size: 64,
+            lr: 0.01,
+            weight_decay: 0.0,
+            schedule: Schedule::Constant,
+            augment: None,
+            label_smoothing: None,
+            decoupled_decay: false,
+        },
+        ClassifierKind::Wide => Recipe {
+            epochs: 10,
+            batch_size: 64,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            schedule: Schedule::Constant,
+            augment: None,
+            label_smoothing: None,
+            decoupled_decay: false,
+        },
+        ClassifierKind::Own => Recipe {
+            // 16 epochs fit the 60-minute budget on a 2-core CPU.
+            epochs: 16,
+            batch_size: 128,
+            lr: 2e-3,
+            weight_decay: 0.02,
+            schedule: Schedule::Cosine,
+            augment: Some(CropFlip { pad: 2, flip: true }),
+            label_smoothing: Some(0.1),
+            decoupled_decay: true,
+        },
+    }
+}
+
+/// The data a run uses: the full sets, the split, and the training indices (after `--limit`).
+pub struct FashionData {
+    pub sets: FashionMnist,
+    pub split: Split,
+    pub train_indices: Vec<usize>,
+}
+
+impl FashionData {
+    pub fn prepare(
+        sets: FashionMnist,
+        params: &HyperParams,
+        val_fraction: f64,
+    ) -> Result<Self, DataError> {
+        let split = split::stratified(&sets.train.labels, NUM_CLASSES, val_fraction, params.seed);
+        let mut train_indices = split.train.clone();
+        if let Some(limit) = params.limit {
+            if limit > train_indices.len() {
+                return Err(DataError::LimitTooLarge {
+                    limit,
+                    available: train_indices.len(),
+                });
+            }
+            train_indices.truncate(limit);
+        }
+        Ok(FashionData {
+            sets,
+            split,
+            train_indices,
+        })
+    }
+}
+
+/// `convlab fashion train`: validates everything, then trains, evaluates and draws the figures.
+pub fn train_command(kind: ClassifierKind, args: &TrainArgs) -> Result<FashionMetrics, Error> {
+    let (run, config) = if args.resume {
+        let run = RunDir::existing(&args.out)?;
+        let saved: FashionConfig = read_json(&run.config())?;
+        if saved.model != kind {
+            return Err(TrainError::invalid(
+                "--model",
+                format!(
+                    "the run in {} trains '{}'",
+                    args.out.display(),
+                    saved.model.name()
+                ),
+            )
+            .into());
+        }
+        let params = args.resume_with(&saved.params)?;
+        (run, FashionConfig { params, ..saved })
+    } else {
+        let params = args.check(&recipe(kind))?;
+        let run = RunDir::fresh(&args.out)?;
+        let config = FashionConfig {
+            task: "fashion".into(),
+            model: kind,
+            architecture: kind.spec(),
+            params,
+            val_fraction: VAL_FRACTION,
+            normalization: Normalization::FASHION_MNIST,
+            device: args.device,
+        };
+        (run, config)
+    };
+    let device = device(args.device).map_err(TrainError::Device)?;
+    run.prepare()?;
+    let sets = FashionMnist::find_and_load(args.data.as_deref())?;
+    let data = FashionData::prepare(sets, &config.params, config.val_fraction)?;
+    write_json(&run.config(), &config)?;
+    train(&config, &data, &run, &device, args.resume)?;
+    let metrics = evaluate_run(&config, &data, &run, &device)?;
+    Ok(metrics)
+}
+
+fn optimizer(params: &HyperParams) -> ModuleOptimizer {
+    // PyTorch's Adam defaults (eps 1e-8); burn's default eps is 1e-5.
+    let decay =
+        (params.weight_decay > 0.0).then(|| WeightDecayConfig::new(params.weight_decay as f32));
+    if params.decoupled_decay {
+        AdamWConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(params.weight_decay as f32)
+            .init()
+    } else {
+        AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(decay)
+            .init()
+    }
+}
+
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Trains from scratch, or from the last checkpoint when `resume` is set, up to
+/// `config.params.epochs`. Every epoch's randomness (order, augmentation, dropout) is derived
+/// from the seed and the epoch number alone, so a resumed run repeats an uninterrupted one.
+pub fn train(
+    config: &FashionConfig,
+    data: &FashionData,
+    run: &RunDir,
+    device: &Device,
+    resume: bool,
+) -> Result<Vec<EpochRecord>, Error> {
+    let params = &config.params;
+    let device = device.clone().autodiff();
+    device.seed(params.seed);
+    let mut model = Net::init(&config.architecture, &device);
+    let mut optim = optimizer(params);
+    let mut header = CheckpointHeader {
+        model: config.model.name().into(),
+        epoch: 0,
+        step: 0,
+        best_score: f64::NEG_INFINITY,
+        best_epoch: 0,
+    };
+    let mut history: Vec<EpochRecord> = Vec::new();
+    if resume {
+        let path = run.last_checkpoint();
+        let ckpt = checkpoint::load(&path)?;
+        model = ckpt.restore_model(&path, config.model.name(), model)?;
+        optim = ckpt.restore_optimizer(&path, optim)?;
+        header = ckpt.header;
+        history = read_log(&run.metrics_log())?;
+        history.retain(|r| r.epoch <= header.epoch);
+        if header.epoch >= params.epochs {
+            eprintln!(
+                "run already trained {} epochs; nothing to resume (raise --epochs to train more)",
+                header.epoch
+            );
+        }
+    }
+    let loss_fn = loss_function(params, &device);
+    let batcher = ImageBatcher {
+        normalization: config.normalization,
+        augment: params.augment,
+    };
+    let steps_per_epoch = data.train_indices.len().div_ceil(params.batch_size);
+    let total_steps = steps_per_epoch * params.epochs;
+    let val_set = data.sets.train.select(&data.split.val);
+
+    for epoch in header.epoch + 1..=params.epochs {
+        let started = Instant::now();
+        let seed = epoch_seed(params.seed, epoch);
+        device.seed(seed);
+        let mut order = data.train_indices.clone();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        let bar = epoch_bar(steps_per_epoch, epoch, params.epochs);
+        let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0f64, 0usize, 0usize, params.lr);
+        let train_set = &data.sets.train;
+        model = std::thread::scope(|scope| {
+            let mut model = model;
+            // The next batch is assembled (and augmented) while the current one trains.
+            let (tx, rx) = sync_channel(2);
+            scope.spawn(move || {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
+                for chunk in order.chunks(params.batch_size) {
+                    if tx.send(batcher.batch(train_set, chunk, &mut rng)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for batch in rx {
+                lr = params
+                    .schedule
+                    .rate(params.lr, header.step, total_steps, steps_per_epoch);
+                let targets = batch.targets(&device);
+                let logits = model.forward_classify(batch.images(&device));
+                let loss = loss_fn.forward(logits.clone(), targets.clone());
+                let loss_value: f32 = loss.clone().into_scalar();
+                if !loss_value.is_finite() {
+                    bar.abandon();
+                    return Err(TrainError::Diverged {
+                        epoch,
+                        step: header.step + 1,
+                        loss: loss_value,
+                        checkpoint: run.last_checkpoint(),
+                    });
+                }
+                let hits: i64 = logits
+                    .argmax(1)
+                    .squeeze_dim::<1>(1)
+                    .equal(targets)
+                    .int()
+                    .sum()
+                    .into_scalar();
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(lr, model, grads);
+                header.step += 1;
+                loss_sum += loss_value as f64 * batch.labels.len() as f64;
+                correct += hits as usize;
+                seen += batch.labels.len();
+                bar.inc(1);
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.2}%",
+                    loss_sum / seen as f64,
+                    100.0 * correct as f64 / seen as f64
+                ));
+            }
+            Ok::<Net, TrainError>(model)
+        })?;
+        bar.finish_and_clear();
+        let val = evaluate(
+            &model.valid(),
+            &val_set,
+            config.normalization,
+            &device.clone().without_autodiff(),
+        );
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / seen as f64,
+            train_accuracy: correct as f64 / seen as f64,
+            val_loss: val.loss,
+            val_accuracy: val.confusion.accuracy(),
+            lr,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        eprintln!(
+            "epoch {epoch}/{}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.1}s",
+            params.epochs,
+            record.train_loss,
+            100.0 * record.train_accuracy,
+            record.val_loss,
+            100.0 * record.val_accuracy,
+            record.seconds
+        );
+        history.push(record.clone());
+        header.epoch = epoch;
+        let improved = record.val_accuracy > header.best_score;
+        if improved {
+            header.best_score = record.val_accuracy;
+            header.best_epoch = epoch;
+        }
+        write_log(&run.metrics_log(), &history)?;
+        checkpoint::save(&run.last_checkpoint(), &header, &model, &optim)?;
+        if improved {
+            checkpoint::save(&run.best_checkpoint(), &header, &model, &optim)?;
+        }
+    }
+    Ok(history)
+}
+
+fn loss_function(params: &HyperParams, device: &Device) -> CrossEntropyLoss {
+    let mut config = CrossEntropyLossConfig::new();
+    if let Some(alpha) = params.label_smoothing {
+        config = config.with_smoothing(Some(alpha));
+    }
+    config.init(device)
+}
+
+/// Predictions on a set: the confusion matrix, the mean cross-entropy (no smoothing) and each
+/// image's predicted class.
+pub struct Evaluation {
+    pub confusion: Confusion,
+    pub loss: f64,
+    pub predictions: Vec<u8>,
+}
+
+/// Evaluates a model without gradient tracking (pass `model.valid()`).
+pub fn evaluate(
+    model: &Net,
+    set: &LabelledImages,
+    normalization: Normalization,
+    device: &Device,
+) -> Evaluation {
+    let batcher = ImageBatcher {
+        normalization,
+        augment: None,
+    };
+    let mut confusion = Confusion::new(NUM_CLASSES);
+    let mut predictions = Vec::with_capacity(set.len());
+    let mut loss_sum = 0.0f64;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let indices: Vec<usize> = (0..set.len()).collect();
+    for chunk in indices.chunks(EVAL_BATCH) {
+        let batch = batcher.batch(set, chunk, &mut rng);
+        let logits = model.forward_classify(batch.images(device));
+        let values = logits.into_data().try_to_vec::<f32>().expect("f32 logits");
+        for (row, &label) in values.chunks(NUM_CLASSES).zip(&batch.labels) {
+            let (predicted, nll) = argmax_and_nll(row, label as usize);
+            confusion.add(label as usize, predicted);
+            predictions.push(predicted as u8);
+            loss_sum += nll;
+        }
+    }
+    Evaluation {
+        confusion,
+        loss: loss_sum / set.len().max(1) as f64,
+        predictions,
+    }
+}
+
+/// The arg-max of `logits` and the negative log-softmax of class `label`.
+fn argmax_and_nll(logits: &[f32], label: usize) -> (usize, f64) {
+    let (mut best, mut max) = (0, f32::NEG_INFINITY);
+    for (i, &v) in logits.iter().enumerate() {
+        if v > max {
+            best = i;
+            max = v;
+        }
+    }
+    let log_sum: f64 = logits
+        .iter()
+        .map(|&v| ((v - max) as f64).exp())
+        .sum::<f64>()
+        .ln();
+    (best, log_sum - (logits[label] - max) as f64)
+}
+
+/// Loads the run's best checkpoint, evaluates it on validation and test, writes `metrics.json`
+/// and the figures, and prints the tables.
+pub fn evaluate_run(
+    config: &FashionConfig,
+    data: &FashionData,
+    run: &RunDir,
+    device: &Device,
+) -> Result<FashionMetrics, Error> {
+    let path = best_or_last(run);
+    let ckpt = checkpoint::load(&path)?;
+    let model = ckpt.restore_model(
+        &path,
+        config.model.name(),
+        Net::init(&config.architecture, device),
+    )?;
+    let model = model.valid();
+    let val_set = data.sets.train.select(&data.split.val);
+    let bar = count_bar(2, "evaluating");
+    let val = evaluate(&model, &val_set, config.normalization, device);
+    bar.inc(1);
+    let test = evaluate(&model, &data.sets.test, config.normalization, device);
+    bar.finish_and_clear();
+    let metrics = FashionMetrics {
+        model: config.model,
+        checkpoint: path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into(),
+        epoch: ckpt.header.epoch,
+        class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+        val: ClassificationReport::new(&val.confusion, val.loss),
+        test: ClassificationReport::new(&test.confusion, test.loss),
+    };
+    write_json(&run.metrics(), &metrics)?;
+    let history: Vec<EpochRecord> = read_log(&run.metrics_log())?;
+    let filters = model.first_conv_weights();
+    crate::figures::classification::draw_all(
+        &run.figures(),
+        &history,
+        &metrics,
+        filters.as_deref(),
+        config.architecture.first_conv(),
+        &data.sets.test,
+        &test.predictions,
+    )?;
+    print_tables(&metrics);
+    Ok(metrics)
+}
+
+fn best_or_last(run: &RunDir) -> PathBuf {
+    let best = run.best_checkpoint();
+    if best.exists() {
+        best
+    } else {
+        run.last_checkpoint()
+    }
+}
+
+/// `convlab fashion eval --run DIR`.
+pub fn eval_command(
+    run_dir: &Path,
+    data: Option<&Path>,
+    device_kind: DeviceKind,
+) -> Result<FashionMetrics, Error> {
+    let run = RunDir::existing(run_dir)?;
+    let config: FashionConfig = read_json(&run.config())?;
+    let device = device(device_kind).map_err(TrainError::Device)?;
+    let sets = FashionMnist::find_and_load(data)?;
+    let data = FashionData::prepare(sets, &config.params, config.val_fraction)?;
+    evaluate_run(&config, &data, &run, &device)
+}
+
+/// Loads synthetic or real data from a folder without checksums (tests).
+pub fn load_unverified(dir: &Path) -> Result<FashionMnist, DataError> {
+    FashionMnist::load_dir(dir, Checksums::Skip)
+}
+
+pub fn print_tables(metrics: &FashionMetrics) {
+    println!(
+        "model {} (checkpoint {}, epoch {}): val accuracy {:.2}%, test accuracy {:.2}%",
+        metrics.model.name(),
+        metrics.checkpoint,
+        metrics.epoch,
+        100.0 * metrics.val.accuracy,
+        100.0 * metrics.test.accuracy
+    );
+    println!("\n{:<12} {:>8} {:>8}", "class", "val %", "test %");
+    for (i, name) in metrics.class_names.iter().enumerate() {
+        println!(
+            "{name:<12} {:>8.2} {:>8.2}",
+            100.0 * metrics.val.per_class_accuracy[i],
+            100.0 * metrics.test.per_class_accuracy[i]
+        );
+    }
+    println!("\ntest confusion matrix (rows: true class, columns: predicted)");
+    print!("{:<12}", "");
+    for i in 0..metrics.class_names.len() {
+        print!("{i:>6}");
+    }
+    println!();
+    for (i, row) in metrics.test.confusion.iter().enumerate() {
+        print!("{:<12}", format!("{i} {}", short(&metrics.class_names[i])));
+        for v in row {
+            print!("{v:>6}");
+        }
+        println!();
+    }
+}
+
+fn short(name: &str) -> String {
+    name.chars().take(9).collect()
+}

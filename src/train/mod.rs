@@ -1,0 +1,13 @@
+//! Training: validated hyper-parameters, the run folder, atomic checkpoints and resume, the
+//! per-epoch metrics log, progress bars and the loops themselves.
+
+pub mod checkpoint;
+pub mod classify;
+mod error;
+pub mod log;
+pub mod options;
+pub mod progress;
+pub mod run_dir;
+pub mod schedule;
+
+pub use error::TrainError;

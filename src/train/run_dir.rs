@@ -1,0 +1,94 @@
+//! The run folder (`--out runs/NAME`): where each output of a run lives.
+
+use std::path::{Path, PathBuf};
+
+use super::TrainError;
+
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        RunDir { root: root.into() }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.json")
+    }
+
+    pub fn metrics_log(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.json")
+    }
+
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+
+    pub fn last_checkpoint(&self) -> PathBuf {
+        self.checkpoints().join("last.ckpt")
+    }
+
+    pub fn best_checkpoint(&self) -> PathBuf {
+        self.checkpoints().join("best.ckpt")
+    }
+
+    pub fn figures(&self) -> PathBuf {
+        self.root.join("figures")
+    }
+
+    /// Creates the folders and proves they are writable, before any long work starts.
+    pub fn prepare(&self) -> Result<(), TrainError> {
+        for dir in [self.root.clone(), self.checkpoints(), self.figures()] {
+            if dir.exists() && !dir.is_dir() {
+                return Err(TrainError::NotWritable {
+                    path: dir,
+                    reason: "exists and is not a folder".into(),
+                });
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| TrainError::NotWritable {
+                path: dir.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        let probe = self.checkpoints().join(".write-test");
+        crate::fsutil::write_atomic(&probe, b"ok")
+            .and_then(|_| std::fs::remove_file(&probe))
+            .map_err(|e| TrainError::NotWritable {
+                path: self.root.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// A run folder that exists and holds a `config.json` (for eval, resume and predict).
+    pub fn existing(root: &Path) -> Result<Self, TrainError> {
+        let run = RunDir::new(root);
+        if !run.config().is_file() {
+            return Err(TrainError::BadFile {
+                path: run.config(),
+                reason: "not found: is this a run folder made by `convlab ... train`?".into(),
+            });
+        }
+        Ok(run)
+    }
+
+    /// A run folder starting afresh: refuses to overwrite an earlier run's checkpoints.
+    pub fn fresh(root: &Path) -> Result<Self, TrainError> {
+        let run = RunDir::new(root);
+        if run.last_checkpoint().exists() {
+            return Err(TrainError::invalid(
+                "--out",
+                format!(
+                    "{} already holds a run; pass --resume to continue it, or choose another --out",
+                    root.display()
+                ),
+            ));
+        }
+        Ok(run)
+    }
+}
