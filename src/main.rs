@@ -3,7 +3,7 @@
 use clap::Parser;
 
 fn main() {
-    // A panic is a bug: say so in one line, without a backtrace.
+    // A panic is a bug: say so in one line, without a backtrace, and exit with status 1.
     std::panic::set_hook(Box::new(|info| {
         let message = info
             .payload()
@@ -18,8 +18,13 @@ fn main() {
         eprintln!("error: internal failure{place}: {message}");
     }));
     let cli = convlab::cli::Cli::parse();
-    if let Err(e) = convlab::cli::run(cli) {
-        eprintln!("error: {e}");
-        std::process::exit(e.exit_code());
-    }
+    let code = match std::panic::catch_unwind(|| convlab::cli::run(cli)) {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+        Err(_) => 1,
+    };
+    std::process::exit(code);
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::Error;
+use crate::data::fashion_mnist::Checksums;
 use crate::device::DeviceKind;
 use crate::models::ClassifierKind;
 use crate::train::classify;
@@ -45,6 +46,26 @@ pub struct FashionTrain {
     pub model: ClassifierKind,
     #[command(flatten)]
     pub train: TrainArgs,
+    #[command(flatten)]
+    pub checks: ChecksumArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ChecksumArgs {
+    /// Accept IDX files other than the official Fashion-MNIST ones (e.g. MNIST, your own data
+    /// in the same format): skips the SHA-256 check.
+    #[arg(long)]
+    pub skip_checksums: bool,
+}
+
+impl ChecksumArgs {
+    fn policy(&self) -> Checksums {
+        if self.skip_checksums {
+            Checksums::Skip
+        } else {
+            Checksums::Verify
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -57,17 +78,24 @@ pub struct EvalArgs {
     pub data: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+    #[command(flatten)]
+    pub checks: ChecksumArgs,
 }
 
 pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.task {
         Task::Fashion { command } => match command {
             FashionCommand::Train(args) => {
-                classify::train_command(args.model, &args.train)?;
+                classify::train_command(args.model, &args.train, args.checks.policy())?;
                 println!("\nrun folder: {}", args.train.out.display());
             }
             FashionCommand::Eval(args) => {
-                classify::eval_command(&args.run, args.data.as_deref(), args.device)?;
+                classify::eval_command(
+                    &args.run,
+                    args.data.as_deref(),
+                    args.device,
+                    args.checks.policy(),
+                )?;
             }
         },
     }

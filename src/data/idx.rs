@@ -170,3 +170,143 @@ pub fn encode_labels(labels: &[u8]) -> Vec<u8> {
     out.extend_from_slice(labels);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::path::PathBuf;
+
+    fn path() -> PathBuf {
+        PathBuf::from("some/file-idx")
+    }
+
+    fn images() -> IdxImages {
+        IdxImages {
+            count: 2,
+            rows: 2,
+            cols: 3,
+            pixels: (0..12).collect(),
+        }
+    }
+
+    #[test]
+    fn good_files_round_trip() {
+        assert_eq!(
+            parse_images(&path(), &encode_images(&images())).unwrap(),
+            images()
+        );
+        assert_eq!(
+            parse_labels(&path(), &encode_labels(&[3, 9, 0]), 10).unwrap(),
+            vec![3, 9, 0]
+        );
+    }
+
+    #[test]
+    fn wrong_magic_is_named() {
+        let mut bytes = encode_images(&images());
+        bytes[3] = 0x01; // an IDX1 magic in an image file
+        let err = parse_images(&path(), &bytes).unwrap_err();
+        assert!(
+            matches!(err, DataError::BadMagic { found: 0x801, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("some/file-idx: not an IDX image file")
+        );
+        let err = parse_labels(&path(), &encode_images(&images()), 10).unwrap_err();
+        assert!(
+            matches!(err, DataError::BadMagic { found: 0x803, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn truncated_payload_and_header() {
+        let bytes = encode_images(&images());
+        let err = parse_images(&path(), &bytes[..bytes.len() - 1]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::WrongLength {
+                    expected: 12,
+                    found: 11,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = parse_images(&path(), &bytes[..7]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::WrongLength {
+                    expected: 16,
+                    found: 7,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = parse_labels(&path(), &[], 10).unwrap_err();
+        assert!(matches!(err, DataError::WrongLength { .. }), "{err}");
+    }
+
+    #[test]
+    fn label_out_of_range() {
+        let err = parse_labels(&path(), &encode_labels(&[1, 2, 10]), 10).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::LabelOutOfRange {
+                    index: 2,
+                    label: 10,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn huge_header_does_not_overflow_or_allocate() {
+        let mut bytes = Vec::new();
+        for w in [0x803u32, u32::MAX, u32::MAX, u32::MAX] {
+            bytes.extend_from_slice(&w.to_be_bytes());
+        }
+        assert!(matches!(
+            parse_images(&path(), &bytes),
+            Err(DataError::WrongLength { .. })
+        ));
+    }
+
+    #[test]
+    fn gzip_is_transparent_and_corrupt_gzip_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = encode_labels(&[1, 2, 3]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&raw).unwrap();
+        let gz = gz.finish().unwrap();
+        let good = dir.path().join("good.gz");
+        std::fs::write(&good, &gz).unwrap();
+        assert_eq!(read_maybe_gzip(&good).unwrap(), raw);
+        let bad = dir.path().join("bad.gz");
+        std::fs::write(&bad, &gz[..gz.len() / 2]).unwrap();
+        let err = read_maybe_gzip(&bad).unwrap_err();
+        assert!(matches!(err, DataError::CorruptGzip { .. }), "{err}");
+        assert!(err.to_string().contains("bad.gz"));
+        let err = read_maybe_gzip(dir.path()).unwrap_err();
+        assert!(matches!(err, DataError::IsDirectory { .. }), "{err}");
+    }
+
+    #[test]
+    fn checksum_is_of_the_decompressed_bytes() {
+        // sha256("abc"), FIPS 180-2 test vector.
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(sha256_hex(b"abc"), abc);
+        assert!(verify_sha256(&path(), b"abc", abc).is_ok());
+        let err = verify_sha256(&path(), b"abd", abc).unwrap_err();
+        assert!(matches!(err, DataError::Checksum { .. }), "{err}");
+    }
+}

@@ -8,6 +8,7 @@ pub mod fashion_mnist;
 pub mod idx;
 pub mod locate;
 pub mod split;
+pub mod synthetic;
 
 pub use batcher::{ImageBatch, ImageBatcher, Normalization};
 pub use error::DataError;

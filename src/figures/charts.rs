@@ -38,6 +38,8 @@ pub fn line_chart(area: &Area, title: &str, y_label: &str, series: &[Series]) ->
     chart
         .configure_mesh()
         .x_desc("epoch")
+        .x_labels((x_max as usize).clamp(2, 12))
+        .x_label_formatter(&|x| format!("{}", x.round() as i64))
         .y_desc(y_label)
         .label_style((super::FONT, 14))
         .light_line_style(RGBColor(235, 235, 235))
@@ -78,9 +80,9 @@ pub fn grouped_bars(
     let mut chart = ChartBuilder::on(area)
         .caption(title, (super::FONT, 22))
         .margin(12)
-        .x_label_area_size(70)
+        .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0f64..n as f64, 0.0f64..y_max)?;
+        .build_cartesian_2d(0.0f64..n as f64, 0.0f64..y_max * 1.15)?;
     let cats = categories.to_vec();
     chart
         .configure_mesh()
@@ -114,7 +116,7 @@ pub fn grouped_bars(
         .border_style(BLACK)
         .background_style(WHITE.mix(0.9))
         .label_font((super::FONT, 14))
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .draw()?;
     Ok(())
 }

@@ -209,6 +209,11 @@ pub fn picture_rows(
     })
 }
 
+fn lerp(from: (u8, u8, u8), to: (u8, u8, u8), t: f64) -> RGBColor {
+    let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * t).round() as u8;
+    RGBColor(mix(from.0, to.0), mix(from.1, to.1), mix(from.2, to.2))
+}
+
 /// A confusion matrix: counts in each cell, shaded by the share of the true class (row).
 pub fn confusion(
     path: &Path,
@@ -243,12 +248,17 @@ pub fn confusion(
             ))?;
             for (j, &v) in row.iter().enumerate() {
                 let share = v as f64 / total as f64;
-                let shade = (255.0 * (1.0 - share)).round() as u8;
                 let x = left + j as i32 * cell;
-                let fill = if i == j {
-                    RGBColor(shade, shade.max(90), shade)
+                // Green for the diagonal, red for errors (errors scaled up to stay visible).
+                let intensity = if i == j {
+                    share
                 } else {
-                    RGBColor(255, shade, shade)
+                    (3.0 * share).min(1.0)
+                };
+                let fill = if i == j {
+                    lerp((255, 255, 255), (0, 109, 44), intensity)
+                } else {
+                    lerp((255, 255, 255), (203, 24, 29), intensity)
                 };
                 root.draw(&Rectangle::new(
                     [(x, y), (x + cell, y + cell)],
@@ -258,7 +268,7 @@ pub fn confusion(
                     [(x, y), (x + cell, y + cell)],
                     RGBColor(200, 200, 200),
                 ))?;
-                let text_color = if share > 0.6 { WHITE } else { BLACK };
+                let text_color = if intensity > 0.6 { WHITE } else { BLACK };
                 root.draw(&Text::new(
                     v.to_string(),
                     (x + cell / 2, y + cell / 2),

@@ -118,3 +118,43 @@ impl Net {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::ClassifierKind;
+
+    #[test]
+    fn classifiers_map_images_to_ten_logits() {
+        let device = Device::flex();
+        for kind in [
+            ClassifierKind::Base,
+            ClassifierKind::Wide,
+            ClassifierKind::Own,
+        ] {
+            let spec = kind.spec();
+            let net = Net::init(&spec, &device);
+            // burn also counts batch norm's running mean and variance; the spec counts what trains.
+            let running_stats: usize = spec
+                .layers
+                .iter()
+                .map(|l| match l {
+                    LayerSpec::BatchNorm { channels } => 2 * channels,
+                    _ => 0,
+                })
+                .sum();
+            assert_eq!(
+                net.num_params(),
+                spec.num_params() + running_stats,
+                "{}",
+                spec.name
+            );
+            for batch in [1, 3] {
+                let logits = net
+                    .valid()
+                    .forward_classify(Tensor::zeros([batch, 1, 28, 28], &device));
+                assert_eq!(logits.dims(), [batch, 10], "{}", spec.name);
+            }
+        }
+    }
+}

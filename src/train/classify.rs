@@ -139,7 +139,11 @@ impl FashionData {
 }
 
 /// `convlab fashion train`: validates everything, then trains, evaluates and draws the figures.
-pub fn train_command(kind: ClassifierKind, args: &TrainArgs) -> Result<FashionMetrics, Error> {
+pub fn train_command(
+    kind: ClassifierKind,
+    args: &TrainArgs,
+    checksums: Checksums,
+) -> Result<FashionMetrics, Error> {
     let (run, config) = if args.resume {
         let run = RunDir::existing(&args.out)?;
         let saved: FashionConfig = read_json(&run.config())?;
@@ -172,7 +176,7 @@ pub fn train_command(kind: ClassifierKind, args: &TrainArgs) -> Result<FashionMe
     };
     let device = device(args.device).map_err(TrainError::Device)?;
     run.prepare()?;
-    let sets = FashionMnist::find_and_load(args.data.as_deref())?;
+    let sets = FashionMnist::find_and_load(args.data.as_deref(), checksums)?;
     let data = FashionData::prepare(sets, &config.params, config.val_fraction)?;
     write_json(&run.config(), &config)?;
     train(&config, &data, &run, &device, args.resume)?;
@@ -211,6 +215,19 @@ pub fn train(
     device: &Device,
     resume: bool,
 ) -> Result<Vec<EpochRecord>, Error> {
+    train_until(config, data, run, device, resume, None)
+}
+
+/// [`train`], stopping after epoch `stop_after` when given (as an interrupted run would), with
+/// the schedule still planned for all epochs.
+pub fn train_until(
+    config: &FashionConfig,
+    data: &FashionData,
+    run: &RunDir,
+    device: &Device,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> Result<Vec<EpochRecord>, Error> {
     let params = &config.params;
     let device = device.clone().autodiff();
     device.seed(params.seed);
@@ -248,7 +265,8 @@ pub fn train(
     let total_steps = steps_per_epoch * params.epochs;
     let val_set = data.sets.train.select(&data.split.val);
 
-    for epoch in header.epoch + 1..=params.epochs {
+    let last_epoch = stop_after.unwrap_or(params.epochs).min(params.epochs);
+    for epoch in header.epoch + 1..=last_epoch {
         let started = Instant::now();
         let seed = epoch_seed(params.seed, epoch);
         device.seed(seed);
@@ -480,18 +498,14 @@ pub fn eval_command(
     run_dir: &Path,
     data: Option<&Path>,
     device_kind: DeviceKind,
+    checksums: Checksums,
 ) -> Result<FashionMetrics, Error> {
     let run = RunDir::existing(run_dir)?;
     let config: FashionConfig = read_json(&run.config())?;
     let device = device(device_kind).map_err(TrainError::Device)?;
-    let sets = FashionMnist::find_and_load(data)?;
+    let sets = FashionMnist::find_and_load(data, checksums)?;
     let data = FashionData::prepare(sets, &config.params, config.val_fraction)?;
     evaluate_run(&config, &data, &run, &device)
-}
-
-/// Loads synthetic or real data from a folder without checksums (tests).
-pub fn load_unverified(dir: &Path) -> Result<FashionMnist, DataError> {
-    FashionMnist::load_dir(dir, Checksums::Skip)
 }
 
 pub fn print_tables(metrics: &FashionMetrics) {

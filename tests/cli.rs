@@ -1,0 +1,174 @@
+//! The `convlab` binary: bad input gets one line and exit status 2; a whole run on synthetic
+//! data produces the run folder.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn convlab(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convlab"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CONVLAB_DATA")
+        .output()
+        .expect("runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Exit status 2, a first line starting `error: <prefix>`, no panic, no backtrace.
+fn assert_bad_input(out: &Output, prefix: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("error: {prefix}")),
+        "stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "stderr: {err}"
+    );
+}
+
+#[test]
+fn invalid_values_are_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--lr", "0"], "--lr: must be a positive number"),
+        (&["--lr=-1e-3"], "--lr: must be a positive number"),
+        (&["--batch-size", "0"], "--batch-size: must be at least 1"),
+        (&["--epochs", "0"], "--epochs: must be at least 1"),
+        (&["--limit", "0"], "--limit: must be at least 1"),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["fashion", "train", "--out", "run"];
+        args.extend_from_slice(extra);
+        let out = convlab(&args, tmp.path());
+        assert_bad_input(&out, expected);
+        assert!(
+            !tmp.path().join("run").exists(),
+            "nothing is written for {extra:?}"
+        );
+    }
+    let out = convlab(&["fashion", "train", "--model", "resnet"], tmp.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("invalid value 'resnet'"));
+}
+
+#[test]
+fn missing_data_names_the_folder_and_says_what_to_put_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("empty")).unwrap();
+    let out = convlab(
+        &["fashion", "train", "--data", "empty", "--out", "run"],
+        tmp.path(),
+    );
+    assert_bad_input(&out, "fashion-mnist: data set not found (looked in empty)");
+    assert!(stderr(&out).contains("hint: put the four Fashion-MNIST files"));
+}
+
+#[test]
+fn limit_larger_than_the_data_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    convlab::data::synthetic::write_fashion_dir(&tmp.path().join("synth"), 100, 20).unwrap();
+    let out = convlab(
+        &[
+            "fashion",
+            "train",
+            "--data",
+            "synth",
+            "--skip-checksums",
+            "--limit",
+            "1000",
+            "--out",
+            "run",
+        ],
+        tmp.path(),
+    );
+    assert_bad_input(
+        &out,
+        "--limit 1000: larger than the 90 training images available",
+    );
+}
+
+#[test]
+fn train_then_eval_on_synthetic_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    convlab::data::synthetic::write_fashion_dir(&tmp.path().join("synth"), 400, 100).unwrap();
+    let train = [
+        "fashion",
+        "train",
+        "--data",
+        "synth",
+        "--skip-checksums",
+        "--epochs",
+        "1",
+        "--lr",
+        "0.001",
+        "--out",
+        "runs/a",
+    ];
+    let out = convlab(&train, tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("test accuracy") && stdout.contains("Ankle boot"),
+        "{stdout}"
+    );
+    let run = tmp.path().join("runs/a");
+    for file in [
+        "config.json",
+        "metrics.jsonl",
+        "metrics.json",
+        "checkpoints/last.ckpt",
+        "figures/examples.png",
+    ] {
+        assert!(run.join(file).is_file(), "{file} missing");
+    }
+    // A second train into the same folder must not overwrite it.
+    let again = convlab(&train, tmp.path());
+    assert_bad_input(&again, "--out: runs/a already holds a run");
+
+    let out = convlab(
+        &[
+            "fashion",
+            "eval",
+            "--run",
+            "runs/a",
+            "--data",
+            "synth",
+            "--skip-checksums",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("confusion matrix"));
+
+    // A corrupt checkpoint is refused with its name; nothing panics.
+    std::fs::write(run.join("checkpoints/best.ckpt"), b"garbage").unwrap();
+    let out = convlab(
+        &[
+            "fashion",
+            "eval",
+            "--run",
+            "runs/a",
+            "--data",
+            "synth",
+            "--skip-checksums",
+        ],
+        tmp.path(),
+    );
+    assert_bad_input(
+        &out,
+        "runs/a/checkpoints/best.ckpt: not a convlab checkpoint",
+    );
+}
+
+#[test]
+fn eval_of_a_folder_that_is_not_a_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = convlab(&["fashion", "eval", "--run", "nowhere"], tmp.path());
+    assert_bad_input(&out, "nowhere/config.json: not found");
+}
