@@ -65,6 +65,33 @@ pub enum DataError {
         reason: String,
         hint: String,
     },
+    #[error("{}: {what} (expected {})", path.display(), missing.display())]
+    MissingPair {
+        path: PathBuf,
+        missing: PathBuf,
+        what: &'static str,
+    },
+    #[error("{}: no photo/label pairs in this folder", path.display())]
+    EmptySplit { path: PathBuf },
+    #[error("{}: label map is {}x{} but its photo {} is {}x{}", path.display(), label.0, label.1, photo_path.display(), photo.0, photo.1)]
+    SizeMismatch {
+        path: PathBuf,
+        label: (u32, u32),
+        photo_path: PathBuf,
+        photo: (u32, u32),
+    },
+    #[error("{}: label value {value} at ({x}, {y}) is out of range (0..={max})", path.display())]
+    BadLabelValue {
+        path: PathBuf,
+        x: u32,
+        y: u32,
+        value: u8,
+        max: u8,
+    },
+    #[error("{}: {reason}", path.display())]
+    BadLabelMap { path: PathBuf, reason: String },
+    #[error("{}: cannot decode image: {reason}", path.display())]
+    BadImage { path: PathBuf, reason: String },
     #[error("--limit {limit}: larger than the {available} training images available")]
     LimitTooLarge { limit: usize, available: usize },
 }

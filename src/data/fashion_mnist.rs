@@ -157,7 +157,11 @@ pub fn locate_or_fetch(explicit: Option<&Path>) -> Result<PathBuf, DataError> {
         });
     }
     let target = Path::new("data").join("fashion-mnist");
-    download_all(&target, &hint)?;
+    download_all(&target, &hint).inspect_err(|_| {
+        // Leave no empty folders behind (remove_dir only removes empty ones).
+        let _ = std::fs::remove_dir(&target);
+        let _ = std::fs::remove_dir("data");
+    })?;
     Ok(target)
 }
 

@@ -4,6 +4,7 @@
 pub mod augment;
 mod batcher;
 mod error;
+pub mod facade;
 pub mod fashion_mnist;
 pub mod idx;
 pub mod locate;

@@ -3,8 +3,10 @@
 
 mod classifier;
 mod net;
+mod segmenter;
 mod spec;
 
 pub use classifier::ClassifierKind;
 pub use net::{Layer, Net};
+pub use segmenter::SegmenterKind;
 pub use spec::{LayerSpec, LayerSummary, ModelSpec};

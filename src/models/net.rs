@@ -1,6 +1,6 @@
 //! The burn network built from a [`ModelSpec`].
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Identity, LeakyRelu, LeakyReluConfig,
@@ -13,6 +13,7 @@ use super::{LayerSpec, ModelSpec};
 #[derive(Module, Debug)]
 pub enum Layer {
     Conv(Conv2d),
+    ConvTranspose(ConvTranspose2d),
     BatchNorm(BatchNorm),
     Relu(Relu),
     LeakyRelu(LeakyRelu),
@@ -53,6 +54,18 @@ impl Layer {
                     .with_bias(bias)
                     .init(device),
             ),
+            LayerSpec::ConvTranspose {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+            } => Layer::ConvTranspose(
+                ConvTranspose2dConfig::new([in_channels, out_channels], [kernel, kernel])
+                    .with_stride([stride, stride])
+                    .with_padding([padding, padding])
+                    .init(device),
+            ),
             LayerSpec::BatchNorm { channels } => {
                 Layer::BatchNorm(BatchNormConfig::new(channels).init(device))
             }
@@ -73,6 +86,7 @@ impl Layer {
         use Activation::{Features, Maps};
         match (self, x) {
             (Layer::Conv(l), Maps(x)) => Maps(l.forward(x)),
+            (Layer::ConvTranspose(l), Maps(x)) => Maps(l.forward(x)),
             (Layer::BatchNorm(l), Maps(x)) => Maps(l.forward(x)),
             (Layer::BatchNorm(l), Features(x)) => Features(l.forward(x)),
             (Layer::Relu(l), Maps(x)) => Maps(l.forward(x)),
@@ -98,13 +112,23 @@ impl Net {
         }
     }
 
+    fn forward(&self, images: Tensor<4>) -> Activation {
+        self.layers
+            .iter()
+            .fold(Activation::Maps(images), |x, layer| layer.forward(x))
+    }
+
+    /// Per-pixel logits `[batch, classes, height, width]` of a fully convolutional network.
+    pub fn forward_segment(&self, images: Tensor<4>) -> Tensor<4> {
+        match self.forward(images) {
+            Activation::Maps(logits) => logits,
+            Activation::Features(_) => unreachable!("segmenters have no Flatten"),
+        }
+    }
+
     /// Logits `[batch, classes]` for images `[batch, channels, height, width]`.
     pub fn forward_classify(&self, images: Tensor<4>) -> Tensor<2> {
-        let out = self
-            .layers
-            .iter()
-            .fold(Activation::Maps(images), |x, layer| layer.forward(x));
-        match out {
+        match self.forward(images) {
             Activation::Features(logits) => logits,
             Activation::Maps(maps) => maps.flatten(1, 3),
         }

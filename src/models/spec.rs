@@ -12,6 +12,14 @@ pub enum LayerSpec {
         padding: usize,
         bias: bool,
     },
+    /// Transposed convolution (learned up-sampling), PyTorch's `ConvTranspose2d`.
+    ConvTranspose {
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
     BatchNorm {
         channels: usize,
     },
@@ -59,6 +67,41 @@ impl LayerSpec {
         }
     }
 
+    /// A 3x3 convolution (padding 1) with `stride`, batch norm and ReLU.
+    pub fn conv_bn_relu(in_channels: usize, out_channels: usize, stride: usize) -> [Self; 3] {
+        [
+            LayerSpec::Conv {
+                in_channels,
+                out_channels,
+                kernel: 3,
+                stride,
+                padding: 1,
+                bias: false,
+            },
+            LayerSpec::BatchNorm {
+                channels: out_channels,
+            },
+            LayerSpec::Relu,
+        ]
+    }
+
+    /// A 4x4 stride-2 transposed convolution (doubles the size), batch norm and ReLU.
+    pub fn up_bn_relu(in_channels: usize, out_channels: usize) -> [Self; 3] {
+        [
+            LayerSpec::ConvTranspose {
+                in_channels,
+                out_channels,
+                kernel: 4,
+                stride: 2,
+                padding: 1,
+            },
+            LayerSpec::BatchNorm {
+                channels: out_channels,
+            },
+            LayerSpec::Relu,
+        ]
+    }
+
     /// A convolution followed by batch norm: the bias would be cancelled by the norm's mean.
     pub fn conv_bn(in_channels: usize, out_channels: usize) -> [Self; 2] {
         [
@@ -88,6 +131,15 @@ impl LayerSpec {
             } => format!(
                 "Conv {kernel}x{kernel} {in_channels}->{out_channels} (stride {stride}, pad {padding})"
             ),
+            LayerSpec::ConvTranspose {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+            } => format!(
+                "ConvTranspose {kernel}x{kernel} {in_channels}->{out_channels} (stride {stride}, pad {padding})"
+            ),
             LayerSpec::BatchNorm { channels } => format!("BatchNorm ({channels})"),
             LayerSpec::Relu => "ReLU".into(),
             LayerSpec::LeakyRelu { slope } => format!("LeakyReLU ({slope})"),
@@ -107,6 +159,12 @@ impl LayerSpec {
                 bias,
                 ..
             } => in_channels * out_channels * kernel * kernel + if bias { out_channels } else { 0 },
+            LayerSpec::ConvTranspose {
+                in_channels,
+                out_channels,
+                kernel,
+                ..
+            } => in_channels * out_channels * kernel * kernel + out_channels,
             LayerSpec::BatchNorm { channels } => 2 * channels,
             LayerSpec::Linear { inputs, outputs } => inputs * outputs + outputs,
             _ => 0,
@@ -133,6 +191,20 @@ impl LayerSpec {
                     (w + 2 * padding - kernel) / stride + 1,
                 ])
             }
+            (
+                LayerSpec::ConvTranspose {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                },
+                &[c, h, w],
+            ) if c == in_channels && (h - 1) * stride + kernel > 2 * padding => Ok(vec![
+                out_channels,
+                (h - 1) * stride + kernel - 2 * padding,
+                (w - 1) * stride + kernel - 2 * padding,
+            ]),
             (LayerSpec::BatchNorm { channels }, [c, ..]) if *c == channels => Ok(input.to_vec()),
             (LayerSpec::MaxPool2, &[c, h, w]) if h >= 2 && w >= 2 => Ok(vec![c, h / 2, w / 2]),
             (LayerSpec::Flatten, _) => Ok(vec![input.iter().product()]),

@@ -1,31 +1,26 @@
 //! Training and evaluating a Fashion-MNIST classifier in a run folder.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::sync_channel;
-use std::time::Instant;
 
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::optim::{
-    AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig,
-};
 use burn::prelude::*;
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
-use super::checkpoint::{self, CheckpointHeader};
-use super::log::{read_json, read_log, write_json, write_log};
+use super::checkpoint;
+use super::fit::{StepStats, Task, TrainStats, fit};
+use super::log::{read_json, read_log, write_json};
 use super::options::{HyperParams, Recipe, TrainArgs};
-use super::progress::{count_bar, epoch_bar};
+use super::progress::count_bar;
 use super::run_dir::RunDir;
 use super::schedule::Schedule;
 use crate::Error;
 use crate::data::augment::CropFlip;
 use crate::data::fashion_mnist::{CLASS_NAMES, Checksums, FashionMnist, NUM_CLASSES};
 use crate::data::split::{self, Split};
-use crate::data::{DataError, ImageBatcher, LabelledImages, Normalization};
+use crate::data::{DataError, ImageBatch, ImageBatcher, LabelledImages, Normalization};
 use crate::device::{DeviceKind, device};
 use crate::metrics::classification::{ClassificationReport, Confusion};
 use crate::models::{ClassifierKind, ModelSpec, Net};
@@ -175,39 +170,108 @@ pub fn train_command(
         (run, config)
     };
     let device = device(args.device).map_err(TrainError::Device)?;
-    run.prepare()?;
     let sets = FashionMnist::find_and_load(args.data.as_deref(), checksums)?;
     let data = FashionData::prepare(sets, &config.params, config.val_fraction)?;
+    run.prepare()?;
     write_json(&run.config(), &config)?;
     train(&config, &data, &run, &device, args.resume)?;
     let metrics = evaluate_run(&config, &data, &run, &device)?;
     Ok(metrics)
 }
 
-fn optimizer(params: &HyperParams) -> ModuleOptimizer {
-    // PyTorch's Adam defaults (eps 1e-8); burn's default eps is 1e-5.
-    let decay =
-        (params.weight_decay > 0.0).then(|| WeightDecayConfig::new(params.weight_decay as f32));
-    if params.decoupled_decay {
-        AdamWConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(params.weight_decay as f32)
-            .init()
-    } else {
-        AdamConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(decay)
-            .init()
+/// The classification side of the training loop.
+struct FashionTask<'a> {
+    config: &'a FashionConfig,
+    data: &'a FashionData,
+    val_set: LabelledImages,
+    loss: CrossEntropyLoss,
+    batcher: ImageBatcher,
+}
+
+impl Task for FashionTask<'_> {
+    type Batch = ImageBatch;
+    type Validation = Evaluation;
+    type Record = EpochRecord;
+
+    fn model_name(&self) -> &str {
+        self.config.model.name()
+    }
+
+    fn architecture(&self) -> &ModelSpec {
+        &self.config.architecture
+    }
+
+    fn train_indices(&self) -> &[usize] {
+        &self.data.train_indices
+    }
+
+    fn batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> ImageBatch {
+        self.batcher.batch(&self.data.sets.train, indices, rng)
+    }
+
+    fn step(&self, model: &Net, batch: &ImageBatch, device: &Device) -> StepStats {
+        let targets = batch.targets(device);
+        let logits = model.forward_classify(batch.images(device));
+        let hits: i64 = logits
+            .clone()
+            .argmax(1)
+            .squeeze_dim::<1>(1)
+            .equal(targets.clone())
+            .int()
+            .sum()
+            .into_scalar();
+        StepStats {
+            loss: self.loss.forward(logits, targets),
+            hits: hits as usize,
+            count: batch.labels.len(),
+            examples: batch.labels.len(),
+        }
+    }
+
+    fn validate(&self, model: &Net, device: &Device) -> Evaluation {
+        evaluate(model, &self.val_set, self.config.normalization, device)
+    }
+
+    fn score(&self, validation: &Evaluation) -> f64 {
+        validation.confusion.accuracy()
+    }
+
+    fn record(
+        &self,
+        epoch: usize,
+        train: TrainStats,
+        val: &Evaluation,
+        lr: f64,
+        seconds: f64,
+    ) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            train_loss: train.loss,
+            train_accuracy: train.accuracy,
+            val_loss: val.loss,
+            val_accuracy: val.confusion.accuracy(),
+            lr,
+            seconds,
+        }
+    }
+
+    fn describe(&self, r: &EpochRecord) -> String {
+        format!(
+            "train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.1}s",
+            r.train_loss,
+            100.0 * r.train_accuracy,
+            r.val_loss,
+            100.0 * r.val_accuracy,
+            r.seconds
+        )
+    }
+
+    fn epoch_of(record: &EpochRecord) -> usize {
+        record.epoch
     }
 }
 
-fn epoch_seed(seed: u64, epoch: usize) -> u64 {
-    seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
-/// Trains from scratch, or from the last checkpoint when `resume` is set, up to
-/// `config.params.epochs`. Every epoch's randomness (order, augmentation, dropout) is derived
-/// from the seed and the epoch number alone, so a resumed run repeats an uninterrupted one.
+/// Trains from scratch, or from the last checkpoint when `resume` is set (see [`fit`]).
 pub fn train(
     config: &FashionConfig,
     data: &FashionData,
@@ -218,8 +282,7 @@ pub fn train(
     train_until(config, data, run, device, resume, None)
 }
 
-/// [`train`], stopping after epoch `stop_after` when given (as an interrupted run would), with
-/// the schedule still planned for all epochs.
+/// [`train`], stopping after epoch `stop_after` when given (as an interrupted run would).
 pub fn train_until(
     config: &FashionConfig,
     data: &FashionData,
@@ -229,150 +292,21 @@ pub fn train_until(
     stop_after: Option<usize>,
 ) -> Result<Vec<EpochRecord>, Error> {
     let params = &config.params;
-    let device = device.clone().autodiff();
-    device.seed(params.seed);
-    let mut model = Net::init(&config.architecture, &device);
-    let mut optim = optimizer(params);
-    let mut header = CheckpointHeader {
-        model: config.model.name().into(),
-        epoch: 0,
-        step: 0,
-        best_score: f64::NEG_INFINITY,
-        best_epoch: 0,
-    };
-    let mut history: Vec<EpochRecord> = Vec::new();
-    if resume {
-        let path = run.last_checkpoint();
-        let ckpt = checkpoint::load(&path)?;
-        model = ckpt.restore_model(&path, config.model.name(), model)?;
-        optim = ckpt.restore_optimizer(&path, optim)?;
-        header = ckpt.header;
-        history = read_log(&run.metrics_log())?;
-        history.retain(|r| r.epoch <= header.epoch);
-        if header.epoch >= params.epochs {
-            eprintln!(
-                "run already trained {} epochs; nothing to resume (raise --epochs to train more)",
-                header.epoch
-            );
-        }
-    }
-    let loss_fn = loss_function(params, &device);
-    let batcher = ImageBatcher {
-        normalization: config.normalization,
-        augment: params.augment,
-    };
-    let steps_per_epoch = data.train_indices.len().div_ceil(params.batch_size);
-    let total_steps = steps_per_epoch * params.epochs;
-    let val_set = data.sets.train.select(&data.split.val);
-
-    let last_epoch = stop_after.unwrap_or(params.epochs).min(params.epochs);
-    for epoch in header.epoch + 1..=last_epoch {
-        let started = Instant::now();
-        let seed = epoch_seed(params.seed, epoch);
-        device.seed(seed);
-        let mut order = data.train_indices.clone();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        let bar = epoch_bar(steps_per_epoch, epoch, params.epochs);
-        let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0f64, 0usize, 0usize, params.lr);
-        let train_set = &data.sets.train;
-        model = std::thread::scope(|scope| {
-            let mut model = model;
-            // The next batch is assembled (and augmented) while the current one trains.
-            let (tx, rx) = sync_channel(2);
-            scope.spawn(move || {
-                let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
-                for chunk in order.chunks(params.batch_size) {
-                    if tx.send(batcher.batch(train_set, chunk, &mut rng)).is_err() {
-                        break;
-                    }
-                }
-            });
-            for batch in rx {
-                lr = params
-                    .schedule
-                    .rate(params.lr, header.step, total_steps, steps_per_epoch);
-                let targets = batch.targets(&device);
-                let logits = model.forward_classify(batch.images(&device));
-                let loss = loss_fn.forward(logits.clone(), targets.clone());
-                let loss_value: f32 = loss.clone().into_scalar();
-                if !loss_value.is_finite() {
-                    bar.abandon();
-                    return Err(TrainError::Diverged {
-                        epoch,
-                        step: header.step + 1,
-                        loss: loss_value,
-                        checkpoint: run.last_checkpoint(),
-                    });
-                }
-                let hits: i64 = logits
-                    .argmax(1)
-                    .squeeze_dim::<1>(1)
-                    .equal(targets)
-                    .int()
-                    .sum()
-                    .into_scalar();
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(lr, model, grads);
-                header.step += 1;
-                loss_sum += loss_value as f64 * batch.labels.len() as f64;
-                correct += hits as usize;
-                seen += batch.labels.len();
-                bar.inc(1);
-                bar.set_message(format!(
-                    "loss {:.4} acc {:.2}%",
-                    loss_sum / seen as f64,
-                    100.0 * correct as f64 / seen as f64
-                ));
-            }
-            Ok::<Net, TrainError>(model)
-        })?;
-        bar.finish_and_clear();
-        let val = evaluate(
-            &model.valid(),
-            &val_set,
-            config.normalization,
-            &device.clone().without_autodiff(),
-        );
-        let record = EpochRecord {
-            epoch,
-            train_loss: loss_sum / seen as f64,
-            train_accuracy: correct as f64 / seen as f64,
-            val_loss: val.loss,
-            val_accuracy: val.confusion.accuracy(),
-            lr,
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        eprintln!(
-            "epoch {epoch}/{}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.1}s",
-            params.epochs,
-            record.train_loss,
-            100.0 * record.train_accuracy,
-            record.val_loss,
-            100.0 * record.val_accuracy,
-            record.seconds
-        );
-        history.push(record.clone());
-        header.epoch = epoch;
-        let improved = record.val_accuracy > header.best_score;
-        if improved {
-            header.best_score = record.val_accuracy;
-            header.best_epoch = epoch;
-        }
-        write_log(&run.metrics_log(), &history)?;
-        checkpoint::save(&run.last_checkpoint(), &header, &model, &optim)?;
-        if improved {
-            checkpoint::save(&run.best_checkpoint(), &header, &model, &optim)?;
-        }
-    }
-    Ok(history)
-}
-
-fn loss_function(params: &HyperParams, device: &Device) -> CrossEntropyLoss {
-    let mut config = CrossEntropyLossConfig::new();
+    let mut loss = CrossEntropyLossConfig::new();
     if let Some(alpha) = params.label_smoothing {
-        config = config.with_smoothing(Some(alpha));
+        loss = loss.with_smoothing(Some(alpha));
     }
-    config.init(device)
+    let task = FashionTask {
+        config,
+        data,
+        val_set: data.sets.train.select(&data.split.val),
+        loss: loss.init(&device.clone().autodiff()),
+        batcher: ImageBatcher {
+            normalization: config.normalization,
+            augment: params.augment,
+        },
+    };
+    fit(&task, params, run, device, resume, stop_after)
 }
 
 /// Predictions on a set: the confusion matrix, the mean cross-entropy (no smoothing) and each

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod classify;
 mod error;
+pub mod fit;
 pub mod log;
 pub mod options;
 pub mod progress;

@@ -1,0 +1,229 @@
+//! The training loop shared by every task: seeded epochs, a prefetching batch thread, the
+//! optimiser and schedule, divergence detection, validation, the metrics log and atomic
+//! checkpoints (last every epoch, best by the task's validation score), and resume.
+
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use burn::optim::{
+    AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig,
+};
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::TrainError;
+use super::checkpoint::{self, CheckpointHeader};
+use super::log::{read_log, write_log};
+use super::options::HyperParams;
+use super::progress::epoch_bar;
+use super::run_dir::RunDir;
+use crate::Error;
+use crate::models::{ModelSpec, Net};
+
+/// What one optimiser step reports besides its loss.
+pub struct StepStats {
+    /// The batch's mean loss.
+    pub loss: Tensor<1>,
+    /// Correct predictions in the batch (images or pixels).
+    pub hits: usize,
+    /// Predictions made (images or pixels).
+    pub count: usize,
+    /// Examples in the batch (weights the loss average).
+    pub examples: usize,
+}
+
+/// The running means of an epoch's training steps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrainStats {
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// The task-specific part of training.
+pub trait Task: Sync {
+    type Batch: Send;
+    type Validation;
+    type Record: Serialize + DeserializeOwned + Clone;
+
+    /// The model's name, recorded in checkpoints so another model's are refused.
+    fn model_name(&self) -> &str;
+    fn architecture(&self) -> &ModelSpec;
+    /// The training examples (indices into the task's training set), before shuffling.
+    fn train_indices(&self) -> &[usize];
+    /// Assembles (and augments) a batch; runs on the prefetch thread.
+    fn batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> Self::Batch;
+    /// Forward pass and loss of a batch on the autodiff `device`.
+    fn step(&self, model: &Net, batch: &Self::Batch, device: &Device) -> StepStats;
+    /// Evaluates `model` (already `valid()`) on the validation split.
+    fn validate(&self, model: &Net, device: &Device) -> Self::Validation;
+    /// The score that picks the best checkpoint (higher is better).
+    fn score(&self, validation: &Self::Validation) -> f64;
+    fn record(
+        &self,
+        epoch: usize,
+        train: TrainStats,
+        validation: &Self::Validation,
+        lr: f64,
+        seconds: f64,
+    ) -> Self::Record;
+    /// One line summarising an epoch.
+    fn describe(&self, record: &Self::Record) -> String;
+    fn epoch_of(record: &Self::Record) -> usize;
+}
+
+/// Adam with L2 weight decay (PyTorch's `Adam(weight_decay=...)`), or AdamW when decoupled;
+/// PyTorch's epsilon 1e-8 (burn's default is 1e-5).
+pub fn optimizer(params: &HyperParams) -> ModuleOptimizer {
+    if params.decoupled_decay {
+        AdamWConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(params.weight_decay as f32)
+            .init()
+    } else {
+        let decay =
+            (params.weight_decay > 0.0).then(|| WeightDecayConfig::new(params.weight_decay as f32));
+        AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(decay)
+            .init()
+    }
+}
+
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Trains from scratch, or from the last checkpoint when `resume` is set, up to
+/// `params.epochs` (or `stop_after`, as an interrupted run would, with the schedule still planned
+/// for all epochs). Each epoch's randomness (order, augmentation, dropout) derives from the seed
+/// and the epoch number alone, so a resumed run repeats an uninterrupted one.
+pub fn fit<T: Task>(
+    task: &T,
+    params: &HyperParams,
+    run: &RunDir,
+    device: &Device,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> Result<Vec<T::Record>, Error> {
+    let device = device.clone().autodiff();
+    device.seed(params.seed);
+    let mut model = Net::init(task.architecture(), &device);
+    let mut optim = optimizer(params);
+    let mut header = CheckpointHeader {
+        model: task.model_name().into(),
+        epoch: 0,
+        step: 0,
+        best_score: f64::NEG_INFINITY,
+        best_epoch: 0,
+    };
+    let mut history: Vec<T::Record> = Vec::new();
+    if resume {
+        let path = run.last_checkpoint();
+        let ckpt = checkpoint::load(&path)?;
+        model = ckpt.restore_model(&path, task.model_name(), model)?;
+        optim = ckpt.restore_optimizer(&path, optim)?;
+        header = ckpt.header;
+        history = read_log(&run.metrics_log())?;
+        history.retain(|r| T::epoch_of(r) <= header.epoch);
+        if header.epoch >= params.epochs {
+            eprintln!(
+                "the run already trained {} epochs; raise --epochs to train more",
+                header.epoch
+            );
+        }
+    }
+    let steps_per_epoch = task.train_indices().len().div_ceil(params.batch_size);
+    let total_steps = steps_per_epoch * params.epochs;
+    let last_epoch = stop_after.unwrap_or(params.epochs).min(params.epochs);
+    let eval_device = device.clone().without_autodiff();
+
+    for epoch in header.epoch + 1..=last_epoch {
+        let started = Instant::now();
+        let seed = epoch_seed(params.seed, epoch);
+        device.seed(seed);
+        let mut order = task.train_indices().to_vec();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        let bar = epoch_bar(steps_per_epoch, epoch, params.epochs);
+        let (mut loss_sum, mut examples, mut hits, mut count, mut lr) =
+            (0.0f64, 0usize, 0usize, 0usize, params.lr);
+        model = std::thread::scope(|scope| {
+            let mut model = model;
+            // The next batch is assembled (and augmented) while the current one trains.
+            let (tx, rx) = sync_channel(2);
+            scope.spawn(move || {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
+                for chunk in order.chunks(params.batch_size) {
+                    if tx.send(task.batch(chunk, &mut rng)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for batch in rx {
+                lr = params
+                    .schedule
+                    .rate(params.lr, header.step, total_steps, steps_per_epoch);
+                let stats = task.step(&model, &batch, &device);
+                let loss_value: f32 = stats.loss.clone().into_scalar();
+                if !loss_value.is_finite() {
+                    bar.abandon();
+                    return Err(TrainError::Diverged {
+                        epoch,
+                        step: header.step + 1,
+                        loss: loss_value,
+                        checkpoint: run.last_checkpoint(),
+                    });
+                }
+                let grads = GradientsParams::from_grads(stats.loss.backward(), &model);
+                model = optim.step(lr, model, grads);
+                header.step += 1;
+                loss_sum += loss_value as f64 * stats.examples as f64;
+                examples += stats.examples;
+                hits += stats.hits;
+                count += stats.count;
+                bar.inc(1);
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.2}%",
+                    loss_sum / examples as f64,
+                    100.0 * hits as f64 / count.max(1) as f64
+                ));
+            }
+            Ok::<Net, TrainError>(model)
+        })?;
+        bar.finish_and_clear();
+        let validation = task.validate(&model.valid(), &eval_device);
+        let train = TrainStats {
+            loss: loss_sum / examples.max(1) as f64,
+            accuracy: hits as f64 / count.max(1) as f64,
+        };
+        let record = task.record(
+            epoch,
+            train,
+            &validation,
+            lr,
+            started.elapsed().as_secs_f64(),
+        );
+        eprintln!(
+            "epoch {epoch}/{}: {}",
+            params.epochs,
+            task.describe(&record)
+        );
+        history.push(record);
+        header.epoch = epoch;
+        let score = task.score(&validation);
+        let improved = score > header.best_score;
+        if improved {
+            header.best_score = score;
+            header.best_epoch = epoch;
+        }
+        write_log(&run.metrics_log(), &history)?;
+        checkpoint::save(&run.last_checkpoint(), &header, &model, &optim)?;
+        if improved {
+            checkpoint::save(&run.best_checkpoint(), &header, &model, &optim)?;
+        }
+    }
+    Ok(history)
+}
