@@ -7,8 +7,11 @@
 //!   network built from them.
 //! - [`train`]: the training loop, validated hyper-parameters, the run folder, atomic checkpoints,
 //!   resume and the per-epoch metrics log.
-//! - [`metrics`]: accuracy, per-class accuracy and confusion matrices.
-//! - [`figures`]: PNG figures (curves, bars, filter and example grids, confusion matrix).
+//! - [`metrics`]: accuracy, per-class accuracy, confusion matrices; exact average precision
+//!   (as scikit-learn's) and IoU for segmentation.
+//! - [`figures`]: PNG figures (curves, bars, filter and example grids, confusion matrix,
+//!   segmentation predictions and legend).
+//! - [`predict`]: segmentation of any photo with a trained run.
 //! - [`cli`]: the `convlab` command line; `main.rs` only maps errors to exit codes.
 
 pub mod cli;
@@ -19,6 +22,7 @@ pub mod figures;
 pub mod fsutil;
 pub mod metrics;
 pub mod models;
+pub mod predict;
 pub mod train;
 
 pub use error::Error;

@@ -7,9 +7,10 @@ use clap::{Args, Parser, Subcommand};
 use crate::Error;
 use crate::data::fashion_mnist::Checksums;
 use crate::device::DeviceKind;
-use crate::models::ClassifierKind;
-use crate::train::classify;
+use crate::models::{ClassifierKind, SegmenterKind};
+use crate::predict;
 use crate::train::options::TrainArgs;
+use crate::train::{classify, segment};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,6 +30,48 @@ pub enum Task {
         #[command(subcommand)]
         command: FashionCommand,
     },
+    /// Mini Facade semantic segmentation (others, facade, pillar, window, balcony).
+    Facade {
+        #[command(subcommand)]
+        command: FacadeCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FacadeCommand {
+    /// Train a segmenter; writes the run folder (config, metrics, checkpoints, figures).
+    Train(FacadeTrain),
+    /// Evaluate a run's best checkpoint on validation and test (AP, mAP, IoU, pixel accuracy).
+    Eval(RunArgs),
+    /// Segment any photos (JPEG or PNG, any size) with a trained run.
+    Predict(PredictArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FacadeTrain {
+    /// The network to train.
+    #[arg(long, value_enum, default_value = "fcn")]
+    pub model: SegmenterKind,
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The run folder made by `facade train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Photos to segment.
+    #[arg(required = true)]
+    pub photos: Vec<PathBuf>,
+    /// Folder for NAME_mask.png, NAME_color.png, NAME_overlay.png (and NAME_probs.npy).
+    #[arg(long, default_value = "predictions")]
+    pub out: PathBuf,
+    /// Also write the softmax probabilities as NAME_probs.npy (float32, [5, 256, 256]).
+    #[arg(long)]
+    pub save_probs: bool,
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
 }
 
 #[derive(Subcommand, Debug)]
@@ -36,7 +79,7 @@ pub enum FashionCommand {
     /// Train a classifier; writes the run folder (config, metrics, checkpoints, figures).
     Train(FashionTrain),
     /// Evaluate a run's best checkpoint on validation and test; rewrites metrics.json and figures.
-    Eval(EvalArgs),
+    Eval(FashionEval),
 }
 
 #[derive(Args, Debug)]
@@ -69,7 +112,15 @@ impl ChecksumArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct EvalArgs {
+pub struct FashionEval {
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub checks: ChecksumArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
     /// The run folder made by `train`.
     #[arg(long)]
     pub run: PathBuf,
@@ -78,8 +129,6 @@ pub struct EvalArgs {
     pub data: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
-    #[command(flatten)]
-    pub checks: ChecksumArgs,
 }
 
 pub fn run(cli: Cli) -> Result<(), Error> {
@@ -90,11 +139,25 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 println!("\nrun folder: {}", args.train.out.display());
             }
             FashionCommand::Eval(args) => {
-                classify::eval_command(
+                let r = &args.run;
+                classify::eval_command(&r.run, r.data.as_deref(), r.device, args.checks.policy())?;
+            }
+        },
+        Task::Facade { command } => match command {
+            FacadeCommand::Train(args) => {
+                segment::train_command(args.model, &args.train)?;
+                println!("\nrun folder: {}", args.train.out.display());
+            }
+            FacadeCommand::Eval(r) => {
+                segment::eval_command(&r.run, r.data.as_deref(), r.device)?;
+            }
+            FacadeCommand::Predict(args) => {
+                predict::predict_command(
                     &args.run,
-                    args.data.as_deref(),
+                    &args.photos,
+                    &args.out,
+                    args.save_probs,
                     args.device,
-                    args.checks.policy(),
                 )?;
             }
         },

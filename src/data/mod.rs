@@ -8,6 +8,7 @@ pub mod facade;
 pub mod fashion_mnist;
 pub mod idx;
 pub mod locate;
+pub mod seg_batcher;
 pub mod split;
 pub mod synthetic;
 

@@ -36,11 +36,14 @@ fn blit(
         for x in 0..picture.width {
             let i = 3 * (y * picture.width + x);
             let color = RGBColor(picture.rgb[i], picture.rgb[i + 1], picture.rgb[i + 2]);
-            let (px, py) = (x0 + x as i32 * scale, y0 + y as i32 * scale);
-            area.draw(&Rectangle::new(
-                [(px, py), (px + scale, py + scale)],
-                color.filled(),
-            ))?;
+            for dy in 0..scale {
+                for dx in 0..scale {
+                    area.draw_pixel(
+                        (x0 + x as i32 * scale + dx, y0 + y as i32 * scale + dy),
+                        &color,
+                    )?;
+                }
+            }
         }
     }
     Ok(())

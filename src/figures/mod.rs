@@ -4,6 +4,7 @@
 pub mod charts;
 pub mod classification;
 pub mod grids;
+pub mod segmentation;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;

@@ -10,5 +10,6 @@ pub mod options;
 pub mod progress;
 pub mod run_dir;
 pub mod schedule;
+pub mod segment;
 
 pub use error::TrainError;

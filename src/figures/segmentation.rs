@@ -1,0 +1,224 @@
+//! The segmentation figures of a run: curves, per-class AP, test predictions, confusion matrix,
+//! and the colour legend; plus the colour-coded pictures of `predict`.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::charts::{self, BLUE_, GREEN_, ORANGE_, Series};
+use super::grids::{self, Cell, Picture, Row};
+use super::{FONT, FigureError, draw_png};
+use crate::data::facade::{CLASS_NAMES, COLORS, FacadeSet, SIDE};
+use crate::train::segment::{FacadeMetrics, SegEpochRecord};
+
+const PREDICTION_ROWS: usize = 6;
+
+pub fn draw_all(
+    dir: &Path,
+    history: &[SegEpochRecord],
+    metrics: &FacadeMetrics,
+    test: &FacadeSet,
+    predictions: &[u8],
+) -> Result<(), FigureError> {
+    curves(&dir.join("curves.png"), history)?;
+    ap(&dir.join("ap.png"), metrics)?;
+    prediction_grid(&dir.join("predictions.png"), test, predictions)?;
+    legend(&dir.join("legend.png"))?;
+    grids::confusion(
+        &dir.join("confusion.png"),
+        &format!(
+            "Test confusion matrix ({} pixels)",
+            metrics.test.confusion.iter().flatten().sum::<u64>()
+        ),
+        &metrics.class_names,
+        &metrics.test.confusion,
+    )
+}
+
+pub fn curves(path: &Path, history: &[SegEpochRecord]) -> Result<(), FigureError> {
+    let pick = |f: fn(&SegEpochRecord) -> f64| {
+        history
+            .iter()
+            .map(|r| (r.epoch as f64, f(r)))
+            .collect::<Vec<_>>()
+    };
+    draw_png(path, (1200, 460), |root| {
+        let (left, right) = root.split_horizontally(600);
+        charts::line_chart(
+            &left,
+            "Loss (per-pixel cross-entropy)",
+            "loss",
+            &[
+                Series {
+                    label: "train",
+                    points: pick(|r| r.train_loss),
+                    color: BLUE_,
+                },
+                Series {
+                    label: "validation",
+                    points: pick(|r| r.val_loss),
+                    color: ORANGE_,
+                },
+            ],
+        )?;
+        charts::line_chart(
+            &right,
+            "Validation mAP and mIoU",
+            "score",
+            &[
+                Series {
+                    label: "val mAP",
+                    points: pick(|r| r.val_map),
+                    color: ORANGE_,
+                },
+                Series {
+                    label: "val mIoU",
+                    points: pick(|r| r.val_miou),
+                    color: GREEN_,
+                },
+            ],
+        )
+    })
+}
+
+pub fn ap(path: &Path, m: &FacadeMetrics) -> Result<(), FigureError> {
+    draw_png(path, (900, 460), |root| {
+        charts::grouped_bars(
+            root,
+            &format!(
+                "Average precision per class (test mAP {:.3}, val mAP {:.3})",
+                m.test.map, m.val.map
+            ),
+            "AP",
+            &m.class_names,
+            &[
+                ("validation", m.val.ap.clone(), ORANGE_),
+                ("test", m.test.ap.clone(), BLUE_),
+            ],
+            1.0,
+        )
+    })
+}
+
+/// Class indices to the dataset's colours.
+pub fn colorize(labels: &[u8]) -> Vec<u8> {
+    labels
+        .iter()
+        .flat_map(|&l| COLORS[(l as usize).min(COLORS.len() - 1)])
+        .collect()
+}
+
+/// CHW photo bytes to an RGB picture.
+pub fn photo_picture(chw: &[u8], side: usize) -> Picture {
+    let plane = side * side;
+    Picture {
+        width: side,
+        height: side,
+        rgb: (0..plane)
+            .flat_map(|i| [chw[i], chw[plane + i], chw[2 * plane + i]])
+            .collect(),
+    }
+}
+
+pub fn prediction_grid(
+    path: &Path,
+    test: &FacadeSet,
+    predictions: &[u8],
+) -> Result<(), FigureError> {
+    let plane = SIDE * SIDE;
+    let rows: Vec<Row> = (0..test.len().min(PREDICTION_ROWS))
+        .map(|i| {
+            let cell = |picture: Picture| Cell {
+                picture,
+                caption: String::new(),
+                border: WHITE,
+            };
+            Row {
+                title: test.names[i].clone(),
+                groups: vec![
+                    vec![cell(photo_picture(test.photo(i), SIDE))],
+                    vec![cell(Picture {
+                        width: SIDE,
+                        height: SIDE,
+                        rgb: colorize(test.label(i)),
+                    })],
+                    vec![cell(Picture {
+                        width: SIDE,
+                        height: SIDE,
+                        rgb: colorize(&predictions[i * plane..(i + 1) * plane]),
+                    })],
+                ],
+            }
+        })
+        .collect();
+    grids::picture_rows(
+        path,
+        "Test predictions",
+        &["Photo", "Ground truth", "Prediction"],
+        &rows,
+        1,
+    )
+}
+
+/// The five classes and their colours.
+pub fn legend(path: &Path) -> Result<(), FigureError> {
+    draw_png(path, (200, 30 + 28 * CLASS_NAMES.len() as u32), |root| {
+        root.draw(&Text::new("Classes", (10, 6), (FONT, 16).into_font()))?;
+        draw_legend(root, 10, 30)
+    })
+}
+
+/// Draws the legend's swatches and names at `(x, y)`.
+pub fn draw_legend(
+    root: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    x: i32,
+    y: i32,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for (i, (name, color)) in CLASS_NAMES.iter().zip(COLORS).enumerate() {
+        let top = y + 28 * i as i32;
+        let rgb = RGBColor(color[0], color[1], color[2]);
+        root.draw(&Rectangle::new(
+            [(x, top), (x + 22, top + 20)],
+            rgb.filled(),
+        ))?;
+        root.draw(&Rectangle::new([(x, top), (x + 22, top + 20)], BLACK))?;
+        root.draw(&Text::new(
+            name.to_string(),
+            (x + 30, top + 2),
+            (FONT, 15).into_font(),
+        ))?;
+    }
+    Ok(())
+}
+
+/// The prediction blended over the photo (half each), with the legend beside it.
+pub fn overlay(
+    path: &Path,
+    photo_rgb: &[u8],
+    labels: &[u8],
+    side: usize,
+) -> Result<(), FigureError> {
+    let colors = colorize(labels);
+    let blended: Vec<u8> = photo_rgb
+        .iter()
+        .zip(&colors)
+        .map(|(&p, &c)| ((p as u16 + c as u16) / 2) as u8)
+        .collect();
+    let picture = Picture {
+        width: side,
+        height: side,
+        rgb: blended,
+    };
+    draw_png(path, (side as u32 + 150, (side as u32).max(170)), |root| {
+        for y in 0..side {
+            for x in 0..side {
+                let i = 3 * (y * side + x);
+                root.draw_pixel(
+                    (x as i32, y as i32),
+                    &RGBColor(picture.rgb[i], picture.rgb[i + 1], picture.rgb[i + 2]),
+                )?;
+            }
+        }
+        draw_legend(root, side as i32 + 12, 12)
+    })
+}

@@ -1,0 +1,501 @@
+//! Training, evaluating and predicting with a Mini Facade segmenter in a run folder.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn::tensor::activation::{log_softmax, softmax};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use super::checkpoint;
+use super::fit::{StepStats, Task, TrainStats, fit};
+use super::log::{read_json, read_log, write_json};
+use super::options::{HyperParams, Recipe, TrainArgs};
+use super::progress::count_bar;
+use super::run_dir::RunDir;
+use super::schedule::Schedule;
+use crate::Error;
+use crate::data::facade::{CLASS_NAMES, FacadeSet, MiniFacade, NUM_CLASSES, SIDE};
+use crate::data::seg_batcher::{FlipScaleCrop, SegmentationBatch, SegmentationBatcher};
+use crate::data::split::{self, Split};
+use crate::data::{DataError, Normalization};
+use crate::device::{DeviceKind, device};
+use crate::metrics::classification::Confusion;
+use crate::metrics::segmentation::{average_precision_of_pairs, iou, mean_defined};
+use crate::models::{ModelSpec, Net, SegmenterKind};
+
+pub const VAL_FRACTION: f64 = 0.1;
+const EVAL_BATCH: usize = 4;
+
+/// Everything needed to rebuild the model and repeat the run (`config.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FacadeConfig {
+    pub task: String,
+    pub model: SegmenterKind,
+    pub architecture: ModelSpec,
+    pub params: HyperParams,
+    pub augment: Option<FlipScaleCrop>,
+    pub val_fraction: f64,
+    pub normalization: Normalization,
+    pub device: DeviceKind,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegEpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_pixel_accuracy: f64,
+    pub val_loss: f64,
+    pub val_map: f64,
+    pub val_miou: f64,
+    pub val_pixel_accuracy: f64,
+    pub lr: f64,
+    pub seconds: f64,
+}
+
+/// The evaluation of one split over all its pixels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentationReport {
+    pub ap: Vec<f64>,
+    pub map: f64,
+    pub iou: Vec<f64>,
+    pub miou: f64,
+    pub pixel_accuracy: f64,
+    pub loss: f64,
+    pub confusion: Vec<Vec<u64>>,
+}
+
+/// `metrics.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FacadeMetrics {
+    pub model: SegmenterKind,
+    pub checkpoint: String,
+    pub epoch: usize,
+    pub class_names: Vec<String>,
+    pub val: SegmentationReport,
+    pub test: SegmentationReport,
+}
+
+/// Photos are scaled to about zero mean and unit spread (the same for every channel).
+pub const FACADE_NORMALIZATION: Normalization = Normalization {
+    mean: 0.5,
+    std: 0.25,
+};
+
+pub fn recipe(kind: SegmenterKind) -> Recipe {
+    match kind {
+        // The write-up's tuned values: Adam lr 1e-4, weight decay 1e-5.
+        SegmenterKind::Fcn => Recipe {
+            epochs: 20,
+            batch_size: 8,
+            lr: 1e-4,
+            weight_decay: 1e-5,
+            schedule: Schedule::Constant,
+            augment: None,
+            label_smoothing: None,
+            decoupled_decay: false,
+        },
+    }
+}
+
+fn augmentation(_kind: SegmenterKind) -> Option<FlipScaleCrop> {
+    Some(FlipScaleCrop {
+        flip: true,
+        max_scale: 1.5,
+    })
+}
+
+pub struct FacadeData {
+    pub sets: MiniFacade,
+    pub split: Split,
+    pub train_indices: Vec<usize>,
+    pub val: FacadeSet,
+}
+
+impl FacadeData {
+    pub fn prepare(
+        sets: MiniFacade,
+        params: &HyperParams,
+        val_fraction: f64,
+    ) -> Result<Self, DataError> {
+        let split = split::random(sets.train.len(), val_fraction, params.seed);
+        let mut train_indices = split.train.clone();
+        if let Some(limit) = params.limit {
+            if limit > train_indices.len() {
+                return Err(DataError::LimitTooLarge {
+                    limit,
+                    available: train_indices.len(),
+                });
+            }
+            train_indices.truncate(limit);
+        }
+        let val = select(&sets.train, &split.val);
+        Ok(FacadeData {
+            sets,
+            split,
+            train_indices,
+            val,
+        })
+    }
+}
+
+fn select(set: &FacadeSet, indices: &[usize]) -> FacadeSet {
+    let mut out = FacadeSet {
+        names: Vec::new(),
+        photos: Vec::new(),
+        labels: Vec::new(),
+    };
+    for &i in indices {
+        out.names.push(set.names[i].clone());
+        out.photos.extend_from_slice(set.photo(i));
+        out.labels.extend_from_slice(set.label(i));
+    }
+    out
+}
+
+struct FacadeTask<'a> {
+    config: &'a FacadeConfig,
+    data: &'a FacadeData,
+    batcher: SegmentationBatcher,
+}
+
+/// Mean per-pixel cross-entropy of logits `[N, C, H, W]` against labels `[N, H, W]`.
+fn pixel_cross_entropy(logits: Tensor<4>, targets: Tensor<3, Int>) -> Tensor<1> {
+    let [n, _, h, w] = logits.dims();
+    let log_probs = log_softmax(logits, 1);
+    let picked = log_probs.gather(1, targets.reshape([n, 1, h, w]));
+    picked.mean().neg()
+}
+
+impl Task for FacadeTask<'_> {
+    type Batch = SegmentationBatch;
+    type Validation = SegmentationReport;
+    type Record = SegEpochRecord;
+
+    fn model_name(&self) -> &str {
+        self.config.model.name()
+    }
+
+    fn architecture(&self) -> &ModelSpec {
+        &self.config.architecture
+    }
+
+    fn train_indices(&self) -> &[usize] {
+        &self.data.train_indices
+    }
+
+    fn batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> SegmentationBatch {
+        self.batcher.batch(&self.data.sets.train, indices, rng)
+    }
+
+    fn step(&self, model: &Net, batch: &SegmentationBatch, device: &Device) -> StepStats {
+        let targets = batch.targets(device);
+        let logits = model.forward_segment(batch.photos(device));
+        let hits: i64 = logits
+            .clone()
+            .argmax(1)
+            .squeeze_dim::<3>(1)
+            .equal(targets.clone())
+            .int()
+            .sum()
+            .into_scalar();
+        StepStats {
+            loss: pixel_cross_entropy(logits, targets),
+            hits: hits as usize,
+            count: batch.labels.len(),
+            examples: batch.count,
+        }
+    }
+
+    fn validate(&self, model: &Net, device: &Device) -> SegmentationReport {
+        evaluate(model, &self.data.val, self.config.normalization, device).0
+    }
+
+    fn score(&self, v: &SegmentationReport) -> f64 {
+        if v.map.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            v.map
+        }
+    }
+
+    fn record(
+        &self,
+        epoch: usize,
+        train: TrainStats,
+        v: &SegmentationReport,
+        lr: f64,
+        seconds: f64,
+    ) -> SegEpochRecord {
+        SegEpochRecord {
+            epoch,
+            train_loss: train.loss,
+            train_pixel_accuracy: train.accuracy,
+            val_loss: v.loss,
+            val_map: v.map,
+            val_miou: v.miou,
+            val_pixel_accuracy: v.pixel_accuracy,
+            lr,
+            seconds,
+        }
+    }
+
+    fn describe(&self, r: &SegEpochRecord) -> String {
+        format!(
+            "train loss {:.4} | val loss {:.4} mAP {:.4} mIoU {:.4} pixel acc {:.2}% | {:.1}s",
+            r.train_loss,
+            r.val_loss,
+            r.val_map,
+            r.val_miou,
+            100.0 * r.val_pixel_accuracy,
+            r.seconds
+        )
+    }
+
+    fn epoch_of(r: &SegEpochRecord) -> usize {
+        r.epoch
+    }
+}
+
+/// Softmax probabilities `[N, 5, H, W]` (flattened) for photos already batched.
+fn probabilities(model: &Net, batch: &SegmentationBatch, device: &Device) -> Vec<f32> {
+    let logits = model.forward_segment(batch.photos(device));
+    softmax(logits, 1)
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32 probabilities")
+}
+
+/// Evaluates over all pixels of `set`; also returns each image's predicted label map.
+pub fn evaluate(
+    model: &Net,
+    set: &FacadeSet,
+    normalization: Normalization,
+    device: &Device,
+) -> (SegmentationReport, Vec<u8>) {
+    let batcher = SegmentationBatcher {
+        normalization,
+        augment: None,
+    };
+    let plane = SIDE * SIDE;
+    let mut scores: Vec<Vec<f32>> = (0..NUM_CLASSES)
+        .map(|_| Vec::with_capacity(set.len() * plane))
+        .collect();
+    let mut predictions = Vec::with_capacity(set.len() * plane);
+    let mut confusion = Confusion::new(NUM_CLASSES);
+    let mut loss_sum = 0.0f64;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let indices: Vec<usize> = (0..set.len()).collect();
+    for chunk in indices.chunks(EVAL_BATCH) {
+        let batch = batcher.batch(set, chunk, &mut rng);
+        let probs = probabilities(model, &batch, device);
+        for (b, image_probs) in probs.chunks(NUM_CLASSES * plane).enumerate() {
+            for (c, class_scores) in scores.iter_mut().enumerate() {
+                class_scores.extend_from_slice(&image_probs[c * plane..(c + 1) * plane]);
+            }
+            for p in 0..plane {
+                let truth = batch.labels[b * plane + p] as usize;
+                let (mut best, mut best_p) = (0, f32::NEG_INFINITY);
+                for c in 0..NUM_CLASSES {
+                    let v = image_probs[c * plane + p];
+                    if v > best_p {
+                        best = c;
+                        best_p = v;
+                    }
+                }
+                confusion.add(truth, best);
+                predictions.push(best as u8);
+                loss_sum -= (image_probs[truth * plane + p].max(1e-30) as f64).ln();
+            }
+        }
+    }
+    let ap: Vec<f64> = scores
+        .into_iter()
+        .enumerate()
+        .map(|(c, class_scores)| {
+            let mut pairs: Vec<(f32, bool)> = class_scores
+                .into_iter()
+                .zip(set.labels.iter().map(|&l| l as usize == c))
+                .collect();
+            average_precision_of_pairs(&mut pairs)
+        })
+        .collect();
+    let ious = iou(&confusion);
+    let report = SegmentationReport {
+        map: mean_defined(&ap),
+        ap,
+        miou: mean_defined(&ious),
+        iou: ious,
+        pixel_accuracy: confusion.accuracy(),
+        loss: loss_sum / predictions.len().max(1) as f64,
+        confusion: confusion.counts,
+    };
+    (report, predictions)
+}
+
+pub fn train_until(
+    config: &FacadeConfig,
+    data: &FacadeData,
+    run: &RunDir,
+    device: &Device,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> Result<Vec<SegEpochRecord>, Error> {
+    let task = FacadeTask {
+        config,
+        data,
+        batcher: SegmentationBatcher {
+            normalization: config.normalization,
+            augment: config.augment,
+        },
+    };
+    fit(&task, &config.params, run, device, resume, stop_after)
+}
+
+/// `convlab facade train`.
+pub fn train_command(kind: SegmenterKind, args: &TrainArgs) -> Result<FacadeMetrics, Error> {
+    let (run, config) = if args.resume {
+        let run = RunDir::existing(&args.out)?;
+        let saved: FacadeConfig = read_json(&run.config())?;
+        if saved.model != kind {
+            return Err(TrainError::invalid(
+                "--model",
+                format!(
+                    "the run in {} trains '{}'",
+                    args.out.display(),
+                    saved.model.name()
+                ),
+            )
+            .into());
+        }
+        let params = args.resume_with(&saved.params)?;
+        (run, FacadeConfig { params, ..saved })
+    } else {
+        let params = args.check(&recipe(kind))?;
+        let run = RunDir::fresh(&args.out)?;
+        let config = FacadeConfig {
+            task: "facade".into(),
+            model: kind,
+            architecture: kind.spec(),
+            params,
+            augment: augmentation(kind),
+            val_fraction: VAL_FRACTION,
+            normalization: FACADE_NORMALIZATION,
+            device: args.device,
+        };
+        (run, config)
+    };
+    let device = device(args.device).map_err(TrainError::Device)?;
+    let sets = MiniFacade::find_and_load(args.data.as_deref())?;
+    let data = FacadeData::prepare(sets, &config.params, config.val_fraction)?;
+    run.prepare()?;
+    write_json(&run.config(), &config)?;
+    train_until(&config, &data, &run, &device, args.resume, None)?;
+    evaluate_run(&config, &data, &run, &device)
+}
+
+fn best_or_last(run: &RunDir) -> PathBuf {
+    let best = run.best_checkpoint();
+    if best.exists() {
+        best
+    } else {
+        run.last_checkpoint()
+    }
+}
+
+/// Loads a run's model (best checkpoint) for inference.
+pub fn load_model(
+    run: &RunDir,
+    config: &FacadeConfig,
+    device: &Device,
+) -> Result<(Net, usize, PathBuf), Error> {
+    let path = best_or_last(run);
+    let ckpt = checkpoint::load(&path)?;
+    let model = ckpt.restore_model(
+        &path,
+        config.model.name(),
+        Net::init(&config.architecture, device),
+    )?;
+    Ok((model.valid(), ckpt.header.epoch, path))
+}
+
+/// Evaluates the best checkpoint on validation and test, writes `metrics.json` and figures.
+pub fn evaluate_run(
+    config: &FacadeConfig,
+    data: &FacadeData,
+    run: &RunDir,
+    device: &Device,
+) -> Result<FacadeMetrics, Error> {
+    let (model, epoch, path) = load_model(run, config, device)?;
+    let bar = count_bar(2, "evaluating");
+    let (val, _) = evaluate(&model, &data.val, config.normalization, device);
+    bar.inc(1);
+    let (test, test_predictions) = evaluate(&model, &data.sets.test, config.normalization, device);
+    bar.finish_and_clear();
+    let metrics = FacadeMetrics {
+        model: config.model,
+        checkpoint: path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into(),
+        epoch,
+        class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+        val,
+        test,
+    };
+    write_json(&run.metrics(), &metrics)?;
+    let history: Vec<SegEpochRecord> = read_log(&run.metrics_log())?;
+    crate::figures::segmentation::draw_all(
+        &run.figures(),
+        &history,
+        &metrics,
+        &data.sets.test,
+        &test_predictions,
+    )?;
+    print_tables(&metrics);
+    Ok(metrics)
+}
+
+/// `convlab facade eval --run DIR`.
+pub fn eval_command(
+    run_dir: &Path,
+    data: Option<&Path>,
+    device_kind: DeviceKind,
+) -> Result<FacadeMetrics, Error> {
+    let run = RunDir::existing(run_dir)?;
+    let config: FacadeConfig = read_json(&run.config())?;
+    let device = device(device_kind).map_err(TrainError::Device)?;
+    let sets = MiniFacade::find_and_load(data)?;
+    let data = FacadeData::prepare(sets, &config.params, config.val_fraction)?;
+    evaluate_run(&config, &data, &run, &device)
+}
+
+pub fn print_tables(m: &FacadeMetrics) {
+    println!(
+        "model {} (checkpoint {}, epoch {}): test mAP {:.4}, mIoU {:.4}, pixel accuracy {:.2}%",
+        m.model.name(),
+        m.checkpoint,
+        m.epoch,
+        m.test.map,
+        m.test.miou,
+        100.0 * m.test.pixel_accuracy
+    );
+    println!(
+        "\n{:<10} {:>8} {:>8} {:>8} {:>8}",
+        "class", "val AP", "test AP", "val IoU", "test IoU"
+    );
+    for (i, name) in m.class_names.iter().enumerate() {
+        println!(
+            "{name:<10} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
+            m.val.ap[i], m.test.ap[i], m.val.iou[i], m.test.iou[i]
+        );
+    }
+    println!(
+        "{:<10} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
+        "mean", m.val.map, m.test.map, m.val.miou, m.test.miou
+    );
+}
