@@ -1,6 +1,6 @@
 //! Training and evaluating a Fashion-MNIST classifier in a run folder.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::prelude::*;
@@ -14,7 +14,7 @@ use super::fit::{StepStats, Task, TrainStats, fit};
 use super::log::{read_json, read_log, write_json};
 use super::options::{HyperParams, Recipe, TrainArgs};
 use super::progress::count_bar;
-use super::run_dir::RunDir;
+use super::run_dir::{RunConfig, RunDir, open_for_training};
 use super::schedule::Schedule;
 use crate::Error;
 use crate::data::augment::CropFlip;
@@ -38,6 +38,20 @@ pub struct FashionConfig {
     pub val_fraction: f64,
     pub normalization: Normalization,
     pub device: DeviceKind,
+}
+
+impl RunConfig for FashionConfig {
+    fn model_name(&self) -> &str {
+        self.model.name()
+    }
+
+    fn params(&self) -> &HyperParams {
+        &self.params
+    }
+
+    fn with_params(self, params: HyperParams) -> Self {
+        FashionConfig { params, ..self }
+    }
 }
 
 /// One line of `metrics.jsonl`.
@@ -139,26 +153,8 @@ pub fn train_command(
     args: &TrainArgs,
     checksums: Checksums,
 ) -> Result<FashionMetrics, Error> {
-    let (run, config) = if args.resume {
-        let run = RunDir::existing(&args.out)?;
-        let saved: FashionConfig = read_json(&run.config())?;
-        if saved.model != kind {
-            return Err(TrainError::invalid(
-                "--model",
-                format!(
-                    "the run in {} trains '{}'",
-                    args.out.display(),
-                    saved.model.name()
-                ),
-            )
-            .into());
-        }
-        let params = args.resume_with(&saved.params)?;
-        (run, FashionConfig { params, ..saved })
-    } else {
-        let params = args.check(&recipe(kind))?;
-        let run = RunDir::fresh(&args.out)?;
-        let config = FashionConfig {
+    let (run, config) =
+        open_for_training(args, kind.name(), &recipe(kind), |params| FashionConfig {
             task: "fashion".into(),
             model: kind,
             architecture: kind.spec(),
@@ -166,9 +162,7 @@ pub fn train_command(
             val_fraction: VAL_FRACTION,
             normalization: Normalization::FASHION_MNIST,
             device: args.device,
-        };
-        (run, config)
-    };
+        })?;
     let device = device(args.device).map_err(TrainError::Device)?;
     let sets = FashionMnist::find_and_load(args.data.as_deref(), checksums)?;
     let data = FashionData::prepare(sets, &config.params, config.val_fraction)?;
@@ -376,7 +370,7 @@ pub fn evaluate_run(
     run: &RunDir,
     device: &Device,
 ) -> Result<FashionMetrics, Error> {
-    let path = best_or_last(run);
+    let path = run.final_checkpoint();
     let ckpt = checkpoint::load(&path)?;
     let model = ckpt.restore_model(
         &path,
@@ -416,15 +410,6 @@ pub fn evaluate_run(
     )?;
     print_tables(&metrics);
     Ok(metrics)
-}
-
-fn best_or_last(run: &RunDir) -> PathBuf {
-    let best = run.best_checkpoint();
-    if best.exists() {
-        best
-    } else {
-        run.last_checkpoint()
-    }
 }
 
 /// `convlab fashion eval --run DIR`.

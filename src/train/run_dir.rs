@@ -2,7 +2,49 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use super::TrainError;
+use super::log::read_json;
+use super::options::{HyperParams, Recipe, TrainArgs};
+
+/// A run's `config.json`, whatever the task.
+pub trait RunConfig: Serialize + DeserializeOwned {
+    fn model_name(&self) -> &str;
+    fn params(&self) -> &HyperParams;
+    fn with_params(self, params: HyperParams) -> Self;
+}
+
+/// The run folder and configuration a `train` command works with: for `--resume`, the saved
+/// configuration (checked against `model` and the given options); otherwise a fresh folder and
+/// the configuration `fresh` builds from the checked hyper-parameters.
+pub fn open_for_training<C: RunConfig>(
+    args: &TrainArgs,
+    model: &str,
+    recipe: &Recipe,
+    fresh: impl FnOnce(HyperParams) -> C,
+) -> Result<(RunDir, C), TrainError> {
+    if args.resume {
+        let run = RunDir::existing(&args.out)?;
+        let saved: C = read_json(&run.config())?;
+        if saved.model_name() != model {
+            return Err(TrainError::invalid(
+                "--model",
+                format!(
+                    "the run in {} trains '{}'",
+                    args.out.display(),
+                    saved.model_name()
+                ),
+            ));
+        }
+        let params = args.resume_with(saved.params())?;
+        Ok((run, saved.with_params(params)))
+    } else {
+        let params = args.check(recipe)?;
+        Ok((RunDir::fresh(&args.out)?, fresh(params)))
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct RunDir {
@@ -36,6 +78,16 @@ impl RunDir {
 
     pub fn best_checkpoint(&self) -> PathBuf {
         self.checkpoints().join("best.ckpt")
+    }
+
+    /// The checkpoint a finished run is evaluated with: the best, else the last.
+    pub fn final_checkpoint(&self) -> PathBuf {
+        let best = self.best_checkpoint();
+        if best.exists() {
+            best
+        } else {
+            self.last_checkpoint()
+        }
     }
 
     pub fn figures(&self) -> PathBuf {

@@ -14,7 +14,7 @@ use super::fit::{StepStats, Task, TrainStats, fit};
 use super::log::{read_json, read_log, write_json};
 use super::options::{HyperParams, Recipe, TrainArgs};
 use super::progress::count_bar;
-use super::run_dir::RunDir;
+use super::run_dir::{RunConfig, RunDir, open_for_training};
 use super::schedule::Schedule;
 use crate::Error;
 use crate::data::facade::{CLASS_NAMES, FacadeSet, MiniFacade, NUM_CLASSES, SIDE};
@@ -40,6 +40,20 @@ pub struct FacadeConfig {
     pub val_fraction: f64,
     pub normalization: Normalization,
     pub device: DeviceKind,
+}
+
+impl RunConfig for FacadeConfig {
+    fn model_name(&self) -> &str {
+        self.model.name()
+    }
+
+    fn params(&self) -> &HyperParams {
+        &self.params
+    }
+
+    fn with_params(self, params: HyperParams) -> Self {
+        FacadeConfig { params, ..self }
+    }
 }
 
 /// One line of `metrics.jsonl`.
@@ -357,26 +371,8 @@ pub fn train_until(
 
 /// `convlab facade train`.
 pub fn train_command(kind: SegmenterKind, args: &TrainArgs) -> Result<FacadeMetrics, Error> {
-    let (run, config) = if args.resume {
-        let run = RunDir::existing(&args.out)?;
-        let saved: FacadeConfig = read_json(&run.config())?;
-        if saved.model != kind {
-            return Err(TrainError::invalid(
-                "--model",
-                format!(
-                    "the run in {} trains '{}'",
-                    args.out.display(),
-                    saved.model.name()
-                ),
-            )
-            .into());
-        }
-        let params = args.resume_with(&saved.params)?;
-        (run, FacadeConfig { params, ..saved })
-    } else {
-        let params = args.check(&recipe(kind))?;
-        let run = RunDir::fresh(&args.out)?;
-        let config = FacadeConfig {
+    let (run, config) =
+        open_for_training(args, kind.name(), &recipe(kind), |params| FacadeConfig {
             task: "facade".into(),
             model: kind,
             architecture: kind.spec(),
@@ -385,9 +381,7 @@ pub fn train_command(kind: SegmenterKind, args: &TrainArgs) -> Result<FacadeMetr
             val_fraction: VAL_FRACTION,
             normalization: FACADE_NORMALIZATION,
             device: args.device,
-        };
-        (run, config)
-    };
+        })?;
     let device = device(args.device).map_err(TrainError::Device)?;
     let sets = MiniFacade::find_and_load(args.data.as_deref())?;
     let data = FacadeData::prepare(sets, &config.params, config.val_fraction)?;
@@ -397,22 +391,13 @@ pub fn train_command(kind: SegmenterKind, args: &TrainArgs) -> Result<FacadeMetr
     evaluate_run(&config, &data, &run, &device)
 }
 
-fn best_or_last(run: &RunDir) -> PathBuf {
-    let best = run.best_checkpoint();
-    if best.exists() {
-        best
-    } else {
-        run.last_checkpoint()
-    }
-}
-
 /// Loads a run's model (best checkpoint) for inference.
 pub fn load_model(
     run: &RunDir,
     config: &FacadeConfig,
     device: &Device,
 ) -> Result<(Net, usize, PathBuf), Error> {
-    let path = best_or_last(run);
+    let path = run.final_checkpoint();
     let ckpt = checkpoint::load(&path)?;
     let model = ckpt.restore_model(
         &path,
