@@ -10,6 +10,7 @@ use crate::device::DeviceKind;
 use crate::models::{ClassifierKind, SegmenterKind};
 use crate::predict;
 use crate::train::options::TrainArgs;
+use crate::train::search::SearchArgs;
 use crate::train::{classify, segment};
 
 #[derive(Parser, Debug)]
@@ -45,6 +46,8 @@ pub enum FacadeCommand {
     Eval(RunArgs),
     /// Segment any photos (JPEG or PNG, any size) with a trained run.
     Predict(PredictArgs),
+    /// Random hyper-parameter search: short runs scored by validation mAP, a leaderboard.
+    Search(FacadeSearch),
 }
 
 #[derive(Args, Debug)]
@@ -54,6 +57,24 @@ pub struct FacadeTrain {
     pub model: SegmenterKind,
     #[command(flatten)]
     pub train: TrainArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct FacadeSearch {
+    #[arg(long, value_enum, default_value = "fcn")]
+    pub model: SegmenterKind,
+    #[command(flatten)]
+    pub search: SearchArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct FashionSearch {
+    #[arg(long, value_enum, default_value = "base")]
+    pub model: ClassifierKind,
+    #[command(flatten)]
+    pub search: SearchArgs,
+    #[command(flatten)]
+    pub checks: ChecksumArgs,
 }
 
 #[derive(Args, Debug)]
@@ -80,6 +101,8 @@ pub enum FashionCommand {
     Train(FashionTrain),
     /// Evaluate a run's best checkpoint on validation and test; rewrites metrics.json and figures.
     Eval(FashionEval),
+    /// Random hyper-parameter search: short runs scored on validation, a leaderboard.
+    Search(FashionSearch),
 }
 
 #[derive(Args, Debug)]
@@ -138,6 +161,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 classify::train_command(args.model, &args.train, args.checks.policy())?;
                 println!("\nrun folder: {}", args.train.out.display());
             }
+            FashionCommand::Search(args) => {
+                classify::search_command(args.model, &args.search, args.checks.policy())?;
+            }
             FashionCommand::Eval(args) => {
                 let r = &args.run;
                 classify::eval_command(&r.run, r.data.as_deref(), r.device, args.checks.policy())?;
@@ -150,6 +176,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             }
             FacadeCommand::Eval(r) => {
                 segment::eval_command(&r.run, r.data.as_deref(), r.device)?;
+            }
+            FacadeCommand::Search(args) => {
+                segment::search_command(args.model, &args.search)?;
             }
             FacadeCommand::Predict(args) => {
                 predict::predict_command(

@@ -16,6 +16,7 @@ use super::options::{HyperParams, Recipe, TrainArgs};
 use super::progress::count_bar;
 use super::run_dir::{RunConfig, RunDir, open_for_training};
 use super::schedule::Schedule;
+use super::search::{self, SearchArgs, TrialResult, best_of};
 use crate::Error;
 use crate::data::augment::CropFlip;
 use crate::data::fashion_mnist::{CLASS_NAMES, Checksums, FashionMnist, NUM_CLASSES};
@@ -147,22 +148,62 @@ impl FashionData {
     }
 }
 
+fn fresh_config(kind: ClassifierKind, params: HyperParams, device: DeviceKind) -> FashionConfig {
+    FashionConfig {
+        task: "fashion".into(),
+        model: kind,
+        architecture: kind.spec(),
+        params,
+        val_fraction: VAL_FRACTION,
+        normalization: Normalization::FASHION_MNIST,
+        device,
+    }
+}
+
+/// `convlab fashion search`: short runs with random hyper-parameters, scored on validation.
+pub fn search_command(
+    kind: ClassifierKind,
+    args: &SearchArgs,
+    checksums: Checksums,
+) -> Result<Vec<TrialResult>, Error> {
+    args.validate()?;
+    let device = device(args.device).map_err(TrainError::Device)?;
+    let sets = FashionMnist::find_and_load(args.data.as_deref(), checksums)?;
+    search::run(
+        args,
+        "val_accuracy",
+        |trial| {
+            let (run, config) = open_for_training(trial, kind.name(), &recipe(kind), |params| {
+                fresh_config(kind, params, trial.device)
+            })?;
+            let data = FashionData::prepare(sets.clone(), &config.params, config.val_fraction)?;
+            run.prepare()?;
+            write_json(&run.config(), &config)?;
+            let history = train(&config, &data, &run, &device, false)?;
+            Ok(best_of(history.iter().map(|r| (r.val_accuracy, r.epoch))))
+        },
+        |t| {
+            format!(
+                "convlab fashion train --model {} --lr {:.3e} --weight-decay {:.3e} --batch-size {} --epochs 10 --out runs/{}-best",
+                kind.name(),
+                t.lr,
+                t.weight_decay,
+                t.batch_size,
+                kind.name()
+            )
+        },
+    )
+}
+
 /// `convlab fashion train`: validates everything, then trains, evaluates and draws the figures.
 pub fn train_command(
     kind: ClassifierKind,
     args: &TrainArgs,
     checksums: Checksums,
 ) -> Result<FashionMetrics, Error> {
-    let (run, config) =
-        open_for_training(args, kind.name(), &recipe(kind), |params| FashionConfig {
-            task: "fashion".into(),
-            model: kind,
-            architecture: kind.spec(),
-            params,
-            val_fraction: VAL_FRACTION,
-            normalization: Normalization::FASHION_MNIST,
-            device: args.device,
-        })?;
+    let (run, config) = open_for_training(args, kind.name(), &recipe(kind), |params| {
+        fresh_config(kind, params, args.device)
+    })?;
     let device = device(args.device).map_err(TrainError::Device)?;
     let sets = FashionMnist::find_and_load(args.data.as_deref(), checksums)?;
     let data = FashionData::prepare(sets, &config.params, config.val_fraction)?;

@@ -10,6 +10,7 @@ pub mod options;
 pub mod progress;
 pub mod run_dir;
 pub mod schedule;
+pub mod search;
 pub mod segment;
 
 pub use error::TrainError;

@@ -16,6 +16,7 @@ use super::options::{HyperParams, Recipe, TrainArgs};
 use super::progress::count_bar;
 use super::run_dir::{RunConfig, RunDir, open_for_training};
 use super::schedule::Schedule;
+use super::search::{self, SearchArgs, TrialResult, best_of};
 use crate::Error;
 use crate::data::facade::{CLASS_NAMES, FacadeSet, MiniFacade, NUM_CLASSES, SIDE};
 use crate::data::seg_batcher::{FlipScaleCrop, SegmentationBatch, SegmentationBatcher};
@@ -369,19 +370,55 @@ pub fn train_until(
     fit(&task, &config.params, run, device, resume, stop_after)
 }
 
+fn fresh_config(kind: SegmenterKind, params: HyperParams, device: DeviceKind) -> FacadeConfig {
+    FacadeConfig {
+        task: "facade".into(),
+        model: kind,
+        architecture: kind.spec(),
+        params,
+        augment: augmentation(kind),
+        val_fraction: VAL_FRACTION,
+        normalization: FACADE_NORMALIZATION,
+        device,
+    }
+}
+
+/// `convlab facade search`: short runs with random hyper-parameters, scored by validation mAP.
+pub fn search_command(kind: SegmenterKind, args: &SearchArgs) -> Result<Vec<TrialResult>, Error> {
+    args.validate()?;
+    let device = device(args.device).map_err(TrainError::Device)?;
+    let sets = MiniFacade::find_and_load(args.data.as_deref())?;
+    search::run(
+        args,
+        "val_map",
+        |trial| {
+            let (run, config) = open_for_training(trial, kind.name(), &recipe(kind), |params| {
+                fresh_config(kind, params, trial.device)
+            })?;
+            let data = FacadeData::prepare(sets.clone(), &config.params, config.val_fraction)?;
+            run.prepare()?;
+            write_json(&run.config(), &config)?;
+            let history = train_until(&config, &data, &run, &device, false, None)?;
+            Ok(best_of(history.iter().map(|r| (r.val_map, r.epoch))))
+        },
+        |t| {
+            format!(
+                "convlab facade train --model {} --lr {:.3e} --weight-decay {:.3e} --batch-size {} --epochs 20 --out runs/{}-best",
+                kind.name(),
+                t.lr,
+                t.weight_decay,
+                t.batch_size,
+                kind.name()
+            )
+        },
+    )
+}
+
 /// `convlab facade train`.
 pub fn train_command(kind: SegmenterKind, args: &TrainArgs) -> Result<FacadeMetrics, Error> {
-    let (run, config) =
-        open_for_training(args, kind.name(), &recipe(kind), |params| FacadeConfig {
-            task: "facade".into(),
-            model: kind,
-            architecture: kind.spec(),
-            params,
-            augment: augmentation(kind),
-            val_fraction: VAL_FRACTION,
-            normalization: FACADE_NORMALIZATION,
-            device: args.device,
-        })?;
+    let (run, config) = open_for_training(args, kind.name(), &recipe(kind), |params| {
+        fresh_config(kind, params, args.device)
+    })?;
     let device = device(args.device).map_err(TrainError::Device)?;
     let sets = MiniFacade::find_and_load(args.data.as_deref())?;
     let data = FacadeData::prepare(sets, &config.params, config.val_fraction)?;
