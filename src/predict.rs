@@ -14,9 +14,10 @@ use crate::device::{DeviceKind, device};
 use crate::figures::{FigureError, segmentation};
 use crate::fsutil::write_atomic;
 use crate::train::TrainError;
+use crate::train::checkpoint;
 use crate::train::log::read_json;
 use crate::train::run_dir::RunDir;
-use crate::train::segment::{FacadeConfig, load_model};
+use crate::train::segment::{FacadeConfig, argmax_classes};
 
 /// The files written for one photo.
 #[derive(Clone, Debug)]
@@ -43,7 +44,8 @@ pub fn predict_command(
         .iter()
         .map(|p| Ok((p.clone(), facade::read_photo(p)?)))
         .collect::<Result<_, DataError>>()?;
-    let (model, _, _) = load_model(&run, &config, &device)?;
+    let (model, _, _) =
+        checkpoint::load_final(&run, config.model.name(), &config.architecture, &device)?;
     std::fs::create_dir_all(out).map_err(|e| TrainError::NotWritable {
         path: out.into(),
         reason: e.to_string(),
@@ -75,17 +77,6 @@ pub fn predict_command(
         println!("{}: {}", path.display(), summary(&labels));
     }
     Ok(written)
-}
-
-fn argmax_classes(probs: &[f32]) -> Vec<u8> {
-    let plane = SIDE * SIDE;
-    (0..plane)
-        .map(|p| {
-            (0..NUM_CLASSES)
-                .max_by(|&a, &b| probs[a * plane + p].total_cmp(&probs[b * plane + p]))
-                .expect("classes") as u8
-        })
-        .collect()
 }
 
 fn summary(labels: &[u8]) -> String {

@@ -1,20 +1,11 @@
 //! Segmentation end to end on small synthetic data: training lowers the loss, evaluation writes
 //! metrics.json and figures, and `predict` handles odd photos.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use common::{assert_bad_input, convlab};
 use convlab::data::facade::{self, SIDE};
 use convlab::data::synthetic;
-
-fn convlab(args: &[&str], cwd: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_convlab"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("CONVLAB_DATA")
-        .output()
-        .expect("runs")
-}
 
 #[test]
 fn fcn_trains_evaluates_and_predicts_on_synthetic_facades() {
@@ -133,10 +124,7 @@ fn fcn_trains_evaluates_and_predicts_on_synthetic_facades() {
         ],
         root,
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).starts_with("error: bad.jpg: cannot decode image")
-    );
+    assert_bad_input(&out, "bad.jpg: cannot decode image");
     assert!(!root.join("pred2").exists());
 }
 
@@ -144,11 +132,7 @@ fn fcn_trains_evaluates_and_predicts_on_synthetic_facades() {
 fn missing_facade_data_says_what_to_put_where() {
     let tmp = tempfile::tempdir().unwrap();
     let out = convlab(&["facade", "train", "--out", "run"], tmp.path());
-    assert_eq!(out.status.code(), Some(2));
+    assert_bad_input(&out, "mini_facade: data set not found");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.starts_with("error: mini_facade: data set not found"),
-        "{stderr}"
-    );
     assert!(stderr.contains("no public download"), "{stderr}");
 }

@@ -4,6 +4,8 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use super::DataError;
+
 /// Indices of the training and validation parts, each sorted ascending.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Split {
@@ -41,6 +43,18 @@ pub fn random(count: usize, val_fraction: f64, seed: u64) -> Split {
     train.sort_unstable();
     val.sort_unstable();
     Split { train, val }
+}
+
+/// The first `limit` training indices (`--limit`), all of them without a limit.
+pub fn limited(train: &[usize], limit: Option<usize>) -> Result<Vec<usize>, DataError> {
+    match limit {
+        Some(limit) if limit > train.len() => Err(DataError::LimitTooLarge {
+            limit,
+            available: train.len(),
+        }),
+        Some(limit) => Ok(train[..limit].to_vec()),
+        None => Ok(train.to_vec()),
+    }
 }
 
 #[cfg(test)]

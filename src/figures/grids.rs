@@ -25,7 +25,8 @@ impl Picture {
     }
 }
 
-fn blit(
+/// Draws `picture` with its top-left corner at `(x0, y0)`, each pixel `scale` x `scale`.
+pub(crate) fn blit(
     area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
     picture: &Picture,
     x0: i32,

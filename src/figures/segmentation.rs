@@ -210,15 +210,7 @@ pub fn overlay(
         rgb: blended,
     };
     draw_png(path, (side as u32 + 150, (side as u32).max(170)), |root| {
-        for y in 0..side {
-            for x in 0..side {
-                let i = 3 * (y * side + x);
-                root.draw_pixel(
-                    (x as i32, y as i32),
-                    &RGBColor(picture.rgb[i], picture.rgb[i + 1], picture.rgb[i + 2]),
-                )?;
-            }
-        }
+        grids::blit(root, &picture, 0, 0, 1)?;
         draw_legend(root, side as i32 + 12, 12)
     })
 }

@@ -3,17 +3,18 @@
 //! length-prefixed (u64 LE) sections: a JSON header, the model's burnpack bytes, the
 //! optimiser's burnpack bytes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
-use burn::tensor::Bytes;
+use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
+use super::run_dir::RunDir;
 use crate::fsutil::write_atomic;
-use crate::models::Net;
+use crate::models::{ModelSpec, Net};
 
 const MAGIC: &[u8; 8] = b"CONVLABK";
 pub const FORMAT_VERSION: u32 = 1;
@@ -151,4 +152,18 @@ impl Checkpoint {
             .from_bytes(self.optimizer.clone())
             .map_err(|e| bad(path, e.to_string()))
     }
+}
+
+/// A finished run's model for evaluation or prediction: its final checkpoint (the best, else the
+/// last), in validation mode, with the checkpoint's header and path.
+pub fn load_final(
+    run: &RunDir,
+    model_name: &str,
+    architecture: &ModelSpec,
+    device: &Device,
+) -> Result<(Net, CheckpointHeader, PathBuf), TrainError> {
+    let path = run.final_checkpoint();
+    let ckpt = load(&path)?;
+    let model = ckpt.restore_model(&path, model_name, Net::init(architecture, device))?;
+    Ok((model.valid(), ckpt.header, path))
 }

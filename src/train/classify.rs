@@ -116,11 +116,13 @@ pub fn recipe(kind: ClassifierKind) -> Recipe {
     }
 }
 
-/// The data a run uses: the full sets, the split, and the training indices (after `--limit`).
+/// The data a run uses: the full sets, the split, the training indices (after `--limit`) and
+/// the validation images.
 pub struct FashionData {
     pub sets: FashionMnist,
     pub split: Split,
     pub train_indices: Vec<usize>,
+    pub val: LabelledImages,
 }
 
 impl FashionData {
@@ -130,20 +132,13 @@ impl FashionData {
         val_fraction: f64,
     ) -> Result<Self, DataError> {
         let split = split::stratified(&sets.train.labels, NUM_CLASSES, val_fraction, params.seed);
-        let mut train_indices = split.train.clone();
-        if let Some(limit) = params.limit {
-            if limit > train_indices.len() {
-                return Err(DataError::LimitTooLarge {
-                    limit,
-                    available: train_indices.len(),
-                });
-            }
-            train_indices.truncate(limit);
-        }
+        let train_indices = split::limited(&split.train, params.limit)?;
+        let val = sets.train.select(&split.val);
         Ok(FashionData {
             sets,
             split,
             train_indices,
+            val,
         })
     }
 }
@@ -171,26 +166,18 @@ pub fn search_command(
     let sets = FashionMnist::find_and_load(args.data.as_deref(), checksums)?;
     search::run(
         args,
+        "fashion",
+        kind.name(),
+        recipe(kind).epochs,
         "val_accuracy",
         |trial| {
             let (run, config) = open_for_training(trial, kind.name(), &recipe(kind), |params| {
                 fresh_config(kind, params, trial.device)
             })?;
             let data = FashionData::prepare(sets.clone(), &config.params, config.val_fraction)?;
-            run.prepare()?;
-            write_json(&run.config(), &config)?;
+            run.start(&config)?;
             let history = train(&config, &data, &run, &device, false)?;
             Ok(best_of(history.iter().map(|r| (r.val_accuracy, r.epoch))))
-        },
-        |t| {
-            format!(
-                "convlab fashion train --model {} --lr {:.3e} --weight-decay {:.3e} --batch-size {} --epochs 10 --out runs/{}-best",
-                kind.name(),
-                t.lr,
-                t.weight_decay,
-                t.batch_size,
-                kind.name()
-            )
         },
     )
 }
@@ -207,8 +194,7 @@ pub fn train_command(
     let device = device(args.device).map_err(TrainError::Device)?;
     let sets = FashionMnist::find_and_load(args.data.as_deref(), checksums)?;
     let data = FashionData::prepare(sets, &config.params, config.val_fraction)?;
-    run.prepare()?;
-    write_json(&run.config(), &config)?;
+    run.start(&config)?;
     train(&config, &data, &run, &device, args.resume)?;
     let metrics = evaluate_run(&config, &data, &run, &device)?;
     Ok(metrics)
@@ -218,7 +204,6 @@ pub fn train_command(
 struct FashionTask<'a> {
     config: &'a FashionConfig,
     data: &'a FashionData,
-    val_set: LabelledImages,
     loss: CrossEntropyLoss,
     batcher: ImageBatcher,
 }
@@ -264,7 +249,7 @@ impl Task for FashionTask<'_> {
     }
 
     fn validate(&self, model: &Net, device: &Device) -> Evaluation {
-        evaluate(model, &self.val_set, self.config.normalization, device)
+        evaluate(model, &self.data.val, self.config.normalization, device)
     }
 
     fn score(&self, validation: &Evaluation) -> f64 {
@@ -334,7 +319,6 @@ pub fn train_until(
     let task = FashionTask {
         config,
         data,
-        val_set: data.sets.train.select(&data.split.val),
         loss: loss.init(&device.clone().autodiff()),
         batcher: ImageBatcher {
             normalization: config.normalization,
@@ -411,17 +395,10 @@ pub fn evaluate_run(
     run: &RunDir,
     device: &Device,
 ) -> Result<FashionMetrics, Error> {
-    let path = run.final_checkpoint();
-    let ckpt = checkpoint::load(&path)?;
-    let model = ckpt.restore_model(
-        &path,
-        config.model.name(),
-        Net::init(&config.architecture, device),
-    )?;
-    let model = model.valid();
-    let val_set = data.sets.train.select(&data.split.val);
+    let (model, header, path) =
+        checkpoint::load_final(run, config.model.name(), &config.architecture, device)?;
     let bar = count_bar(2, "evaluating");
-    let val = evaluate(&model, &val_set, config.normalization, device);
+    let val = evaluate(&model, &data.val, config.normalization, device);
     bar.inc(1);
     let test = evaluate(&model, &data.sets.test, config.normalization, device);
     bar.finish_and_clear();
@@ -432,7 +409,7 @@ pub fn evaluate_run(
             .unwrap_or_default()
             .to_string_lossy()
             .into(),
-        epoch: ckpt.header.epoch,
+        epoch: header.epoch,
         class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
         val: ClassificationReport::new(&val.confusion, val.loss),
         test: ClassificationReport::new(&test.confusion, test.loss),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::TrainError;
-use super::log::read_json;
+use super::log::{read_json, write_json};
 use super::options::{HyperParams, Recipe, TrainArgs};
 
 /// A run's `config.json`, whatever the task.
@@ -115,6 +115,13 @@ impl RunDir {
                 path: self.root.clone(),
                 reason: e.to_string(),
             })
+    }
+
+    /// Prepares the folders and writes `config.json`: what every training run does before its
+    /// first step.
+    pub fn start<C: Serialize>(&self, config: &C) -> Result<(), TrainError> {
+        self.prepare()?;
+        write_json(&self.config(), config)
     }
 
     /// A run folder that exists and holds a `config.json` (for eval, resume and predict).

@@ -129,12 +129,15 @@ impl SearchArgs {
 }
 
 /// Runs every trial with `train` (which returns the best validation score and its epoch), then
-/// writes and prints the leaderboard. `rerun` gives the command that repeats a trial.
+/// writes and prints the leaderboard and the `convlab TASK train` command (with `rerun_epochs`)
+/// that trains the best trial longer.
 pub fn run(
     args: &SearchArgs,
+    task: &str,
+    model: &str,
+    rerun_epochs: usize,
     score_name: &str,
     mut train: impl FnMut(&TrainArgs) -> Result<(f64, usize), Error>,
-    rerun: impl Fn(&Trial) -> String,
 ) -> Result<Vec<TrialResult>, Error> {
     args.validate()?;
     let mut results = Vec::new();
@@ -173,11 +176,14 @@ pub fn run(
         );
     }
     if let Some(best) = board.first() {
+        let t = &best.trial;
         println!(
-            "\nbest: trial {} ({}); to train it longer:\n  {}",
-            best.trial.index,
+            "\nbest: trial {} ({}); to train it longer:\n  convlab {task} train --model {model} --lr {:.3e} --weight-decay {:.3e} --batch-size {} --epochs {rerun_epochs} --out runs/{model}-best",
+            t.index,
             best.run.display(),
-            rerun(&best.trial)
+            t.lr,
+            t.weight_decay,
+            t.batch_size
         );
     }
     Ok(board)

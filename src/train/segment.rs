@@ -1,6 +1,6 @@
 //! Training, evaluating and predicting with a Mini Facade segmenter in a run folder.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
@@ -137,16 +137,7 @@ impl FacadeData {
         val_fraction: f64,
     ) -> Result<Self, DataError> {
         let split = split::random(sets.train.len(), val_fraction, params.seed);
-        let mut train_indices = split.train.clone();
-        if let Some(limit) = params.limit {
-            if limit > train_indices.len() {
-                return Err(DataError::LimitTooLarge {
-                    limit,
-                    available: train_indices.len(),
-                });
-            }
-            train_indices.truncate(limit);
-        }
+        let train_indices = split::limited(&split.train, params.limit)?;
         let val = select(&sets.train, &split.val);
         Ok(FacadeData {
             sets,
@@ -284,6 +275,23 @@ fn probabilities(model: &Net, batch: &SegmentationBatch, device: &Device) -> Vec
         .expect("f32 probabilities")
 }
 
+/// Each pixel's most probable class (the first on ties, as PyTorch's `argmax`) from one
+/// image's probabilities `[classes, SIDE, SIDE]`.
+pub fn argmax_classes(image_probs: &[f32]) -> Vec<u8> {
+    let plane = SIDE * SIDE;
+    (0..plane)
+        .map(|p| {
+            let mut best = 0;
+            for c in 1..NUM_CLASSES {
+                if image_probs[c * plane + p] > image_probs[best * plane + p] {
+                    best = c;
+                }
+            }
+            best as u8
+        })
+        .collect()
+}
+
 /// Evaluates over all pixels of `set`; also returns each image's predicted label map.
 pub fn evaluate(
     model: &Net,
@@ -311,20 +319,13 @@ pub fn evaluate(
             for (c, class_scores) in scores.iter_mut().enumerate() {
                 class_scores.extend_from_slice(&image_probs[c * plane..(c + 1) * plane]);
             }
-            for p in 0..plane {
+            let predicted = argmax_classes(image_probs);
+            for (p, &best) in predicted.iter().enumerate() {
                 let truth = batch.labels[b * plane + p] as usize;
-                let (mut best, mut best_p) = (0, f32::NEG_INFINITY);
-                for c in 0..NUM_CLASSES {
-                    let v = image_probs[c * plane + p];
-                    if v > best_p {
-                        best = c;
-                        best_p = v;
-                    }
-                }
-                confusion.add(truth, best);
-                predictions.push(best as u8);
+                confusion.add(truth, best as usize);
                 loss_sum -= (image_probs[truth * plane + p].max(1e-30) as f64).ln();
             }
+            predictions.extend_from_slice(&predicted);
         }
     }
     let ap: Vec<f64> = scores
@@ -390,26 +391,18 @@ pub fn search_command(kind: SegmenterKind, args: &SearchArgs) -> Result<Vec<Tria
     let sets = MiniFacade::find_and_load(args.data.as_deref())?;
     search::run(
         args,
+        "facade",
+        kind.name(),
+        recipe(kind).epochs,
         "val_map",
         |trial| {
             let (run, config) = open_for_training(trial, kind.name(), &recipe(kind), |params| {
                 fresh_config(kind, params, trial.device)
             })?;
             let data = FacadeData::prepare(sets.clone(), &config.params, config.val_fraction)?;
-            run.prepare()?;
-            write_json(&run.config(), &config)?;
+            run.start(&config)?;
             let history = train_until(&config, &data, &run, &device, false, None)?;
             Ok(best_of(history.iter().map(|r| (r.val_map, r.epoch))))
-        },
-        |t| {
-            format!(
-                "convlab facade train --model {} --lr {:.3e} --weight-decay {:.3e} --batch-size {} --epochs 20 --out runs/{}-best",
-                kind.name(),
-                t.lr,
-                t.weight_decay,
-                t.batch_size,
-                kind.name()
-            )
         },
     )
 }
@@ -422,26 +415,9 @@ pub fn train_command(kind: SegmenterKind, args: &TrainArgs) -> Result<FacadeMetr
     let device = device(args.device).map_err(TrainError::Device)?;
     let sets = MiniFacade::find_and_load(args.data.as_deref())?;
     let data = FacadeData::prepare(sets, &config.params, config.val_fraction)?;
-    run.prepare()?;
-    write_json(&run.config(), &config)?;
+    run.start(&config)?;
     train_until(&config, &data, &run, &device, args.resume, None)?;
     evaluate_run(&config, &data, &run, &device)
-}
-
-/// Loads a run's model (best checkpoint) for inference.
-pub fn load_model(
-    run: &RunDir,
-    config: &FacadeConfig,
-    device: &Device,
-) -> Result<(Net, usize, PathBuf), Error> {
-    let path = run.final_checkpoint();
-    let ckpt = checkpoint::load(&path)?;
-    let model = ckpt.restore_model(
-        &path,
-        config.model.name(),
-        Net::init(&config.architecture, device),
-    )?;
-    Ok((model.valid(), ckpt.header.epoch, path))
 }
 
 /// Evaluates the best checkpoint on validation and test, writes `metrics.json` and figures.
@@ -451,7 +427,8 @@ pub fn evaluate_run(
     run: &RunDir,
     device: &Device,
 ) -> Result<FacadeMetrics, Error> {
-    let (model, epoch, path) = load_model(run, config, device)?;
+    let (model, header, path) =
+        checkpoint::load_final(run, config.model.name(), &config.architecture, device)?;
     let bar = count_bar(2, "evaluating");
     let (val, _) = evaluate(&model, &data.val, config.normalization, device);
     bar.inc(1);
@@ -464,7 +441,7 @@ pub fn evaluate_run(
             .unwrap_or_default()
             .to_string_lossy()
             .into(),
-        epoch,
+        epoch: header.epoch,
         class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
         val,
         test,
