@@ -1,6 +1,6 @@
 //! The top-level error: one variant per area, each area owning its own enum.
 
-use crate::{data::DataError, figures::FigureError, train::TrainError};
+use crate::{data::DataError, figures::FigureError, report::ReportError, train::TrainError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -10,6 +10,8 @@ pub enum Error {
     Train(#[from] TrainError),
     #[error(transparent)]
     Figure(#[from] FigureError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
 }
 
 impl Error {
@@ -18,6 +20,7 @@ impl Error {
         match self {
             Error::Data(e) if e.is_bad_input() => 2,
             Error::Train(e) if e.is_bad_input() => 2,
+            Error::Report(e) if e.is_bad_input() => 2,
             _ => 1,
         }
     }

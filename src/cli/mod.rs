@@ -8,10 +8,10 @@ use crate::Error;
 use crate::data::fashion_mnist::Checksums;
 use crate::device::DeviceKind;
 use crate::models::{ClassifierKind, SegmenterKind};
-use crate::predict;
 use crate::train::options::TrainArgs;
 use crate::train::search::SearchArgs;
 use crate::train::{classify, segment};
+use crate::{predict, report};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,6 +36,24 @@ pub enum Task {
         #[command(subcommand)]
         command: FacadeCommand,
     },
+    /// Write an HTML report (index.html + images) of finished runs of either task.
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run folders made by `fashion train` or `facade train` (and evaluated).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Folder for index.html and its images.
+    #[arg(long, default_value = "report")]
+    pub out: PathBuf,
+    /// Also segment the photos in this folder with each segmentation run.
+    #[arg(long)]
+    pub photos: Option<PathBuf>,
+    /// Where to run the segmentation of --photos.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
 }
 
 #[derive(Subcommand, Debug)]
@@ -190,6 +208,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 )?;
             }
         },
+        Task::Report(args) => {
+            report::report_command(&args.runs, &args.out, args.photos.as_deref(), args.device)?;
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::charts::{self, BLUE_, ORANGE_, Series};
 use super::grids::{self, Cell, Picture, Row};
@@ -27,12 +28,7 @@ pub fn draw_all(
     if let (Some(w), Some((i, o, k))) = (first_conv_weights, first_conv) {
         grids::filters(&dir.join("filters.png"), w, o, i, k)?;
     }
-    examples(
-        &dir.join("examples.png"),
-        &metrics.class_names,
-        test,
-        test_predictions,
-    )?;
+    examples(dir, &metrics.class_names, test, test_predictions)?;
     grids::confusion(
         &dir.join("confusion.png"),
         &format!("Test confusion matrix ({} images)", test.len()),
@@ -109,45 +105,101 @@ pub fn per_class(path: &Path, metrics: &FashionMetrics) -> Result<(), FigureErro
     })
 }
 
-/// For each class: test images correctly classified as it, and false positives (images of other
-/// classes predicted as it), each captioned with its true class.
-pub fn examples(
-    path: &Path,
+/// The test images shown for one predicted class: some it got right and some false positives
+/// (images of other classes predicted as it). Saved as `figures/examples.json` beside the
+/// per-class strips, so a report can caption them without re-running the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassExamples {
+    pub class: String,
+    /// Test-set indices.
+    pub correct: Vec<usize>,
+    pub false_positives: Vec<usize>,
+    /// The true class of each false positive.
+    pub false_positive_truths: Vec<String>,
+}
+
+impl ClassExamples {
+    /// File names of the two strips, inside `figures/examples/`.
+    pub fn strip_names(class_index: usize) -> [String; 2] {
+        [
+            format!("{class_index}_correct.png"),
+            format!("{class_index}_false_positive.png"),
+        ]
+    }
+}
+
+pub fn choose_examples(
     names: &[String],
     test: &LabelledImages,
     predictions: &[u8],
-) -> Result<(), FigureError> {
-    let green = RGBColor(40, 160, 40);
-    let red = RGBColor(210, 40, 40);
-    let cell = |i: usize, border: RGBColor| Cell {
-        picture: Picture::from_grey(test.width, test.height, test.image(i)),
-        caption: names[test.labels[i] as usize].clone(),
-        border,
-    };
-    let rows: Vec<Row> = (0..names.len())
+) -> Vec<ClassExamples> {
+    (0..names.len())
         .map(|c| {
             let predicted_c = || (0..test.len()).filter(move |&i| predictions[i] as usize == c);
             let correct = predicted_c()
                 .filter(|&i| test.labels[i] as usize == c)
                 .take(EXAMPLES_PER_GROUP)
-                .map(|i| cell(i, green))
                 .collect();
-            let false_positives = predicted_c()
+            let false_positives: Vec<usize> = predicted_c()
                 .filter(|&i| test.labels[i] as usize != c)
                 .take(EXAMPLES_PER_GROUP)
-                .map(|i| cell(i, red))
                 .collect();
-            Row {
-                title: names[c].clone(),
-                groups: vec![correct, false_positives],
+            ClassExamples {
+                class: names[c].clone(),
+                correct,
+                false_positive_truths: false_positives
+                    .iter()
+                    .map(|&i| names[test.labels[i] as usize].clone())
+                    .collect(),
+                false_positives,
             }
+        })
+        .collect()
+}
+
+const GREEN: RGBColor = RGBColor(40, 160, 40);
+const RED: RGBColor = RGBColor(210, 40, 40);
+
+/// For each class: test images correctly classified as it, and false positives, each captioned
+/// with its true class: one picture (`examples.png`), and per class two strips in
+/// `examples/` with `examples.json` naming what they show.
+pub fn examples(
+    dir: &Path,
+    names: &[String],
+    test: &LabelledImages,
+    predictions: &[u8],
+) -> Result<(), FigureError> {
+    let chosen = choose_examples(names, test, predictions);
+    let cell = |i: usize, border: RGBColor| Cell {
+        picture: Picture::from_grey(test.width, test.height, test.image(i)),
+        caption: names[test.labels[i] as usize].clone(),
+        border,
+    };
+    let rows: Vec<Row> = chosen
+        .iter()
+        .map(|ex| Row {
+            title: ex.class.clone(),
+            groups: vec![
+                ex.correct.iter().map(|&i| cell(i, GREEN)).collect(),
+                ex.false_positives.iter().map(|&i| cell(i, RED)).collect(),
+            ],
         })
         .collect();
     grids::picture_rows(
-        path,
+        &dir.join("examples.png"),
         "Test examples per predicted class (caption: true class)",
         &["Correct", "Incorrect (false positive)"],
         &rows,
         2,
-    )
+    )?;
+    let strips = dir.join("examples");
+    std::fs::create_dir_all(&strips).map_err(|e| FigureError::new(&strips, e))?;
+    for (c, row) in rows.iter().enumerate() {
+        for (cells, name) in row.groups.iter().zip(ClassExamples::strip_names(c)) {
+            grids::strip(&strips.join(name), cells, 3)?;
+        }
+    }
+    let json = dir.join("examples.json");
+    let bytes = serde_json::to_vec_pretty(&chosen).map_err(|e| FigureError::new(&json, e))?;
+    crate::fsutil::write_atomic(&json, &bytes).map_err(|e| FigureError::new(&json, e))
 }

@@ -213,6 +213,29 @@ pub fn picture_rows(
     })
 }
 
+/// The pictures of `cells` side by side, each framed in its border colour, without captions
+/// (a report captions them); an empty strip is a blank cell.
+pub fn strip(path: &Path, cells: &[Cell], scale: i32) -> Result<(), FigureError> {
+    let (pw, ph) = cells.first().map_or((28, 28), |c| {
+        (c.picture.width as i32, c.picture.height as i32)
+    });
+    let pad = 4;
+    let cell_w = pw * scale + 2 * pad;
+    let width = cell_w * cells.len().max(1) as i32;
+    let height = ph * scale + 2 * pad;
+    draw_png(path, (width as u32, height as u32), |root| {
+        for (i, cell) in cells.iter().enumerate() {
+            let x = i as i32 * cell_w + pad;
+            root.draw(&Rectangle::new(
+                [(x - 3, pad - 3), (x + pw * scale + 2, pad + ph * scale + 2)],
+                cell.border.stroke_width(3),
+            ))?;
+            blit(root, &cell.picture, x, pad, scale)?;
+        }
+        Ok(())
+    })
+}
+
 fn lerp(from: (u8, u8, u8), to: (u8, u8, u8), t: f64) -> RGBColor {
     let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * t).round() as u8;
     RGBColor(mix(from.0, to.0), mix(from.1, to.1), mix(from.2, to.2))

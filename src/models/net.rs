@@ -21,6 +21,8 @@ pub enum Layer {
     Dropout(Dropout),
     Flatten(Identity),
     Linear(Linear),
+    SaveSkip(Identity),
+    ConcatSkip(Identity),
 }
 
 /// A sequential network. Parameters are named `layers.<index>.<weight|bias|...>`.
@@ -79,12 +81,22 @@ impl Layer {
             LayerSpec::Linear { inputs, outputs } => {
                 Layer::Linear(LinearConfig::new(inputs, outputs).init(device))
             }
+            LayerSpec::SaveSkip => Layer::SaveSkip(Identity),
+            LayerSpec::ConcatSkip => Layer::ConcatSkip(Identity),
         }
     }
 
-    fn forward(&self, x: Activation) -> Activation {
+    fn forward(&self, x: Activation, saved: &mut Vec<Tensor<4>>) -> Activation {
         use Activation::{Features, Maps};
         match (self, x) {
+            (Layer::SaveSkip(_), Maps(x)) => {
+                saved.push(x.clone());
+                Maps(x)
+            }
+            (Layer::ConcatSkip(_), Maps(x)) => {
+                let skip = saved.pop().expect("ModelSpec::summary pairs every concat");
+                Maps(Tensor::cat(vec![x, skip], 1))
+            }
             (Layer::Conv(l), Maps(x)) => Maps(l.forward(x)),
             (Layer::ConvTranspose(l), Maps(x)) => Maps(l.forward(x)),
             (Layer::BatchNorm(l), Maps(x)) => Maps(l.forward(x)),
@@ -113,9 +125,12 @@ impl Net {
     }
 
     fn forward(&self, images: Tensor<4>) -> Activation {
+        let mut saved = Vec::new();
         self.layers
             .iter()
-            .fold(Activation::Maps(images), |x, layer| layer.forward(x))
+            .fold(Activation::Maps(images), |x, layer| {
+                layer.forward(x, &mut saved)
+            })
     }
 
     /// Per-pixel logits `[batch, classes, height, width]` of a fully convolutional network.

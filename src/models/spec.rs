@@ -37,6 +37,12 @@ pub enum LayerSpec {
         inputs: usize,
         outputs: usize,
     },
+    /// Keeps the current activation for a later [`LayerSpec::ConcatSkip`] (a U-Net's skip
+    /// connection); the activation itself passes on unchanged.
+    SaveSkip,
+    /// Joins the most recently saved activation (taken off the stack) behind the current one
+    /// along the channels: PyTorch's `torch.cat([x, skip], dim=1)`.
+    ConcatSkip,
 }
 
 /// An architecture: a name, the input shape (channels, height, width) and its layers in order.
@@ -147,6 +153,8 @@ impl LayerSpec {
             LayerSpec::Dropout { prob } => format!("Dropout ({prob})"),
             LayerSpec::Flatten => "Flatten".into(),
             LayerSpec::Linear { inputs, outputs } => format!("Linear {inputs}->{outputs}"),
+            LayerSpec::SaveSkip => "Save skip".into(),
+            LayerSpec::ConcatSkip => "Concat skip".into(),
         }
     }
 
@@ -171,9 +179,25 @@ impl LayerSpec {
         }
     }
 
-    /// The output shape for `input`, or why the layer cannot take it.
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+    /// The output shape for `input`, or why the layer cannot take it; `saved` holds the shapes
+    /// of the activations kept for skip connections.
+    fn output_shape(
+        &self,
+        input: &[usize],
+        saved: &mut Vec<Vec<usize>>,
+    ) -> Result<Vec<usize>, String> {
         match (*self, input) {
+            (LayerSpec::SaveSkip, _) => {
+                saved.push(input.to_vec());
+                Ok(input.to_vec())
+            }
+            (LayerSpec::ConcatSkip, &[c, h, w]) => match saved.pop() {
+                Some(skip) if skip[1..] == [h, w] => Ok(vec![c + skip[0], h, w]),
+                Some(skip) => Err(format!(
+                    "Concat skip cannot join {skip:?} to input of shape {input:?}"
+                )),
+                None => Err("Concat skip has no saved activation".into()),
+            },
             (
                 LayerSpec::Conv {
                     in_channels,
@@ -225,10 +249,11 @@ impl ModelSpec {
     /// layer whose input does not fit.
     pub fn summary(&self) -> Result<Vec<LayerSummary>, String> {
         let mut shape = self.input.to_vec();
+        let mut saved = Vec::new();
         let mut rows = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
             shape = layer
-                .output_shape(&shape)
+                .output_shape(&shape, &mut saved)
                 .map_err(|e| format!("model {}: layer {i}: {e}", self.name))?;
             rows.push(LayerSummary {
                 layer: layer.describe(),
@@ -254,5 +279,41 @@ impl ModelSpec {
             } => Some((in_channels, out_channels, kernel)),
             _ => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(layers: Vec<LayerSpec>) -> ModelSpec {
+        ModelSpec {
+            name: "t".into(),
+            input: [3, 8, 8],
+            layers,
+        }
+    }
+
+    #[test]
+    fn a_skip_adds_its_channels_where_the_sizes_agree() {
+        let mut layers = vec![LayerSpec::SaveSkip];
+        layers.extend(LayerSpec::conv_bn_relu(3, 4, 1));
+        layers.push(LayerSpec::ConcatSkip);
+        let rows = spec(layers).summary().unwrap();
+        assert_eq!(rows.last().unwrap().output_shape, vec![7, 8, 8]);
+    }
+
+    #[test]
+    fn a_skip_of_another_size_or_none_saved_is_refused() {
+        let mut layers = vec![LayerSpec::SaveSkip];
+        layers.extend(LayerSpec::conv_bn_relu(3, 4, 2));
+        layers.push(LayerSpec::ConcatSkip);
+        let err = spec(layers).summary().unwrap_err();
+        assert!(
+            err.contains("layer 4") && err.contains("[3, 8, 8]"),
+            "{err}"
+        );
+        let err = spec(vec![LayerSpec::ConcatSkip]).summary().unwrap_err();
+        assert!(err.contains("no saved activation"), "{err}");
     }
 }

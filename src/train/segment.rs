@@ -38,6 +38,9 @@ pub struct FacadeConfig {
     pub architecture: ModelSpec,
     pub params: HyperParams,
     pub augment: Option<FlipScaleCrop>,
+    /// Older run folders have no such key: they trained unweighted.
+    #[serde(default)]
+    pub class_weighting: ClassWeighting,
     pub val_fraction: f64,
     pub normalization: Normalization,
     pub device: DeviceKind,
@@ -100,6 +103,51 @@ pub const FACADE_NORMALIZATION: Normalization = Normalization {
     std: 0.25,
 };
 
+/// How the per-pixel loss weighs the classes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassWeighting {
+    /// Every pixel counts the same.
+    #[default]
+    None,
+    /// Class c weighs `sqrt(median frequency / frequency of c)` over the training pixels: the
+    /// square root of SegNet's median-frequency balancing, which lifts the rare pillar and
+    /// balcony without letting their few pixels dominate the gradient.
+    SqrtMedianFrequency,
+}
+
+impl ClassWeighting {
+    /// The weight of each class from the training label maps; `None` when unweighted.
+    pub fn weights<'a>(self, label_maps: impl Iterator<Item = &'a [u8]>) -> Option<Vec<f32>> {
+        match self {
+            ClassWeighting::None => None,
+            ClassWeighting::SqrtMedianFrequency => {
+                let mut counts = [0u64; NUM_CLASSES];
+                for labels in label_maps {
+                    for &l in labels {
+                        counts[l as usize] += 1;
+                    }
+                }
+                let mut present: Vec<u64> = counts.iter().copied().filter(|&n| n > 0).collect();
+                present.sort_unstable();
+                let median = *present.get(present.len() / 2)? as f64;
+                Some(
+                    counts
+                        .iter()
+                        .map(|&n| {
+                            if n == 0 {
+                                0.0
+                            } else {
+                                (median / n as f64).sqrt() as f32
+                            }
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
 pub fn recipe(kind: SegmenterKind) -> Recipe {
     match kind {
         // The write-up's tuned values: Adam lr 1e-4, weight decay 1e-5.
@@ -113,6 +161,25 @@ pub fn recipe(kind: SegmenterKind) -> Recipe {
             label_smoothing: None,
             decoupled_decay: false,
         },
+        // Cheap enough per epoch to train long within the CPU budget: a larger rate with a
+        // warm-up and cosine decay, AdamW as usual for U-Nets.
+        SegmenterKind::Unet => Recipe {
+            epochs: 48,
+            batch_size: 8,
+            lr: 2e-3,
+            weight_decay: 1e-4,
+            schedule: Schedule::Cosine,
+            augment: None,
+            label_smoothing: None,
+            decoupled_decay: true,
+        },
+    }
+}
+
+fn class_weighting(kind: SegmenterKind) -> ClassWeighting {
+    match kind {
+        SegmenterKind::Fcn => ClassWeighting::None,
+        SegmenterKind::Unet => ClassWeighting::SqrtMedianFrequency,
     }
 }
 
@@ -166,14 +233,30 @@ struct FacadeTask<'a> {
     config: &'a FacadeConfig,
     data: &'a FacadeData,
     batcher: SegmentationBatcher,
+    class_weights: Option<Vec<f32>>,
 }
 
-/// Mean per-pixel cross-entropy of logits `[N, C, H, W]` against labels `[N, H, W]`.
-fn pixel_cross_entropy(logits: Tensor<4>, targets: Tensor<3, Int>) -> Tensor<1> {
+/// Per-pixel cross-entropy of logits `[N, C, H, W]` against labels `[N, H, W]`: the mean, or
+/// with `class_weights` PyTorch's weighted mean `sum(w[y] * nll) / sum(w[y])`.
+fn pixel_cross_entropy(
+    logits: Tensor<4>,
+    targets: Tensor<3, Int>,
+    class_weights: Option<&[f32]>,
+) -> Tensor<1> {
     let [n, _, h, w] = logits.dims();
+    let device = logits.device();
     let log_probs = log_softmax(logits, 1);
-    let picked = log_probs.gather(1, targets.reshape([n, 1, h, w]));
-    picked.mean().neg()
+    let picked = log_probs
+        .gather(1, targets.clone().reshape([n, 1, h, w]))
+        .reshape([n * h * w]);
+    match class_weights {
+        None => picked.mean().neg(),
+        Some(weights) => {
+            let pixel_weights =
+                Tensor::<1>::from_floats(weights, &device).select(0, targets.reshape([n * h * w]));
+            (picked * pixel_weights.clone()).sum().neg() / pixel_weights.sum()
+        }
+    }
 }
 
 impl Task for FacadeTask<'_> {
@@ -209,7 +292,7 @@ impl Task for FacadeTask<'_> {
             .sum()
             .into_scalar();
         StepStats {
-            loss: pixel_cross_entropy(logits, targets),
+            loss: pixel_cross_entropy(logits, targets, self.class_weights.as_deref()),
             hits: hits as usize,
             count: batch.labels.len(),
             examples: batch.count,
@@ -367,7 +450,18 @@ pub fn train_until(
             normalization: config.normalization,
             augment: config.augment,
         },
+        class_weights: config
+            .class_weighting
+            .weights(data.train_indices.iter().map(|&i| data.sets.train.label(i))),
     };
+    if let Some(weights) = &task.class_weights {
+        let shown: Vec<String> = CLASS_NAMES
+            .iter()
+            .zip(weights)
+            .map(|(name, w)| format!("{name} {w:.2}"))
+            .collect();
+        eprintln!("class weights: {}", shown.join(", "));
+    }
     fit(&task, &config.params, run, device, resume, stop_after)
 }
 
@@ -378,6 +472,7 @@ fn fresh_config(kind: SegmenterKind, params: HyperParams, device: DeviceKind) ->
         architecture: kind.spec(),
         params,
         augment: augmentation(kind),
+        class_weighting: class_weighting(kind),
         val_fraction: VAL_FRACTION,
         normalization: FACADE_NORMALIZATION,
         device,
@@ -497,4 +592,50 @@ pub fn print_tables(m: &FacadeMetrics) {
         "{:<10} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
         "mean", m.val.map, m.test.map, m.val.miou, m.test.miou
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One image, two classes, two pixels: pixel 0 has logits (0, 0) and label 0, so its
+    /// negative log-likelihood is ln 2; pixel 1 has logits (0, ln 3) and label 1, so ln(4/3).
+    fn two_pixels() -> (Tensor<4>, Tensor<3, Int>) {
+        let device = Device::flex();
+        let logits =
+            Tensor::<1>::from_floats([0.0, 0.0, 0.0, 3f32.ln()], &device).reshape([1, 2, 1, 2]);
+        let targets = Tensor::<1, Int>::from_ints([0, 1], &device).reshape([1, 1, 2]);
+        (logits, targets)
+    }
+
+    #[test]
+    fn pixel_cross_entropy_is_the_mean_or_pytorchs_weighted_mean() {
+        let (nll0, nll1) = (2f64.ln(), (4.0f64 / 3.0).ln());
+        let (logits, targets) = two_pixels();
+        let plain: f32 = pixel_cross_entropy(logits, targets, None).into_scalar();
+        assert!((plain as f64 - (nll0 + nll1) / 2.0).abs() < 1e-6);
+        // torch.nn.functional.cross_entropy(logits, targets, weight=torch.tensor([1., 3.]))
+        // divides by the summed weights of the targets: (1 ln 2 + 3 ln 4/3) / 4 = 0.3890.
+        let (logits, targets) = two_pixels();
+        let weighted: f32 = pixel_cross_entropy(logits, targets, Some(&[1.0, 3.0])).into_scalar();
+        assert!((weighted as f64 - (nll0 + 3.0 * nll1) / 4.0).abs() < 1e-6);
+        assert!((weighted - 0.3890).abs() < 1e-4);
+    }
+
+    #[test]
+    fn rare_classes_weigh_more_and_the_median_class_weighs_one() {
+        // Pixel counts 400, 100, 25, 100, 0: the median of the present counts is 100.
+        let mut labels = vec![0u8; 400];
+        labels.extend([1u8; 100]);
+        labels.extend([2u8; 25]);
+        labels.extend([3u8; 100]);
+        let weights = ClassWeighting::SqrtMedianFrequency
+            .weights(std::iter::once(labels.as_slice()))
+            .unwrap();
+        assert_eq!(weights, vec![0.5, 1.0, 2.0, 1.0, 0.0]);
+        assert_eq!(
+            ClassWeighting::None.weights(std::iter::once(labels.as_slice())),
+            None
+        );
+    }
 }

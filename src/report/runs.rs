@@ -1,0 +1,144 @@
+//! Reading finished run folders back for a report: their configuration, per-epoch log, final
+//! metrics and the figures they drew. Nothing is recomputed.
+
+use std::path::{Path, PathBuf};
+
+use super::ReportError;
+use crate::figures::classification::ClassExamples;
+use crate::models::LayerSummary;
+use crate::train::classify::{EpochRecord, FashionConfig, FashionMetrics};
+use crate::train::log::{read_json, read_log};
+use crate::train::options::HyperParams;
+use crate::train::run_dir::RunDir;
+use crate::train::segment::{FacadeConfig, FacadeMetrics, SegEpochRecord};
+
+/// A finished run of either task.
+pub struct LoadedRun {
+    pub dir: RunDir,
+    /// The run folder's own name, e.g. `own` for `runs/own`.
+    pub name: String,
+    pub task: TaskRun,
+}
+
+pub enum TaskRun {
+    Classification {
+        config: FashionConfig,
+        history: Vec<EpochRecord>,
+        metrics: FashionMetrics,
+        /// `None` for runs evaluated before the per-class strips existed.
+        examples: Option<Vec<ClassExamples>>,
+    },
+    Segmentation {
+        config: FacadeConfig,
+        history: Vec<SegEpochRecord>,
+        metrics: FacadeMetrics,
+    },
+}
+
+impl LoadedRun {
+    pub fn load(root: &Path) -> Result<Self, ReportError> {
+        let dir = RunDir::existing(root)?;
+        let task: serde_json::Value = read_json(&dir.config())?;
+        let task = task
+            .get("task")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default();
+        let evaluated = |command: &str| -> Result<PathBuf, ReportError> {
+            let path = dir.metrics();
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(ReportError::NotEvaluated {
+                    path,
+                    command: format!("convlab {command} eval --run {}", root.display()),
+                })
+            }
+        };
+        let task = match task {
+            "fashion" => {
+                let metrics = read_json(&evaluated("fashion")?)?;
+                let examples_json = dir.figures().join("examples.json");
+                TaskRun::Classification {
+                    config: read_json(&dir.config())?,
+                    history: read_log(&dir.metrics_log())?,
+                    metrics,
+                    examples: if examples_json.is_file() {
+                        Some(read_json(&examples_json)?)
+                    } else {
+                        None
+                    },
+                }
+            }
+            "facade" => TaskRun::Segmentation {
+                metrics: read_json(&evaluated("facade")?)?,
+                config: read_json(&dir.config())?,
+                history: read_log(&dir.metrics_log())?,
+            },
+            other => {
+                return Err(ReportError::UnknownTask {
+                    path: dir.config(),
+                    task: other.into(),
+                });
+            }
+        };
+        let name = root
+            .canonicalize()
+            .unwrap_or_else(|_| root.to_path_buf())
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into());
+        Ok(LoadedRun { dir, name, task })
+    }
+
+    pub fn is_classification(&self) -> bool {
+        matches!(self.task, TaskRun::Classification { .. })
+    }
+
+    pub fn model(&self) -> &str {
+        match &self.task {
+            TaskRun::Classification { config, .. } => config.model.name(),
+            TaskRun::Segmentation { config, .. } => config.model.name(),
+        }
+    }
+
+    pub fn params(&self) -> &HyperParams {
+        match &self.task {
+            TaskRun::Classification { config, .. } => &config.params,
+            TaskRun::Segmentation { config, .. } => &config.params,
+        }
+    }
+
+    pub fn architecture(&self) -> Result<(Vec<LayerSummary>, usize), ReportError> {
+        let spec = match &self.task {
+            TaskRun::Classification { config, .. } => &config.architecture,
+            TaskRun::Segmentation { config, .. } => &config.architecture,
+        };
+        let rows = spec.summary().map_err(|reason| ReportError::BadRun {
+            path: self.dir.config(),
+            reason,
+        })?;
+        Ok((rows, spec.num_params()))
+    }
+
+    /// Epochs trained and the seconds they took, from `metrics.jsonl`.
+    pub fn training_time(&self) -> (usize, f64) {
+        match &self.task {
+            TaskRun::Classification { history, .. } => (
+                history.len(),
+                history.iter().map(|r| r.seconds).sum::<f64>(),
+            ),
+            TaskRun::Segmentation { history, .. } => (
+                history.len(),
+                history.iter().map(|r| r.seconds).sum::<f64>(),
+            ),
+        }
+    }
+
+    /// The headline test figure: accuracy or mAP.
+    pub fn headline(&self) -> (&'static str, f64) {
+        match &self.task {
+            TaskRun::Classification { metrics, .. } => ("test accuracy", metrics.test.accuracy),
+            TaskRun::Segmentation { metrics, .. } => ("test mAP", metrics.test.map),
+        }
+    }
+}
