@@ -35,6 +35,23 @@ pub fn write_atomic_with(
     result
 }
 
+/// Removes the temporary files a killed process left in `dir` (never the files they were
+/// meant to replace); returns how many.
+pub fn remove_stale_temp_files(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with('.') && name.contains(".tmp") && e.path().is_file()
+        })
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
@@ -46,6 +63,16 @@ fn temp_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_temp_files_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".last.ckpt.tmp4242"), b"torn").unwrap();
+        fs::write(dir.path().join("last.ckpt"), b"whole").unwrap();
+        fs::write(dir.path().join(".hidden"), b"keep").unwrap();
+        assert_eq!(remove_stale_temp_files(dir.path()), 1);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
 
     #[test]
     fn replaces_content_and_leaves_no_temp_file() {

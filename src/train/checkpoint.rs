@@ -29,6 +29,21 @@ pub struct CheckpointHeader {
     pub step: usize,
     pub best_score: f64,
     pub best_epoch: usize,
+    /// Set when training was stopped inside an epoch (Ctrl-C): how far epoch `epoch + 1` got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<PartialEpoch>,
+}
+
+/// The part of an epoch done before an interruption, so a resumed run continues mid-epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartialEpoch {
+    /// Optimiser steps of the epoch already taken.
+    pub steps: usize,
+    pub loss_sum: f64,
+    pub examples: usize,
+    pub hits: usize,
+    pub count: usize,
+    pub seconds: f64,
 }
 
 pub struct Checkpoint {

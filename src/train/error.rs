@@ -27,6 +27,16 @@ pub enum TrainError {
     },
     #[error("{}: {reason}", path.display())]
     Record { path: PathBuf, reason: String },
+    #[error(
+        "interrupted in epoch {epoch} after step {step} of {steps}; checkpoint saved to {}\nhint: continue with the same command and --resume",
+        checkpoint.display()
+    )]
+    Interrupted {
+        epoch: usize,
+        step: usize,
+        steps: usize,
+        checkpoint: PathBuf,
+    },
 }
 
 impl TrainError {
@@ -34,7 +44,10 @@ impl TrainError {
     pub fn is_bad_input(&self) -> bool {
         !matches!(
             self,
-            TrainError::Io { .. } | TrainError::Diverged { .. } | TrainError::Record { .. }
+            TrainError::Io { .. }
+                | TrainError::Diverged { .. }
+                | TrainError::Record { .. }
+                | TrainError::Interrupted { .. }
         )
     }
 

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::TrainError;
 use super::checkpoint::{self, CheckpointHeader};
+use super::interrupt;
 use super::log::{read_log, write_log};
 use super::options::HyperParams;
 use super::progress::epoch_bar;
@@ -97,10 +98,22 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// Each batch's augmentation and each step's dropout have their own seed, so a run resumed in
+/// the middle of an epoch draws what the uninterrupted run drew.
+fn step_seed(epoch_seed: u64, step_in_epoch: usize, stream: u64) -> u64 {
+    epoch_seed
+        .wrapping_add(stream)
+        .wrapping_add((step_in_epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03))
+}
+
+const AUGMENT_STREAM: u64 = 1;
+const DROPOUT_STREAM: u64 = 2;
+
 /// Trains from scratch, or from the last checkpoint when `resume` is set, up to
 /// `params.epochs` (or `stop_after`, as an interrupted run would, with the schedule still planned
-/// for all epochs). Each epoch's randomness (order, augmentation, dropout) derives from the seed
-/// and the epoch number alone, so a resumed run repeats an uninterrupted one.
+/// for all epochs). Each epoch's randomness (order, augmentation, dropout) derives from the seed,
+/// the epoch and the step alone, so a resumed run repeats an uninterrupted one. Ctrl-C stops
+/// after the current step with a checkpoint of it (resumable mid-epoch).
 pub fn fit<T: Task>(
     task: &T,
     params: &HyperParams,
@@ -119,8 +132,19 @@ pub fn fit<T: Task>(
         step: 0,
         best_score: f64::NEG_INFINITY,
         best_epoch: 0,
+        partial: None,
     };
     let mut history: Vec<T::Record> = Vec::new();
+    let resume = resume && {
+        let found = run.last_checkpoint().is_file();
+        if !found {
+            eprintln!(
+                "no checkpoint in {} yet: training from the start",
+                run.checkpoints().display()
+            );
+        }
+        found
+    };
     if resume {
         let path = run.last_checkpoint();
         let ckpt = checkpoint::load(&path)?;
@@ -140,29 +164,45 @@ pub fn fit<T: Task>(
     let total_steps = steps_per_epoch * params.epochs;
     let last_epoch = stop_after.unwrap_or(params.epochs).min(params.epochs);
     let eval_device = device.clone().without_autodiff();
+    interrupt::listen();
 
     for epoch in header.epoch + 1..=last_epoch {
         let started = Instant::now();
         let seed = epoch_seed(params.seed, epoch);
-        device.seed(seed);
         let mut order = task.train_indices().to_vec();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        let done = header.partial.take().unwrap_or_default();
         let bar = epoch_bar(steps_per_epoch, epoch, params.epochs);
-        let (mut loss_sum, mut examples, mut hits, mut count, mut lr) =
-            (0.0f64, 0usize, 0usize, 0usize, params.lr);
+        bar.inc(done.steps as u64);
+        let mut lr = params.lr;
+        let mut progress = done;
         model = std::thread::scope(|scope| {
             let mut model = model;
             // The next batch is assembled (and augmented) while the current one trains.
             let (tx, rx) = sync_channel(2);
             scope.spawn(move || {
-                let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
-                for chunk in order.chunks(params.batch_size) {
+                for (i, chunk) in order.chunks(params.batch_size).enumerate().skip(done.steps) {
+                    let mut rng = ChaCha8Rng::seed_from_u64(step_seed(seed, i, AUGMENT_STREAM));
                     if tx.send(task.batch(chunk, &mut rng)).is_err() {
                         break;
                     }
                 }
             });
             for batch in rx {
+                if interrupt::requested() {
+                    bar.abandon();
+                    progress.seconds += started.elapsed().as_secs_f64();
+                    let mut stopped = header.clone();
+                    stopped.partial = Some(progress);
+                    checkpoint::save(&run.last_checkpoint(), &stopped, &model, &optim)?;
+                    return Err(TrainError::Interrupted {
+                        epoch,
+                        step: progress.steps,
+                        steps: steps_per_epoch,
+                        checkpoint: run.last_checkpoint(),
+                    });
+                }
+                device.seed(step_seed(seed, progress.steps, DROPOUT_STREAM));
                 lr = params
                     .schedule
                     .rate(params.lr, header.step, total_steps, steps_per_epoch);
@@ -180,15 +220,16 @@ pub fn fit<T: Task>(
                 let grads = GradientsParams::from_grads(stats.loss.backward(), &model);
                 model = optim.step(lr, model, grads);
                 header.step += 1;
-                loss_sum += loss_value as f64 * stats.examples as f64;
-                examples += stats.examples;
-                hits += stats.hits;
-                count += stats.count;
+                progress.steps += 1;
+                progress.loss_sum += loss_value as f64 * stats.examples as f64;
+                progress.examples += stats.examples;
+                progress.hits += stats.hits;
+                progress.count += stats.count;
                 bar.inc(1);
                 bar.set_message(format!(
                     "loss {:.4} acc {:.2}%",
-                    loss_sum / examples as f64,
-                    100.0 * hits as f64 / count.max(1) as f64
+                    progress.loss_sum / progress.examples as f64,
+                    100.0 * progress.hits as f64 / progress.count.max(1) as f64
                 ));
             }
             Ok::<Net, TrainError>(model)
@@ -196,15 +237,15 @@ pub fn fit<T: Task>(
         bar.finish_and_clear();
         let validation = task.validate(&model.valid(), &eval_device);
         let train = TrainStats {
-            loss: loss_sum / examples.max(1) as f64,
-            accuracy: hits as f64 / count.max(1) as f64,
+            loss: progress.loss_sum / progress.examples.max(1) as f64,
+            accuracy: progress.hits as f64 / progress.count.max(1) as f64,
         };
         let record = task.record(
             epoch,
             train,
             &validation,
             lr,
-            started.elapsed().as_secs_f64(),
+            progress.seconds + started.elapsed().as_secs_f64(),
         );
         eprintln!(
             "epoch {epoch}/{}: {}",

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod classify;
 mod error;
 pub mod fit;
+pub mod interrupt;
 pub mod log;
 pub mod options;
 pub mod progress;

@@ -107,6 +107,7 @@ impl RunDir {
                 path: dir.clone(),
                 reason: e.to_string(),
             })?;
+            crate::fsutil::remove_stale_temp_files(&dir);
         }
         let probe = self.checkpoints().join(".write-test");
         crate::fsutil::write_atomic(&probe, b"ok")

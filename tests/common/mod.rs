@@ -1,5 +1,7 @@
 //! Running the `convlab` binary from integration tests.
 
+#![allow(dead_code)] // each test file uses a different subset
+
 use std::path::Path;
 use std::process::{Command, Output};
 
