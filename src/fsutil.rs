@@ -35,6 +35,30 @@ pub fn write_atomic_with(
     result
 }
 
+/// Bytes free for an unprivileged user on the filesystem holding `dir`; `None` where it cannot
+/// be told.
+#[cfg(unix)]
+pub fn available_space(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid C string and `stats` is written by the call before it is read.
+    let status = unsafe { libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) };
+    if status != 0 {
+        return None;
+    }
+    // SAFETY: statvfs succeeded, so it filled `stats`.
+    let stats = unsafe { stats.assume_init() };
+    // The field types differ between Unixes (u32 on some), hence the casts.
+    #[allow(clippy::unnecessary_cast)]
+    Some(stats.f_bavail as u64 * stats.f_frsize as u64)
+}
+
+#[cfg(not(unix))]
+pub fn available_space(_dir: &Path) -> Option<u64> {
+    None
+}
+
 /// Removes the temporary files a killed process left in `dir` (never the files they were
 /// meant to replace); returns how many.
 pub fn remove_stale_temp_files(dir: &Path) -> usize {
@@ -63,6 +87,15 @@ fn temp_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_space_of_a_real_folder_is_known() {
+        let dir = tempfile::tempdir().unwrap();
+        if cfg!(unix) {
+            assert!(available_space(dir.path()).unwrap() > 0);
+            assert_eq!(available_space(&dir.path().join("absent")), None);
+        }
+    }
 
     #[test]
     fn stale_temp_files_are_removed_and_nothing_else() {

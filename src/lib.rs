@@ -12,6 +12,7 @@
 //! - [`figures`]: PNG figures (curves, bars, filter and example grids, confusion matrix,
 //!   segmentation predictions and legend).
 //! - [`predict`]: segmentation of any photo with a trained run.
+//! - [`process`]: the process's peak memory, for run summaries and benchmarks.
 //! - [`report`]: the HTML write-up of finished runs (`convlab report`).
 //! - [`cli`]: the `convlab` command line; `main.rs` only maps errors to exit codes.
 
@@ -24,6 +25,7 @@ pub mod fsutil;
 pub mod metrics;
 pub mod models;
 pub mod predict;
+pub mod process;
 pub mod report;
 pub mod train;
 

@@ -23,6 +23,13 @@ fn config(kind: ClassifierKind, args: TrainArgs) -> FashionConfig {
     }
 }
 
+/// burn's CPU backend keeps one random generator per process (dropout draws from it), so
+/// trainings in this test binary run one at a time to stay reproducible.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TRAINING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn synthetic_data(dir: &Path, train: usize, test: usize) -> FashionMnist {
     synthetic::write_fashion_dir(dir, train, test).unwrap();
     FashionMnist::load_dir(dir, Checksums::Skip).unwrap()
@@ -42,6 +49,7 @@ fn train_in(
 
 #[test]
 fn base_learns_a_synthetic_task_and_writes_the_run_folder() {
+    let _serial = one_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let sets = synthetic_data(&tmp.path().join("data"), 1000, 200);
     let config = config(
@@ -112,6 +120,7 @@ fn base_learns_a_synthetic_task_and_writes_the_run_folder() {
 
 #[test]
 fn resuming_equals_training_straight_through() {
+    let _serial = one_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let sets = synthetic_data(&tmp.path().join("data"), 600, 50);
     // The own model exercises dropout, batch norm, augmentation and the cosine schedule.
@@ -148,6 +157,98 @@ fn resuming_equals_training_straight_through() {
     }
 }
 
+#[test]
+fn two_runs_with_the_same_seed_agree_and_another_seed_differs() {
+    let _serial = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let sets = synthetic_data(&tmp.path().join("data"), 600, 50);
+    let args = |seed| TrainArgs {
+        epochs: Some(2),
+        batch_size: Some(64),
+        seed: Some(seed),
+        ..Default::default()
+    };
+    let first = train_in(
+        &tmp.path().join("a"),
+        &config(ClassifierKind::Own, args(7)),
+        &sets,
+        false,
+    );
+    let again = train_in(
+        &tmp.path().join("b"),
+        &config(ClassifierKind::Own, args(7)),
+        &sets,
+        false,
+    );
+    let other = train_in(
+        &tmp.path().join("c"),
+        &config(ClassifierKind::Own, args(8)),
+        &sets,
+        false,
+    );
+    for (a, b) in first.iter().zip(&again) {
+        assert!(
+            (a.train_loss - b.train_loss).abs() < 1e-4,
+            "{} vs {}",
+            a.train_loss,
+            b.train_loss
+        );
+        assert!(
+            (a.val_loss - b.val_loss).abs() < 1e-4,
+            "{} vs {}",
+            a.val_loss,
+            b.val_loss
+        );
+    }
+    assert!((first[0].train_loss - other[0].train_loss).abs() > 1e-4);
+}
+
+#[test]
+fn divergence_names_epoch_and_step_and_keeps_the_last_good_checkpoint() {
+    let _serial = one_at_a_time();
+    use convlab::train::TrainError;
+    let tmp = tempfile::tempdir().unwrap();
+    let sets = synthetic_data(&tmp.path().join("data"), 600, 50);
+    let dir = tmp.path().join("run");
+    let good = config(
+        ClassifierKind::Base,
+        TrainArgs {
+            epochs: Some(1),
+            batch_size: Some(64),
+            ..Default::default()
+        },
+    );
+    train_in(&dir, &good, &sets, false);
+    let run = RunDir::new(&dir);
+    let kept = std::fs::read(run.last_checkpoint()).unwrap();
+    // The second epoch with a rate that overflows the weights: the loss turns NaN or infinite.
+    let mut wild = good.clone();
+    wild.params.epochs = 2;
+    wild.params.lr = 1e30;
+    let data = FashionData::prepare(sets.clone(), &wild.params, wild.val_fraction).unwrap();
+    let err = classify::train(&wild, &data, &run, &Device::flex(), true).unwrap_err();
+    let steps_per_epoch = 540usize.div_ceil(64);
+    match &err {
+        convlab::Error::Train(TrainError::Diverged { epoch, step, .. }) => {
+            assert_eq!(*epoch, 2);
+            assert!(
+                *step > steps_per_epoch && *step <= 2 * steps_per_epoch,
+                "{err}"
+            );
+        }
+        other => panic!("expected divergence, got {other}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with("training diverged at epoch 2, step "),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), 1);
+    assert_eq!(std::fs::read(run.last_checkpoint()).unwrap(), kept);
+    let log: Vec<EpochRecord> = read_log(&run.metrics_log()).unwrap();
+    assert_eq!(log.len(), 1);
+}
+
 /// Trains with `config` but stops after `stop_after` epochs, like an interrupted run.
 fn train_in_until(
     run: &Path,
@@ -179,6 +280,7 @@ fn real_data_dir() -> Option<PathBuf> {
 
 #[test]
 fn real_fashion_mnist_verifies_and_a_short_run_learns() {
+    let _serial = one_at_a_time();
     let Some(dir) = real_data_dir() else {
         eprintln!(
             "SKIPPED: real Fashion-MNIST not found (set CONVLAB_DATA or put it in ../shared/data/fashion-mnist)"

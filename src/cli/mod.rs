@@ -172,12 +172,19 @@ pub struct RunArgs {
     pub device: DeviceKind,
 }
 
+fn finished_training(args: &TrainArgs) {
+    if let Some(line) = crate::process::peak_rss_line() {
+        println!("\n{line}");
+    }
+    println!("run folder: {}", args.out.display());
+}
+
 pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.task {
         Task::Fashion { command } => match command {
             FashionCommand::Train(args) => {
                 classify::train_command(args.model, &args.train, args.checks.policy())?;
-                println!("\nrun folder: {}", args.train.out.display());
+                finished_training(&args.train);
             }
             FashionCommand::Search(args) => {
                 classify::search_command(args.model, &args.search, args.checks.policy())?;
@@ -190,7 +197,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Task::Facade { command } => match command {
             FacadeCommand::Train(args) => {
                 segment::train_command(args.model, &args.train)?;
-                println!("\nrun folder: {}", args.train.out.display());
+                finished_training(&args.train);
             }
             FacadeCommand::Eval(r) => {
                 segment::eval_command(&r.run, r.data.as_deref(), r.device)?;

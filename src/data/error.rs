@@ -19,6 +19,16 @@ pub enum DataError {
         expected: u32,
         found: u32,
     },
+    #[error("{}: not found: {hint}", path.display())]
+    MissingFile { path: PathBuf, hint: String },
+    #[error("{}: file is empty", path.display())]
+    EmptyFile { path: PathBuf },
+    #[error("{}: truncated: {found} bytes, shorter than the {expected}-byte IDX header", path.display())]
+    ShortHeader {
+        path: PathBuf,
+        expected: usize,
+        found: usize,
+    },
     #[error("{}: payload is {found} bytes but the header announces {expected}", path.display())]
     WrongLength {
         path: PathBuf,

@@ -149,7 +149,19 @@ pub fn locate_or_fetch(explicit: Option<&Path>) -> Result<PathBuf, DataError> {
         return Ok(dir.clone());
     }
     let hint = "put the four Fashion-MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in ./data/fashion-mnist, or set CONVLAB_DATA, or pass --data DIR".to_string();
-    if explicit.is_some() {
+    if let Some(dir) = explicit {
+        // A folder with some of the files: name the first one missing.
+        if FILES.iter().any(|f| file_path(dir, f).is_some())
+            && let Some(missing) = FILES.iter().find(|f| file_path(dir, f).is_none())
+        {
+            return Err(DataError::MissingFile {
+                path: dir.join(format!("{}.gz", missing.name)),
+                hint: format!(
+                    "{} holds some of the Fashion-MNIST files but not this one (compressed or not)",
+                    dir.display()
+                ),
+            });
+        }
         return Err(DataError::NotFound {
             name: "fashion-mnist",
             tried,

@@ -64,8 +64,11 @@ pub fn verify_sha256(path: &Path, bytes: &[u8], expected: &str) -> Result<(), Da
 }
 
 fn header(path: &Path, bytes: &[u8], words: usize) -> Result<Vec<u32>, DataError> {
+    if bytes.is_empty() {
+        return Err(DataError::EmptyFile { path: path.into() });
+    }
     if bytes.len() < 4 * words {
-        return Err(DataError::WrongLength {
+        return Err(DataError::ShortHeader {
             path: path.into(),
             expected: 4 * words,
             found: bytes.len(),
@@ -241,7 +244,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                DataError::WrongLength {
+                DataError::ShortHeader {
                     expected: 16,
                     found: 7,
                     ..
@@ -250,7 +253,7 @@ mod tests {
             "{err}"
         );
         let err = parse_labels(&path(), &[], 10).unwrap_err();
-        assert!(matches!(err, DataError::WrongLength { .. }), "{err}");
+        assert!(matches!(err, DataError::EmptyFile { .. }), "{err}");
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub fn load(path: &Path) -> Result<Checkpoint, TrainError> {
         return Err(bad(path, "is a directory, expected a checkpoint file"));
     }
     let bytes = std::fs::read(path).map_err(|e| bad(path, e.to_string()))?;
+    if bytes.is_empty() {
+        return Err(bad(path, "file is empty"));
+    }
     if bytes.len() < 12 || &bytes[..8] != MAGIC {
         return Err(bad(path, "not a convlab checkpoint (bad magic bytes)"));
     }

@@ -13,6 +13,15 @@ pub enum TrainError {
     },
     #[error("{}: output folder is not writable: {reason}", path.display())]
     NotWritable { path: PathBuf, reason: String },
+    #[error(
+        "{}: not enough free disk space for the checkpoints: they need about {} MB, {} MB are free",
+        path.display(), needed / 1_000_000, available / 1_000_000
+    )]
+    DiskFull {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+    },
     #[error("--device: {0}")]
     Device(String),
     #[error(

@@ -125,6 +125,8 @@ pub fn fit<T: Task>(
     let device = device.clone().autodiff();
     device.seed(params.seed);
     let mut model = Net::init(task.architecture(), &device);
+    // Parameters and Adam's two moments, in f32, plus the header.
+    run.check_space(12 * model.num_params() as u64 + 64 * 1024)?;
     let mut optim = optimizer(params);
     let mut header = CheckpointHeader {
         model: task.model_name().into(),

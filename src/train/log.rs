@@ -49,12 +49,12 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
             reason: "is a directory, expected a file".into(),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::BadFile {
+    let bytes = std::fs::read(path).map_err(|e| TrainError::BadFile {
         path: path.into(),
         reason: e.to_string(),
     })?;
-    serde_json::from_str(&text).map_err(|e| TrainError::BadFile {
+    serde_json::from_slice(&bytes).map_err(|e| TrainError::BadFile {
         path: path.into(),
-        reason: format!("invalid: {e}"),
+        reason: format!("invalid JSON: {e}"),
     })
 }

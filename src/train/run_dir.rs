@@ -118,6 +118,17 @@ impl RunDir {
             })
     }
 
+    /// Refuses to start when the checkpoints folder's filesystem has less free space than
+    /// `checkpoint_bytes` needs: the last and best checkpoints plus a temporary copy while one
+    /// is replaced.
+    pub fn check_space(&self, checkpoint_bytes: u64) -> Result<(), TrainError> {
+        let dir = self.checkpoints();
+        match crate::fsutil::available_space(&dir) {
+            Some(available) => enough_space(&dir, 3 * checkpoint_bytes, available),
+            None => Ok(()),
+        }
+    }
+
     /// Prepares the folders and writes `config.json`: what every training run does before its
     /// first step.
     pub fn start<C: Serialize>(&self, config: &C) -> Result<(), TrainError> {
@@ -150,5 +161,34 @@ impl RunDir {
             ));
         }
         Ok(run)
+    }
+}
+
+fn enough_space(dir: &Path, needed: u64, available: u64) -> Result<(), TrainError> {
+    if available >= needed {
+        Ok(())
+    } else {
+        Err(TrainError::DiskFull {
+            path: dir.into(),
+            needed,
+            available,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_little_space_for_the_checkpoints_is_refused_with_the_figures() {
+        let dir = Path::new("runs/x/checkpoints");
+        assert!(enough_space(dir, 30_000_000, 30_000_000).is_ok());
+        let err = enough_space(dir, 30_000_000, 12_500_000).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "runs/x/checkpoints: not enough free disk space for the checkpoints: they need about 30 MB, 12 MB are free"
+        );
+        assert!(err.is_bad_input());
     }
 }
