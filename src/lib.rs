@@ -12,21 +12,32 @@
 //! - [`figures`]: PNG figures (curves, bars, filter and example grids, confusion matrix,
 //!   segmentation predictions and legend).
 //! - [`predict`]: segmentation of any photo with a trained run.
+//! - [`progress`]: progress bars for work longer than a few seconds (loading, training).
 //! - [`process`]: the process's peak memory, for run summaries and benchmarks.
 //! - [`report`]: the HTML write-up of finished runs (`convlab report`).
 //! - [`cli`]: the `convlab` command line; `main.rs` only maps errors to exit codes.
 
+#[cfg(feature = "engine")]
 pub mod cli;
 pub mod data;
+#[cfg(feature = "engine")]
 pub mod device;
+#[cfg(feature = "engine")]
 pub mod error;
+#[cfg(feature = "engine")]
 pub mod figures;
 pub mod fsutil;
 pub mod metrics;
+#[cfg(feature = "engine")]
 pub mod models;
+#[cfg(feature = "engine")]
 pub mod predict;
 pub mod process;
+pub mod progress;
+#[cfg(feature = "engine")]
 pub mod report;
+#[cfg(feature = "engine")]
 pub mod train;
 
+#[cfg(feature = "engine")]
 pub use error::Error;

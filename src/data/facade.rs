@@ -174,8 +174,7 @@ pub fn load_split(dir: &Path) -> Result<FacadeSet, DataError> {
         photos: Vec::with_capacity(photos.len() * 3 * SIDE * SIDE),
         labels: Vec::with_capacity(photos.len() * SIDE * SIDE),
     };
-    let bar =
-        crate::train::progress::count_bar(photos.len(), &format!("loading {}", dir.display()));
+    let bar = crate::progress::count_bar(photos.len(), &format!("loading {}", dir.display()));
     for stem in photos {
         let photo_path = find_photo(dir, &stem);
         let label_path = dir.join(format!("{stem}.png"));

@@ -214,7 +214,7 @@ fn download(url: &str, hint: &str) -> Result<Vec<u8>, DataError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let bar = crate::train::progress::bytes_bar(total, url);
+    let bar = crate::progress::bytes_bar(total, url);
     let mut reader = response.into_body().into_reader();
     let mut out = Vec::new();
     let mut chunk = vec![0u8; 1 << 16];

@@ -29,6 +29,11 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, DataError> {
         return Err(DataError::IsDirectory { path: path.into() });
     }
     let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    decompress_if_gzip(path, raw)
+}
+
+/// `raw` itself, or its decompressed content when it starts with the gzip magic bytes.
+pub fn decompress_if_gzip(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, DataError> {
     if !raw.starts_with(&GZIP_MAGIC) {
         return Ok(raw);
     }

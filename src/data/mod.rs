@@ -1,17 +1,24 @@
 //! Data: reading data sets from disk into memory once (as `u8`), the seeded split, augmentation
 //! and batching into tensors.
 
+#[cfg(feature = "engine")]
 pub mod augment;
+#[cfg(feature = "engine")]
 mod batcher;
 mod error;
 pub mod facade;
+#[cfg(feature = "engine")]
 pub mod fashion_mnist;
 pub mod idx;
 pub mod locate;
+#[cfg(feature = "engine")]
 pub mod seg_batcher;
+#[cfg(feature = "engine")]
 pub mod split;
+#[cfg(feature = "engine")]
 pub mod synthetic;
 
+#[cfg(feature = "engine")]
 pub use batcher::{ImageBatch, ImageBatcher, Normalization};
 pub use error::DataError;
 

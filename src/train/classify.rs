@@ -13,7 +13,6 @@ use super::checkpoint;
 use super::fit::{StepStats, Task, TrainStats, fit};
 use super::log::{read_json, read_log, write_json};
 use super::options::{HyperParams, Recipe, TrainArgs};
-use super::progress::count_bar;
 use super::run_dir::{RunConfig, RunDir, open_for_training};
 use super::schedule::Schedule;
 use super::search::{self, SearchArgs, TrialResult, best_of};
@@ -25,6 +24,7 @@ use crate::data::{DataError, ImageBatch, ImageBatcher, LabelledImages, Normaliza
 use crate::device::{DeviceKind, device};
 use crate::metrics::classification::{ClassificationReport, Confusion};
 use crate::models::{ClassifierKind, ModelSpec, Net};
+use crate::progress::count_bar;
 
 pub const VAL_FRACTION: f64 = 0.1;
 const EVAL_BATCH: usize = 500;

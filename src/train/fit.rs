@@ -20,10 +20,10 @@ use super::checkpoint::{self, CheckpointHeader};
 use super::interrupt;
 use super::log::{read_log, write_log};
 use super::options::HyperParams;
-use super::progress::epoch_bar;
 use super::run_dir::RunDir;
 use crate::Error;
 use crate::models::{ModelSpec, Net};
+use crate::progress::epoch_bar;
 
 /// What one optimiser step reports besides its loss.
 pub struct StepStats {

@@ -1,5 +1,5 @@
 //! Training: validated hyper-parameters, the run folder, atomic checkpoints and resume, the
-//! per-epoch metrics log, progress bars and the loops themselves.
+//! per-epoch metrics log and the loops themselves.
 
 pub mod checkpoint;
 pub mod classify;
@@ -8,7 +8,6 @@ pub mod fit;
 pub mod interrupt;
 pub mod log;
 pub mod options;
-pub mod progress;
 pub mod run_dir;
 pub mod schedule;
 pub mod search;

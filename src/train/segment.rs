@@ -13,7 +13,6 @@ use super::checkpoint;
 use super::fit::{StepStats, Task, TrainStats, fit};
 use super::log::{read_json, read_log, write_json};
 use super::options::{HyperParams, Recipe, TrainArgs};
-use super::progress::count_bar;
 use super::run_dir::{RunConfig, RunDir, open_for_training};
 use super::schedule::Schedule;
 use super::search::{self, SearchArgs, TrialResult, best_of};
@@ -26,6 +25,7 @@ use crate::device::{DeviceKind, device};
 use crate::metrics::classification::Confusion;
 use crate::metrics::segmentation::{average_precision_of_pairs, iou, mean_defined};
 use crate::models::{ModelSpec, Net, SegmenterKind};
+use crate::progress::count_bar;
 
 pub const VAL_FRACTION: f64 = 0.1;
 const EVAL_BATCH: usize = 4;
