@@ -15,8 +15,12 @@
 //! - [`progress`]: progress bars for work longer than a few seconds (loading, training).
 //! - [`process`]: the process's peak memory, for run summaries and benchmarks.
 //! - [`report`]: the HTML write-up of finished runs (`convlab report`).
+//! - [`bench`]: timing of training steps, inference, epochs and time to accuracy, for the
+//!   side-by-side comparison with PyTorch (`bench/compare.py`).
 //! - [`cli`]: the `convlab` command line; `main.rs` only maps errors to exit codes.
 
+#[cfg(feature = "engine")]
+pub mod bench;
 #[cfg(feature = "engine")]
 pub mod cli;
 pub mod data;

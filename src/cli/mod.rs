@@ -38,6 +38,9 @@ pub enum Task {
     },
     /// Write an HTML report (index.html + images) of finished runs of either task.
     Report(ReportArgs),
+    /// Time one network (training steps, inference, an epoch, or time to 90% accuracy); prints
+    /// one JSON line. `bench/compare.py` runs it beside PyTorch.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -215,6 +218,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 )?;
             }
         },
+        Task::Bench(args) => {
+            crate::bench::bench_command(&args)?;
+        }
         Task::Report(args) => {
             report::report_command(&args.runs, &args.out, args.photos.as_deref(), args.device)?;
         }

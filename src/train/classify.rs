@@ -143,7 +143,11 @@ impl FashionData {
     }
 }
 
-fn fresh_config(kind: ClassifierKind, params: HyperParams, device: DeviceKind) -> FashionConfig {
+pub(crate) fn fresh_config(
+    kind: ClassifierKind,
+    params: HyperParams,
+    device: DeviceKind,
+) -> FashionConfig {
     FashionConfig {
         task: "fashion".into(),
         model: kind,

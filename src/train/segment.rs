@@ -238,7 +238,7 @@ struct FacadeTask<'a> {
 
 /// Per-pixel cross-entropy of logits `[N, C, H, W]` against labels `[N, H, W]`: the mean, or
 /// with `class_weights` PyTorch's weighted mean `sum(w[y] * nll) / sum(w[y])`.
-fn pixel_cross_entropy(
+pub(crate) fn pixel_cross_entropy(
     logits: Tensor<4>,
     targets: Tensor<3, Int>,
     class_weights: Option<&[f32]>,
@@ -465,7 +465,11 @@ pub fn train_until(
     fit(&task, &config.params, run, device, resume, stop_after)
 }
 
-fn fresh_config(kind: SegmenterKind, params: HyperParams, device: DeviceKind) -> FacadeConfig {
+pub(crate) fn fresh_config(
+    kind: SegmenterKind,
+    params: HyperParams,
+    device: DeviceKind,
+) -> FacadeConfig {
     FacadeConfig {
         task: "facade".into(),
         model: kind,
