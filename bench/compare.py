@@ -125,6 +125,15 @@ def main():
             ratio = ca / pb if pb else float("nan")
             table.append({"network": network, "figure": label, "convlab": ca, "pytorch": pb, "ratio": ratio})
             print(f"{network:<8} {label:<24} {ca:>10.1f} {pb:>10.1f} {ratio:>6.2f}x")
+    for r in results:
+        t = r.get("epoch_timing")
+        if r["framework"] == "convlab" and t:
+            total = r["epoch_s"]
+            loop = t["steps_s"] + t["data_wait_s"] + t["validation_s"] + t["saving_s"]
+            share = lambda v: f"{100 * v / total:.1f}%"  # noqa: E731
+            print(f"convlab {r['network']} epoch {total:.1f} s: steps {share(t['steps_s'])}, "
+                  f"validation {share(t['validation_s'])}, waiting for batches {share(t['data_wait_s'])}, "
+                  f"saving {share(t['saving_s'])}, loading and the rest {share(total - loop)}")
     Path(args.out).write_text(json.dumps({"machine": header, "table": table, "runs": results}, indent=1))
     print(f"\nresults: {args.out}")
 

@@ -26,6 +26,7 @@ use crate::data::facade::{MiniFacade, NUM_CLASSES as FACADE_CLASSES};
 use crate::data::fashion_mnist::{Checksums, FashionMnist, NUM_CLASSES};
 use crate::device::{DeviceKind, device};
 use crate::models::{ClassifierKind, ModelSpec, Net, SegmenterKind};
+use crate::train::fit::EpochTiming;
 use crate::train::options::TrainArgs;
 use crate::train::run_dir::RunDir;
 use crate::train::segment::pixel_cross_entropy;
@@ -129,6 +130,10 @@ pub struct BenchResult {
     pub infer_images_per_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epoch_s: Option<f64>,
+    /// epoch: the training loop's own split of the epoch (steps, waiting for data, validation,
+    /// saving), from the run's metrics.jsonl.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch_timing: Option<crate::train::fit::EpochTiming>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds_to_target: Option<f64>,
     /// (seconds, validation accuracy) at each validation of `time-to-90`.
@@ -172,6 +177,7 @@ pub fn bench_command(args: &BenchArgs) -> Result<BenchResult, Error> {
         train_images_per_s: None,
         infer_images_per_s: None,
         epoch_s: None,
+        epoch_timing: None,
         seconds_to_target: None,
         trace: Vec::new(),
         peak_rss_mib: None,
@@ -184,7 +190,11 @@ pub fn bench_command(args: &BenchArgs) -> Result<BenchResult, Error> {
             result.train_images_per_s = Some(batch_size as f64 / train * 1e3);
             result.infer_images_per_s = Some(batch_size as f64 / infer * 1e3);
         }
-        Measure::Epoch => result.epoch_s = Some(time_epoch(network, batch_size, args)?),
+        Measure::Epoch => {
+            let (seconds, timing) = time_epoch(network, batch_size, args)?;
+            result.epoch_s = Some(seconds);
+            result.epoch_timing = timing;
+        }
         Measure::TimeTo90 => {
             let (seconds, trace) = time_to_accuracy(network, batch_size, args, &dev)?;
             result.seconds_to_target = seconds;
@@ -263,8 +273,13 @@ fn time_steps(network: Network, batch: usize, args: &BenchArgs, dev: &Device) ->
     (median(&mut train_ms), median(&mut infer_ms))
 }
 
-/// Seconds for one epoch from the files on disk, through the same path as `train`.
-fn time_epoch(network: Network, batch: usize, args: &BenchArgs) -> Result<f64, Error> {
+/// Seconds for one epoch from the files on disk, through the same path as `train`, and the
+/// loop's own split of it.
+fn time_epoch(
+    network: Network,
+    batch: usize,
+    args: &BenchArgs,
+) -> Result<(f64, Option<EpochTiming>), Error> {
     let out = std::env::temp_dir().join(format!("convlab-bench-{}", std::process::id()));
     let train_args = TrainArgs {
         epochs: Some(1),
@@ -276,7 +291,7 @@ fn time_epoch(network: Network, batch: usize, args: &BenchArgs) -> Result<f64, E
     };
     let dev = device(args.device).map_err(TrainError::Device)?;
     let start = Instant::now();
-    let result = (|| -> Result<(), Error> {
+    let result = (|| -> Result<Option<EpochTiming>, Error> {
         let run = RunDir::fresh(&out)?;
         match network {
             Network::Classifier(kind) => {
@@ -286,7 +301,8 @@ fn time_epoch(network: Network, batch: usize, args: &BenchArgs) -> Result<f64, E
                 let data =
                     classify::FashionData::prepare(sets, &config.params, config.val_fraction)?;
                 run.start(&config)?;
-                classify::train(&config, &data, &run, &dev, false)?;
+                let history = classify::train(&config, &data, &run, &dev, false)?;
+                Ok(history.last().and_then(|r| r.timing))
             }
             Network::Segmenter(kind) => {
                 let params = train_args.check(&segment::recipe(kind))?;
@@ -294,14 +310,14 @@ fn time_epoch(network: Network, batch: usize, args: &BenchArgs) -> Result<f64, E
                 let sets = MiniFacade::find_and_load(args.data.as_deref())?;
                 let data = segment::FacadeData::prepare(sets, &config.params, config.val_fraction)?;
                 run.start(&config)?;
-                segment::train_until(&config, &data, &run, &dev, false, None)?;
+                let history = segment::train_until(&config, &data, &run, &dev, false, None)?;
+                Ok(history.last().and_then(|r| r.timing))
             }
         }
-        Ok(())
     })();
     let seconds = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&out);
-    result.map(|_| seconds)
+    result.map(|timing| (seconds, timing))
 }
 
 /// (seconds since the start, validation accuracy) at each validation.

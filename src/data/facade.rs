@@ -285,6 +285,9 @@ pub struct LabelMap {
     pub indices: Vec<u8>,
 }
 
+/// Label maps larger than this on a side are refused (CMP's are about 1,000 pixels).
+pub const MAX_LABEL_SIDE: u32 = 16_384;
+
 /// Reads a palette (1, 2, 4 or 8 bits) or grey (up to 8 bits) PNG as raw indices: the pixel
 /// values themselves, never the palette's colours.
 pub fn decode_label_map(path: &Path, bytes: &[u8]) -> Result<LabelMap, DataError> {
@@ -297,6 +300,14 @@ pub fn decode_label_map(path: &Path, bytes: &[u8]) -> Result<LabelMap, DataError
     let mut reader = decoder
         .read_info()
         .map_err(|e| bad(format!("not a readable PNG: {e}")))?;
+    // The header is checked before any buffer is sized from it (found by fuzzing: a 120-byte
+    // file announcing 16x4,284,940,304 pixels).
+    let (w, h) = (reader.info().width, reader.info().height);
+    if w > MAX_LABEL_SIDE || h > MAX_LABEL_SIDE {
+        return Err(bad(format!(
+            "label map is {w}x{h}, larger than the {MAX_LABEL_SIDE} pixels a side convlab reads"
+        )));
+    }
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| bad("image too large".into()))?;
@@ -453,6 +464,40 @@ mod tests {
         );
         let truncated = &rgb[..rgb.len() - 20];
         assert!(decode_label_map(Path::new("x/t.png"), truncated).is_err());
+    }
+
+    /// Found by `cargo fuzz run label_map` (fuzz/artifacts/label_map/crash-de9cc513...): a
+    /// valid 4-bit palette PNG whose header announces 16 x 4,284,940,304 pixels, which made the
+    /// decoder ask for a 32 GiB buffer.
+    #[test]
+    fn a_huge_announced_size_is_refused_before_allocating() {
+        let crash: &[u8] = &[
+            0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48,
+            0x44, 0x52, 0x00, 0x00, 0x00, 0x10, 0xff, 0x67, 0x00, 0x10, 0x04, 0x03, 0x00, 0x00,
+            0x00, 0xed, 0xdd, 0xe2, 0x52, 0x00, 0x00, 0x00, 0x0f, 0x50, 0x4c, 0x54, 0x45, 0x00,
+            0x00, 0x00, 0x00, 0x80, 0xff, 0x80, 0xff, 0x80, 0xff, 0x80, 0x00, 0xff, 0x00, 0x00,
+            0xfa, 0x1a, 0xc6, 0xee, 0x00, 0x00, 0x00, 0x24, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c,
+            0x63, 0x60, 0x60, 0x10, 0x14, 0x54, 0x52, 0x32, 0x36, 0x66, 0xc0, 0xc3, 0x80, 0x50,
+            0x2e, 0x2e, 0xf8, 0x18, 0x50, 0x8a, 0x01, 0x1f, 0x03, 0x42, 0x09, 0x0a, 0xe2, 0x61,
+            0x00, 0x00, 0xbc, 0x94, 0x11, 0x89, 0x2f, 0xc6, 0x1a, 0xd3, 0x00, 0x00, 0x00, 0x00,
+            0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+        ];
+        // The fuzz build skips PNG checksums; a real file would carry correct ones.
+        let mut file = crash.to_vec();
+        let mut at = 8;
+        while at + 12 <= file.len() {
+            let len = u32::from_be_bytes(file[at..at + 4].try_into().unwrap()) as usize;
+            let mut crc = flate2::Crc::new();
+            crc.update(&file[at + 4..at + 8 + len]);
+            file[at + 8 + len..at + 12 + len].copy_from_slice(&crc.sum().to_be_bytes());
+            at += 12 + len;
+        }
+        let err = decode_label_map(Path::new("x/huge.png"), &file).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("x/huge.png: label map is 16x4284940304, larger than"),
+            "{err}"
+        );
     }
 
     fn write_pair(dir: &Path, stem: &str, side: u32, label: &[u8]) {

@@ -37,6 +37,20 @@ pub struct StepStats {
     pub examples: usize,
 }
 
+/// Where an epoch's wall time went, to tell the framework's share (the steps, the validation's
+/// forward passes) from convlab's own (waiting for batches, saving).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct EpochTiming {
+    /// Training steps: batch to tensors, forward, loss, backward, optimiser.
+    pub steps_s: f64,
+    /// Waiting for the prefetch thread's next batch (zero when it keeps ahead).
+    pub data_wait_s: f64,
+    /// The validation pass, metrics included.
+    pub validation_s: f64,
+    /// Writing the metrics log and the checkpoints.
+    pub saving_s: f64,
+}
+
 /// The running means of an epoch's training steps.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TrainStats {
@@ -70,6 +84,7 @@ pub trait Task: Sync {
         validation: &Self::Validation,
         lr: f64,
         seconds: f64,
+        timing: EpochTiming,
     ) -> Self::Record;
     /// One line summarising an epoch.
     fn describe(&self, record: &Self::Record) -> String;
@@ -178,6 +193,7 @@ pub fn fit<T: Task>(
         bar.inc(done.steps as u64);
         let mut lr = params.lr;
         let mut progress = done;
+        let mut timing = EpochTiming::default();
         model = std::thread::scope(|scope| {
             let mut model = model;
             // The next batch is assembled (and augmented) while the current one trains.
@@ -190,7 +206,10 @@ pub fn fit<T: Task>(
                     }
                 }
             });
-            for batch in rx {
+            loop {
+                let waiting = Instant::now();
+                let Ok(batch) = rx.recv() else { break };
+                timing.data_wait_s += waiting.elapsed().as_secs_f64();
                 if interrupt::requested() {
                     bar.abandon();
                     progress.seconds += started.elapsed().as_secs_f64();
@@ -204,6 +223,7 @@ pub fn fit<T: Task>(
                         checkpoint: run.last_checkpoint(),
                     });
                 }
+                let stepping = Instant::now();
                 device.seed(step_seed(seed, progress.steps, DROPOUT_STREAM));
                 lr = params
                     .schedule
@@ -221,6 +241,7 @@ pub fn fit<T: Task>(
                 }
                 let grads = GradientsParams::from_grads(stats.loss.backward(), &model);
                 model = optim.step(lr, model, grads);
+                timing.steps_s += stepping.elapsed().as_secs_f64();
                 header.step += 1;
                 progress.steps += 1;
                 progress.loss_sum += loss_value as f64 * stats.examples as f64;
@@ -237,24 +258,23 @@ pub fn fit<T: Task>(
             Ok::<Net, TrainError>(model)
         })?;
         bar.finish_and_clear();
+        let validating = Instant::now();
         let validation = task.validate(&model.valid(), &eval_device);
+        timing.validation_s = validating.elapsed().as_secs_f64();
         let train = TrainStats {
             loss: progress.loss_sum / progress.examples.max(1) as f64,
             accuracy: progress.hits as f64 / progress.count.max(1) as f64,
         };
-        let record = task.record(
-            epoch,
-            train,
-            &validation,
-            lr,
-            progress.seconds + started.elapsed().as_secs_f64(),
-        );
+        let record = |timing| {
+            let seconds = progress.seconds + started.elapsed().as_secs_f64();
+            task.record(epoch, train, &validation, lr, seconds, timing)
+        };
+        history.push(record(timing));
         eprintln!(
             "epoch {epoch}/{}: {}",
             params.epochs,
-            task.describe(&record)
+            task.describe(history.last().expect("just pushed"))
         );
-        history.push(record);
         header.epoch = epoch;
         let score = task.score(&validation);
         let improved = score > header.best_score;
@@ -262,11 +282,17 @@ pub fn fit<T: Task>(
             header.best_score = score;
             header.best_epoch = epoch;
         }
+        let saving = Instant::now();
+        // The log first: a crash before the checkpoint leaves one epoch too many in the log,
+        // which a resume trims; then the log again, with the saving time in it.
         write_log(&run.metrics_log(), &history)?;
         checkpoint::save(&run.last_checkpoint(), &header, &model, &optim)?;
         if improved {
             checkpoint::save(&run.best_checkpoint(), &header, &model, &optim)?;
         }
+        timing.saving_s = saving.elapsed().as_secs_f64();
+        *history.last_mut().expect("just pushed") = record(timing);
+        write_log(&run.metrics_log(), &history)?;
     }
     Ok(history)
 }

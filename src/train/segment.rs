@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use super::checkpoint;
-use super::fit::{StepStats, Task, TrainStats, fit};
+use super::fit::{EpochTiming, StepStats, Task, TrainStats, fit};
 use super::log::{read_json, read_log, write_json};
 use super::options::{HyperParams, Recipe, TrainArgs};
 use super::run_dir::{RunConfig, RunDir, open_for_training};
@@ -72,6 +72,9 @@ pub struct SegEpochRecord {
     pub val_pixel_accuracy: f64,
     pub lr: f64,
     pub seconds: f64,
+    /// Where the epoch's time went (absent in logs written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<EpochTiming>,
 }
 
 /// The evaluation of one split over all its pixels.
@@ -318,6 +321,7 @@ impl Task for FacadeTask<'_> {
         v: &SegmentationReport,
         lr: f64,
         seconds: f64,
+        timing: EpochTiming,
     ) -> SegEpochRecord {
         SegEpochRecord {
             epoch,
@@ -329,6 +333,7 @@ impl Task for FacadeTask<'_> {
             val_pixel_accuracy: v.pixel_accuracy,
             lr,
             seconds,
+            timing: Some(timing),
         }
     }
 
