@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -26,8 +26,8 @@ use crate::data::facade::{MiniFacade, NUM_CLASSES as FACADE_CLASSES};
 use crate::data::fashion_mnist::{Checksums, FashionMnist, NUM_CLASSES};
 use crate::device::{DeviceKind, device};
 use crate::models::{ClassifierKind, ModelSpec, Net, SegmenterKind};
-use crate::train::fit::EpochTiming;
-use crate::train::options::TrainArgs;
+use crate::train::fit::{EpochTiming, optimizer};
+use crate::train::options::{Recipe, TrainArgs};
 use crate::train::run_dir::RunDir;
 use crate::train::segment::pixel_cross_entropy;
 use crate::train::{TrainError, classify, segment};
@@ -98,6 +98,13 @@ impl Network {
         match self {
             Network::Classifier(k) => k.spec(),
             Network::Segmenter(k) => k.spec(),
+        }
+    }
+
+    fn recipe(self) -> Recipe {
+        match self {
+            Network::Classifier(k) => classify::recipe(k),
+            Network::Segmenter(k) => segment::recipe(k),
         }
     }
 
@@ -219,42 +226,43 @@ fn time_steps(network: Network, batch: usize, args: &BenchArgs, dev: &Device) ->
     let x =
         |d: &Device| Tensor::<4>::from_data(TensorData::new(images.clone(), [batch, c, h, w]), d);
     let mut model = Net::init(&spec, &autodiff);
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
-    let mut train_ms = Vec::with_capacity(args.steps);
-    match network {
+    // Adam lr 1e-3 without weight decay, as the PyTorch reference.
+    let params = TrainArgs {
+        lr: Some(1e-3),
+        weight_decay: Some(0.0),
+        ..Default::default()
+    }
+    .check(&network.recipe())
+    .expect("valid benchmark settings");
+    let mut optim = optimizer(&params);
+    let loss_of: Box<dyn Fn(&Net) -> Tensor<1>> = match network {
         Network::Classifier(_) => {
             let labels: Vec<i64> = (0..batch)
                 .map(|_| rng.random_range(0..NUM_CLASSES as i64))
                 .collect();
             let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &autodiff);
             let loss_fn = CrossEntropyLossConfig::new().init(&autodiff);
-            for i in 0..args.warmup + args.steps {
-                let start = Instant::now();
-                let loss = loss_fn.forward(model.forward_classify(x(&autodiff)), y.clone());
-                let _: f32 = loss.clone().into_scalar();
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(1e-3, model, grads);
-                if i >= args.warmup {
-                    train_ms.push(start.elapsed().as_secs_f64() * 1e3);
-                }
-            }
+            Box::new(move |model| loss_fn.forward(model.forward_classify(x(&autodiff)), y.clone()))
         }
         Network::Segmenter(_) => {
             let labels: Vec<i64> = (0..batch * h * w)
                 .map(|_| rng.random_range(0..FACADE_CLASSES as i64))
                 .collect();
             let y = Tensor::<3, Int>::from_data(TensorData::new(labels, [batch, h, w]), &autodiff);
-            for i in 0..args.warmup + args.steps {
-                let start = Instant::now();
-                let loss =
-                    pixel_cross_entropy(model.forward_segment(x(&autodiff)), y.clone(), None);
-                let _: f32 = loss.clone().into_scalar();
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(1e-3, model, grads);
-                if i >= args.warmup {
-                    train_ms.push(start.elapsed().as_secs_f64() * 1e3);
-                }
-            }
+            Box::new(move |model| {
+                pixel_cross_entropy(model.forward_segment(x(&autodiff)), y.clone(), None)
+            })
+        }
+    };
+    let mut train_ms = Vec::with_capacity(args.steps);
+    for i in 0..args.warmup + args.steps {
+        let start = Instant::now();
+        let loss = loss_of(&model);
+        let _: f32 = loss.clone().into_scalar();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(params.lr, model, grads);
+        if i >= args.warmup {
+            train_ms.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
     let model = model.valid();
@@ -337,9 +345,11 @@ fn time_to_accuracy(
         );
     };
     let sets = FashionMnist::find_and_load(args.data.as_deref(), Checksums::Verify)?;
+    // Adam lr 1e-3 without weight decay, as the PyTorch reference.
     let params = TrainArgs {
         batch_size: Some(batch),
         lr: Some(1e-3),
+        weight_decay: Some(0.0),
         ..Default::default()
     }
     .check(&classify::recipe(kind))?;
@@ -352,7 +362,7 @@ fn time_to_accuracy(
     let autodiff = dev.clone().autodiff();
     autodiff.seed(params.seed);
     let mut model = Net::init(&kind.spec(), &autodiff);
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut optim = optimizer(&params);
     let loss_fn = CrossEntropyLossConfig::new().init(&autodiff);
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
     let mut trace = Vec::new();
@@ -369,7 +379,7 @@ fn time_to_accuracy(
             );
             let _: f32 = loss.clone().into_scalar();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(1e-3, model, grads);
+            model = optim.step(params.lr, model, grads);
             step += 1;
             if step.is_multiple_of(args.eval_every) {
                 let accuracy = classify::evaluate(&model.valid(), &data.val, normalization, dev)

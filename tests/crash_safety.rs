@@ -8,6 +8,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::convlab;
@@ -137,18 +138,23 @@ fn assert_same_results(run: &Path, straight: &Path) {
     }
 }
 
-fn setup() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    synthetic::write_fashion_dir(&tmp.path().join("data"), 2400, 300).unwrap();
-    let out = convlab(&train_args("straight"), tmp.path());
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    tmp
+/// One folder for every test here: the synthetic data and the uninterrupted run `straight`
+/// (trained once); each test trains into its own run folder beside them.
+fn setup() -> &'static Path {
+    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        synthetic::write_fashion_dir(&tmp.path().join("data"), 2400, 300).unwrap();
+        let out = convlab(&train_args("straight"), tmp.path());
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        tmp
+    })
+    .path()
 }
 
 #[test]
 fn ctrl_c_saves_a_checkpoint_and_resume_finishes_like_an_uninterrupted_run() {
-    let tmp = setup();
-    let root = tmp.path();
+    let root = setup();
     let run = root.join("cut");
     let mut child = spawn(&train_args("cut"), root);
     wait_for_epochs(&mut child, &run, 1);
@@ -185,8 +191,7 @@ fn ctrl_c_saves_a_checkpoint_and_resume_finishes_like_an_uninterrupted_run() {
 
 #[test]
 fn sigkill_at_any_moment_leaves_whole_files_and_resume_finishes_the_run() {
-    let tmp = setup();
-    let root = tmp.path();
+    let root = setup();
     let run = root.join("killed");
     // Kill points: inside epoch 1 (no checkpoint yet), just after epoch 1's log line (between
     // writes), and inside epoch 3.

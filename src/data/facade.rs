@@ -285,7 +285,7 @@ pub struct LabelMap {
     pub indices: Vec<u8>,
 }
 
-/// Label maps larger than this on a side are refused (CMP's are about 1,000 pixels).
+/// Label maps larger than this on a side are refused (Mini Facade's are 256 pixels).
 pub const MAX_LABEL_SIDE: u32 = 16_384;
 
 /// Reads a palette (1, 2, 4 or 8 bits) or grey (up to 8 bits) PNG as raw indices: the pixel

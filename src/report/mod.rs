@@ -509,11 +509,7 @@ fn classification(
     out.push_str(&epoch_log_classification(history));
 
     out.push_str("<h3>Per-class accuracy</h3>\n");
-    let hardest = (0..metrics.class_names.len())
-        .filter(|&c| !metrics.test.per_class_accuracy[c].is_nan())
-        .min_by(|&a, &b| {
-            metrics.test.per_class_accuracy[a].total_cmp(&metrics.test.per_class_accuracy[b])
-        });
+    let hardest = hardest_class(metrics);
     let mut t = Table::new(
         "Per-class accuracy (the hardest class on test in bold)",
         &["class", "validation", "test"],
@@ -798,18 +794,26 @@ fn epoch_log_segmentation(history: &[SegEpochRecord]) -> String {
     details("Per-epoch log", &t)
 }
 
+/// The class with the lowest test accuracy (the first on ties); classes absent from the test
+/// set (NaN) are left out.
+fn hardest_class(metrics: &FashionMetrics) -> Option<usize> {
+    let accuracy = &metrics.test.per_class_accuracy;
+    (0..accuracy.len())
+        .filter(|&c| !accuracy[c].is_nan())
+        .min_by(|&a, &b| accuracy[a].total_cmp(&accuracy[b]))
+}
+
 /// One line per run for the terminal.
 pub fn text_summary(run: &LoadedRun) -> String {
     let (epochs, seconds) = run.training_time();
     let results = match &run.task {
         TaskRun::Classification { metrics, .. } => {
-            let hardest = metrics
-                .class_names
-                .iter()
-                .zip(&metrics.test.per_class_accuracy)
-                .filter(|(_, a)| !a.is_nan())
-                .min_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(n, a)| format!(", hardest class {n} {:.1}%", 100.0 * a))
+            let hardest = hardest_class(metrics)
+                .map(|c| {
+                    let (name, accuracy) =
+                        (&metrics.class_names[c], metrics.test.per_class_accuracy[c]);
+                    format!(", hardest class {name} {:.1}%", 100.0 * accuracy)
+                })
                 .unwrap_or_default();
             format!(
                 "test accuracy {:.2}% (val {:.2}%){hardest}",

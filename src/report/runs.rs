@@ -3,9 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
+
 use super::ReportError;
 use crate::figures::classification::ClassExamples;
 use crate::models::LayerSummary;
+use crate::train::TrainError;
 use crate::train::classify::{EpochRecord, FashionConfig, FashionMetrics};
 use crate::train::log::{read_json, read_log};
 use crate::train::options::HyperParams;
@@ -35,14 +38,19 @@ pub enum TaskRun {
     },
 }
 
+/// `value` (read from `path`) as a task's configuration type.
+fn typed<T: DeserializeOwned>(path: &Path, value: serde_json::Value) -> Result<T, TrainError> {
+    serde_json::from_value(value).map_err(|e| TrainError::BadFile {
+        path: path.into(),
+        reason: format!("invalid: {e}"),
+    })
+}
+
 impl LoadedRun {
     pub fn load(root: &Path) -> Result<Self, ReportError> {
         let dir = RunDir::existing(root)?;
-        let task: serde_json::Value = read_json(&dir.config())?;
-        let task = task
-            .get("task")
-            .and_then(|t| t.as_str())
-            .unwrap_or_default();
+        // Read once; the task named inside says which configuration type it is.
+        let config: serde_json::Value = read_json(&dir.config())?;
         let evaluated = |command: &str| -> Result<PathBuf, ReportError> {
             let path = dir.metrics();
             if path.is_file() {
@@ -54,12 +62,16 @@ impl LoadedRun {
                 })
             }
         };
-        let task = match task {
+        let task = match config
+            .get("task")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+        {
             "fashion" => {
                 let metrics = read_json(&evaluated("fashion")?)?;
                 let examples_json = dir.figures().join("examples.json");
                 TaskRun::Classification {
-                    config: read_json(&dir.config())?,
+                    config: typed(&dir.config(), config)?,
                     history: read_log(&dir.metrics_log())?,
                     metrics,
                     examples: if examples_json.is_file() {
@@ -71,7 +83,7 @@ impl LoadedRun {
             }
             "facade" => TaskRun::Segmentation {
                 metrics: read_json(&evaluated("facade")?)?,
-                config: read_json(&dir.config())?,
+                config: typed(&dir.config(), config)?,
                 history: read_log(&dir.metrics_log())?,
             },
             other => {
