@@ -23,6 +23,52 @@ pub enum DeviceKind {
     Gpu,
 }
 
+/// Which engine computes: convlab's own CPU engine or burn (on the CPU through its flex backend,
+/// or on a GPU).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// convlab's own CPU engine (im2col + GEMM, rayon threads): the default on the CPU.
+    Cpu,
+    /// burn 0.22.1: the reference, and the only engine on a GPU. Runs written before the CPU
+    /// engine existed were trained on it.
+    #[default]
+    Burn,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Cpu => "cpu",
+            EngineKind::Burn => "burn",
+        }
+    }
+}
+
+/// The engine `--engine` asks for, or the faster one for the device: convlab's own on the CPU,
+/// burn on a GPU.
+pub fn engine_for(requested: Option<EngineKind>, device: DeviceKind) -> Result<EngineKind, String> {
+    match (requested, device) {
+        (Some(EngineKind::Cpu), DeviceKind::Gpu) => Err(
+            "--engine cpu runs on the CPU only; use --engine burn (the default) with --device gpu"
+                .into(),
+        ),
+        (Some(engine), _) => Ok(engine),
+        (None, DeviceKind::Cpu) => Ok(EngineKind::Cpu),
+        (None, DeviceKind::Gpu) => Ok(EngineKind::Burn),
+    }
+}
+
 /// The inference device for `kind`, or a message saying why it is not available.
 pub fn device(kind: DeviceKind) -> Result<Device, String> {
     match kind {

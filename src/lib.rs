@@ -5,6 +5,8 @@
 //!   train/validation split, augmentation and batching into tensors.
 //! - [`models`]: architectures described once as layer lists ([`models::ModelSpec`]) and the burn
 //!   network built from them.
+//! - [`cpu`]: convlab's own CPU engine (convolutions as im2col + GEMM, the other layers, losses,
+//!   optimisers) that trains and runs every model on the CPU; burn remains for GPUs.
 //! - [`train`]: the training loop, validated hyper-parameters, the run folder, atomic checkpoints,
 //!   resume and the per-epoch metrics log.
 //! - [`metrics`]: accuracy, per-class accuracy, confusion matrices; exact average precision
@@ -23,6 +25,8 @@
 pub mod bench;
 #[cfg(feature = "engine")]
 pub mod cli;
+#[cfg(feature = "engine")]
+pub mod cpu;
 pub mod data;
 #[cfg(feature = "engine")]
 pub mod device;

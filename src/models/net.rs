@@ -141,6 +141,17 @@ impl Net {
         }
     }
 
+    /// The output as maps: per-pixel logits, or logits `[batch, classes]` as `[batch, classes, 1, 1]`.
+    pub fn forward_maps(&self, images: Tensor<4>) -> Tensor<4> {
+        match self.forward(images) {
+            Activation::Maps(maps) => maps,
+            Activation::Features(logits) => {
+                let [n, f] = logits.dims();
+                logits.reshape([n, f, 1, 1])
+            }
+        }
+    }
+
     /// Logits `[batch, classes]` for images `[batch, channels, height, width]`.
     pub fn forward_classify(&self, images: Tensor<4>) -> Tensor<2> {
         match self.forward(images) {

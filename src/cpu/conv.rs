@@ -1,0 +1,381 @@
+//! Convolution and transposed convolution, forward and backward, as im2col + GEMM per image.
+//!
+//! One geometry serves both: a transposed convolution's forward pass is the input gradient of
+//! the convolution it transposes, and its input gradient is that convolution's forward pass
+//! (PyTorch's `ConvTranspose2d` is defined that way). The unfolded columns are built a few
+//! output rows at a time, so the block the GEMM reads stays in cache and the buffer stays small.
+
+use rayon::prelude::*;
+
+use super::matmul::{Threads, View, matmul};
+
+/// Floats of unfolded columns built at once (1 MiB).
+const BLOCK_FLOATS: usize = 1 << 18;
+
+/// A convolution from `[c_in, h, w]` to `[c_out, h_out, w_out]` with a square kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub h_out: usize,
+    pub w_out: usize,
+}
+
+impl ConvGeometry {
+    /// The convolution of a `[c_in, h, w]` input; `h + 2 pad >= k` is the caller's to check.
+    pub fn conv(c_in: usize, h: usize, w: usize, c_out: usize, k: usize, stride: usize, pad: usize) -> Self {
+        ConvGeometry {
+            c_in,
+            h,
+            w,
+            c_out,
+            k,
+            stride,
+            pad,
+            h_out: (h + 2 * pad - k) / stride + 1,
+            w_out: (w + 2 * pad - k) / stride + 1,
+        }
+    }
+
+    /// The convolution that a transposed convolution of a `[c_in, h, w]` input to `c_out`
+    /// channels transposes: it maps the transposed one's output back to its input, and its
+    /// weight `[c_in, c_out, k, k]` is the transposed one's, as stored.
+    pub fn transposing(c_in: usize, h: usize, w: usize, c_out: usize, k: usize, stride: usize, pad: usize) -> Self {
+        ConvGeometry {
+            c_in: c_out,
+            h: (h - 1) * stride + k - 2 * pad,
+            w: (w - 1) * stride + k - 2 * pad,
+            c_out: c_in,
+            k,
+            stride,
+            pad,
+            h_out: h,
+            w_out: w,
+        }
+    }
+
+    pub fn patch(&self) -> usize {
+        self.c_in * self.k * self.k
+    }
+
+    pub fn in_len(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+
+    pub fn out_plane(&self) -> usize {
+        self.h_out * self.w_out
+    }
+
+    pub fn out_len(&self) -> usize {
+        self.c_out * self.out_plane()
+    }
+
+    pub fn weight_len(&self) -> usize {
+        self.c_out * self.patch()
+    }
+
+    /// A 1x1 convolution with stride 1 and no padding reads its input as the columns.
+    fn is_pointwise(&self) -> bool {
+        self.k == 1 && self.stride == 1 && self.pad == 0
+    }
+
+    fn rows_per_block(&self) -> usize {
+        (BLOCK_FLOATS / (self.patch() * self.w_out).max(1)).clamp(1, self.h_out)
+    }
+
+    fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let (rows, h_out) = (self.rows_per_block(), self.h_out);
+        (0..h_out).step_by(rows).map(move |y0| (y0, (y0 + rows).min(h_out)))
+    }
+
+
+    /// Output columns `x` whose source `x * stride + kx - pad` lies inside the input.
+    fn inside_x(&self, kx: usize) -> (usize, usize) {
+        let first = (self.pad.saturating_sub(kx)).div_ceil(self.stride);
+        let last = (self.w + self.pad).saturating_sub(kx).div_ceil(self.stride).min(self.w_out);
+        (first.min(last), last)
+    }
+
+    /// Unfolds output rows `y0..y1` of one image into `cols` `[patch, (y1 - y0) * w_out]`.
+    fn im2col(&self, image: &[f32], y0: usize, y1: usize, cols: &mut [f32]) {
+        let width = (y1 - y0) * self.w_out;
+        let (k, w_out) = (self.k, self.w_out);
+        for c in 0..self.c_in {
+            let plane = &image[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = ((c * k + ky) * k + kx) * width;
+                    let (first, last) = self.inside_x(kx);
+                    for y in y0..y1 {
+                        let dst = &mut cols[row + (y - y0) * w_out..row + (y - y0 + 1) * w_out];
+                        let Some(iy) = (y * self.stride + ky).checked_sub(self.pad).filter(|&iy| iy < self.h) else {
+                            dst.fill(0.0);
+                            continue;
+                        };
+                        let src = &plane[iy * self.w..(iy + 1) * self.w];
+                        dst[..first].fill(0.0);
+                        dst[last..].fill(0.0);
+                        if self.stride == 1 {
+                            let start = first + kx - self.pad;
+                            dst[first..last].copy_from_slice(&src[start..start + last - first]);
+                        } else {
+                            for (x, d) in dst.iter_mut().enumerate().take(last).skip(first) {
+                                *d = src[x * self.stride + kx - self.pad];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `cols` `[patch, (y1 - y0) * w_out]` back onto the image they were unfolded from.
+    fn col2im(&self, cols: &[f32], y0: usize, y1: usize, image: &mut [f32]) {
+        let width = (y1 - y0) * self.w_out;
+        let (k, w_out) = (self.k, self.w_out);
+        for c in 0..self.c_in {
+            let plane = &mut image[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = ((c * k + ky) * k + kx) * width;
+                    let (first, last) = self.inside_x(kx);
+                    for y in y0..y1 {
+                        let Some(iy) = (y * self.stride + ky).checked_sub(self.pad).filter(|&iy| iy < self.h) else {
+                            continue;
+                        };
+                        let src = &cols[row + (y - y0) * w_out..row + (y - y0 + 1) * w_out];
+                        let dst = &mut plane[iy * self.w..(iy + 1) * self.w];
+                        for x in first..last {
+                            dst[x * self.stride + kx - self.pad] += src[x];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One image: `out [c_out, out_plane] = weight [c_out, patch] · cols (+ bias)`.
+    fn forward_image(&self, image: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32], cols: &mut Vec<f32>, threads: Threads) {
+        let plane = self.out_plane();
+        let lhs = View::rows(weight, self.patch());
+        if self.is_pointwise() {
+            matmul(self.c_out, plane, self.c_in, out, plane, false, lhs, View::rows(image, plane), threads);
+        } else {
+            for (y0, y1) in self.blocks() {
+                let width = (y1 - y0) * self.w_out;
+                cols.resize(self.patch() * width, 0.0);
+                self.im2col(image, y0, y1, cols);
+                let dst = &mut out[y0 * self.w_out..];
+                matmul(self.c_out, width, self.patch(), dst, plane, false, lhs, View::rows(cols, width), threads);
+            }
+        }
+        if let Some(bias) = bias {
+            for (channel, &b) in out.chunks_mut(plane).zip(bias) {
+                channel.iter_mut().for_each(|v| *v += b);
+            }
+        }
+    }
+
+    /// One image: `grad_in = col2im(weightᵀ · grad_out)`, overwriting `grad_in`.
+    fn input_grad_image(&self, grad_out: &[f32], weight: &[f32], grad_in: &mut [f32], cols: &mut Vec<f32>, threads: Threads) {
+        let plane = self.out_plane();
+        let lhs = View::transposed(weight, self.patch());
+        if self.is_pointwise() {
+            matmul(self.c_in, plane, self.c_out, grad_in, plane, false, lhs, View::rows(grad_out, plane), threads);
+            return;
+        }
+        grad_in.fill(0.0);
+        for (y0, y1) in self.blocks() {
+            let width = (y1 - y0) * self.w_out;
+            cols.resize(self.patch() * width, 0.0);
+            let rhs = View::rows(&grad_out[y0 * self.w_out..], plane);
+            matmul(self.patch(), width, self.c_out, cols, width, false, lhs, rhs, threads);
+            self.col2im(cols, y0, y1, grad_in);
+        }
+    }
+
+    /// One image: `grad_weight += grad_out [c_out, out_plane] · colsᵀ`.
+    fn weight_grad_image(&self, grad_out: &[f32], image: &[f32], grad_weight: &mut [f32], cols: &mut Vec<f32>, threads: Threads) {
+        let plane = self.out_plane();
+        if self.is_pointwise() {
+            let rhs = View::transposed(image, plane);
+            matmul(self.c_out, self.c_in, plane, grad_weight, self.patch(), true, View::rows(grad_out, plane), rhs, threads);
+            return;
+        }
+        for (y0, y1) in self.blocks() {
+            let width = (y1 - y0) * self.w_out;
+            cols.resize(self.patch() * width, 0.0);
+            self.im2col(image, y0, y1, cols);
+            let lhs = View::rows(&grad_out[y0 * self.w_out..], plane);
+            matmul(self.c_out, self.patch(), width, grad_weight, self.patch(), true, lhs, View::transposed(cols, width), threads);
+        }
+    }
+}
+
+/// Whether a batch of `n` is split over the threads (one image each) rather than each product.
+fn per_image(n: usize) -> bool {
+    n >= rayon::current_num_threads()
+}
+
+/// Runs `f(image, cols, threads)` for every image index, over the threads when the batch allows.
+fn for_each_image<T: Send>(items: Vec<T>, f: impl Fn(T, &mut Vec<f32>, Threads) + Sync) {
+    if per_image(items.len()) {
+        items.into_par_iter().for_each_init(Vec::new, |cols, item| f(item, cols, Threads::One));
+    } else {
+        let mut cols = Vec::new();
+        items.into_iter().for_each(|item| f(item, &mut cols, Threads::All));
+    }
+}
+
+/// `out [n, c_out, h_out, w_out]` of the convolution of `input [n, c_in, h, w]`.
+pub fn conv_forward(g: &ConvGeometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    let items: Vec<_> = input.chunks(g.in_len()).zip(out.chunks_mut(g.out_len())).collect();
+    for_each_image(items, |(x, o), cols, threads| g.forward_image(x, weight, bias, o, cols, threads));
+}
+
+/// The input gradient `[n, c_in, h, w]` of a convolution, overwriting `grad_in`.
+pub fn conv_input_grad(g: &ConvGeometry, grad_out: &[f32], weight: &[f32], grad_in: &mut [f32]) {
+    let items: Vec<_> = grad_out.chunks(g.out_len()).zip(grad_in.chunks_mut(g.in_len())).collect();
+    for_each_image(items, |(dy, dx), cols, threads| g.input_grad_image(dy, weight, dx, cols, threads));
+}
+
+/// The weight gradient `[c_out, c_in, k, k]` of a convolution, summed over the batch.
+pub fn conv_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Vec<f32> {
+    let pairs: Vec<_> = grad_out.chunks(g.out_len()).zip(input.chunks(g.in_len())).collect();
+    let len = g.weight_len();
+    if per_image(pairs.len()) {
+        pairs
+            .into_par_iter()
+            .fold(
+                || (vec![0.0; len], Vec::new()),
+                |(mut acc, mut cols), (dy, x)| {
+                    g.weight_grad_image(dy, x, &mut acc, &mut cols, Threads::One);
+                    (acc, cols)
+                },
+            )
+            .map(|(acc, _)| acc)
+            .reduce(|| vec![0.0; len], add_into)
+    } else {
+        let (mut acc, mut cols) = (vec![0.0; len], Vec::new());
+        for (dy, x) in pairs {
+            g.weight_grad_image(dy, x, &mut acc, &mut cols, Threads::All);
+        }
+        acc
+    }
+}
+
+fn add_into(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
+    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+    a
+}
+
+/// Per-channel sums of `[n, channels, plane]` values (a bias gradient).
+pub fn channel_sums(values: &[f32], channels: usize, plane: usize) -> Vec<f32> {
+    let mut sums = vec![0.0f64; channels];
+    for image in values.chunks(channels * plane) {
+        for (c, channel) in image.chunks(plane).enumerate() {
+            sums[c] += channel.iter().map(|&v| v as f64).sum::<f64>();
+        }
+    }
+    sums.into_iter().map(|s| s as f32).collect()
+}
+
+/// The transposed convolution of `input [n, c_in, h, w]` (`g` from [`ConvGeometry::transposing`],
+/// weight `[c_in, c_out, k, k]`) into `out [n, c_out, h', w']`.
+pub fn conv_transpose_forward(g: &ConvGeometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    conv_input_grad(g, input, weight, out);
+    if let Some(bias) = bias {
+        let plane = g.h * g.w;
+        out.par_chunks_mut(plane).enumerate().for_each(|(i, channel)| {
+            let b = bias[i % g.c_in];
+            channel.iter_mut().for_each(|v| *v += b);
+        });
+    }
+}
+
+/// The input gradient of a transposed convolution: the forward pass of the one it transposes.
+pub fn conv_transpose_input_grad(g: &ConvGeometry, grad_out: &[f32], weight: &[f32], grad_in: &mut [f32]) {
+    conv_forward(g, grad_out, weight, None, grad_in);
+}
+
+/// The weight gradient `[c_in, c_out, k, k]` of a transposed convolution.
+pub fn conv_transpose_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Vec<f32> {
+    conv_weight_grad(g, input, grad_out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, one multiply-add at a time.
+    fn naive_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; g.out_len()];
+        for o in 0..g.c_out {
+            for y in 0..g.h_out {
+                for xo in 0..g.w_out {
+                    let mut s = 0.0;
+                    for c in 0..g.c_in {
+                        for ky in 0..g.k {
+                            for kx in 0..g.k {
+                                let iy = (y * g.stride + ky) as isize - g.pad as isize;
+                                let ix = (xo * g.stride + kx) as isize - g.pad as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                    s += x[(c * g.h + iy as usize) * g.w + ix as usize] * w[((o * g.c_in + c) * g.k + ky) * g.k + kx];
+                                }
+                            }
+                        }
+                    }
+                    out[(o * g.h_out + y) * g.w_out + xo] = s;
+                }
+            }
+        }
+        out
+    }
+
+    fn ramp(n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i * 7919 % 23) as f32 - 11.0) * scale).collect()
+    }
+
+    #[test]
+    fn forward_matches_the_definition_for_strides_paddings_and_odd_sizes() {
+        for (c_in, h, w, c_out, k, stride, pad) in
+            [(2, 5, 7, 3, 3, 1, 1), (3, 9, 8, 2, 3, 2, 1), (1, 6, 6, 4, 4, 2, 1), (2, 5, 5, 2, 1, 1, 0), (2, 4, 4, 3, 3, 1, 0)]
+        {
+            let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
+            let x = ramp(g.in_len(), 0.1);
+            let wt = ramp(g.weight_len(), 0.05);
+            let mut out = vec![0.0; g.out_len()];
+            conv_forward(&g, &x, &wt, None, &mut out);
+            let expected = naive_conv(&g, &x, &wt);
+            for (a, b) in out.iter().zip(&expected) {
+                assert!((a - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    /// <conv(x), dy> = <x, input_grad(dy)> and = <w, weight_grad(dy, x)>: the adjoint identities
+    /// every correct backward pass satisfies.
+    #[test]
+    fn backward_passes_are_the_adjoints_of_the_forward_pass() {
+        for (n, (c_in, h, w, c_out, k, stride, pad)) in [(1, (2, 7, 5, 3, 3, 2, 1)), (3, (3, 6, 6, 2, 4, 2, 1)), (2, (2, 5, 5, 4, 1, 1, 0))] {
+            let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
+            let x = ramp(n * g.in_len(), 0.1);
+            let wt = ramp(g.weight_len(), 0.03);
+            let dy = ramp(n * g.out_len(), 0.07);
+            let mut y = vec![0.0; n * g.out_len()];
+            conv_forward(&g, &x, &wt, None, &mut y);
+            let mut dx = vec![1.0; x.len()];
+            conv_input_grad(&g, &dy, &wt, &mut dx);
+            let dw = conv_weight_grad(&g, &dy, &x);
+            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p * q) as f64).sum::<f64>();
+            let lhs = dot(&y, &dy);
+            assert!((lhs - dot(&x, &dx)).abs() < 1e-3 * lhs.abs().max(1.0), "{g:?}");
+            assert!((lhs - dot(&wt, &dw)).abs() < 1e-3 * lhs.abs().max(1.0), "{g:?}");
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The layers other than convolutions, forward and backward, on `[n, c, plane]` buffers.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::matmul::{Threads, View, matmul};
+
+/// Batch norm's epsilon and running-statistics momentum (burn's and PyTorch's defaults).
+pub const BN_EPSILON: f64 = 1e-5;
+pub const BN_MOMENTUM: f32 = 0.1;
+
+/// The batch statistics a training-mode batch norm used, kept for its backward pass.
+pub struct BatchStats {
+    pub mean: Vec<f32>,
+    /// The biased variance (what burn feeds its running statistics).
+    pub variance: Vec<f32>,
+}
+
+/// Mean and biased variance per channel of `x [n, channels, plane]`.
+pub fn channel_stats(x: &[f32], channels: usize, plane: usize) -> BatchStats {
+    let per_image = channels * plane;
+    let count = (x.len() / channels) as f64;
+    let (mean, variance): (Vec<f32>, Vec<f32>) = (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            let values = || x.chunks(per_image).flat_map(|image| &image[c * plane..(c + 1) * plane]);
+            let mean = values().map(|&v| v as f64).sum::<f64>() / count;
+            let var = values().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / count;
+            (mean as f32, var as f32)
+        })
+        .unzip();
+    BatchStats { mean, variance }
+}
+
+/// `y = (x - mean) / sqrt(var + eps) * gamma + beta` per channel.
+pub fn batch_norm_apply(x: &[f32], out: &mut [f32], plane: usize, mean: &[f32], variance: &[f32], gamma: &[f32], beta: &[f32]) {
+    let channels = mean.len();
+    out.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(i, (o, xs))| {
+        let c = i % channels;
+        let scale = gamma[c] / (variance[c] as f64 + BN_EPSILON).sqrt() as f32;
+        let shift = beta[c] - mean[c] * scale;
+        o.iter_mut().zip(xs).for_each(|(o, &x)| *o = x * scale + shift);
+    });
+}
+
+/// Gradients of a training-mode batch norm: `(grad_x, grad_gamma, grad_beta)`.
+pub fn batch_norm_backward(x: &[f32], grad_out: &[f32], plane: usize, stats: &BatchStats, gamma: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let channels = gamma.len();
+    let per_image = channels * plane;
+    let count = (x.len() / channels) as f64;
+    let inv_std: Vec<f64> = stats.variance.iter().map(|&v| 1.0 / (v as f64 + BN_EPSILON).sqrt()).collect();
+    let (grad_gamma, grad_beta): (Vec<f32>, Vec<f32>) = (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            let (mean, inv) = (stats.mean[c] as f64, inv_std[c]);
+            let (mut dg, mut db) = (0.0f64, 0.0f64);
+            for (xi, gi) in x.chunks(per_image).zip(grad_out.chunks(per_image)) {
+                for (&xv, &gv) in xi[c * plane..(c + 1) * plane].iter().zip(&gi[c * plane..(c + 1) * plane]) {
+                    dg += gv as f64 * (xv as f64 - mean) * inv;
+                    db += gv as f64;
+                }
+            }
+            (dg as f32, db as f32)
+        })
+        .unzip();
+    let mut grad_x = vec![0.0; x.len()];
+    grad_x
+        .par_chunks_mut(plane)
+        .zip(x.par_chunks(plane).zip(grad_out.par_chunks(plane)))
+        .enumerate()
+        .for_each(|(i, (dx, (xs, gs)))| {
+            let c = i % channels;
+            let (mean, inv) = (stats.mean[c] as f64, inv_std[c]);
+            let k = gamma[c] as f64 * inv;
+            let mean_db = grad_beta[c] as f64 / count;
+            let mean_dg = grad_gamma[c] as f64 / count;
+            for ((d, &xv), &gv) in dx.iter_mut().zip(xs).zip(gs) {
+                let x_hat = (xv as f64 - mean) * inv;
+                *d = (k * (gv as f64 - mean_db - x_hat * mean_dg)) as f32;
+            }
+        });
+    (grad_x, grad_gamma, grad_beta)
+}
+
+/// `running = (1 - momentum) running + momentum batch`.
+pub fn update_running(running: &mut [f32], batch: &[f32]) {
+    running.iter_mut().zip(batch).for_each(|(r, &b)| *r = (1.0 - BN_MOMENTUM) * *r + BN_MOMENTUM * b);
+}
+
+/// Leaky ReLU in place (`slope` 0 is ReLU).
+pub fn leaky_relu_in_place(x: &mut [f32], slope: f32) {
+    x.par_chunks_mut(1 << 14).for_each(|chunk| {
+        chunk.iter_mut().for_each(|v| {
+            if *v < 0.0 {
+                *v *= slope
+            }
+        })
+    });
+}
+
+/// The gradient through a (leaky) ReLU, from its output (positive exactly where its input was,
+/// for a non-negative slope), in place on `grad`.
+pub fn leaky_relu_backward(output: &[f32], grad: &mut [f32], slope: f32) {
+    grad.par_chunks_mut(1 << 14).zip(output.par_chunks(1 << 14)).for_each(|(g, y)| {
+        g.iter_mut().zip(y).for_each(|(g, &y)| {
+            if y <= 0.0 {
+                *g *= slope
+            }
+        })
+    });
+}
+
+/// 2x2 max-pooling with stride 2 of `[planes, h, w]` (odd edges dropped, as PyTorch's default);
+/// also returns which of the four each output took (0..4, row-major), for the backward pass.
+pub fn max_pool2(x: &[f32], h: usize, w: usize) -> (Vec<f32>, Vec<u8>) {
+    let (ho, wo) = (h / 2, w / 2);
+    let planes = x.len() / (h * w);
+    let mut out = vec![0.0; planes * ho * wo];
+    let mut argmax = vec![0u8; out.len()];
+    out.par_chunks_mut(ho * wo).zip(argmax.par_chunks_mut(ho * wo)).zip(x.par_chunks(h * w)).for_each(|((o, a), plane)| {
+        for y in 0..ho {
+            for xo in 0..wo {
+                let at = |dy: usize, dx: usize| plane[(2 * y + dy) * w + 2 * xo + dx];
+                let mut best = (at(0, 0), 0u8);
+                for (i, (dy, dx)) in [(0, 1), (1, 0), (1, 1)].into_iter().enumerate() {
+                    let v = at(dy, dx);
+                    if v > best.0 || v.is_nan() {
+                        best = (v, i as u8 + 1);
+                    }
+                }
+                o[y * wo + xo] = best.0;
+                a[y * wo + xo] = best.1;
+            }
+        }
+    });
+    (out, argmax)
+}
+
+pub fn max_pool2_backward(grad_out: &[f32], argmax: &[u8], h: usize, w: usize) -> Vec<f32> {
+    let (ho, wo) = (h / 2, w / 2);
+    let mut grad_in = vec![0.0; grad_out.len() / (ho * wo) * h * w];
+    grad_in.par_chunks_mut(h * w).zip(grad_out.par_chunks(ho * wo).zip(argmax.par_chunks(ho * wo))).for_each(|(gi, (go, a))| {
+        for y in 0..ho {
+            for x in 0..wo {
+                let i = y * wo + x;
+                let (dy, dx) = ((a[i] / 2) as usize, (a[i] % 2) as usize);
+                gi[(2 * y + dy) * w + 2 * x + dx] = go[i];
+            }
+        }
+    });
+    grad_in
+}
+
+/// `y [n, outputs] = x [n, inputs] · weight [inputs, outputs] + bias` (burn's weight layout).
+pub fn linear_forward(x: &[f32], weight: &[f32], bias: &[f32], n: usize) -> Vec<f32> {
+    let (outputs, inputs) = (bias.len(), weight.len() / bias.len());
+    let mut y: Vec<f32> = bias.iter().copied().cycle().take(n * outputs).collect();
+    matmul(n, outputs, inputs, &mut y, outputs, true, View::rows(x, inputs), View::rows(weight, outputs), Threads::All);
+    y
+}
+
+/// Gradients of a linear layer: `(grad_x, grad_weight, grad_bias)`.
+pub fn linear_backward(x: &[f32], weight: &[f32], grad_out: &[f32], n: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let inputs = x.len() / n;
+    let outputs = weight.len() / inputs;
+    let mut grad_x = vec![0.0; x.len()];
+    matmul(n, inputs, outputs, &mut grad_x, inputs, false, View::rows(grad_out, outputs), View::transposed(weight, outputs), Threads::All);
+    let mut grad_w = vec![0.0; weight.len()];
+    matmul(inputs, outputs, n, &mut grad_w, outputs, false, View::transposed(x, inputs), View::rows(grad_out, outputs), Threads::All);
+    let mut grad_b = vec![0.0; outputs];
+    for row in grad_out.chunks(outputs) {
+        grad_b.iter_mut().zip(row).for_each(|(b, g)| *b += g);
+    }
+    (grad_x, grad_w, grad_b)
+}
+
+/// Inverted dropout in place: each value kept with probability `1 - prob` and scaled by
+/// `1 / (1 - prob)`, drawn from `seed`; returns the mask (scale or zero per value).
+pub fn dropout_in_place(x: &mut [f32], prob: f64, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let scale = (1.0 / (1.0 - prob)) as f32;
+    let mask: Vec<f32> = (0..x.len()).map(|_| if rng.random_bool(prob) { 0.0 } else { scale }).collect();
+    x.iter_mut().zip(&mask).for_each(|(v, m)| *v *= m);
+    mask
+}
+
+/// `[n, a, plane] ++ [n, b, plane] -> [n, a + b, plane]` along the channels.
+pub fn concat_channels(x: &[f32], skip: &[f32], n: usize) -> Vec<f32> {
+    let (a, b) = (x.len() / n, skip.len() / n);
+    let mut out = Vec::with_capacity(x.len() + skip.len());
+    for i in 0..n {
+        out.extend_from_slice(&x[i * a..(i + 1) * a]);
+        out.extend_from_slice(&skip[i * b..(i + 1) * b]);
+    }
+    out
+}
+
+/// Splits a concat's gradient back into the current activation's and the skip's.
+pub fn split_channels(grad: &[f32], n: usize, first_len: usize) -> (Vec<f32>, Vec<f32>) {
+    let per_image = grad.len() / n;
+    let mut first = Vec::with_capacity(n * first_len);
+    let mut rest = Vec::with_capacity(grad.len() - n * first_len);
+    for image in grad.chunks(per_image) {
+        first.extend_from_slice(&image[..first_len]);
+        rest.extend_from_slice(&image[first_len..]);
+    }
+    (first, rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_norm_of_a_hand_computed_channel() {
+        // One channel, values 1, 2, 3, 4: mean 2.5, biased variance 1.25.
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let stats = channel_stats(&x, 1, 2);
+        assert_eq!((stats.mean[0], stats.variance[0]), (2.5, 1.25));
+        let mut y = [0.0; 4];
+        batch_norm_apply(&x, &mut y, 2, &stats.mean, &stats.variance, &[2.0], &[1.0]);
+        let s = 2.0 / (1.25f32 + 1e-5).sqrt();
+        for (yv, xv) in y.iter().zip(x) {
+            assert!((yv - ((xv - 2.5) * s + 1.0)).abs() < 1e-5);
+        }
+        // With the loss sum(y * [1, 0, 0, 0]): dbeta = 1, dgamma = x_hat[0].
+        let (_, dg, db) = batch_norm_backward(&x, &[1.0, 0.0, 0.0, 0.0], 2, &stats, &[2.0]);
+        assert!((db[0] - 1.0).abs() < 1e-6 && (dg[0] - (-1.5 / (1.25f32 + 1e-5).sqrt())).abs() < 1e-5);
+    }
+
+    #[test]
+    fn max_pool_routes_the_gradient_to_the_maximum() {
+        let x = [1.0, 5.0, 0.0, 2.0, 3.0, 4.0, 9.0, 1.0, 0.0];
+        let (y, arg) = max_pool2(&x, 3, 3);
+        assert_eq!(y, [5.0]);
+        assert_eq!(max_pool2_backward(&[2.0], &arg, 3, 3), [0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn dropout_keeps_about_one_minus_p_and_preserves_the_mean() {
+        let mut x = vec![1.0; 100_000];
+        let mask = dropout_in_place(&mut x, 0.4, 7);
+        let kept = mask.iter().filter(|&&m| m > 0.0).count() as f64 / 1e5;
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / 1e5;
+        assert!((kept - 0.6).abs() < 0.01 && (mean - 1.0).abs() < 0.02, "{kept} {mean}");
+    }
+}

@@ -1,0 +1,112 @@
+//! Softmax cross-entropy per image or per pixel, its gradient, and the hits it scores.
+
+use rayon::prelude::*;
+
+/// The training loss of a task; both engines compute it from this description.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LossSpec {
+    /// Mean over images of logits `[n, classes]`, with optional label smoothing `alpha`: the
+    /// target is `(1 - alpha) one_hot + alpha / classes` (PyTorch's `label_smoothing`).
+    Image { smoothing: Option<f32> },
+    /// Over every pixel of logits `[n, classes, h, w]`; with class weights, PyTorch's weighted
+    /// mean `sum(w[y] nll) / sum(w[y])`.
+    Pixel { weights: Option<Vec<f32>> },
+}
+
+/// A batch's loss, the gradient of the loss with respect to the logits, and the hits.
+pub struct LossOutput {
+    pub loss: f32,
+    pub grad: Vec<f32>,
+    /// Predictions (arg-max) equal to the target.
+    pub hits: usize,
+    pub count: usize,
+}
+
+/// Per row of `classes` logits read with `stride` (1 per image, the plane per pixel): adds to
+/// `grad` `scale * (softmax - target)` and returns (loss contribution, whether the arg-max hit).
+fn row(logits: &[f32], stride: usize, classes: usize, label: usize, smoothing: f32, scale: f64, grad: &mut [f32]) -> (f64, bool) {
+    let at = |c: usize| logits[c * stride] as f64;
+    let (mut best, mut max) = (0, f64::NEG_INFINITY);
+    for c in 0..classes {
+        if at(c) > max {
+            (best, max) = (c, at(c));
+        }
+    }
+    let sum: f64 = (0..classes).map(|c| (at(c) - max).exp()).sum();
+    let log_sum = sum.ln();
+    let off_target = smoothing as f64 / classes as f64;
+    let mut loss = 0.0;
+    for c in 0..classes {
+        let target = off_target + if c == label { 1.0 - smoothing as f64 } else { 0.0 };
+        let log_p = at(c) - max - log_sum;
+        loss -= target * log_p;
+        grad[c * stride] = (scale * (log_p.exp() - target)) as f32;
+    }
+    (loss, best == label)
+}
+
+/// The loss of `logits` (`[n, classes, plane]`, plane 1 for images) against `targets`
+/// (`n * plane` class indices).
+pub fn cross_entropy(spec: &LossSpec, logits: &[f32], n: usize, classes: usize, targets: &[u8]) -> LossOutput {
+    let plane = logits.len() / (n * classes);
+    let count = n * plane;
+    assert_eq!(targets.len(), count, "one target per prediction");
+    let (smoothing, weights) = match spec {
+        LossSpec::Image { smoothing } => (smoothing.unwrap_or(0.0), None),
+        LossSpec::Pixel { weights } => (0.0, weights.as_deref()),
+    };
+    let weight_of = |t: u8| weights.map_or(1.0, |w| w[t as usize] as f64);
+    let total_weight: f64 = targets.iter().map(|&t| weight_of(t)).sum();
+    let mut grad = vec![0.0; logits.len()];
+    let (loss, hits) = grad
+        .par_chunks_mut(classes * plane)
+        .zip(logits.par_chunks(classes * plane))
+        .zip(targets.par_chunks(plane))
+        .map(|((g, l), t)| {
+            let (mut loss, mut hits) = (0.0, 0);
+            for (p, &label) in t.iter().enumerate() {
+                let w = weight_of(label);
+                let (nll, hit) = row(&l[p..], plane, classes, label as usize, smoothing, w / total_weight, &mut g[p..]);
+                loss += w * nll;
+                hits += hit as usize;
+            }
+            (loss, hits)
+        })
+        .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    LossOutput {
+        loss: (loss / total_weight) as f32,
+        grad,
+        hits,
+        count,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_loss_and_gradient_by_hand() {
+        // Logits [0, ln 3] for label 1: p = [1/4, 3/4], loss = ln(4/3).
+        let out = cross_entropy(&LossSpec::Image { smoothing: None }, &[0.0, 3f32.ln()], 1, 2, &[1]);
+        assert!((out.loss - (4.0f32 / 3.0).ln()).abs() < 1e-6);
+        assert!((out.grad[0] - 0.25).abs() < 1e-6 && (out.grad[1] + 0.25).abs() < 1e-6);
+        assert_eq!((out.hits, out.count), (1, 1));
+        // Smoothing 0.1 over 2 classes: target [0.05, 0.95].
+        let out = cross_entropy(&LossSpec::Image { smoothing: Some(0.1) }, &[0.0, 3f32.ln()], 1, 2, &[1]);
+        let expected = -(0.05 * 0.25f32.ln() + 0.95 * 0.75f32.ln());
+        assert!((out.loss - expected).abs() < 1e-6);
+    }
+
+    #[test]
+    fn weighted_pixel_loss_is_pytorchs_weighted_mean() {
+        // The two pixels of segment.rs's test: logits (0, 0) and (0, ln 3), labels 0 and 1.
+        // torch.nn.functional.cross_entropy(logits, targets, weight=torch.tensor([1., 3.]))
+        // gives (1 ln 2 + 3 ln 4/3) / 4 = 0.3890.
+        let logits = [0.0, 0.0, 0.0, 3f32.ln()]; // [1, 2 classes, 1x2]
+        let out = cross_entropy(&LossSpec::Pixel { weights: Some(vec![1.0, 3.0]) }, &logits, 1, 2, &[0, 1]);
+        assert!((out.loss - 0.3890).abs() < 1e-4, "{}", out.loss);
+        let plain = cross_entropy(&LossSpec::Pixel { weights: None }, &logits, 1, 2, &[0, 1]);
+        assert!((plain.loss - (2f32.ln() + (4.0f32 / 3.0).ln()) / 2.0).abs() < 1e-6);
+    }
+}

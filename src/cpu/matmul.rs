@@ -1,0 +1,132 @@
+//! Matrix products through the `gemm` crate, which picks its AVX-512, AVX2 or SSE kernels at
+//! run time, so one binary runs on every x86-64 CPU.
+
+use gemm::Parallelism;
+
+/// A read-only matrix view: element (i, j) is `data[i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> View<'a> {
+    /// A row-major matrix whose rows are `row_stride` apart.
+    pub fn rows(data: &'a [f32], row_stride: usize) -> Self {
+        View {
+            data,
+            row_stride,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix whose rows are `row_stride` apart.
+    pub fn transposed(data: &'a [f32], row_stride: usize) -> Self {
+        View {
+            data,
+            row_stride: 1,
+            col_stride: row_stride,
+        }
+    }
+
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0
+            || cols == 0
+            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// How a product may use the threads: one thread when the caller already runs one product per
+/// thread, all of rayon's otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    One,
+    All,
+}
+
+/// `dst[m, n] (+)= a[m, k] · b[k, n]`; `dst` is row-major with rows `dst_row_stride` apart and
+/// is added to when `accumulate` is set, overwritten otherwise.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    accumulate: bool,
+    a: View,
+    b: View,
+    threads: Threads,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        (m - 1) * dst_row_stride + n <= dst.len(),
+        "matmul: destination too small"
+    );
+    assert!(
+        a.fits(m, k) && b.fits(k, n),
+        "matmul: operand too small"
+    );
+    if k == 0 {
+        if !accumulate {
+            for row in 0..m {
+                dst[row * dst_row_stride..row * dst_row_stride + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    let parallelism = match threads {
+        Threads::One => Parallelism::None,
+        Threads::All => Parallelism::Rayon(0),
+    };
+    // SAFETY: the asserts above keep every index the product touches inside the slices, and
+    // `dst` is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_row_stride as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_with_transposes_and_accumulation_match_a_hand_computation() {
+        // a = [[1, 2, 3], [4, 5, 6]], b = [[1, 0], [0, 1], [1, 1]] -> a·b = [[4, 5], [10, 11]].
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        let mut dst = vec![1.0; 4];
+        matmul(2, 2, 3, &mut dst, 2, false, View::rows(&a, 3), View::rows(&b, 2), Threads::One);
+        assert_eq!(dst, [4.0, 5.0, 10.0, 11.0]);
+        matmul(2, 2, 3, &mut dst, 2, true, View::rows(&a, 3), View::rows(&b, 2), Threads::All);
+        assert_eq!(dst, [8.0, 10.0, 20.0, 22.0]);
+        // aᵀ·a through a transposed view: [[17, 22, 27], [22, 29, 36], [27, 36, 45]].
+        let mut gram = vec![0.0; 9];
+        let at = View::transposed(&a, 3);
+        matmul(3, 3, 2, &mut gram, 3, false, at, View::rows(&a, 3), Threads::One);
+        assert_eq!(gram, [17.0, 22.0, 27.0, 22.0, 29.0, 36.0, 27.0, 36.0, 45.0]);
+    }
+}

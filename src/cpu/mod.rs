@@ -1,0 +1,20 @@
+//! convlab's own CPU engine: the few operations the project's models use (convolution and
+//! transposed convolution as im2col + GEMM, batch norm, ReLU / Leaky ReLU, 2x2 max-pool,
+//! linear, dropout, channel concat, softmax cross-entropy) with their backward passes, and the
+//! optimisers, on plain `f32` buffers in NCHW order, threaded with rayon. [`CpuNet`] builds a
+//! network from the same [`ModelSpec`](crate::models::ModelSpec) burn's `Net` is built from,
+//! with the same parameter names and shapes.
+//!
+//! It owns no file formats: parameters travel through burn's records (see
+//! `models::runtime`), so a model trained here is evaluated or resumed on burn and back.
+
+pub mod conv;
+pub mod layers;
+pub mod loss;
+pub mod matmul;
+pub mod net;
+pub mod optim;
+
+pub use loss::LossSpec;
+pub use net::{Activation, CpuNet, Tape};
+pub use optim::{Optimizer, OptimizerKind};

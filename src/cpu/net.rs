@@ -1,0 +1,354 @@
+//! A network of [`LayerSpec`]s on the CPU engine: parameters named and shaped as burn's `Net`
+//! names and shapes them, a training forward pass that records what its backward pass needs
+//! (a [`Tape`]), the backward pass, and the evaluation forward pass.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::conv::{self, ConvGeometry};
+use super::layers::{self, BatchStats};
+use crate::models::{LayerSpec, ModelSpec};
+
+/// Values `[n, c, h, w]` (features are `[n, f, 1, 1]`), shared between the layer that made them
+/// and the tape that keeps them, copied only when an in-place layer must change kept values.
+#[derive(Clone, Debug)]
+pub struct Activation {
+    pub data: Arc<Vec<f32>>,
+    pub shape: [usize; 4],
+}
+
+impl Activation {
+    pub fn new(data: Vec<f32>, shape: [usize; 4]) -> Self {
+        assert_eq!(data.len(), shape.iter().product::<usize>(), "activation size");
+        Activation {
+            data: Arc::new(data),
+            shape,
+        }
+    }
+
+    fn plane(&self) -> usize {
+        self.shape[2] * self.shape[3]
+    }
+
+    fn with(&self, data: Vec<f32>, shape: [usize; 4]) -> Self {
+        Activation::new(data, shape)
+    }
+}
+
+/// One layer's parameters, in burn's layouts: conv `[out, in, k, k]`, transposed conv
+/// `[in, out, k, k]`, linear `[inputs, outputs]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerParams {
+    None,
+    Conv { weight: Vec<f32>, bias: Option<Vec<f32>> },
+    BatchNorm { gamma: Vec<f32>, beta: Vec<f32>, running_mean: Vec<f32>, running_var: Vec<f32> },
+    Linear { weight: Vec<f32>, bias: Vec<f32> },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CpuNet {
+    pub spec: ModelSpec,
+    pub layers: Vec<LayerParams>,
+}
+
+/// What a layer's backward pass needs from its forward pass.
+enum Saved {
+    Nothing,
+    Input(Activation),
+    Output(Activation),
+    BatchNorm(Activation, BatchStats),
+    Pool { argmax: Vec<u8>, input_shape: [usize; 4] },
+    Mask(Vec<f32>),
+    Concat { first: usize, shape: [usize; 4] },
+}
+
+/// A training forward pass's record, consumed by [`CpuNet::backward`].
+pub struct Tape {
+    saved: Vec<Saved>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Train,
+    Eval,
+}
+
+/// The tensors of one layer: (name suffix, shape).
+fn layer_tensors(spec: &LayerSpec) -> Vec<(&'static str, Vec<usize>)> {
+    match *spec {
+        LayerSpec::Conv { in_channels, out_channels, kernel, bias, .. } => {
+            let mut t = vec![("weight", vec![out_channels, in_channels, kernel, kernel])];
+            if bias {
+                t.push(("bias", vec![out_channels]));
+            }
+            t
+        }
+        LayerSpec::ConvTranspose { in_channels, out_channels, kernel, .. } => {
+            vec![("weight", vec![in_channels, out_channels, kernel, kernel]), ("bias", vec![out_channels])]
+        }
+        LayerSpec::BatchNorm { channels } => ["gamma", "beta", "running_mean", "running_var"].map(|n| (n, vec![channels])).to_vec(),
+        LayerSpec::Linear { inputs, outputs } => vec![("weight", vec![inputs, outputs]), ("bias", vec![outputs])],
+        _ => Vec::new(),
+    }
+}
+
+impl CpuNet {
+    /// The network of `spec` (which must have passed [`ModelSpec::summary`]) with tensors looked
+    /// up by name (`layers.<i>.<weight|bias|gamma|beta|running_mean|running_var>`).
+    pub fn from_tensors(spec: &ModelSpec, tensors: &mut HashMap<String, Vec<f32>>) -> Result<Self, String> {
+        let mut take = |i: usize, name: &str, shape: &[usize]| {
+            let key = format!("layers.{i}.{name}");
+            let values = tensors.remove(&key).ok_or_else(|| format!("tensor {key} is missing"))?;
+            let expected: usize = shape.iter().product();
+            if values.len() != expected {
+                return Err(format!("tensor {key} has {} values, expected {expected} ({shape:?})", values.len()));
+            }
+            Ok(values)
+        };
+        let mut layers = Vec::with_capacity(spec.layers.len());
+        for (i, layer) in spec.layers.iter().enumerate() {
+            let shapes = layer_tensors(layer);
+            let mut get = |n: usize| take(i, shapes[n].0, &shapes[n].1);
+            layers.push(match layer {
+                LayerSpec::Conv { bias, .. } => LayerParams::Conv { weight: get(0)?, bias: if *bias { Some(get(1)?) } else { None } },
+                LayerSpec::ConvTranspose { .. } => LayerParams::Conv { weight: get(0)?, bias: Some(get(1)?) },
+                LayerSpec::BatchNorm { .. } => LayerParams::BatchNorm { gamma: get(0)?, beta: get(1)?, running_mean: get(2)?, running_var: get(3)? },
+                LayerSpec::Linear { .. } => LayerParams::Linear { weight: get(0)?, bias: get(1)? },
+                _ => LayerParams::None,
+            });
+        }
+        Ok(CpuNet { spec: spec.clone(), layers })
+    }
+
+    /// Every tensor with its name and shape (the trainable ones and batch norm's statistics).
+    pub fn tensors(&self) -> Vec<(String, Vec<usize>, &[f32])> {
+        let mut out = Vec::new();
+        for (i, (spec, params)) in self.spec.layers.iter().zip(&self.layers).enumerate() {
+            let values: Vec<&[f32]> = match params {
+                LayerParams::None => vec![],
+                LayerParams::Conv { weight, bias } => std::iter::once(weight).chain(bias).map(|v| &v[..]).collect(),
+                LayerParams::BatchNorm { gamma, beta, running_mean, running_var } => vec![gamma, beta, running_mean, running_var],
+                LayerParams::Linear { weight, bias } => vec![weight, bias],
+            };
+            for ((name, shape), v) in layer_tensors(spec).into_iter().zip(values) {
+                out.push((format!("layers.{i}.{name}"), shape, v));
+            }
+        }
+        out
+    }
+
+    /// The trainable tensors, in the order [`CpuNet::backward`] returns their gradients.
+    pub fn trainable_mut(&mut self) -> Vec<&mut [f32]> {
+        let mut out: Vec<&mut [f32]> = Vec::new();
+        for params in &mut self.layers {
+            match params {
+                LayerParams::None => {}
+                LayerParams::Conv { weight, bias } => {
+                    out.push(weight);
+                    if let Some(b) = bias {
+                        out.push(b);
+                    }
+                }
+                LayerParams::BatchNorm { gamma, beta, .. } => out.extend([&mut gamma[..], &mut beta[..]]),
+                LayerParams::Linear { weight, bias } => out.extend([&mut weight[..], &mut bias[..]]),
+            }
+        }
+        out
+    }
+
+    pub fn trainable_lens(&mut self) -> Vec<usize> {
+        self.trainable_mut().iter().map(|t| t.len()).collect()
+    }
+
+    /// The evaluation forward pass: batch norm with its running statistics, no dropout.
+    pub fn forward(&self, input: Activation) -> Activation {
+        let mut skips = Vec::new();
+        let mut x = input;
+        for i in 0..self.layers.len() {
+            x = self.layer_forward(i, x, Mode::Eval, 0, &mut skips).0;
+        }
+        x
+    }
+
+    /// The training forward pass: batch statistics (running ones updated, as burn and PyTorch
+    /// do), dropout drawn from `seed`; returns the output and the tape for the backward pass.
+    pub fn forward_train(&mut self, input: Activation, seed: u64) -> (Activation, Tape) {
+        let mut skips = Vec::new();
+        let mut saved = Vec::with_capacity(self.layers.len());
+        let mut x = input;
+        for i in 0..self.layers.len() {
+            let (out, keep) = self.layer_forward(i, x, Mode::Train, seed.wrapping_add(i as u64), &mut skips);
+            if let (LayerParams::BatchNorm { running_mean, running_var, .. }, Saved::BatchNorm(_, stats)) = (&mut self.layers[i], &keep) {
+                layers::update_running(running_mean, &stats.mean);
+                layers::update_running(running_var, &stats.variance);
+            }
+            saved.push(keep);
+            x = out;
+        }
+        (x, Tape { saved })
+    }
+
+    fn layer_forward(&self, i: usize, x: Activation, mode: Mode, seed: u64, skips: &mut Vec<Activation>) -> (Activation, Saved) {
+        let [n, c, h, w] = x.shape;
+        let train = mode == Mode::Train;
+        let keep_input = |x: &Activation| if train { Saved::Input(x.clone()) } else { Saved::Nothing };
+        match (&self.spec.layers[i], &self.layers[i]) {
+            (&LayerSpec::Conv { out_channels, kernel, stride, padding, .. }, LayerParams::Conv { weight, bias }) => {
+                let g = ConvGeometry::conv(c, h, w, out_channels, kernel, stride, padding);
+                let mut out = vec![0.0; n * g.out_len()];
+                conv::conv_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
+                (x.with(out, [n, out_channels, g.h_out, g.w_out]), keep_input(&x))
+            }
+            (&LayerSpec::ConvTranspose { out_channels, kernel, stride, padding, .. }, LayerParams::Conv { weight, bias }) => {
+                let g = ConvGeometry::transposing(c, h, w, out_channels, kernel, stride, padding);
+                let mut out = vec![0.0; n * g.in_len()];
+                conv::conv_transpose_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
+                (x.with(out, [n, out_channels, g.h, g.w]), keep_input(&x))
+            }
+            (LayerSpec::BatchNorm { .. }, LayerParams::BatchNorm { gamma, beta, running_mean, running_var }) => {
+                let mut out = vec![0.0; x.data.len()];
+                if train {
+                    let stats = layers::channel_stats(&x.data, c, x.plane());
+                    layers::batch_norm_apply(&x.data, &mut out, x.plane(), &stats.mean, &stats.variance, gamma, beta);
+                    (x.with(out, x.shape), Saved::BatchNorm(x, stats))
+                } else {
+                    layers::batch_norm_apply(&x.data, &mut out, x.plane(), running_mean, running_var, gamma, beta);
+                    (x.with(out, x.shape), Saved::Nothing)
+                }
+            }
+            (LayerSpec::Relu | LayerSpec::LeakyRelu { .. }, _) => {
+                let slope = slope(&self.spec.layers[i]);
+                let mut x = x;
+                layers::leaky_relu_in_place(Arc::make_mut(&mut x.data).as_mut_slice(), slope);
+                let saved = if train { Saved::Output(x.clone()) } else { Saved::Nothing };
+                (x, saved)
+            }
+            (LayerSpec::MaxPool2, _) => {
+                let (out, argmax) = layers::max_pool2(&x.data, h, w);
+                let saved = if train { Saved::Pool { argmax, input_shape: x.shape } } else { Saved::Nothing };
+                (x.with(out, [n, c, h / 2, w / 2]), saved)
+            }
+            (&LayerSpec::Dropout { prob }, _) if train && prob > 0.0 => {
+                let mut x = x;
+                let mask = layers::dropout_in_place(Arc::make_mut(&mut x.data).as_mut_slice(), prob, seed);
+                (x, Saved::Mask(mask))
+            }
+            (LayerSpec::Dropout { .. }, _) => (x, Saved::Nothing),
+            (LayerSpec::Flatten, _) => {
+                let shape = [n, c * h * w, 1, 1];
+                (Activation { data: x.data, shape }, Saved::Nothing)
+            }
+            (&LayerSpec::Linear { outputs, .. }, LayerParams::Linear { weight, bias }) => {
+                let out = layers::linear_forward(&x.data, weight, bias, n);
+                (x.with(out, [n, outputs, 1, 1]), keep_input(&x))
+            }
+            (LayerSpec::SaveSkip, _) => {
+                skips.push(x.clone());
+                (x, Saved::Nothing)
+            }
+            (LayerSpec::ConcatSkip, _) => {
+                let skip = skips.pop().expect("ModelSpec::summary pairs every concat");
+                let out = layers::concat_channels(&x.data, &skip.data, n);
+                let shape = [n, c + skip.shape[1], h, w];
+                (x.with(out, shape), Saved::Concat { first: c, shape })
+            }
+            (layer, params) => unreachable!("layer {layer:?} built with {params:?}"),
+        }
+    }
+
+    /// Gradients of the trainable tensors (in [`CpuNet::trainable_mut`]'s order) given the
+    /// gradient of the loss with respect to the output of [`CpuNet::forward_train`].
+    pub fn backward(&self, tape: Tape, grad_output: Vec<f32>) -> Vec<Vec<f32>> {
+        self.backward_to_input(tape, grad_output, false).0
+    }
+
+    /// [`CpuNet::backward`], also returning the gradient with respect to the input when
+    /// `input_grad` is set (training never needs it).
+    pub fn backward_to_input(&self, tape: Tape, grad_output: Vec<f32>, input_grad: bool) -> (Vec<Vec<f32>>, Option<Vec<f32>>) {
+        let mut grad = grad_output;
+        let mut grads_reversed: Vec<Vec<f32>> = Vec::new();
+        let mut skip_grads: Vec<Vec<f32>> = Vec::new();
+        let mut saved = tape.saved;
+        for i in (0..self.layers.len()).rev() {
+            let need_input_grad = i > 0 || input_grad;
+            let keep = saved.pop().expect("one record per layer");
+            match (&self.spec.layers[i], &self.layers[i], keep) {
+                (&LayerSpec::Conv { out_channels, kernel, stride, padding, .. }, LayerParams::Conv { weight, bias }, Saved::Input(x)) => {
+                    let [n, c, h, w] = x.shape;
+                    let g = ConvGeometry::conv(c, h, w, out_channels, kernel, stride, padding);
+                    if bias.is_some() {
+                        grads_reversed.push(conv::channel_sums(&grad, out_channels, g.out_plane()));
+                    }
+                    grads_reversed.push(conv::conv_weight_grad(&g, &grad, &x.data));
+                    if need_input_grad {
+                        let mut dx = vec![0.0; n * g.in_len()];
+                        conv::conv_input_grad(&g, &grad, weight, &mut dx);
+                        grad = dx;
+                    }
+                }
+                (&LayerSpec::ConvTranspose { out_channels, kernel, stride, padding, .. }, LayerParams::Conv { weight, .. }, Saved::Input(x)) => {
+                    let [n, c, h, w] = x.shape;
+                    let g = ConvGeometry::transposing(c, h, w, out_channels, kernel, stride, padding);
+                    grads_reversed.push(conv::channel_sums(&grad, out_channels, g.h * g.w));
+                    grads_reversed.push(conv::conv_transpose_weight_grad(&g, &grad, &x.data));
+                    if need_input_grad {
+                        let mut dx = vec![0.0; n * g.out_len()];
+                        conv::conv_transpose_input_grad(&g, &grad, weight, &mut dx);
+                        grad = dx;
+                    }
+                }
+                (LayerSpec::BatchNorm { .. }, LayerParams::BatchNorm { gamma, .. }, Saved::BatchNorm(x, stats)) => {
+                    let (dx, dg, db) = layers::batch_norm_backward(&x.data, &grad, x.plane(), &stats, gamma);
+                    grads_reversed.push(db);
+                    grads_reversed.push(dg);
+                    grad = dx;
+                }
+                (layer @ (LayerSpec::Relu | LayerSpec::LeakyRelu { .. }), _, Saved::Output(y)) => {
+                    layers::leaky_relu_backward(&y.data, &mut grad, slope(layer));
+                }
+                (LayerSpec::MaxPool2, _, Saved::Pool { argmax, input_shape }) => {
+                    grad = layers::max_pool2_backward(&grad, &argmax, input_shape[2], input_shape[3]);
+                }
+                (LayerSpec::Dropout { .. }, _, Saved::Mask(mask)) => {
+                    grad.par_iter_mut().zip(mask.par_iter()).for_each(|(g, m)| *g *= m);
+                }
+                (LayerSpec::Linear { .. }, LayerParams::Linear { weight, .. }, Saved::Input(x)) => {
+                    let (dx, dw, db) = layers::linear_backward(&x.data, weight, &grad, x.shape[0]);
+                    grads_reversed.push(db);
+                    grads_reversed.push(dw);
+                    grad = dx;
+                }
+                (LayerSpec::SaveSkip, _, _) => {
+                    let skip = skip_grads.pop().expect("one gradient per saved skip");
+                    grad.par_iter_mut().zip(skip.par_iter()).for_each(|(g, s)| *g += s);
+                }
+                (LayerSpec::ConcatSkip, _, Saved::Concat { first, shape: [n, _, h, w] }) => {
+                    let (dx, dskip) = layers::split_channels(&grad, n, first * h * w);
+                    skip_grads.push(dskip);
+                    grad = dx;
+                }
+                (LayerSpec::Dropout { .. } | LayerSpec::Flatten, _, Saved::Nothing) => {}
+                (layer, _, _) => unreachable!("layer {i} ({layer:?}) has no record for its backward pass"),
+            }
+        }
+        grads_reversed.reverse();
+        (grads_reversed, input_grad.then_some(grad))
+    }
+
+    /// The first convolution's weights `[out, in, k, k]`.
+    pub fn first_conv_weights(&self) -> Option<Vec<f32>> {
+        self.spec.layers.iter().zip(&self.layers).find_map(|(spec, params)| match (spec, params) {
+            (LayerSpec::Conv { .. }, LayerParams::Conv { weight, .. }) => Some(weight.clone()),
+            _ => None,
+        })
+    }
+}
+
+fn slope(layer: &LayerSpec) -> f32 {
+    match *layer {
+        LayerSpec::LeakyRelu { slope } => slope as f32,
+        _ => 0.0,
+    }
+}
