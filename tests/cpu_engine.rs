@@ -332,18 +332,19 @@ fn one_step_matches(spec: &ModelSpec, batch: usize, loss: LossSpec, kind: Optimi
             assert!(e < 2e-2, "{}: gradient {i} differs by {e} (relative L2)", spec.name);
         }
     }
-    // Adam's first step moves a weight by lr · g / (|g| + eps), about ±lr whatever |g|: where a
-    // gradient is at rounding level (e.g. a weight feeding a batch norm), its sign and so the
-    // step are not determined by either engine. Elsewhere the steps agree to 5% of lr.
+    // Adam's first step moves a weight by lr · g / (|g| + eps), about ±lr whatever |g|: where
+    // the two engines' gradients differ in sign (rounding-level gradients, e.g. of a weight
+    // feeding a batch norm) the steps may differ by up to 2 lr. Elsewhere they agree to 5% of lr.
     let expected = convlab::models::burn_tensors(&stepped);
     let trainable: Vec<String> = cpu.tensors().into_iter().map(|(n, _, _)| n).filter(|n| !n.contains("running")).collect();
     for (name, _, v) in cpu.tensors() {
         let reference = &expected[&name];
-        let grad = trainable.iter().position(|n| *n == name).map(|i| &burn_grads[i]);
-        let largest = grad.map_or(0.0, |g| g.iter().fold(0.0f32, |m, x| m.max(x.abs())));
-        let noise_only = grad.is_some_and(|g| l2(g) < 1e-6);
+        let index = trainable.iter().position(|n| *n == name);
         for (j, (a, b)) in v.iter().zip(reference).enumerate() {
-            let determined = grad.is_none_or(|g| !noise_only && g[j].abs() > 1e-2 * largest);
+            let determined = index.is_none_or(|i| {
+                let (ours, theirs) = (grads[i][j], burn_grads[i][j]);
+                ours.signum() == theirs.signum() && ours.abs().min(theirs.abs()) > 1e-6
+            });
             let bound = if determined { 0.05 } else { 2.05 } * lr as f32;
             assert!((a - b).abs() < bound, "{}: {name}[{j}] is {a}, burn's {b} after one step", spec.name);
         }
