@@ -12,24 +12,22 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::GradientsParams;
-use burn::prelude::*;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::Error;
+use crate::cpu::LossSpec;
 use crate::data::ImageBatcher;
 use crate::data::facade::{MiniFacade, NUM_CLASSES as FACADE_CLASSES};
 use crate::data::fashion_mnist::{Checksums, FashionMnist, NUM_CLASSES};
-use crate::device::{DeviceKind, device};
-use crate::models::{ClassifierKind, ModelSpec, Net, SegmenterKind};
-use crate::train::fit::{EpochTiming, optimizer};
+use crate::device::{Compute, DeviceKind, EngineKind};
+use crate::models::{ClassifierKind, ModelSpec, SegmenterKind};
+use crate::train::fit::EpochTiming;
 use crate::train::options::{Recipe, TrainArgs};
 use crate::train::run_dir::RunDir;
-use crate::train::segment::pixel_cross_entropy;
+use crate::train::trainer::{StepBatch, Trainer};
 use crate::train::{TrainError, classify, segment};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -70,6 +68,9 @@ pub struct BenchArgs {
     pub data: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+    /// The engine: cpu (convlab's own, the default on the CPU) or burn.
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineKind>,
 }
 
 /// The networks `bench` knows: classifiers take 1x28x28 images, segmenters 3x256x256 photos.
@@ -120,6 +121,8 @@ impl Network {
 #[derive(Debug, Serialize)]
 pub struct BenchResult {
     pub framework: &'static str,
+    /// convlab's engine: cpu (its own) or burn.
+    pub engine: &'static str,
     pub network: String,
     pub measure: Measure,
     pub device: String,
@@ -170,9 +173,10 @@ pub fn bench_command(args: &BenchArgs) -> Result<BenchResult, Error> {
             TrainError::invalid("--batch-size/--steps/--eval-every", "must be at least 1").into(),
         );
     }
-    let dev = device(args.device).map_err(TrainError::Device)?;
+    let compute = Compute::new(args.engine, args.device).map_err(TrainError::Device)?;
     let mut result = BenchResult {
         framework: "convlab",
+        engine: compute.engine.name(),
         network: args.network.clone(),
         measure: args.measure,
         device: format!("{:?}", args.device).to_lowercase(),
@@ -191,19 +195,19 @@ pub fn bench_command(args: &BenchArgs) -> Result<BenchResult, Error> {
     };
     match args.measure {
         Measure::Steps => {
-            let (train, infer) = time_steps(network, batch_size, args, &dev);
+            let (train, infer) = time_steps(network, batch_size, args, &compute);
             result.train_step_ms = Some(train);
             result.infer_ms = Some(infer);
             result.train_images_per_s = Some(batch_size as f64 / train * 1e3);
             result.infer_images_per_s = Some(batch_size as f64 / infer * 1e3);
         }
         Measure::Epoch => {
-            let (seconds, timing) = time_epoch(network, batch_size, args)?;
+            let (seconds, timing) = time_epoch(network, batch_size, args, &compute)?;
             result.epoch_s = Some(seconds);
             result.epoch_timing = timing;
         }
         Measure::TimeTo90 => {
-            let (seconds, trace) = time_to_accuracy(network, batch_size, args, &dev)?;
+            let (seconds, trace) = time_to_accuracy(network, batch_size, args, &compute)?;
             result.seconds_to_target = seconds;
             result.trace = trace;
         }
@@ -214,18 +218,14 @@ pub fn bench_command(args: &BenchArgs) -> Result<BenchResult, Error> {
 }
 
 /// Median ms of a training step and of an inference batch on a fixed random batch.
-fn time_steps(network: Network, batch: usize, args: &BenchArgs, dev: &Device) -> (f64, f64) {
-    let autodiff = dev.clone().autodiff();
-    autodiff.seed(42);
+fn time_steps(network: Network, batch: usize, args: &BenchArgs, compute: &Compute) -> (f64, f64) {
     let spec = network.spec();
     let [c, h, w] = spec.input;
+    let shape = [batch, c, h, w];
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let images: Vec<f32> = (0..batch * c * h * w)
         .map(|_| rng.random_range(-1.0..1.0))
         .collect();
-    let x =
-        |d: &Device| Tensor::<4>::from_data(TensorData::new(images.clone(), [batch, c, h, w]), d);
-    let mut model = Net::init(&spec, &autodiff);
     // Adam lr 1e-3 without weight decay, as the PyTorch reference.
     let params = TrainArgs {
         lr: Some(1e-3),
@@ -234,46 +234,42 @@ fn time_steps(network: Network, batch: usize, args: &BenchArgs, dev: &Device) ->
     }
     .check(&network.recipe())
     .expect("valid benchmark settings");
-    let mut optim = optimizer(&params);
-    let loss_of: Box<dyn Fn(&Net) -> Tensor<1>> = match network {
-        Network::Classifier(_) => {
-            let labels: Vec<i64> = (0..batch)
-                .map(|_| rng.random_range(0..NUM_CLASSES as i64))
-                .collect();
-            let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &autodiff);
-            let loss_fn = CrossEntropyLossConfig::new().init(&autodiff);
-            Box::new(move |model| loss_fn.forward(model.forward_classify(x(&autodiff)), y.clone()))
-        }
-        Network::Segmenter(_) => {
-            let labels: Vec<i64> = (0..batch * h * w)
-                .map(|_| rng.random_range(0..FACADE_CLASSES as i64))
-                .collect();
-            let y = Tensor::<3, Int>::from_data(TensorData::new(labels, [batch, h, w]), &autodiff);
-            Box::new(move |model| {
-                pixel_cross_entropy(model.forward_segment(x(&autodiff)), y.clone(), None)
-            })
-        }
+    let mut trainer = Trainer::new(&spec, &params, compute);
+    let (loss, targets) = match network {
+        Network::Classifier(_) => (
+            LossSpec::Image { smoothing: None },
+            (0..batch)
+                .map(|_| rng.random_range(0..NUM_CLASSES as u8))
+                .collect::<Vec<u8>>(),
+        ),
+        Network::Segmenter(_) => (
+            LossSpec::Pixel { weights: None },
+            (0..batch * h * w)
+                .map(|_| rng.random_range(0..FACADE_CLASSES as u8))
+                .collect(),
+        ),
     };
     let mut train_ms = Vec::with_capacity(args.steps);
     for i in 0..args.warmup + args.steps {
+        let step_batch = StepBatch {
+            images: images.clone(),
+            shape,
+            targets: targets.clone(),
+        };
         let start = Instant::now();
-        let loss = loss_of(&model);
-        let _: f32 = loss.clone().into_scalar();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(params.lr, model, grads);
+        trainer
+            .step(step_batch, &loss, params.lr, i as u64)
+            .expect("random batches keep a finite loss");
         if i >= args.warmup {
             train_ms.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    let model = model.valid();
+    let model = trainer.model();
     let mut infer_ms = Vec::with_capacity(args.steps);
     for i in 0..args.warmup + args.steps {
+        let input = images.clone();
         let start = Instant::now();
-        let out = match network {
-            Network::Classifier(_) => model.forward_classify(x(dev)).into_data(),
-            Network::Segmenter(_) => model.forward_segment(x(dev)).into_data(),
-        };
-        std::hint::black_box(out);
+        std::hint::black_box(model.forward(input, shape));
         if i >= args.warmup {
             infer_ms.push(start.elapsed().as_secs_f64() * 1e3);
         }
@@ -287,6 +283,7 @@ fn time_epoch(
     network: Network,
     batch: usize,
     args: &BenchArgs,
+    compute: &Compute,
 ) -> Result<(f64, Option<EpochTiming>), Error> {
     let out = std::env::temp_dir().join(format!("convlab-bench-{}", std::process::id()));
     let train_args = TrainArgs {
@@ -297,7 +294,6 @@ fn time_epoch(
         device: args.device,
         ..Default::default()
     };
-    let dev = device(args.device).map_err(TrainError::Device)?;
     let start = Instant::now();
     let result = (|| -> Result<Option<EpochTiming>, Error> {
         let run = RunDir::fresh(&out)?;
@@ -309,7 +305,7 @@ fn time_epoch(
                 let data =
                     classify::FashionData::prepare(sets, &config.params, config.val_fraction)?;
                 run.start(&config)?;
-                let history = classify::train(&config, &data, &run, &dev, false)?;
+                let history = classify::train(&config, &data, &run, compute, false)?;
                 Ok(history.last().and_then(|r| r.timing))
             }
             Network::Segmenter(kind) => {
@@ -318,7 +314,7 @@ fn time_epoch(
                 let sets = MiniFacade::find_and_load(args.data.as_deref())?;
                 let data = segment::FacadeData::prepare(sets, &config.params, config.val_fraction)?;
                 run.start(&config)?;
-                let history = segment::train_until(&config, &data, &run, &dev, false, None)?;
+                let history = segment::train_until(&config, &data, &run, compute, false, None)?;
                 Ok(history.last().and_then(|r| r.timing))
             }
         }
@@ -337,7 +333,7 @@ fn time_to_accuracy(
     network: Network,
     batch: usize,
     args: &BenchArgs,
-    dev: &Device,
+    compute: &Compute,
 ) -> Result<(Option<f64>, Trace), Error> {
     let Network::Classifier(kind) = network else {
         return Err(
@@ -359,11 +355,8 @@ fn time_to_accuracy(
         normalization,
         augment: None,
     };
-    let autodiff = dev.clone().autodiff();
-    autodiff.seed(params.seed);
-    let mut model = Net::init(&kind.spec(), &autodiff);
-    let mut optim = optimizer(&params);
-    let loss_fn = CrossEntropyLossConfig::new().init(&autodiff);
+    let mut trainer = Trainer::new(&kind.spec(), &params, compute);
+    let loss = LossSpec::Image { smoothing: None };
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
     let mut trace = Vec::new();
     let mut step = 0usize;
@@ -373,16 +366,19 @@ fn time_to_accuracy(
         order.shuffle(&mut rng);
         for chunk in order.chunks(batch) {
             let b = batcher.batch(&data.sets.train, chunk, &mut rng);
-            let loss = loss_fn.forward(
-                model.forward_classify(b.images(&autodiff)),
-                b.targets(&autodiff),
-            );
-            let _: f32 = loss.clone().into_scalar();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(params.lr, model, grads);
+            let batch = StepBatch {
+                images: b.images,
+                shape: b.shape,
+                targets: b.labels,
+            };
+            trainer
+                .step(batch, &loss, params.lr, step as u64)
+                .map_err(|loss| {
+                    TrainError::invalid("--network", format!("training diverged (loss {loss})"))
+                })?;
             step += 1;
             if step.is_multiple_of(args.eval_every) {
-                let accuracy = classify::evaluate(&model.valid(), &data.val, normalization, dev)
+                let accuracy = classify::evaluate(&trainer.model(), &data.val, normalization)
                     .confusion
                     .accuracy();
                 let t = start.elapsed().as_secs_f64();
@@ -421,9 +417,12 @@ mod tests {
             max_epochs: 1,
             data: None,
             device: DeviceKind::Cpu,
+            engine: None,
         };
-        let (train, infer) = time_steps(Network::parse("base").unwrap(), 4, &args, &Device::flex());
-        assert!(train > 0.0 && infer > 0.0 && train.is_finite() && infer.is_finite());
+        for compute in [Compute::cpu_engine(), Compute::burn_cpu()] {
+            let (train, infer) = time_steps(Network::parse("base").unwrap(), 4, &args, &compute);
+            assert!(train > 0.0 && infer > 0.0 && train.is_finite() && infer.is_finite());
+        }
         assert!(Network::parse("resnet").is_err());
     }
 }

@@ -69,6 +69,39 @@ pub fn engine_for(requested: Option<EngineKind>, device: DeviceKind) -> Result<E
     }
 }
 
+/// Where and how a run computes: the engine and, for burn, its device.
+#[derive(Clone, Debug)]
+pub struct Compute {
+    pub engine: EngineKind,
+    pub device: Device,
+}
+
+impl Compute {
+    /// `--engine` (or the device's default engine) on `--device`, or why not.
+    pub fn new(engine: Option<EngineKind>, kind: DeviceKind) -> Result<Self, String> {
+        Ok(Compute {
+            engine: engine_for(engine, kind)?,
+            device: device(kind)?,
+        })
+    }
+
+    /// convlab's CPU engine (the default on the CPU).
+    pub fn cpu_engine() -> Self {
+        Compute {
+            engine: EngineKind::Cpu,
+            device: Device::flex(),
+        }
+    }
+
+    /// burn on its CPU backend (the reference).
+    pub fn burn_cpu() -> Self {
+        Compute {
+            engine: EngineKind::Burn,
+            device: Device::flex(),
+        }
+    }
+}
+
 /// The inference device for `kind`, or a message saying why it is not available.
 pub fn device(kind: DeviceKind) -> Result<Device, String> {
     match kind {

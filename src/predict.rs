@@ -3,21 +3,19 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::prelude::*;
-use burn::tensor::activation::softmax;
 use image::imageops::FilterType;
 
 use crate::Error;
 use crate::data::DataError;
 use crate::data::facade::{self, NUM_CLASSES, SIDE};
-use crate::device::{DeviceKind, device};
+use crate::device::Compute;
 use crate::figures::{FigureError, segmentation};
 use crate::fsutil::write_atomic;
 use crate::train::TrainError;
 use crate::train::checkpoint;
 use crate::train::log::read_json;
 use crate::train::run_dir::RunDir;
-use crate::train::segment::{FacadeConfig, argmax_classes};
+use crate::train::segment::{FacadeConfig, argmax_classes, probabilities};
 
 /// The files written for one photo.
 #[derive(Clone, Debug)]
@@ -34,18 +32,17 @@ pub fn predict_command(
     photos: &[PathBuf],
     out: &Path,
     save_probs: bool,
-    device_kind: DeviceKind,
+    compute: &Compute,
 ) -> Result<Vec<PredictionFiles>, Error> {
     let run = RunDir::existing(run_dir)?;
     let config: FacadeConfig = read_json(&run.config())?;
-    let device = device(device_kind).map_err(TrainError::Device)?;
     // Every photo is decoded before any work, so a bad one stops the command early.
     let decoded: Vec<(PathBuf, image::RgbImage)> = photos
         .iter()
         .map(|p| Ok((p.clone(), facade::read_photo(p)?)))
         .collect::<Result<_, DataError>>()?;
     let (model, _, _) =
-        checkpoint::load_final(&run, config.model.name(), &config.architecture, &device)?;
+        checkpoint::load_final(&run, config.model.name(), &config.architecture, compute)?;
     std::fs::create_dir_all(out).map_err(|e| TrainError::NotWritable {
         path: out.into(),
         reason: e.to_string(),
@@ -56,11 +53,7 @@ pub fn predict_command(
             image::imageops::resize(&photo, SIDE as u32, SIDE as u32, FilterType::Triangle);
         let chw = facade::hwc_to_chw(&resized);
         let values: Vec<f32> = chw.iter().map(|&b| config.normalization.apply(b)).collect();
-        let input = Tensor::<4>::from_data(TensorData::new(values, [1, 3, SIDE, SIDE]), &device);
-        let probs = softmax(model.forward_segment(input), 1)
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32 probabilities");
+        let probs = probabilities(&model, values, 1);
         let labels = argmax_classes(&probs);
         let stem = path
             .file_stem()

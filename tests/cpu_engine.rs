@@ -8,12 +8,17 @@
 //! operations and 5e-3 through whole models (a batch norm divides by a batch standard
 //! deviation, which amplifies rounding).
 
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig};
+use burn::optim::{
+    AdamConfig, AdamWConfig, GradientsParams, SgdConfig, decay::WeightDecayConfig,
+    momentum::MomentumConfig,
+};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use convlab::cpu::loss::cross_entropy;
 use convlab::cpu::{Activation, LossSpec, Optimizer, OptimizerKind};
-use convlab::models::{ClassifierKind, Layer, LayerSpec, ModelSpec, Net, SegmenterKind, cpu_from_burn};
+use convlab::models::{
+    ClassifierKind, Layer, LayerSpec, ModelSpec, Net, SegmenterKind, cpu_from_burn,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::Mutex;
@@ -34,7 +39,11 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 fn relative_error(actual: &[f32], expected: &[f32]) -> f32 {
     assert_eq!(actual.len(), expected.len(), "lengths");
     let scale = expected.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-    actual.iter().zip(expected).fold(0.0f32, |m, (a, e)| m.max((a - e).abs())) / scale
+    actual
+        .iter()
+        .zip(expected)
+        .fold(0.0f32, |m, (a, e)| m.max((a - e).abs()))
+        / scale
 }
 
 fn l2(v: &[f32]) -> f64 {
@@ -42,7 +51,11 @@ fn l2(v: &[f32]) -> f64 {
 }
 
 fn spec(input: [usize; 3], layers: Vec<LayerSpec>) -> ModelSpec {
-    let spec = ModelSpec { name: "t".into(), input, layers };
+    let spec = ModelSpec {
+        name: "t".into(),
+        input,
+        layers,
+    };
     spec.summary().expect("test spec is consistent");
     spec
 }
@@ -92,26 +105,47 @@ fn check_against_burn(spec: &ModelSpec, batch: usize, seed: u64) {
     let out = net.forward_maps(xt.clone());
     let out_shape = out.dims();
     let r = random(out_shape.iter().product(), seed + 2);
-    let loss = (out.clone() * Tensor::<4>::from_data(TensorData::new(r.clone(), out_shape), &device)).sum();
+    let loss = (out.clone()
+        * Tensor::<4>::from_data(TensorData::new(r.clone(), out_shape), &device))
+    .sum();
     let grads = loss.backward();
 
     let (cpu_out, tape) = cpu.forward_train(Activation::new(x, shape), seed);
     assert_eq!(cpu_out.shape, out_shape, "{spec:?}");
     let e = relative_error(&cpu_out.data, &values(out));
-    assert!(e < 1e-4, "output differs by {e} for {:?} batch {batch}", spec.layers);
+    assert!(
+        e < 1e-4,
+        "output differs by {e} for {:?} batch {batch}",
+        spec.layers
+    );
     let (param_grads, input_grad) = cpu.backward_to_input(tape, r, true);
     let e = relative_error(&input_grad.unwrap(), &values(xt.grad(&grads).unwrap()));
-    assert!(e < 2e-3, "input gradient differs by {e} for {:?} batch {batch}", spec.layers);
+    assert!(
+        e < 2e-3,
+        "input gradient differs by {e} for {:?} batch {batch}",
+        spec.layers
+    );
     let expected = burn_param_grads(&net, &grads);
     assert_eq!(param_grads.len(), expected.len());
     for (i, (a, b)) in param_grads.iter().zip(&expected).enumerate() {
         let e = relative_error(a, b);
-        assert!(e < 2e-3, "gradient {i} differs by {e} for {:?} batch {batch}", spec.layers);
+        assert!(
+            e < 2e-3,
+            "gradient {i} differs by {e} for {:?} batch {batch}",
+            spec.layers
+        );
     }
 }
 
 fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize, bias: bool) -> LayerSpec {
-    LayerSpec::Conv { in_channels: c_in, out_channels: c_out, kernel: k, stride, padding: pad, bias }
+    LayerSpec::Conv {
+        in_channels: c_in,
+        out_channels: c_out,
+        kernel: k,
+        stride,
+        padding: pad,
+        bias,
+    }
 }
 
 #[test]
@@ -132,8 +166,19 @@ fn convolutions_match_burn_for_strides_paddings_and_batch_sizes() {
 
 #[test]
 fn transposed_convolutions_match_burn() {
-    for (input, c_out, k, stride, pad) in [([4, 4, 4], 3, 4, 2, 1), ([3, 5, 3], 2, 3, 1, 1), ([2, 3, 3], 4, 3, 2, 0), ([2, 8, 8], 2, 4, 2, 1)] {
-        let layer = LayerSpec::ConvTranspose { in_channels: input[0], out_channels: c_out, kernel: k, stride, padding: pad };
+    for (input, c_out, k, stride, pad) in [
+        ([4, 4, 4], 3, 4, 2, 1),
+        ([3, 5, 3], 2, 3, 1, 1),
+        ([2, 3, 3], 4, 3, 2, 0),
+        ([2, 8, 8], 2, 4, 2, 1),
+    ] {
+        let layer = LayerSpec::ConvTranspose {
+            in_channels: input[0],
+            out_channels: c_out,
+            kernel: k,
+            stride,
+            padding: pad,
+        };
         for batch in [1, 3] {
             check_against_burn(&spec(input, vec![layer]), batch, 12);
         }
@@ -144,9 +189,25 @@ fn transposed_convolutions_match_burn() {
 fn batch_norm_relu_leaky_relu_and_pooling_match_burn() {
     let cases = vec![
         ([3, 5, 4], vec![LayerSpec::BatchNorm { channels: 3 }]),
-        ([3, 5, 4], vec![conv(3, 4, 3, 1, 1, false), LayerSpec::BatchNorm { channels: 4 }, LayerSpec::Relu]),
-        ([2, 6, 6], vec![conv(2, 3, 3, 1, 1, true), LayerSpec::LeakyRelu { slope: 0.01 }]),
-        ([2, 5, 7], vec![conv(2, 3, 3, 1, 1, true), LayerSpec::MaxPool2]),
+        (
+            [3, 5, 4],
+            vec![
+                conv(3, 4, 3, 1, 1, false),
+                LayerSpec::BatchNorm { channels: 4 },
+                LayerSpec::Relu,
+            ],
+        ),
+        (
+            [2, 6, 6],
+            vec![
+                conv(2, 3, 3, 1, 1, true),
+                LayerSpec::LeakyRelu { slope: 0.01 },
+            ],
+        ),
+        (
+            [2, 5, 7],
+            vec![conv(2, 3, 3, 1, 1, true), LayerSpec::MaxPool2],
+        ),
         ([2, 6, 6], vec![LayerSpec::MaxPool2, LayerSpec::Relu]),
     ];
     for (input, layers) in cases {
@@ -162,16 +223,28 @@ fn linear_flatten_and_skip_concat_match_burn() {
         conv(2, 3, 3, 1, 1, true),
         LayerSpec::Relu,
         LayerSpec::Flatten,
-        LayerSpec::Linear { inputs: 3 * 4 * 4, outputs: 5 },
+        LayerSpec::Linear {
+            inputs: 3 * 4 * 4,
+            outputs: 5,
+        },
         LayerSpec::LeakyRelu { slope: 0.1 },
-        LayerSpec::Linear { inputs: 5, outputs: 3 },
+        LayerSpec::Linear {
+            inputs: 5,
+            outputs: 3,
+        },
     ];
     let skip = vec![
         LayerSpec::SaveSkip,
         conv(2, 3, 3, 1, 1, true),
         LayerSpec::SaveSkip,
         conv(3, 2, 3, 2, 1, true),
-        LayerSpec::ConvTranspose { in_channels: 2, out_channels: 3, kernel: 4, stride: 2, padding: 1 },
+        LayerSpec::ConvTranspose {
+            in_channels: 2,
+            out_channels: 3,
+            kernel: 4,
+            stride: 2,
+            padding: 1,
+        },
         LayerSpec::ConcatSkip,
         conv(6, 2, 1, 1, 0, true),
         LayerSpec::ConcatSkip,
@@ -192,10 +265,19 @@ fn gradients_agree_with_finite_differences() {
             conv(2, 3, 3, 2, 1, false),
             LayerSpec::BatchNorm { channels: 3 },
             LayerSpec::LeakyRelu { slope: 0.1 },
-            LayerSpec::ConvTranspose { in_channels: 3, out_channels: 2, kernel: 4, stride: 2, padding: 1 },
+            LayerSpec::ConvTranspose {
+                in_channels: 3,
+                out_channels: 2,
+                kernel: 4,
+                stride: 2,
+                padding: 1,
+            },
             LayerSpec::MaxPool2,
             LayerSpec::Flatten,
-            LayerSpec::Linear { inputs: 18, outputs: 4 },
+            LayerSpec::Linear {
+                inputs: 18,
+                outputs: 4,
+            },
         ],
     );
     let _turn = BURN_RNG.lock().unwrap_or_else(|e| e.into_inner());
@@ -205,19 +287,37 @@ fn gradients_agree_with_finite_differences() {
     let r = random(3 * 4, 5);
     let loss = |net: &mut convlab::cpu::CpuNet| -> f64 {
         let (out, _) = net.forward_train(Activation::new(x.clone(), shape), 0);
-        out.data.iter().zip(&r).map(|(o, r)| (*o as f64) * (*r as f64)).sum()
+        out.data
+            .iter()
+            .zip(&r)
+            .map(|(o, r)| (*o as f64) * (*r as f64))
+            .sum()
     };
-    let (_, tape) = net.clone().forward_train(Activation::new(x.clone(), shape), 0);
+    let (_, tape) = net
+        .clone()
+        .forward_train(Activation::new(x.clone(), shape), 0);
     let grads = net.backward(tape, r.clone());
     let h = 1e-2f32;
-    for (tensor, index) in [(0, 5), (0, 40), (1, 2), (2, 0), (3, 17), (4, 1), (5, 30), (6, 3)] {
+    for (tensor, index) in [
+        (0, 5),
+        (0, 40),
+        (1, 2),
+        (2, 0),
+        (3, 17),
+        (4, 1),
+        (5, 30),
+        (6, 3),
+    ] {
         let mut plus = net.clone();
         plus.trainable_mut()[tensor][index] += h;
         let mut minus = net.clone();
         minus.trainable_mut()[tensor][index] -= h;
         let numeric = (loss(&mut plus) - loss(&mut minus)) / (2.0 * h as f64);
         let analytic = grads[tensor][index] as f64;
-        assert!((numeric - analytic).abs() < 2e-2 * analytic.abs().max(0.1), "tensor {tensor}[{index}]: {numeric} vs {analytic}");
+        assert!(
+            (numeric - analytic).abs() < 2e-2 * analytic.abs().max(0.1),
+            "tensor {tensor}[{index}]: {numeric} vs {analytic}"
+        );
     }
 }
 
@@ -248,20 +348,40 @@ fn losses_match_burns_log_softmax_for_images_and_weighted_pixels() {
     let device = Device::flex().autodiff();
     for (loss, shape) in [
         (LossSpec::Image { smoothing: None }, [5, 10, 1, 1]),
-        (LossSpec::Image { smoothing: Some(0.1) }, [3, 10, 1, 1]),
+        (
+            LossSpec::Image {
+                smoothing: Some(0.1),
+            },
+            [3, 10, 1, 1],
+        ),
         (LossSpec::Pixel { weights: None }, [2, 5, 3, 4]),
-        (LossSpec::Pixel { weights: Some(vec![0.7, 0.6, 2.7, 1.0, 1.8]) }, [1, 5, 6, 2]),
+        (
+            LossSpec::Pixel {
+                weights: Some(vec![0.7, 0.6, 2.7, 1.0, 1.8]),
+            },
+            [1, 5, 6, 2],
+        ),
     ] {
         let [n, classes, h, w] = shape;
-        let logits = random(n * classes * h * w, 21).iter().map(|v| 4.0 * v).collect::<Vec<f32>>();
+        let logits = random(n * classes * h * w, 21)
+            .iter()
+            .map(|v| 4.0 * v)
+            .collect::<Vec<f32>>();
         let targets: Vec<u8> = (0..n * h * w).map(|i| (i * 7 % classes) as u8).collect();
         let ours = cross_entropy(&loss, &logits, n, classes, &targets);
-        let lt = Tensor::<4>::from_data(TensorData::new(logits.clone(), shape), &device).require_grad();
-        let t = Tensor::<4>::from_data(TensorData::new(target_weights(&loss, &targets, shape), shape), &device);
+        let lt =
+            Tensor::<4>::from_data(TensorData::new(logits.clone(), shape), &device).require_grad();
+        let t = Tensor::<4>::from_data(
+            TensorData::new(target_weights(&loss, &targets, shape), shape),
+            &device,
+        );
         let reference = (log_softmax(lt.clone(), 1) * t).sum().neg();
         let grads = reference.backward();
         let expected_loss: f32 = values(reference)[0];
-        assert!((ours.loss - expected_loss).abs() < 1e-5 * expected_loss.abs().max(1.0), "{loss:?}");
+        assert!(
+            (ours.loss - expected_loss).abs() < 1e-5 * expected_loss.abs().max(1.0),
+            "{loss:?}"
+        );
         let e = relative_error(&ours.grad, &values(lt.grad(&grads).unwrap()));
         assert!(e < 1e-5, "{loss:?}: gradient differs by {e}");
     }
@@ -274,9 +394,20 @@ fn burn_step(net: Net, kind: OptimizerKind, grads: GradientsParams, lr: f64) -> 
             .with_weight_decay((weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay)))
             .init()
             .step(lr, net, grads),
-        OptimizerKind::AdamW { weight_decay } => AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(weight_decay).init().step(lr, net, grads),
-        OptimizerKind::Sgd { momentum, weight_decay } => SgdConfig::new()
-            .with_momentum(Some(MomentumConfig::new().with_momentum(momentum as f64).with_dampening(0.0)))
+        OptimizerKind::AdamW { weight_decay } => AdamWConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(weight_decay)
+            .init()
+            .step(lr, net, grads),
+        OptimizerKind::Sgd {
+            momentum,
+            weight_decay,
+        } => SgdConfig::new()
+            .with_momentum(Some(
+                MomentumConfig::new()
+                    .with_momentum(momentum as f64)
+                    .with_dampening(0.0),
+            ))
             .with_weight_decay((weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay)))
             .init()
             .step(lr, net, grads),
@@ -296,11 +427,19 @@ fn one_step_matches(spec: &ModelSpec, batch: usize, loss: LossSpec, kind: Optimi
     let shape = [batch, c, h, w];
     let x = random(shape.iter().product(), 32);
 
-    let logits = net.forward_maps(Tensor::from_data(TensorData::new(x.clone(), shape), &device));
+    let logits = net.forward_maps(Tensor::from_data(
+        TensorData::new(x.clone(), shape),
+        &device,
+    ));
     let out_shape = logits.dims();
     let plane = out_shape[2] * out_shape[3];
-    let targets: Vec<u8> = (0..batch * plane).map(|i| ((i * 13 + i / 7) % out_shape[1]) as u8).collect();
-    let t = Tensor::<4>::from_data(TensorData::new(target_weights(&loss, &targets, out_shape), out_shape), &device);
+    let targets: Vec<u8> = (0..batch * plane)
+        .map(|i| ((i * 13 + i / 7) % out_shape[1]) as u8)
+        .collect();
+    let t = Tensor::<4>::from_data(
+        TensorData::new(target_weights(&loss, &targets, out_shape), out_shape),
+        &device,
+    );
     let burn_loss = (log_softmax(logits, 1) * t).sum().neg();
     let burn_loss_value = values(burn_loss.clone())[0];
     let raw_grads = burn_loss.backward();
@@ -314,7 +453,13 @@ fn one_step_matches(spec: &ModelSpec, batch: usize, loss: LossSpec, kind: Optimi
     Optimizer::new(kind).step(lr, cpu.trainable_mut(), &grads);
 
     // 1e-3: unet's forward pass has 23 batch norms, several over only 8x8 pixels.
-    assert!((l.loss - burn_loss_value).abs() < 1e-3 * burn_loss_value.abs(), "{}: loss {} vs burn {}", spec.name, l.loss, burn_loss_value);
+    assert!(
+        (l.loss - burn_loss_value).abs() < 1e-3 * burn_loss_value.abs(),
+        "{}: loss {} vs burn {}",
+        spec.name,
+        l.loss,
+        burn_loss_value
+    );
     for (i, (ours, reference)) in grads.iter().zip(&burn_grads).enumerate() {
         // Deeper than the single operations above, and at 256x256 a batch norm sums 65,536
         // values per channel (burn in f32, this engine in f64), so the whole-tensor relative
@@ -325,18 +470,31 @@ fn one_step_matches(spec: &ModelSpec, batch: usize, loss: LossSpec, kind: Optimi
         // smaller than burn's), so those are only checked to be negligible.
         let (norm, reference_norm) = (l2(ours), l2(reference));
         if reference_norm < 1e-6 {
-            assert!(norm < 1e-6, "{}: gradient {i} should vanish, has norm {norm}", spec.name);
+            assert!(
+                norm < 1e-6,
+                "{}: gradient {i} should vanish, has norm {norm}",
+                spec.name
+            );
         } else {
             let diff: Vec<f32> = ours.iter().zip(reference).map(|(a, b)| a - b).collect();
             let e = l2(&diff) / reference_norm;
-            assert!(e < 2e-2, "{}: gradient {i} differs by {e} (relative L2)", spec.name);
+            assert!(
+                e < 2e-2,
+                "{}: gradient {i} differs by {e} (relative L2)",
+                spec.name
+            );
         }
     }
     // Adam's first step moves a weight by lr · g / (|g| + eps), about ±lr whatever |g|: where
     // the two engines' gradients differ in sign (rounding-level gradients, e.g. of a weight
     // feeding a batch norm) the steps may differ by up to 2 lr. Elsewhere they agree to 5% of lr.
     let expected = convlab::models::burn_tensors(&stepped);
-    let trainable: Vec<String> = cpu.tensors().into_iter().map(|(n, _, _)| n).filter(|n| !n.contains("running")).collect();
+    let trainable: Vec<String> = cpu
+        .tensors()
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .filter(|n| !n.contains("running"))
+        .collect();
     for (name, _, v) in cpu.tensors() {
         let reference = &expected[&name];
         let index = trainable.iter().position(|n| *n == name);
@@ -346,7 +504,11 @@ fn one_step_matches(spec: &ModelSpec, batch: usize, loss: LossSpec, kind: Optimi
                 ours.signum() == theirs.signum() && ours.abs().min(theirs.abs()) > 1e-6
             });
             let bound = if determined { 0.05 } else { 2.05 } * lr as f32;
-            assert!((a - b).abs() < bound, "{}: {name}[{j}] is {a}, burn's {b} after one step", spec.name);
+            assert!(
+                (a - b).abs() < bound,
+                "{}: {name}[{j}] is {a}, burn's {b} after one step",
+                spec.name
+            );
         }
     }
 }
@@ -363,22 +525,67 @@ fn without_dropout(mut spec: ModelSpec) -> ModelSpec {
 
 #[test]
 fn one_training_step_of_each_classifier_matches_burn() {
-    one_step_matches(&ClassifierKind::Base.spec(), 3, LossSpec::Image { smoothing: None }, OptimizerKind::Adam { weight_decay: 0.0 });
-    one_step_matches(&ClassifierKind::Wide.spec(), 2, LossSpec::Image { smoothing: None }, OptimizerKind::Adam { weight_decay: 1e-4 });
-    one_step_matches(&without_dropout(ClassifierKind::Own.spec()), 3, LossSpec::Image { smoothing: Some(0.1) }, OptimizerKind::AdamW { weight_decay: 0.02 });
-    one_step_matches(&ClassifierKind::Base.spec(), 1, LossSpec::Image { smoothing: None }, OptimizerKind::Sgd { momentum: 0.9, weight_decay: 1e-4 });
+    one_step_matches(
+        &ClassifierKind::Base.spec(),
+        3,
+        LossSpec::Image { smoothing: None },
+        OptimizerKind::Adam { weight_decay: 0.0 },
+    );
+    one_step_matches(
+        &ClassifierKind::Wide.spec(),
+        2,
+        LossSpec::Image { smoothing: None },
+        OptimizerKind::Adam { weight_decay: 1e-4 },
+    );
+    one_step_matches(
+        &without_dropout(ClassifierKind::Own.spec()),
+        3,
+        LossSpec::Image {
+            smoothing: Some(0.1),
+        },
+        OptimizerKind::AdamW { weight_decay: 0.02 },
+    );
+    one_step_matches(
+        &ClassifierKind::Base.spec(),
+        1,
+        LossSpec::Image { smoothing: None },
+        OptimizerKind::Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-4,
+        },
+    );
 }
 
 #[test]
 fn one_training_step_of_each_segmenter_matches_burn() {
     let weights = Some(vec![0.68, 0.64, 2.67, 1.0, 1.8]);
-    one_step_matches(&SegmenterKind::Fcn.spec(), 1, LossSpec::Pixel { weights: None }, OptimizerKind::Adam { weight_decay: 0.0 });
-    one_step_matches(&SegmenterKind::Unet.spec(), 2, LossSpec::Pixel { weights }, OptimizerKind::AdamW { weight_decay: 1e-4 });
+    one_step_matches(
+        &SegmenterKind::Fcn.spec(),
+        1,
+        LossSpec::Pixel { weights: None },
+        OptimizerKind::Adam { weight_decay: 0.0 },
+    );
+    one_step_matches(
+        &SegmenterKind::Unet.spec(),
+        2,
+        LossSpec::Pixel { weights },
+        OptimizerKind::AdamW { weight_decay: 1e-4 },
+    );
 }
 
 #[test]
 fn dropout_masks_the_gradient_as_it_masked_the_output() {
-    let s = spec([1, 4, 4], vec![LayerSpec::Flatten, LayerSpec::Dropout { prob: 0.5 }, LayerSpec::Linear { inputs: 16, outputs: 1 }]);
+    let s = spec(
+        [1, 4, 4],
+        vec![
+            LayerSpec::Flatten,
+            LayerSpec::Dropout { prob: 0.5 },
+            LayerSpec::Linear {
+                inputs: 16,
+                outputs: 1,
+            },
+        ],
+    );
     let _turn = BURN_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let mut net = convlab::models::init_cpu(&s, 9);
     let x = vec![1.0; 16];

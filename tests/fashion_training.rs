@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
 use convlab::data::fashion_mnist::{Checksums, FashionMnist};
 use convlab::data::synthetic;
+use convlab::device::Compute;
 use convlab::models::ClassifierKind;
 use convlab::train::classify::{self, EpochRecord, FashionConfig, FashionData, VAL_FRACTION};
 use convlab::train::log::read_log;
@@ -44,7 +44,7 @@ fn train_in(
     let data = FashionData::prepare(sets.clone(), &config.params, config.val_fraction).unwrap();
     let run = RunDir::new(run);
     run.prepare().unwrap();
-    classify::train(config, &data, &run, &Device::flex(), resume).unwrap()
+    classify::train(config, &data, &run, &Compute::cpu_engine(), resume).unwrap()
 }
 
 #[test]
@@ -77,7 +77,7 @@ fn base_learns_a_synthetic_task_and_writes_the_run_folder() {
 
     let data = FashionData::prepare(sets, &config.params, config.val_fraction).unwrap();
     let run = RunDir::new(&run_path);
-    let metrics = classify::evaluate_run(&config, &data, &run, &Device::flex()).unwrap();
+    let metrics = classify::evaluate_run(&config, &data, &run, &Compute::cpu_engine()).unwrap();
     assert!(metrics.test.accuracy > 0.95);
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.metrics()).unwrap()).unwrap();
@@ -226,7 +226,7 @@ fn divergence_names_epoch_and_step_and_keeps_the_last_good_checkpoint() {
     wild.params.epochs = 2;
     wild.params.lr = 1e30;
     let data = FashionData::prepare(sets.clone(), &wild.params, wild.val_fraction).unwrap();
-    let err = classify::train(&wild, &data, &run, &Device::flex(), true).unwrap_err();
+    let err = classify::train(&wild, &data, &run, &Compute::cpu_engine(), true).unwrap_err();
     let steps_per_epoch = 540usize.div_ceil(64);
     match &err {
         convlab::Error::Train(TrainError::Diverged { epoch, step, .. }) => {
@@ -263,7 +263,7 @@ fn train_in_until(
         config,
         &data,
         &run,
-        &Device::flex(),
+        &Compute::cpu_engine(),
         false,
         Some(stop_after),
     )

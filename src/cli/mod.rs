@@ -6,11 +6,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::Error;
 use crate::data::fashion_mnist::Checksums;
-use crate::device::DeviceKind;
+use crate::device::{Compute, DeviceKind, EngineKind};
 use crate::models::{ClassifierKind, SegmenterKind};
 use crate::train::options::TrainArgs;
 use crate::train::search::SearchArgs;
-use crate::train::{classify, segment};
+use crate::train::{TrainError, classify, segment};
 use crate::{predict, report};
 
 #[derive(Parser, Debug)]
@@ -57,6 +57,9 @@ pub struct ReportArgs {
     /// Where to run the segmentation of --photos.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+    /// The engine for --photos: cpu (the default on the CPU) or burn.
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineKind>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -114,6 +117,9 @@ pub struct PredictArgs {
     pub save_probs: bool,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+    /// The engine: cpu (the default on the CPU) or burn.
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineKind>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -173,6 +179,19 @@ pub struct RunArgs {
     pub data: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+    /// The engine: cpu (the default on the CPU) or burn. Either evaluates a run of either.
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineKind>,
+}
+
+impl RunArgs {
+    fn compute(&self) -> Result<Compute, Error> {
+        Ok(Compute::new(self.engine, self.device).map_err(TrainError::Device)?)
+    }
+}
+
+fn compute(engine: Option<EngineKind>, device: DeviceKind) -> Result<Compute, Error> {
+    Ok(Compute::new(engine, device).map_err(TrainError::Device)?)
 }
 
 fn finished_training(args: &TrainArgs) {
@@ -194,7 +213,12 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             }
             FashionCommand::Eval(args) => {
                 let r = &args.run;
-                classify::eval_command(&r.run, r.data.as_deref(), r.device, args.checks.policy())?;
+                classify::eval_command(
+                    &r.run,
+                    r.data.as_deref(),
+                    &r.compute()?,
+                    args.checks.policy(),
+                )?;
             }
         },
         Task::Facade { command } => match command {
@@ -203,7 +227,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 finished_training(&args.train);
             }
             FacadeCommand::Eval(r) => {
-                segment::eval_command(&r.run, r.data.as_deref(), r.device)?;
+                segment::eval_command(&r.run, r.data.as_deref(), &r.compute()?)?;
             }
             FacadeCommand::Search(args) => {
                 segment::search_command(args.model, &args.search)?;
@@ -214,7 +238,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     &args.photos,
                     &args.out,
                     args.save_probs,
-                    args.device,
+                    &compute(args.engine, args.device)?,
                 )?;
             }
         },
@@ -222,7 +246,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             crate::bench::bench_command(&args)?;
         }
         Task::Report(args) => {
-            report::report_command(&args.runs, &args.out, args.photos.as_deref(), args.device)?;
+            let compute = compute(args.engine, args.device)?;
+            report::report_command(&args.runs, &args.out, args.photos.as_deref(), &compute)?;
         }
     }
     Ok(())

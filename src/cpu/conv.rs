@@ -28,7 +28,15 @@ pub struct ConvGeometry {
 
 impl ConvGeometry {
     /// The convolution of a `[c_in, h, w]` input; `h + 2 pad >= k` is the caller's to check.
-    pub fn conv(c_in: usize, h: usize, w: usize, c_out: usize, k: usize, stride: usize, pad: usize) -> Self {
+    pub fn conv(
+        c_in: usize,
+        h: usize,
+        w: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Self {
         ConvGeometry {
             c_in,
             h,
@@ -45,7 +53,15 @@ impl ConvGeometry {
     /// The convolution that a transposed convolution of a `[c_in, h, w]` input to `c_out`
     /// channels transposes: it maps the transposed one's output back to its input, and its
     /// weight `[c_in, c_out, k, k]` is the transposed one's, as stored.
-    pub fn transposing(c_in: usize, h: usize, w: usize, c_out: usize, k: usize, stride: usize, pad: usize) -> Self {
+    pub fn transposing(
+        c_in: usize,
+        h: usize,
+        w: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Self {
         ConvGeometry {
             c_in: c_out,
             h: (h - 1) * stride + k - 2 * pad,
@@ -90,14 +106,18 @@ impl ConvGeometry {
 
     fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
         let (rows, h_out) = (self.rows_per_block(), self.h_out);
-        (0..h_out).step_by(rows).map(move |y0| (y0, (y0 + rows).min(h_out)))
+        (0..h_out)
+            .step_by(rows)
+            .map(move |y0| (y0, (y0 + rows).min(h_out)))
     }
-
 
     /// Output columns `x` whose source `x * stride + kx - pad` lies inside the input.
     fn inside_x(&self, kx: usize) -> (usize, usize) {
         let first = (self.pad.saturating_sub(kx)).div_ceil(self.stride);
-        let last = (self.w + self.pad).saturating_sub(kx).div_ceil(self.stride).min(self.w_out);
+        let last = (self.w + self.pad)
+            .saturating_sub(kx)
+            .div_ceil(self.stride)
+            .min(self.w_out);
         (first.min(last), last)
     }
 
@@ -113,7 +133,10 @@ impl ConvGeometry {
                     let (first, last) = self.inside_x(kx);
                     for y in y0..y1 {
                         let dst = &mut cols[row + (y - y0) * w_out..row + (y - y0 + 1) * w_out];
-                        let Some(iy) = (y * self.stride + ky).checked_sub(self.pad).filter(|&iy| iy < self.h) else {
+                        let Some(iy) = (y * self.stride + ky)
+                            .checked_sub(self.pad)
+                            .filter(|&iy| iy < self.h)
+                        else {
                             dst.fill(0.0);
                             continue;
                         };
@@ -145,7 +168,10 @@ impl ConvGeometry {
                     let row = ((c * k + ky) * k + kx) * width;
                     let (first, last) = self.inside_x(kx);
                     for y in y0..y1 {
-                        let Some(iy) = (y * self.stride + ky).checked_sub(self.pad).filter(|&iy| iy < self.h) else {
+                        let Some(iy) = (y * self.stride + ky)
+                            .checked_sub(self.pad)
+                            .filter(|&iy| iy < self.h)
+                        else {
                             continue;
                         };
                         let src = &cols[row + (y - y0) * w_out..row + (y - y0 + 1) * w_out];
@@ -160,18 +186,46 @@ impl ConvGeometry {
     }
 
     /// One image: `out [c_out, out_plane] = weight [c_out, patch] · cols (+ bias)`.
-    fn forward_image(&self, image: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32], cols: &mut Vec<f32>, threads: Threads) {
+    fn forward_image(
+        &self,
+        image: &[f32],
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        cols: &mut Vec<f32>,
+        threads: Threads,
+    ) {
         let plane = self.out_plane();
         let lhs = View::rows(weight, self.patch());
         if self.is_pointwise() {
-            matmul(self.c_out, plane, self.c_in, out, plane, false, lhs, View::rows(image, plane), threads);
+            matmul(
+                self.c_out,
+                plane,
+                self.c_in,
+                out,
+                plane,
+                false,
+                lhs,
+                View::rows(image, plane),
+                threads,
+            );
         } else {
             for (y0, y1) in self.blocks() {
                 let width = (y1 - y0) * self.w_out;
                 cols.resize(self.patch() * width, 0.0);
                 self.im2col(image, y0, y1, cols);
                 let dst = &mut out[y0 * self.w_out..];
-                matmul(self.c_out, width, self.patch(), dst, plane, false, lhs, View::rows(cols, width), threads);
+                matmul(
+                    self.c_out,
+                    width,
+                    self.patch(),
+                    dst,
+                    plane,
+                    false,
+                    lhs,
+                    View::rows(cols, width),
+                    threads,
+                );
             }
         }
         if let Some(bias) = bias {
@@ -182,11 +236,28 @@ impl ConvGeometry {
     }
 
     /// One image: `grad_in = col2im(weightᵀ · grad_out)`, overwriting `grad_in`.
-    fn input_grad_image(&self, grad_out: &[f32], weight: &[f32], grad_in: &mut [f32], cols: &mut Vec<f32>, threads: Threads) {
+    fn input_grad_image(
+        &self,
+        grad_out: &[f32],
+        weight: &[f32],
+        grad_in: &mut [f32],
+        cols: &mut Vec<f32>,
+        threads: Threads,
+    ) {
         let plane = self.out_plane();
         let lhs = View::transposed(weight, self.patch());
         if self.is_pointwise() {
-            matmul(self.c_in, plane, self.c_out, grad_in, plane, false, lhs, View::rows(grad_out, plane), threads);
+            matmul(
+                self.c_in,
+                plane,
+                self.c_out,
+                grad_in,
+                plane,
+                false,
+                lhs,
+                View::rows(grad_out, plane),
+                threads,
+            );
             return;
         }
         grad_in.fill(0.0);
@@ -194,17 +265,44 @@ impl ConvGeometry {
             let width = (y1 - y0) * self.w_out;
             cols.resize(self.patch() * width, 0.0);
             let rhs = View::rows(&grad_out[y0 * self.w_out..], plane);
-            matmul(self.patch(), width, self.c_out, cols, width, false, lhs, rhs, threads);
+            matmul(
+                self.patch(),
+                width,
+                self.c_out,
+                cols,
+                width,
+                false,
+                lhs,
+                rhs,
+                threads,
+            );
             self.col2im(cols, y0, y1, grad_in);
         }
     }
 
     /// One image: `grad_weight += grad_out [c_out, out_plane] · colsᵀ`.
-    fn weight_grad_image(&self, grad_out: &[f32], image: &[f32], grad_weight: &mut [f32], cols: &mut Vec<f32>, threads: Threads) {
+    fn weight_grad_image(
+        &self,
+        grad_out: &[f32],
+        image: &[f32],
+        grad_weight: &mut [f32],
+        cols: &mut Vec<f32>,
+        threads: Threads,
+    ) {
         let plane = self.out_plane();
         if self.is_pointwise() {
             let rhs = View::transposed(image, plane);
-            matmul(self.c_out, self.c_in, plane, grad_weight, self.patch(), true, View::rows(grad_out, plane), rhs, threads);
+            matmul(
+                self.c_out,
+                self.c_in,
+                plane,
+                grad_weight,
+                self.patch(),
+                true,
+                View::rows(grad_out, plane),
+                rhs,
+                threads,
+            );
             return;
         }
         for (y0, y1) in self.blocks() {
@@ -212,7 +310,17 @@ impl ConvGeometry {
             cols.resize(self.patch() * width, 0.0);
             self.im2col(image, y0, y1, cols);
             let lhs = View::rows(&grad_out[y0 * self.w_out..], plane);
-            matmul(self.c_out, self.patch(), width, grad_weight, self.patch(), true, lhs, View::transposed(cols, width), threads);
+            matmul(
+                self.c_out,
+                self.patch(),
+                width,
+                grad_weight,
+                self.patch(),
+                true,
+                lhs,
+                View::transposed(cols, width),
+                threads,
+            );
         }
     }
 }
@@ -225,41 +333,70 @@ fn per_image(n: usize) -> bool {
 /// Runs `f(image, cols, threads)` for every image index, over the threads when the batch allows.
 fn for_each_image<T: Send>(items: Vec<T>, f: impl Fn(T, &mut Vec<f32>, Threads) + Sync) {
     if per_image(items.len()) {
-        items.into_par_iter().for_each_init(Vec::new, |cols, item| f(item, cols, Threads::One));
+        items
+            .into_par_iter()
+            .for_each_init(Vec::new, |cols, item| f(item, cols, Threads::One));
     } else {
         let mut cols = Vec::new();
-        items.into_iter().for_each(|item| f(item, &mut cols, Threads::All));
+        items
+            .into_iter()
+            .for_each(|item| f(item, &mut cols, Threads::All));
     }
 }
 
 /// `out [n, c_out, h_out, w_out]` of the convolution of `input [n, c_in, h, w]`.
-pub fn conv_forward(g: &ConvGeometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
-    let items: Vec<_> = input.chunks(g.in_len()).zip(out.chunks_mut(g.out_len())).collect();
-    for_each_image(items, |(x, o), cols, threads| g.forward_image(x, weight, bias, o, cols, threads));
+pub fn conv_forward(
+    g: &ConvGeometry,
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let items: Vec<_> = input
+        .chunks(g.in_len())
+        .zip(out.chunks_mut(g.out_len()))
+        .collect();
+    for_each_image(items, |(x, o), cols, threads| {
+        g.forward_image(x, weight, bias, o, cols, threads)
+    });
 }
 
 /// The input gradient `[n, c_in, h, w]` of a convolution, overwriting `grad_in`.
 pub fn conv_input_grad(g: &ConvGeometry, grad_out: &[f32], weight: &[f32], grad_in: &mut [f32]) {
-    let items: Vec<_> = grad_out.chunks(g.out_len()).zip(grad_in.chunks_mut(g.in_len())).collect();
-    for_each_image(items, |(dy, dx), cols, threads| g.input_grad_image(dy, weight, dx, cols, threads));
+    let items: Vec<_> = grad_out
+        .chunks(g.out_len())
+        .zip(grad_in.chunks_mut(g.in_len()))
+        .collect();
+    for_each_image(items, |(dy, dx), cols, threads| {
+        g.input_grad_image(dy, weight, dx, cols, threads)
+    });
 }
 
-/// The weight gradient `[c_out, c_in, k, k]` of a convolution, summed over the batch.
+/// The weight gradient `[c_out, c_in, k, k]` of a convolution, summed over the batch. Each
+/// thread sums a fixed run of images and the runs are added in order, so the result does not
+/// depend on how rayon schedules the work (training is repeatable for a given thread count).
 pub fn conv_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Vec<f32> {
-    let pairs: Vec<_> = grad_out.chunks(g.out_len()).zip(input.chunks(g.in_len())).collect();
+    let pairs: Vec<_> = grad_out
+        .chunks(g.out_len())
+        .zip(input.chunks(g.in_len()))
+        .collect();
     let len = g.weight_len();
     if per_image(pairs.len()) {
-        pairs
-            .into_par_iter()
-            .fold(
-                || (vec![0.0; len], Vec::new()),
-                |(mut acc, mut cols), (dy, x)| {
+        let per_thread = pairs.len().div_ceil(rayon::current_num_threads());
+        let partials: Vec<Vec<f32>> = pairs
+            .par_chunks(per_thread)
+            .map(|run| {
+                let (mut acc, mut cols) = (vec![0.0; len], Vec::new());
+                for (dy, x) in run {
                     g.weight_grad_image(dy, x, &mut acc, &mut cols, Threads::One);
-                    (acc, cols)
-                },
-            )
-            .map(|(acc, _)| acc)
-            .reduce(|| vec![0.0; len], add_into)
+                }
+                acc
+            })
+            .collect();
+        partials
+            .into_iter()
+            .reduce(add_into)
+            .unwrap_or_else(|| vec![0.0; len])
     } else {
         let (mut acc, mut cols) = (vec![0.0; len], Vec::new());
         for (dy, x) in pairs {
@@ -287,19 +424,32 @@ pub fn channel_sums(values: &[f32], channels: usize, plane: usize) -> Vec<f32> {
 
 /// The transposed convolution of `input [n, c_in, h, w]` (`g` from [`ConvGeometry::transposing`],
 /// weight `[c_in, c_out, k, k]`) into `out [n, c_out, h', w']`.
-pub fn conv_transpose_forward(g: &ConvGeometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+pub fn conv_transpose_forward(
+    g: &ConvGeometry,
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
     conv_input_grad(g, input, weight, out);
     if let Some(bias) = bias {
         let plane = g.h * g.w;
-        out.par_chunks_mut(plane).enumerate().for_each(|(i, channel)| {
-            let b = bias[i % g.c_in];
-            channel.iter_mut().for_each(|v| *v += b);
-        });
+        out.par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(i, channel)| {
+                let b = bias[i % g.c_in];
+                channel.iter_mut().for_each(|v| *v += b);
+            });
     }
 }
 
 /// The input gradient of a transposed convolution: the forward pass of the one it transposes.
-pub fn conv_transpose_input_grad(g: &ConvGeometry, grad_out: &[f32], weight: &[f32], grad_in: &mut [f32]) {
+pub fn conv_transpose_input_grad(
+    g: &ConvGeometry,
+    grad_out: &[f32],
+    weight: &[f32],
+    grad_in: &mut [f32],
+) {
     conv_forward(g, grad_out, weight, None, grad_in);
 }
 
@@ -324,8 +474,10 @@ mod tests {
                             for kx in 0..g.k {
                                 let iy = (y * g.stride + ky) as isize - g.pad as isize;
                                 let ix = (xo * g.stride + kx) as isize - g.pad as isize;
-                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
-                                    s += x[(c * g.h + iy as usize) * g.w + ix as usize] * w[((o * g.c_in + c) * g.k + ky) * g.k + kx];
+                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w
+                                {
+                                    s += x[(c * g.h + iy as usize) * g.w + ix as usize]
+                                        * w[((o * g.c_in + c) * g.k + ky) * g.k + kx];
                                 }
                             }
                         }
@@ -338,14 +490,20 @@ mod tests {
     }
 
     fn ramp(n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|i| ((i * 7919 % 23) as f32 - 11.0) * scale).collect()
+        (0..n)
+            .map(|i| ((i * 7919 % 23) as f32 - 11.0) * scale)
+            .collect()
     }
 
     #[test]
     fn forward_matches_the_definition_for_strides_paddings_and_odd_sizes() {
-        for (c_in, h, w, c_out, k, stride, pad) in
-            [(2, 5, 7, 3, 3, 1, 1), (3, 9, 8, 2, 3, 2, 1), (1, 6, 6, 4, 4, 2, 1), (2, 5, 5, 2, 1, 1, 0), (2, 4, 4, 3, 3, 1, 0)]
-        {
+        for (c_in, h, w, c_out, k, stride, pad) in [
+            (2, 5, 7, 3, 3, 1, 1),
+            (3, 9, 8, 2, 3, 2, 1),
+            (1, 6, 6, 4, 4, 2, 1),
+            (2, 5, 5, 2, 1, 1, 0),
+            (2, 4, 4, 3, 3, 1, 0),
+        ] {
             let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
             let x = ramp(g.in_len(), 0.1);
             let wt = ramp(g.weight_len(), 0.05);
@@ -362,7 +520,11 @@ mod tests {
     /// every correct backward pass satisfies.
     #[test]
     fn backward_passes_are_the_adjoints_of_the_forward_pass() {
-        for (n, (c_in, h, w, c_out, k, stride, pad)) in [(1, (2, 7, 5, 3, 3, 2, 1)), (3, (3, 6, 6, 2, 4, 2, 1)), (2, (2, 5, 5, 4, 1, 1, 0))] {
+        for (n, (c_in, h, w, c_out, k, stride, pad)) in [
+            (1, (2, 7, 5, 3, 3, 2, 1)),
+            (3, (3, 6, 6, 2, 4, 2, 1)),
+            (2, (2, 5, 5, 4, 1, 1, 0)),
+        ] {
             let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
             let x = ramp(n * g.in_len(), 0.1);
             let wt = ramp(g.weight_len(), 0.03);
@@ -372,10 +534,17 @@ mod tests {
             let mut dx = vec![1.0; x.len()];
             conv_input_grad(&g, &dy, &wt, &mut dx);
             let dw = conv_weight_grad(&g, &dy, &x);
-            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p * q) as f64).sum::<f64>();
+            let dot =
+                |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p * q) as f64).sum::<f64>();
             let lhs = dot(&y, &dy);
-            assert!((lhs - dot(&x, &dx)).abs() < 1e-3 * lhs.abs().max(1.0), "{g:?}");
-            assert!((lhs - dot(&wt, &dw)).abs() < 1e-3 * lhs.abs().max(1.0), "{g:?}");
+            assert!(
+                (lhs - dot(&x, &dx)).abs() < 1e-3 * lhs.abs().max(1.0),
+                "{g:?}"
+            );
+            assert!(
+                (lhs - dot(&wt, &dw)).abs() < 1e-3 * lhs.abs().max(1.0),
+                "{g:?}"
+            );
         }
     }
 }

@@ -24,7 +24,10 @@ pub fn channel_stats(x: &[f32], channels: usize, plane: usize) -> BatchStats {
     let (mean, variance): (Vec<f32>, Vec<f32>) = (0..channels)
         .into_par_iter()
         .map(|c| {
-            let values = || x.chunks(per_image).flat_map(|image| &image[c * plane..(c + 1) * plane]);
+            let values = || {
+                x.chunks(per_image)
+                    .flat_map(|image| &image[c * plane..(c + 1) * plane])
+            };
             let mean = values().map(|&v| v as f64).sum::<f64>() / count;
             let var = values().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / count;
             (mean as f32, var as f32)
@@ -34,29 +37,55 @@ pub fn channel_stats(x: &[f32], channels: usize, plane: usize) -> BatchStats {
 }
 
 /// `y = (x - mean) / sqrt(var + eps) * gamma + beta` per channel.
-pub fn batch_norm_apply(x: &[f32], out: &mut [f32], plane: usize, mean: &[f32], variance: &[f32], gamma: &[f32], beta: &[f32]) {
+pub fn batch_norm_apply(
+    x: &[f32],
+    out: &mut [f32],
+    plane: usize,
+    mean: &[f32],
+    variance: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+) {
     let channels = mean.len();
-    out.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(i, (o, xs))| {
-        let c = i % channels;
-        let scale = gamma[c] / (variance[c] as f64 + BN_EPSILON).sqrt() as f32;
-        let shift = beta[c] - mean[c] * scale;
-        o.iter_mut().zip(xs).for_each(|(o, &x)| *o = x * scale + shift);
-    });
+    out.par_chunks_mut(plane)
+        .zip(x.par_chunks(plane))
+        .enumerate()
+        .for_each(|(i, (o, xs))| {
+            let c = i % channels;
+            let scale = gamma[c] / (variance[c] as f64 + BN_EPSILON).sqrt() as f32;
+            let shift = beta[c] - mean[c] * scale;
+            o.iter_mut()
+                .zip(xs)
+                .for_each(|(o, &x)| *o = x * scale + shift);
+        });
 }
 
 /// Gradients of a training-mode batch norm: `(grad_x, grad_gamma, grad_beta)`.
-pub fn batch_norm_backward(x: &[f32], grad_out: &[f32], plane: usize, stats: &BatchStats, gamma: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn batch_norm_backward(
+    x: &[f32],
+    grad_out: &[f32],
+    plane: usize,
+    stats: &BatchStats,
+    gamma: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let channels = gamma.len();
     let per_image = channels * plane;
     let count = (x.len() / channels) as f64;
-    let inv_std: Vec<f64> = stats.variance.iter().map(|&v| 1.0 / (v as f64 + BN_EPSILON).sqrt()).collect();
+    let inv_std: Vec<f64> = stats
+        .variance
+        .iter()
+        .map(|&v| 1.0 / (v as f64 + BN_EPSILON).sqrt())
+        .collect();
     let (grad_gamma, grad_beta): (Vec<f32>, Vec<f32>) = (0..channels)
         .into_par_iter()
         .map(|c| {
             let (mean, inv) = (stats.mean[c] as f64, inv_std[c]);
             let (mut dg, mut db) = (0.0f64, 0.0f64);
             for (xi, gi) in x.chunks(per_image).zip(grad_out.chunks(per_image)) {
-                for (&xv, &gv) in xi[c * plane..(c + 1) * plane].iter().zip(&gi[c * plane..(c + 1) * plane]) {
+                for (&xv, &gv) in xi[c * plane..(c + 1) * plane]
+                    .iter()
+                    .zip(&gi[c * plane..(c + 1) * plane])
+                {
                     dg += gv as f64 * (xv as f64 - mean) * inv;
                     db += gv as f64;
                 }
@@ -85,7 +114,10 @@ pub fn batch_norm_backward(x: &[f32], grad_out: &[f32], plane: usize, stats: &Ba
 
 /// `running = (1 - momentum) running + momentum batch`.
 pub fn update_running(running: &mut [f32], batch: &[f32]) {
-    running.iter_mut().zip(batch).for_each(|(r, &b)| *r = (1.0 - BN_MOMENTUM) * *r + BN_MOMENTUM * b);
+    running
+        .iter_mut()
+        .zip(batch)
+        .for_each(|(r, &b)| *r = (1.0 - BN_MOMENTUM) * *r + BN_MOMENTUM * b);
 }
 
 /// Leaky ReLU in place (`slope` 0 is ReLU).
@@ -102,13 +134,15 @@ pub fn leaky_relu_in_place(x: &mut [f32], slope: f32) {
 /// The gradient through a (leaky) ReLU, from its output (positive exactly where its input was,
 /// for a non-negative slope), in place on `grad`.
 pub fn leaky_relu_backward(output: &[f32], grad: &mut [f32], slope: f32) {
-    grad.par_chunks_mut(1 << 14).zip(output.par_chunks(1 << 14)).for_each(|(g, y)| {
-        g.iter_mut().zip(y).for_each(|(g, &y)| {
-            if y <= 0.0 {
-                *g *= slope
-            }
-        })
-    });
+    grad.par_chunks_mut(1 << 14)
+        .zip(output.par_chunks(1 << 14))
+        .for_each(|(g, y)| {
+            g.iter_mut().zip(y).for_each(|(g, &y)| {
+                if y <= 0.0 {
+                    *g *= slope
+                }
+            })
+        });
 }
 
 /// 2x2 max-pooling with stride 2 of `[planes, h, w]` (odd edges dropped, as PyTorch's default);
@@ -118,37 +152,43 @@ pub fn max_pool2(x: &[f32], h: usize, w: usize) -> (Vec<f32>, Vec<u8>) {
     let planes = x.len() / (h * w);
     let mut out = vec![0.0; planes * ho * wo];
     let mut argmax = vec![0u8; out.len()];
-    out.par_chunks_mut(ho * wo).zip(argmax.par_chunks_mut(ho * wo)).zip(x.par_chunks(h * w)).for_each(|((o, a), plane)| {
-        for y in 0..ho {
-            for xo in 0..wo {
-                let at = |dy: usize, dx: usize| plane[(2 * y + dy) * w + 2 * xo + dx];
-                let mut best = (at(0, 0), 0u8);
-                for (i, (dy, dx)) in [(0, 1), (1, 0), (1, 1)].into_iter().enumerate() {
-                    let v = at(dy, dx);
-                    if v > best.0 || v.is_nan() {
-                        best = (v, i as u8 + 1);
+    out.par_chunks_mut(ho * wo)
+        .zip(argmax.par_chunks_mut(ho * wo))
+        .zip(x.par_chunks(h * w))
+        .for_each(|((o, a), plane)| {
+            for y in 0..ho {
+                for xo in 0..wo {
+                    let at = |dy: usize, dx: usize| plane[(2 * y + dy) * w + 2 * xo + dx];
+                    let mut best = (at(0, 0), 0u8);
+                    for (i, (dy, dx)) in [(0, 1), (1, 0), (1, 1)].into_iter().enumerate() {
+                        let v = at(dy, dx);
+                        if v > best.0 || v.is_nan() {
+                            best = (v, i as u8 + 1);
+                        }
                     }
+                    o[y * wo + xo] = best.0;
+                    a[y * wo + xo] = best.1;
                 }
-                o[y * wo + xo] = best.0;
-                a[y * wo + xo] = best.1;
             }
-        }
-    });
+        });
     (out, argmax)
 }
 
 pub fn max_pool2_backward(grad_out: &[f32], argmax: &[u8], h: usize, w: usize) -> Vec<f32> {
     let (ho, wo) = (h / 2, w / 2);
     let mut grad_in = vec![0.0; grad_out.len() / (ho * wo) * h * w];
-    grad_in.par_chunks_mut(h * w).zip(grad_out.par_chunks(ho * wo).zip(argmax.par_chunks(ho * wo))).for_each(|(gi, (go, a))| {
-        for y in 0..ho {
-            for x in 0..wo {
-                let i = y * wo + x;
-                let (dy, dx) = ((a[i] / 2) as usize, (a[i] % 2) as usize);
-                gi[(2 * y + dy) * w + 2 * x + dx] = go[i];
+    grad_in
+        .par_chunks_mut(h * w)
+        .zip(grad_out.par_chunks(ho * wo).zip(argmax.par_chunks(ho * wo)))
+        .for_each(|(gi, (go, a))| {
+            for y in 0..ho {
+                for x in 0..wo {
+                    let i = y * wo + x;
+                    let (dy, dx) = ((a[i] / 2) as usize, (a[i] % 2) as usize);
+                    gi[(2 * y + dy) * w + 2 * x + dx] = go[i];
+                }
             }
-        }
-    });
+        });
     grad_in
 }
 
@@ -156,18 +196,53 @@ pub fn max_pool2_backward(grad_out: &[f32], argmax: &[u8], h: usize, w: usize) -
 pub fn linear_forward(x: &[f32], weight: &[f32], bias: &[f32], n: usize) -> Vec<f32> {
     let (outputs, inputs) = (bias.len(), weight.len() / bias.len());
     let mut y: Vec<f32> = bias.iter().copied().cycle().take(n * outputs).collect();
-    matmul(n, outputs, inputs, &mut y, outputs, true, View::rows(x, inputs), View::rows(weight, outputs), Threads::All);
+    matmul(
+        n,
+        outputs,
+        inputs,
+        &mut y,
+        outputs,
+        true,
+        View::rows(x, inputs),
+        View::rows(weight, outputs),
+        Threads::All,
+    );
     y
 }
 
 /// Gradients of a linear layer: `(grad_x, grad_weight, grad_bias)`.
-pub fn linear_backward(x: &[f32], weight: &[f32], grad_out: &[f32], n: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn linear_backward(
+    x: &[f32],
+    weight: &[f32],
+    grad_out: &[f32],
+    n: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let inputs = x.len() / n;
     let outputs = weight.len() / inputs;
     let mut grad_x = vec![0.0; x.len()];
-    matmul(n, inputs, outputs, &mut grad_x, inputs, false, View::rows(grad_out, outputs), View::transposed(weight, outputs), Threads::All);
+    matmul(
+        n,
+        inputs,
+        outputs,
+        &mut grad_x,
+        inputs,
+        false,
+        View::rows(grad_out, outputs),
+        View::transposed(weight, outputs),
+        Threads::All,
+    );
     let mut grad_w = vec![0.0; weight.len()];
-    matmul(inputs, outputs, n, &mut grad_w, outputs, false, View::transposed(x, inputs), View::rows(grad_out, outputs), Threads::All);
+    matmul(
+        inputs,
+        outputs,
+        n,
+        &mut grad_w,
+        outputs,
+        false,
+        View::transposed(x, inputs),
+        View::rows(grad_out, outputs),
+        Threads::All,
+    );
     let mut grad_b = vec![0.0; outputs];
     for row in grad_out.chunks(outputs) {
         grad_b.iter_mut().zip(row).for_each(|(b, g)| *b += g);
@@ -180,7 +255,9 @@ pub fn linear_backward(x: &[f32], weight: &[f32], grad_out: &[f32], n: usize) ->
 pub fn dropout_in_place(x: &mut [f32], prob: f64, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let scale = (1.0 / (1.0 - prob)) as f32;
-    let mask: Vec<f32> = (0..x.len()).map(|_| if rng.random_bool(prob) { 0.0 } else { scale }).collect();
+    let mask: Vec<f32> = (0..x.len())
+        .map(|_| if rng.random_bool(prob) { 0.0 } else { scale })
+        .collect();
     x.iter_mut().zip(&mask).for_each(|(v, m)| *v *= m);
     mask
 }
@@ -226,7 +303,9 @@ mod tests {
         }
         // With the loss sum(y * [1, 0, 0, 0]): dbeta = 1, dgamma = x_hat[0].
         let (_, dg, db) = batch_norm_backward(&x, &[1.0, 0.0, 0.0, 0.0], 2, &stats, &[2.0]);
-        assert!((db[0] - 1.0).abs() < 1e-6 && (dg[0] - (-1.5 / (1.25f32 + 1e-5).sqrt())).abs() < 1e-5);
+        assert!(
+            (db[0] - 1.0).abs() < 1e-6 && (dg[0] - (-1.5 / (1.25f32 + 1e-5).sqrt())).abs() < 1e-5
+        );
     }
 
     #[test]
@@ -234,7 +313,10 @@ mod tests {
         let x = [1.0, 5.0, 0.0, 2.0, 3.0, 4.0, 9.0, 1.0, 0.0];
         let (y, arg) = max_pool2(&x, 3, 3);
         assert_eq!(y, [5.0]);
-        assert_eq!(max_pool2_backward(&[2.0], &arg, 3, 3), [0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            max_pool2_backward(&[2.0], &arg, 3, 3),
+            [0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        );
     }
 
     #[test]
@@ -243,6 +325,9 @@ mod tests {
         let mask = dropout_in_place(&mut x, 0.4, 7);
         let kept = mask.iter().filter(|&&m| m > 0.0).count() as f64 / 1e5;
         let mean = x.iter().map(|&v| v as f64).sum::<f64>() / 1e5;
-        assert!((kept - 0.6).abs() < 0.01 && (mean - 1.0).abs() < 0.02, "{kept} {mean}");
+        assert!(
+            (kept - 0.6).abs() < 0.01 && (mean - 1.0).abs() < 0.02,
+            "{kept} {mean}"
+        );
     }
 }

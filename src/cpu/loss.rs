@@ -24,7 +24,15 @@ pub struct LossOutput {
 
 /// Per row of `classes` logits read with `stride` (1 per image, the plane per pixel): adds to
 /// `grad` `scale * (softmax - target)` and returns (loss contribution, whether the arg-max hit).
-fn row(logits: &[f32], stride: usize, classes: usize, label: usize, smoothing: f32, scale: f64, grad: &mut [f32]) -> (f64, bool) {
+fn row(
+    logits: &[f32],
+    stride: usize,
+    classes: usize,
+    label: usize,
+    smoothing: f32,
+    scale: f64,
+    grad: &mut [f32],
+) -> (f64, bool) {
     let at = |c: usize| logits[c * stride] as f64;
     let (mut best, mut max) = (0, f64::NEG_INFINITY);
     for c in 0..classes {
@@ -37,7 +45,12 @@ fn row(logits: &[f32], stride: usize, classes: usize, label: usize, smoothing: f
     let off_target = smoothing as f64 / classes as f64;
     let mut loss = 0.0;
     for c in 0..classes {
-        let target = off_target + if c == label { 1.0 - smoothing as f64 } else { 0.0 };
+        let target = off_target
+            + if c == label {
+                1.0 - smoothing as f64
+            } else {
+                0.0
+            };
         let log_p = at(c) - max - log_sum;
         loss -= target * log_p;
         grad[c * stride] = (scale * (log_p.exp() - target)) as f32;
@@ -47,7 +60,13 @@ fn row(logits: &[f32], stride: usize, classes: usize, label: usize, smoothing: f
 
 /// The loss of `logits` (`[n, classes, plane]`, plane 1 for images) against `targets`
 /// (`n * plane` class indices).
-pub fn cross_entropy(spec: &LossSpec, logits: &[f32], n: usize, classes: usize, targets: &[u8]) -> LossOutput {
+pub fn cross_entropy(
+    spec: &LossSpec,
+    logits: &[f32],
+    n: usize,
+    classes: usize,
+    targets: &[u8],
+) -> LossOutput {
     let plane = logits.len() / (n * classes);
     let count = n * plane;
     assert_eq!(targets.len(), count, "one target per prediction");
@@ -58,7 +77,8 @@ pub fn cross_entropy(spec: &LossSpec, logits: &[f32], n: usize, classes: usize, 
     let weight_of = |t: u8| weights.map_or(1.0, |w| w[t as usize] as f64);
     let total_weight: f64 = targets.iter().map(|&t| weight_of(t)).sum();
     let mut grad = vec![0.0; logits.len()];
-    let (loss, hits) = grad
+    // Per-image sums collected in order and then added: the same total whatever the schedule.
+    let per_image: Vec<(f64, usize)> = grad
         .par_chunks_mut(classes * plane)
         .zip(logits.par_chunks(classes * plane))
         .zip(targets.par_chunks(plane))
@@ -66,13 +86,23 @@ pub fn cross_entropy(spec: &LossSpec, logits: &[f32], n: usize, classes: usize, 
             let (mut loss, mut hits) = (0.0, 0);
             for (p, &label) in t.iter().enumerate() {
                 let w = weight_of(label);
-                let (nll, hit) = row(&l[p..], plane, classes, label as usize, smoothing, w / total_weight, &mut g[p..]);
+                let (nll, hit) = row(
+                    &l[p..],
+                    plane,
+                    classes,
+                    label as usize,
+                    smoothing,
+                    w / total_weight,
+                    &mut g[p..],
+                );
                 loss += w * nll;
                 hits += hit as usize;
             }
             (loss, hits)
         })
-        .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        .collect();
+    let loss: f64 = per_image.iter().map(|(l, _)| l).sum();
+    let hits: usize = per_image.iter().map(|(_, h)| h).sum();
     LossOutput {
         loss: (loss / total_weight) as f32,
         grad,
@@ -81,19 +111,65 @@ pub fn cross_entropy(spec: &LossSpec, logits: &[f32], n: usize, classes: usize, 
     }
 }
 
+/// Softmax over the classes of `[n, classes, plane]` logits, in place.
+pub fn softmax_channels(values: &mut [f32], classes: usize, plane: usize) {
+    values.par_chunks_mut(classes * plane).for_each(|image| {
+        for p in 0..plane {
+            let max = (0..classes)
+                .map(|c| image[c * plane + p])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for c in 0..classes {
+                let e = (image[c * plane + p] - max).exp();
+                image[c * plane + p] = e;
+                sum += e;
+            }
+            for c in 0..classes {
+                image[c * plane + p] /= sum;
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn softmax_over_the_channels_of_each_pixel() {
+        // Two pixels: logits (0, ln 3) and (5, 5).
+        let mut v = [0.0, 5.0, 3f32.ln(), 5.0];
+        softmax_channels(&mut v, 2, 2);
+        let expected = [0.25, 0.5, 0.75, 0.5];
+        assert!(
+            v.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{v:?}"
+        );
+    }
+
+    #[test]
     fn image_loss_and_gradient_by_hand() {
         // Logits [0, ln 3] for label 1: p = [1/4, 3/4], loss = ln(4/3).
-        let out = cross_entropy(&LossSpec::Image { smoothing: None }, &[0.0, 3f32.ln()], 1, 2, &[1]);
+        let out = cross_entropy(
+            &LossSpec::Image { smoothing: None },
+            &[0.0, 3f32.ln()],
+            1,
+            2,
+            &[1],
+        );
         assert!((out.loss - (4.0f32 / 3.0).ln()).abs() < 1e-6);
         assert!((out.grad[0] - 0.25).abs() < 1e-6 && (out.grad[1] + 0.25).abs() < 1e-6);
         assert_eq!((out.hits, out.count), (1, 1));
         // Smoothing 0.1 over 2 classes: target [0.05, 0.95].
-        let out = cross_entropy(&LossSpec::Image { smoothing: Some(0.1) }, &[0.0, 3f32.ln()], 1, 2, &[1]);
+        let out = cross_entropy(
+            &LossSpec::Image {
+                smoothing: Some(0.1),
+            },
+            &[0.0, 3f32.ln()],
+            1,
+            2,
+            &[1],
+        );
         let expected = -(0.05 * 0.25f32.ln() + 0.95 * 0.75f32.ln());
         assert!((out.loss - expected).abs() < 1e-6);
     }
@@ -104,7 +180,15 @@ mod tests {
         // torch.nn.functional.cross_entropy(logits, targets, weight=torch.tensor([1., 3.]))
         // gives (1 ln 2 + 3 ln 4/3) / 4 = 0.3890.
         let logits = [0.0, 0.0, 0.0, 3f32.ln()]; // [1, 2 classes, 1x2]
-        let out = cross_entropy(&LossSpec::Pixel { weights: Some(vec![1.0, 3.0]) }, &logits, 1, 2, &[0, 1]);
+        let out = cross_entropy(
+            &LossSpec::Pixel {
+                weights: Some(vec![1.0, 3.0]),
+            },
+            &logits,
+            1,
+            2,
+            &[0, 1],
+        );
         assert!((out.loss - 0.3890).abs() < 1e-4, "{}", out.loss);
         let plain = cross_entropy(&LossSpec::Pixel { weights: None }, &logits, 1, 2, &[0, 1]);
         assert!((plain.loss - (2f32.ln() + (4.0f32 / 3.0).ln()) / 2.0).abs() < 1e-6);

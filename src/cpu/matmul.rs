@@ -66,10 +66,7 @@ pub fn matmul(
         (m - 1) * dst_row_stride + n <= dst.len(),
         "matmul: destination too small"
     );
-    assert!(
-        a.fits(m, k) && b.fits(k, n),
-        "matmul: operand too small"
-    );
+    assert!(a.fits(m, k) && b.fits(k, n), "matmul: operand too small");
     if k == 0 {
         if !accumulate {
             for row in 0..m {
@@ -119,14 +116,44 @@ mod tests {
         let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
         let mut dst = vec![1.0; 4];
-        matmul(2, 2, 3, &mut dst, 2, false, View::rows(&a, 3), View::rows(&b, 2), Threads::One);
+        matmul(
+            2,
+            2,
+            3,
+            &mut dst,
+            2,
+            false,
+            View::rows(&a, 3),
+            View::rows(&b, 2),
+            Threads::One,
+        );
         assert_eq!(dst, [4.0, 5.0, 10.0, 11.0]);
-        matmul(2, 2, 3, &mut dst, 2, true, View::rows(&a, 3), View::rows(&b, 2), Threads::All);
+        matmul(
+            2,
+            2,
+            3,
+            &mut dst,
+            2,
+            true,
+            View::rows(&a, 3),
+            View::rows(&b, 2),
+            Threads::All,
+        );
         assert_eq!(dst, [8.0, 10.0, 20.0, 22.0]);
         // aᵀ·a through a transposed view: [[17, 22, 27], [22, 29, 36], [27, 36, 45]].
         let mut gram = vec![0.0; 9];
         let at = View::transposed(&a, 3);
-        matmul(3, 3, 2, &mut gram, 3, false, at, View::rows(&a, 3), Threads::One);
+        matmul(
+            3,
+            3,
+            2,
+            &mut gram,
+            3,
+            false,
+            at,
+            View::rows(&a, 3),
+            Threads::One,
+        );
         assert_eq!(gram, [17.0, 22.0, 27.0, 22.0, 29.0, 36.0, 27.0, 36.0, 45.0]);
     }
 }

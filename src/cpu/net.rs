@@ -21,7 +21,11 @@ pub struct Activation {
 
 impl Activation {
     pub fn new(data: Vec<f32>, shape: [usize; 4]) -> Self {
-        assert_eq!(data.len(), shape.iter().product::<usize>(), "activation size");
+        assert_eq!(
+            data.len(),
+            shape.iter().product::<usize>(),
+            "activation size"
+        );
         Activation {
             data: Arc::new(data),
             shape,
@@ -42,9 +46,20 @@ impl Activation {
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayerParams {
     None,
-    Conv { weight: Vec<f32>, bias: Option<Vec<f32>> },
-    BatchNorm { gamma: Vec<f32>, beta: Vec<f32>, running_mean: Vec<f32>, running_var: Vec<f32> },
-    Linear { weight: Vec<f32>, bias: Vec<f32> },
+    Conv {
+        weight: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    },
+    BatchNorm {
+        gamma: Vec<f32>,
+        beta: Vec<f32>,
+        running_mean: Vec<f32>,
+        running_var: Vec<f32>,
+    },
+    Linear {
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -59,9 +74,15 @@ enum Saved {
     Input(Activation),
     Output(Activation),
     BatchNorm(Activation, BatchStats),
-    Pool { argmax: Vec<u8>, input_shape: [usize; 4] },
+    Pool {
+        argmax: Vec<u8>,
+        input_shape: [usize; 4],
+    },
     Mask(Vec<f32>),
-    Concat { first: usize, shape: [usize; 4] },
+    Concat {
+        first: usize,
+        shape: [usize; 4],
+    },
 }
 
 /// A training forward pass's record, consumed by [`CpuNet::backward`].
@@ -78,18 +99,36 @@ enum Mode {
 /// The tensors of one layer: (name suffix, shape).
 fn layer_tensors(spec: &LayerSpec) -> Vec<(&'static str, Vec<usize>)> {
     match *spec {
-        LayerSpec::Conv { in_channels, out_channels, kernel, bias, .. } => {
+        LayerSpec::Conv {
+            in_channels,
+            out_channels,
+            kernel,
+            bias,
+            ..
+        } => {
             let mut t = vec![("weight", vec![out_channels, in_channels, kernel, kernel])];
             if bias {
                 t.push(("bias", vec![out_channels]));
             }
             t
         }
-        LayerSpec::ConvTranspose { in_channels, out_channels, kernel, .. } => {
-            vec![("weight", vec![in_channels, out_channels, kernel, kernel]), ("bias", vec![out_channels])]
+        LayerSpec::ConvTranspose {
+            in_channels,
+            out_channels,
+            kernel,
+            ..
+        } => {
+            vec![
+                ("weight", vec![in_channels, out_channels, kernel, kernel]),
+                ("bias", vec![out_channels]),
+            ]
         }
-        LayerSpec::BatchNorm { channels } => ["gamma", "beta", "running_mean", "running_var"].map(|n| (n, vec![channels])).to_vec(),
-        LayerSpec::Linear { inputs, outputs } => vec![("weight", vec![inputs, outputs]), ("bias", vec![outputs])],
+        LayerSpec::BatchNorm { channels } => ["gamma", "beta", "running_mean", "running_var"]
+            .map(|n| (n, vec![channels]))
+            .to_vec(),
+        LayerSpec::Linear { inputs, outputs } => {
+            vec![("weight", vec![inputs, outputs]), ("bias", vec![outputs])]
+        }
         _ => Vec::new(),
     }
 }
@@ -97,13 +136,21 @@ fn layer_tensors(spec: &LayerSpec) -> Vec<(&'static str, Vec<usize>)> {
 impl CpuNet {
     /// The network of `spec` (which must have passed [`ModelSpec::summary`]) with tensors looked
     /// up by name (`layers.<i>.<weight|bias|gamma|beta|running_mean|running_var>`).
-    pub fn from_tensors(spec: &ModelSpec, tensors: &mut HashMap<String, Vec<f32>>) -> Result<Self, String> {
+    pub fn from_tensors(
+        spec: &ModelSpec,
+        tensors: &mut HashMap<String, Vec<f32>>,
+    ) -> Result<Self, String> {
         let mut take = |i: usize, name: &str, shape: &[usize]| {
             let key = format!("layers.{i}.{name}");
-            let values = tensors.remove(&key).ok_or_else(|| format!("tensor {key} is missing"))?;
+            let values = tensors
+                .remove(&key)
+                .ok_or_else(|| format!("tensor {key} is missing"))?;
             let expected: usize = shape.iter().product();
             if values.len() != expected {
-                return Err(format!("tensor {key} has {} values, expected {expected} ({shape:?})", values.len()));
+                return Err(format!(
+                    "tensor {key} has {} values, expected {expected} ({shape:?})",
+                    values.len()
+                ));
             }
             Ok(values)
         };
@@ -112,14 +159,31 @@ impl CpuNet {
             let shapes = layer_tensors(layer);
             let mut get = |n: usize| take(i, shapes[n].0, &shapes[n].1);
             layers.push(match layer {
-                LayerSpec::Conv { bias, .. } => LayerParams::Conv { weight: get(0)?, bias: if *bias { Some(get(1)?) } else { None } },
-                LayerSpec::ConvTranspose { .. } => LayerParams::Conv { weight: get(0)?, bias: Some(get(1)?) },
-                LayerSpec::BatchNorm { .. } => LayerParams::BatchNorm { gamma: get(0)?, beta: get(1)?, running_mean: get(2)?, running_var: get(3)? },
-                LayerSpec::Linear { .. } => LayerParams::Linear { weight: get(0)?, bias: get(1)? },
+                LayerSpec::Conv { bias, .. } => LayerParams::Conv {
+                    weight: get(0)?,
+                    bias: if *bias { Some(get(1)?) } else { None },
+                },
+                LayerSpec::ConvTranspose { .. } => LayerParams::Conv {
+                    weight: get(0)?,
+                    bias: Some(get(1)?),
+                },
+                LayerSpec::BatchNorm { .. } => LayerParams::BatchNorm {
+                    gamma: get(0)?,
+                    beta: get(1)?,
+                    running_mean: get(2)?,
+                    running_var: get(3)?,
+                },
+                LayerSpec::Linear { .. } => LayerParams::Linear {
+                    weight: get(0)?,
+                    bias: get(1)?,
+                },
                 _ => LayerParams::None,
             });
         }
-        Ok(CpuNet { spec: spec.clone(), layers })
+        Ok(CpuNet {
+            spec: spec.clone(),
+            layers,
+        })
     }
 
     /// Every tensor with its name and shape (the trainable ones and batch norm's statistics).
@@ -128,8 +192,16 @@ impl CpuNet {
         for (i, (spec, params)) in self.spec.layers.iter().zip(&self.layers).enumerate() {
             let values: Vec<&[f32]> = match params {
                 LayerParams::None => vec![],
-                LayerParams::Conv { weight, bias } => std::iter::once(weight).chain(bias).map(|v| &v[..]).collect(),
-                LayerParams::BatchNorm { gamma, beta, running_mean, running_var } => vec![gamma, beta, running_mean, running_var],
+                LayerParams::Conv { weight, bias } => std::iter::once(weight)
+                    .chain(bias)
+                    .map(|v| &v[..])
+                    .collect(),
+                LayerParams::BatchNorm {
+                    gamma,
+                    beta,
+                    running_mean,
+                    running_var,
+                } => vec![gamma, beta, running_mean, running_var],
                 LayerParams::Linear { weight, bias } => vec![weight, bias],
             };
             for ((name, shape), v) in layer_tensors(spec).into_iter().zip(values) {
@@ -151,8 +223,12 @@ impl CpuNet {
                         out.push(b);
                     }
                 }
-                LayerParams::BatchNorm { gamma, beta, .. } => out.extend([&mut gamma[..], &mut beta[..]]),
-                LayerParams::Linear { weight, bias } => out.extend([&mut weight[..], &mut bias[..]]),
+                LayerParams::BatchNorm { gamma, beta, .. } => {
+                    out.extend([&mut gamma[..], &mut beta[..]])
+                }
+                LayerParams::Linear { weight, bias } => {
+                    out.extend([&mut weight[..], &mut bias[..]])
+                }
             }
         }
         out
@@ -179,8 +255,17 @@ impl CpuNet {
         let mut saved = Vec::with_capacity(self.layers.len());
         let mut x = input;
         for i in 0..self.layers.len() {
-            let (out, keep) = self.layer_forward(i, x, Mode::Train, seed.wrapping_add(i as u64), &mut skips);
-            if let (LayerParams::BatchNorm { running_mean, running_var, .. }, Saved::BatchNorm(_, stats)) = (&mut self.layers[i], &keep) {
+            let (out, keep) =
+                self.layer_forward(i, x, Mode::Train, seed.wrapping_add(i as u64), &mut skips);
+            if let (
+                LayerParams::BatchNorm {
+                    running_mean,
+                    running_var,
+                    ..
+                },
+                Saved::BatchNorm(_, stats),
+            ) = (&mut self.layers[i], &keep)
+            {
                 layers::update_running(running_mean, &stats.mean);
                 layers::update_running(running_var, &stats.variance);
             }
@@ -190,31 +275,89 @@ impl CpuNet {
         (x, Tape { saved })
     }
 
-    fn layer_forward(&self, i: usize, x: Activation, mode: Mode, seed: u64, skips: &mut Vec<Activation>) -> (Activation, Saved) {
+    fn layer_forward(
+        &self,
+        i: usize,
+        x: Activation,
+        mode: Mode,
+        seed: u64,
+        skips: &mut Vec<Activation>,
+    ) -> (Activation, Saved) {
         let [n, c, h, w] = x.shape;
         let train = mode == Mode::Train;
-        let keep_input = |x: &Activation| if train { Saved::Input(x.clone()) } else { Saved::Nothing };
+        let keep_input = |x: &Activation| {
+            if train {
+                Saved::Input(x.clone())
+            } else {
+                Saved::Nothing
+            }
+        };
         match (&self.spec.layers[i], &self.layers[i]) {
-            (&LayerSpec::Conv { out_channels, kernel, stride, padding, .. }, LayerParams::Conv { weight, bias }) => {
+            (
+                &LayerSpec::Conv {
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    ..
+                },
+                LayerParams::Conv { weight, bias },
+            ) => {
                 let g = ConvGeometry::conv(c, h, w, out_channels, kernel, stride, padding);
                 let mut out = vec![0.0; n * g.out_len()];
                 conv::conv_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
-                (x.with(out, [n, out_channels, g.h_out, g.w_out]), keep_input(&x))
+                (
+                    x.with(out, [n, out_channels, g.h_out, g.w_out]),
+                    keep_input(&x),
+                )
             }
-            (&LayerSpec::ConvTranspose { out_channels, kernel, stride, padding, .. }, LayerParams::Conv { weight, bias }) => {
+            (
+                &LayerSpec::ConvTranspose {
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    ..
+                },
+                LayerParams::Conv { weight, bias },
+            ) => {
                 let g = ConvGeometry::transposing(c, h, w, out_channels, kernel, stride, padding);
                 let mut out = vec![0.0; n * g.in_len()];
                 conv::conv_transpose_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
                 (x.with(out, [n, out_channels, g.h, g.w]), keep_input(&x))
             }
-            (LayerSpec::BatchNorm { .. }, LayerParams::BatchNorm { gamma, beta, running_mean, running_var }) => {
+            (
+                LayerSpec::BatchNorm { .. },
+                LayerParams::BatchNorm {
+                    gamma,
+                    beta,
+                    running_mean,
+                    running_var,
+                },
+            ) => {
                 let mut out = vec![0.0; x.data.len()];
                 if train {
                     let stats = layers::channel_stats(&x.data, c, x.plane());
-                    layers::batch_norm_apply(&x.data, &mut out, x.plane(), &stats.mean, &stats.variance, gamma, beta);
+                    layers::batch_norm_apply(
+                        &x.data,
+                        &mut out,
+                        x.plane(),
+                        &stats.mean,
+                        &stats.variance,
+                        gamma,
+                        beta,
+                    );
                     (x.with(out, x.shape), Saved::BatchNorm(x, stats))
                 } else {
-                    layers::batch_norm_apply(&x.data, &mut out, x.plane(), running_mean, running_var, gamma, beta);
+                    layers::batch_norm_apply(
+                        &x.data,
+                        &mut out,
+                        x.plane(),
+                        running_mean,
+                        running_var,
+                        gamma,
+                        beta,
+                    );
                     (x.with(out, x.shape), Saved::Nothing)
                 }
             }
@@ -222,23 +365,41 @@ impl CpuNet {
                 let slope = slope(&self.spec.layers[i]);
                 let mut x = x;
                 layers::leaky_relu_in_place(Arc::make_mut(&mut x.data).as_mut_slice(), slope);
-                let saved = if train { Saved::Output(x.clone()) } else { Saved::Nothing };
+                let saved = if train {
+                    Saved::Output(x.clone())
+                } else {
+                    Saved::Nothing
+                };
                 (x, saved)
             }
             (LayerSpec::MaxPool2, _) => {
                 let (out, argmax) = layers::max_pool2(&x.data, h, w);
-                let saved = if train { Saved::Pool { argmax, input_shape: x.shape } } else { Saved::Nothing };
+                let saved = if train {
+                    Saved::Pool {
+                        argmax,
+                        input_shape: x.shape,
+                    }
+                } else {
+                    Saved::Nothing
+                };
                 (x.with(out, [n, c, h / 2, w / 2]), saved)
             }
             (&LayerSpec::Dropout { prob }, _) if train && prob > 0.0 => {
                 let mut x = x;
-                let mask = layers::dropout_in_place(Arc::make_mut(&mut x.data).as_mut_slice(), prob, seed);
+                let mask =
+                    layers::dropout_in_place(Arc::make_mut(&mut x.data).as_mut_slice(), prob, seed);
                 (x, Saved::Mask(mask))
             }
             (LayerSpec::Dropout { .. }, _) => (x, Saved::Nothing),
             (LayerSpec::Flatten, _) => {
                 let shape = [n, c * h * w, 1, 1];
-                (Activation { data: x.data, shape }, Saved::Nothing)
+                (
+                    Activation {
+                        data: x.data,
+                        shape,
+                    },
+                    Saved::Nothing,
+                )
             }
             (&LayerSpec::Linear { outputs, .. }, LayerParams::Linear { weight, bias }) => {
                 let out = layers::linear_forward(&x.data, weight, bias, n);
@@ -266,7 +427,12 @@ impl CpuNet {
 
     /// [`CpuNet::backward`], also returning the gradient with respect to the input when
     /// `input_grad` is set (training never needs it).
-    pub fn backward_to_input(&self, tape: Tape, grad_output: Vec<f32>, input_grad: bool) -> (Vec<Vec<f32>>, Option<Vec<f32>>) {
+    pub fn backward_to_input(
+        &self,
+        tape: Tape,
+        grad_output: Vec<f32>,
+        input_grad: bool,
+    ) -> (Vec<Vec<f32>>, Option<Vec<f32>>) {
         let mut grad = grad_output;
         let mut grads_reversed: Vec<Vec<f32>> = Vec::new();
         let mut skip_grads: Vec<Vec<f32>> = Vec::new();
@@ -275,7 +441,17 @@ impl CpuNet {
             let need_input_grad = i > 0 || input_grad;
             let keep = saved.pop().expect("one record per layer");
             match (&self.spec.layers[i], &self.layers[i], keep) {
-                (&LayerSpec::Conv { out_channels, kernel, stride, padding, .. }, LayerParams::Conv { weight, bias }, Saved::Input(x)) => {
+                (
+                    &LayerSpec::Conv {
+                        out_channels,
+                        kernel,
+                        stride,
+                        padding,
+                        ..
+                    },
+                    LayerParams::Conv { weight, bias },
+                    Saved::Input(x),
+                ) => {
                     let [n, c, h, w] = x.shape;
                     let g = ConvGeometry::conv(c, h, w, out_channels, kernel, stride, padding);
                     if bias.is_some() {
@@ -288,9 +464,20 @@ impl CpuNet {
                         grad = dx;
                     }
                 }
-                (&LayerSpec::ConvTranspose { out_channels, kernel, stride, padding, .. }, LayerParams::Conv { weight, .. }, Saved::Input(x)) => {
+                (
+                    &LayerSpec::ConvTranspose {
+                        out_channels,
+                        kernel,
+                        stride,
+                        padding,
+                        ..
+                    },
+                    LayerParams::Conv { weight, .. },
+                    Saved::Input(x),
+                ) => {
                     let [n, c, h, w] = x.shape;
-                    let g = ConvGeometry::transposing(c, h, w, out_channels, kernel, stride, padding);
+                    let g =
+                        ConvGeometry::transposing(c, h, w, out_channels, kernel, stride, padding);
                     grads_reversed.push(conv::channel_sums(&grad, out_channels, g.h * g.w));
                     grads_reversed.push(conv::conv_transpose_weight_grad(&g, &grad, &x.data));
                     if need_input_grad {
@@ -299,8 +486,13 @@ impl CpuNet {
                         grad = dx;
                     }
                 }
-                (LayerSpec::BatchNorm { .. }, LayerParams::BatchNorm { gamma, .. }, Saved::BatchNorm(x, stats)) => {
-                    let (dx, dg, db) = layers::batch_norm_backward(&x.data, &grad, x.plane(), &stats, gamma);
+                (
+                    LayerSpec::BatchNorm { .. },
+                    LayerParams::BatchNorm { gamma, .. },
+                    Saved::BatchNorm(x, stats),
+                ) => {
+                    let (dx, dg, db) =
+                        layers::batch_norm_backward(&x.data, &grad, x.plane(), &stats, gamma);
                     grads_reversed.push(db);
                     grads_reversed.push(dg);
                     grad = dx;
@@ -308,11 +500,21 @@ impl CpuNet {
                 (layer @ (LayerSpec::Relu | LayerSpec::LeakyRelu { .. }), _, Saved::Output(y)) => {
                     layers::leaky_relu_backward(&y.data, &mut grad, slope(layer));
                 }
-                (LayerSpec::MaxPool2, _, Saved::Pool { argmax, input_shape }) => {
-                    grad = layers::max_pool2_backward(&grad, &argmax, input_shape[2], input_shape[3]);
+                (
+                    LayerSpec::MaxPool2,
+                    _,
+                    Saved::Pool {
+                        argmax,
+                        input_shape,
+                    },
+                ) => {
+                    grad =
+                        layers::max_pool2_backward(&grad, &argmax, input_shape[2], input_shape[3]);
                 }
                 (LayerSpec::Dropout { .. }, _, Saved::Mask(mask)) => {
-                    grad.par_iter_mut().zip(mask.par_iter()).for_each(|(g, m)| *g *= m);
+                    grad.par_iter_mut()
+                        .zip(mask.par_iter())
+                        .for_each(|(g, m)| *g *= m);
                 }
                 (LayerSpec::Linear { .. }, LayerParams::Linear { weight, .. }, Saved::Input(x)) => {
                     let (dx, dw, db) = layers::linear_backward(&x.data, weight, &grad, x.shape[0]);
@@ -322,15 +524,26 @@ impl CpuNet {
                 }
                 (LayerSpec::SaveSkip, _, _) => {
                     let skip = skip_grads.pop().expect("one gradient per saved skip");
-                    grad.par_iter_mut().zip(skip.par_iter()).for_each(|(g, s)| *g += s);
+                    grad.par_iter_mut()
+                        .zip(skip.par_iter())
+                        .for_each(|(g, s)| *g += s);
                 }
-                (LayerSpec::ConcatSkip, _, Saved::Concat { first, shape: [n, _, h, w] }) => {
+                (
+                    LayerSpec::ConcatSkip,
+                    _,
+                    Saved::Concat {
+                        first,
+                        shape: [n, _, h, w],
+                    },
+                ) => {
                     let (dx, dskip) = layers::split_channels(&grad, n, first * h * w);
                     skip_grads.push(dskip);
                     grad = dx;
                 }
                 (LayerSpec::Dropout { .. } | LayerSpec::Flatten, _, Saved::Nothing) => {}
-                (layer, _, _) => unreachable!("layer {i} ({layer:?}) has no record for its backward pass"),
+                (layer, _, _) => {
+                    unreachable!("layer {i} ({layer:?}) has no record for its backward pass")
+                }
             }
         }
         grads_reversed.reverse();
@@ -339,10 +552,14 @@ impl CpuNet {
 
     /// The first convolution's weights `[out, in, k, k]`.
     pub fn first_conv_weights(&self) -> Option<Vec<f32>> {
-        self.spec.layers.iter().zip(&self.layers).find_map(|(spec, params)| match (spec, params) {
-            (LayerSpec::Conv { .. }, LayerParams::Conv { weight, .. }) => Some(weight.clone()),
-            _ => None,
-        })
+        self.spec
+            .layers
+            .iter()
+            .zip(&self.layers)
+            .find_map(|(spec, params)| match (spec, params) {
+                (LayerSpec::Conv { .. }, LayerParams::Conv { weight, .. }) => Some(weight.clone()),
+                _ => None,
+            })
     }
 }
 

@@ -54,7 +54,10 @@ impl Optimizer {
         let eps = (EPSILON * correction_2) as f32;
         const CHUNK: usize = 1 << 14;
         for (i, (p, g)) in params.into_iter().zip(grads).enumerate() {
-            let chunks = p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(self.first[i].par_chunks_mut(CHUNK));
+            let chunks = p
+                .par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .zip(self.first[i].par_chunks_mut(CHUNK));
             match kind {
                 OptimizerKind::Adam { weight_decay } | OptimizerKind::AdamW { weight_decay } => {
                     let decoupled = matches!(kind, OptimizerKind::AdamW { .. });
@@ -63,16 +66,21 @@ impl Optimizer {
                     } else {
                         (weight_decay, 1.0)
                     };
-                    chunks.zip(self.second[i].par_chunks_mut(CHUNK)).for_each(|(((p, g), m), v)| {
-                        for j in 0..p.len() {
-                            let g = g[j] + l2 * p[j];
-                            m[j] = BETA_1 as f32 * m[j] + (1.0 - BETA_1 as f32) * g;
-                            v[j] = BETA_2 as f32 * v[j] + (1.0 - BETA_2 as f32) * g * g;
-                            p[j] = p[j] * keep - step_size * m[j] / (v[j].sqrt() + eps);
-                        }
-                    });
+                    chunks.zip(self.second[i].par_chunks_mut(CHUNK)).for_each(
+                        |(((p, g), m), v)| {
+                            for j in 0..p.len() {
+                                let g = g[j] + l2 * p[j];
+                                m[j] = BETA_1 as f32 * m[j] + (1.0 - BETA_1 as f32) * g;
+                                v[j] = BETA_2 as f32 * v[j] + (1.0 - BETA_2 as f32) * g * g;
+                                p[j] = p[j] * keep - step_size * m[j] / (v[j].sqrt() + eps);
+                            }
+                        },
+                    );
                 }
-                OptimizerKind::Sgd { momentum, weight_decay } => chunks.for_each(|((p, g), m)| {
+                OptimizerKind::Sgd {
+                    momentum,
+                    weight_decay,
+                } => chunks.for_each(|((p, g), m)| {
                     for j in 0..p.len() {
                         let g = g[j] + weight_decay * p[j];
                         m[j] = if first_step { g } else { momentum * m[j] + g };
@@ -91,14 +99,17 @@ impl Optimizer {
         out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
         for t in tensors {
             out.extend_from_slice(&(t.len() as u64).to_le_bytes());
-            t.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+            t.iter()
+                .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
         }
         out
     }
 
     /// The state written by [`Optimizer::to_bytes`] for parameters of `lens` values each.
     pub fn from_bytes(kind: OptimizerKind, bytes: &[u8], lens: &[usize]) -> Result<Self, String> {
-        let mut rest = bytes.strip_prefix(MAGIC).ok_or("not convlab CPU-engine optimiser state")?;
+        let mut rest = bytes
+            .strip_prefix(MAGIC)
+            .ok_or("not convlab CPU-engine optimiser state")?;
         fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
             if rest.len() < n {
                 return Err("optimiser state is truncated".into());
@@ -107,24 +118,50 @@ impl Optimizer {
             *rest = tail;
             Ok(head)
         }
-        let u64_at = |rest: &mut &[u8]| -> Result<u64, String> { Ok(u64::from_le_bytes(take(rest, 8)?.try_into().expect("8 bytes"))) };
+        let u64_at = |rest: &mut &[u8]| -> Result<u64, String> {
+            Ok(u64::from_le_bytes(
+                take(rest, 8)?.try_into().expect("8 bytes"),
+            ))
+        };
         let time = u64_at(&mut rest)?;
         let count = u64_at(&mut rest)? as usize;
-        let per_param = if matches!(kind, OptimizerKind::Sgd { .. }) { 1 } else { 2 };
+        let per_param = if matches!(kind, OptimizerKind::Sgd { .. }) {
+            1
+        } else {
+            2
+        };
         if count != per_param * lens.len() && count != 0 {
-            return Err(format!("optimiser state has {count} tensors, the model needs {}", per_param * lens.len()));
+            return Err(format!(
+                "optimiser state has {count} tensors, the model needs {}",
+                per_param * lens.len()
+            ));
         }
         let mut tensors = Vec::with_capacity(count);
         for i in 0..count {
             let len = u64_at(&mut rest)? as usize;
             if len != lens[i % lens.len()] {
-                return Err(format!("optimiser tensor {i} has {len} values, the parameter {}", lens[i % lens.len()]));
+                return Err(format!(
+                    "optimiser tensor {i} has {len} values, the parameter {}",
+                    lens[i % lens.len()]
+                ));
             }
-            let raw = take(&mut rest, len.checked_mul(4).ok_or("optimiser state is corrupt")?)?;
-            tensors.push(raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect());
+            let raw = take(
+                &mut rest,
+                len.checked_mul(4).ok_or("optimiser state is corrupt")?,
+            )?;
+            tensors.push(
+                raw.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                    .collect(),
+            );
         }
         let second = tensors.split_off(tensors.len().min(lens.len()));
-        Ok(Optimizer { kind, time, first: tensors, second })
+        Ok(Optimizer {
+            kind,
+            time,
+            first: tensors,
+            second,
+        })
     }
 }
 
@@ -138,13 +175,19 @@ mod tests {
         let mut p = vec![1.0, -2.0];
         let mut opt = Optimizer::new(OptimizerKind::Adam { weight_decay: 0.0 });
         opt.step(0.1, vec![&mut p], &[vec![0.5, -3.0]]);
-        assert!((p[0] - 0.9).abs() < 1e-6 && (p[1] + 1.9).abs() < 1e-6, "{p:?}");
+        assert!(
+            (p[0] - 0.9).abs() < 1e-6 && (p[1] + 1.9).abs() < 1e-6,
+            "{p:?}"
+        );
     }
 
     #[test]
     fn sgd_with_momentum_by_hand_and_state_round_trips() {
         let mut p = vec![1.0];
-        let mut opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.9, weight_decay: 0.0 });
+        let mut opt = Optimizer::new(OptimizerKind::Sgd {
+            momentum: 0.9,
+            weight_decay: 0.0,
+        });
         opt.step(0.1, vec![&mut p], &[vec![1.0]]); // v = 1, p = 0.9
         opt.step(0.1, vec![&mut p], &[vec![1.0]]); // v = 1.9, p = 0.71
         assert!((p[0] - 0.71).abs() < 1e-6);

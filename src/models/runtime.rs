@@ -19,7 +19,10 @@ pub enum Model {
 }
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 tensor")
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 tensor")
 }
 
 fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
@@ -72,13 +75,20 @@ pub fn cpu_from_burn(spec: &ModelSpec, net: &Net) -> CpuNet {
 /// The burn copy of a CPU-engine network, on `device`.
 pub fn burn_from_cpu(cpu: &CpuNet, device: &Device) -> Net {
     let mut net = Net::init(&cpu.spec, device);
-    let by_name: HashMap<String, (Vec<usize>, &[f32])> = cpu.tensors().into_iter().map(|(n, s, v)| (n, (s, v))).collect();
+    let by_name: HashMap<String, (Vec<usize>, &[f32])> = cpu
+        .tensors()
+        .into_iter()
+        .map(|(n, s, v)| (n, (s, v)))
+        .collect();
     let get = |i: usize, name: &str| {
         let (shape, v) = &by_name[&format!("layers.{i}.{name}")];
         (v.to_vec(), shape.clone())
     };
-    let param4 = |(v, s): (Vec<f32>, Vec<usize>)| Param::from_tensor(tensor(v, [s[0], s[1], s[2], s[3]], device));
-    let param2 = |(v, s): (Vec<f32>, Vec<usize>)| Param::from_tensor(tensor(v, [s[0], s[1]], device));
+    let param4 = |(v, s): (Vec<f32>, Vec<usize>)| {
+        Param::from_tensor(tensor(v, [s[0], s[1], s[2], s[3]], device))
+    };
+    let param2 =
+        |(v, s): (Vec<f32>, Vec<usize>)| Param::from_tensor(tensor(v, [s[0], s[1]], device));
     let param1 = |(v, s): (Vec<f32>, Vec<usize>)| Param::from_tensor(tensor(v, [s[0]], device));
     let state1 = |(v, s): (Vec<f32>, Vec<usize>)| RunningState::new(tensor(v, [s[0]], device));
     for (i, layer) in net.layers.iter_mut().enumerate() {
@@ -137,7 +147,10 @@ impl Model {
             Model::Cpu(net) => {
                 let out = net.forward(Activation::new(images, shape));
                 let shape = out.shape;
-                (std::sync::Arc::try_unwrap(out.data).unwrap_or_else(|shared| (*shared).clone()), shape)
+                (
+                    std::sync::Arc::try_unwrap(out.data).unwrap_or_else(|shared| (*shared).clone()),
+                    shape,
+                )
             }
         }
     }

@@ -13,7 +13,7 @@ use html::{Cell, Table};
 use runs::{LoadedRun, TaskRun};
 
 use crate::Error;
-use crate::device::DeviceKind;
+use crate::device::Compute;
 use crate::figures::classification::ClassExamples;
 use crate::fsutil::write_atomic;
 use crate::train::TrainError;
@@ -62,7 +62,7 @@ pub fn report_command(
     run_dirs: &[PathBuf],
     out: &Path,
     photos: Option<&Path>,
-    device: DeviceKind,
+    compute: &Compute,
 ) -> Result<PathBuf, Error> {
     // Every input is read and checked before anything is written.
     let loaded: Vec<LoadedRun> = run_dirs
@@ -91,7 +91,7 @@ pub fn report_command(
             page_dir: out.to_path_buf(),
             folder: format!("{}-{}", i + 1, slug(&run.name)),
         };
-        body.push_str(&section(run, &assets, &photos, device)?);
+        body.push_str(&section(run, &assets, &photos, compute)?);
     }
     let page = out.join("index.html");
     write_atomic(&page, page_html(&body).as_bytes()).map_err(|e| ReportError::io(&page, e))?;
@@ -328,7 +328,7 @@ fn section(
     run: &LoadedRun,
     assets: &Assets,
     photos: &[PathBuf],
-    device: DeviceKind,
+    compute: &Compute,
 ) -> Result<String, Error> {
     let mut out = format!(
         "<section class=\"run\" id=\"{}\">\n<h2>{}: <code>{}</code>, {}</h2>\n",
@@ -359,7 +359,7 @@ fn section(
         TaskRun::Segmentation {
             metrics, history, ..
         } => out.push_str(&segmentation(
-            run, assets, metrics, history, photos, device,
+            run, assets, metrics, history, photos, compute,
         )?),
     }
     out.push_str("</section>\n");
@@ -658,7 +658,7 @@ fn segmentation(
     metrics: &FacadeMetrics,
     history: &[SegEpochRecord],
     photos: &[PathBuf],
-    device: DeviceKind,
+    compute: &Compute,
 ) -> Result<String, Error> {
     let mut out = String::from("<h3>Training</h3>\n");
     out.push_str(&assets.figure(
@@ -720,7 +720,7 @@ fn segmentation(
         "Test pixel confusion matrix: rows are true classes, columns predictions.",
     )?);
     if !photos.is_empty() {
-        out.push_str(&extra_photos(run, assets, photos, device)?);
+        out.push_str(&extra_photos(run, assets, photos, compute)?);
     }
     Ok(out)
 }
@@ -730,10 +730,10 @@ fn extra_photos(
     run: &LoadedRun,
     assets: &Assets,
     photos: &[PathBuf],
-    device: DeviceKind,
+    compute: &Compute,
 ) -> Result<String, Error> {
     let out_dir = assets.dir().join("photos");
-    let files = crate::predict::predict_command(&run.dir.root, photos, &out_dir, false, device)?;
+    let files = crate::predict::predict_command(&run.dir.root, photos, &out_dir, false, compute)?;
     let mut t = Table::new(
         "Predictions on your photos (rescaled to 256×256)",
         &["photo", "overlay with legend", "colour-coded prediction"],

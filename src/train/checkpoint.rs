@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use super::run_dir::RunDir;
+use crate::device::{Compute, EngineKind};
 use crate::fsutil::write_atomic;
-use crate::models::{ModelSpec, Net};
+use crate::models::{Model, ModelSpec, Net, cpu_from_burn};
 
 const MAGIC: &[u8; 8] = b"CONVLABK";
 pub const FORMAT_VERSION: u32 = 1;
@@ -29,6 +30,9 @@ pub struct CheckpointHeader {
     pub step: usize,
     pub best_score: f64,
     pub best_epoch: usize,
+    /// The engine that wrote the optimiser state (checkpoints from before the CPU engine: burn).
+    #[serde(default)]
+    pub engine: EngineKind,
     /// Set when training was stopped inside an epoch (Ctrl-C): how far epoch `epoch + 1` got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<PartialEpoch>,
@@ -52,7 +56,7 @@ pub struct Checkpoint {
     optimizer: Bytes,
 }
 
-fn record_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
+pub(crate) fn record_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Record {
         path: path.into(),
         reason: e.to_string(),
@@ -70,7 +74,7 @@ pub fn save(
     path: &Path,
     header: &CheckpointHeader,
     model: &Net,
-    optimizer: &ModuleOptimizer,
+    optim_bytes: &[u8],
 ) -> Result<(), TrainError> {
     let json = serde_json::to_vec(header).expect("header serialises");
     let model_bytes = model
@@ -78,11 +82,10 @@ pub fn save(
         .into_record()
         .into_bytes()
         .map_err(|e| record_error(path, e))?;
-    let optim_bytes = optimizer.into_bytes().map_err(|e| record_error(path, e))?;
     let mut out = Vec::with_capacity(32 + json.len() + model_bytes.len() + optim_bytes.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    for section in [&json[..], &model_bytes[..], &optim_bytes[..]] {
+    for section in [&json[..], &model_bytes[..], optim_bytes] {
         out.extend_from_slice(&(section.len() as u64).to_le_bytes());
         out.extend_from_slice(section);
     }
@@ -161,6 +164,11 @@ impl Checkpoint {
             .map_err(|e| bad(path, e.to_string()))
     }
 
+    /// The optimiser section as written.
+    pub fn optimizer_bytes(&self) -> &[u8] {
+        &self.optimizer
+    }
+
     pub fn restore_optimizer(
         &self,
         path: &Path,
@@ -173,15 +181,23 @@ impl Checkpoint {
 }
 
 /// A finished run's model for evaluation or prediction: its final checkpoint (the best, else the
-/// last), in validation mode, with the checkpoint's header and path.
+/// last), on `compute`'s engine and device, ready for inference, with the checkpoint's header
+/// and path. Either engine reads a checkpoint of either.
 pub fn load_final(
     run: &RunDir,
     model_name: &str,
     architecture: &ModelSpec,
-    device: &Device,
-) -> Result<(Net, CheckpointHeader, PathBuf), TrainError> {
+    compute: &Compute,
+) -> Result<(Model, CheckpointHeader, PathBuf), TrainError> {
     let path = run.final_checkpoint();
     let ckpt = load(&path)?;
-    let model = ckpt.restore_model(&path, model_name, Net::init(architecture, device))?;
-    Ok((model.valid(), ckpt.header, path))
+    let net = ckpt.restore_model(&path, model_name, Net::init(architecture, &compute.device))?;
+    let model = match compute.engine {
+        EngineKind::Burn => Model::Burn {
+            net: net.valid(),
+            device: compute.device.clone(),
+        },
+        EngineKind::Cpu => Model::Cpu(cpu_from_burn(architecture, &net)),
+    };
+    Ok((model, ckpt.header, path))
 }

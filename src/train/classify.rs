@@ -2,28 +2,28 @@
 
 use std::path::Path;
 
-use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use super::checkpoint;
-use super::fit::{EpochTiming, StepStats, Task, TrainStats, fit};
+use super::fit::{EpochTiming, Task, TrainStats, fit};
 use super::log::{read_json, read_log, write_json};
 use super::options::{HyperParams, Recipe, TrainArgs};
 use super::run_dir::{RunConfig, RunDir, open_for_training};
 use super::schedule::Schedule;
 use super::search::{self, SearchArgs, TrialResult, best_of};
+use super::trainer::StepBatch;
 use crate::Error;
+use crate::cpu::LossSpec;
 use crate::data::augment::CropFlip;
 use crate::data::fashion_mnist::{CLASS_NAMES, Checksums, FashionMnist, NUM_CLASSES};
 use crate::data::split::{self, Split};
-use crate::data::{DataError, ImageBatch, ImageBatcher, LabelledImages, Normalization};
-use crate::device::{DeviceKind, device};
+use crate::data::{DataError, ImageBatcher, LabelledImages, Normalization};
+use crate::device::{Compute, DeviceKind};
 use crate::metrics::classification::{ClassificationReport, Confusion};
-use crate::models::{ClassifierKind, ModelSpec, Net};
+use crate::models::{ClassifierKind, Model, ModelSpec};
 use crate::progress::count_bar;
 
 pub const VAL_FRACTION: f64 = 0.1;
@@ -170,7 +170,7 @@ pub fn search_command(
     checksums: Checksums,
 ) -> Result<Vec<TrialResult>, Error> {
     args.validate()?;
-    let device = device(args.device).map_err(TrainError::Device)?;
+    let compute = Compute::new(args.engine, args.device).map_err(TrainError::Device)?;
     let sets = FashionMnist::find_and_load(args.data.as_deref(), checksums)?;
     search::run(
         args,
@@ -184,7 +184,7 @@ pub fn search_command(
             })?;
             let data = FashionData::prepare(sets.clone(), &config.params, config.val_fraction)?;
             run.start(&config)?;
-            let history = train(&config, &data, &run, &device, false)?;
+            let history = train(&config, &data, &run, &compute, false)?;
             Ok(best_of(history.iter().map(|r| (r.val_accuracy, r.epoch))))
         },
     )
@@ -199,12 +199,12 @@ pub fn train_command(
     let (run, config) = open_for_training(args, kind.name(), &recipe(kind), |params| {
         fresh_config(kind, params, args.device)
     })?;
-    let device = device(args.device).map_err(TrainError::Device)?;
+    let compute = args.compute()?;
     let sets = FashionMnist::find_and_load(args.data.as_deref(), checksums)?;
     let data = FashionData::prepare(sets, &config.params, config.val_fraction)?;
     run.start(&config)?;
-    train(&config, &data, &run, &device, args.resume)?;
-    let metrics = evaluate_run(&config, &data, &run, &device)?;
+    train(&config, &data, &run, &compute, args.resume)?;
+    let metrics = evaluate_run(&config, &data, &run, &compute)?;
     Ok(metrics)
 }
 
@@ -212,12 +212,11 @@ pub fn train_command(
 struct FashionTask<'a> {
     config: &'a FashionConfig,
     data: &'a FashionData,
-    loss: CrossEntropyLoss,
+    loss: LossSpec,
     batcher: ImageBatcher,
 }
 
 impl Task for FashionTask<'_> {
-    type Batch = ImageBatch;
     type Validation = Evaluation;
     type Record = EpochRecord;
 
@@ -233,31 +232,21 @@ impl Task for FashionTask<'_> {
         &self.data.train_indices
     }
 
-    fn batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> ImageBatch {
-        self.batcher.batch(&self.data.sets.train, indices, rng)
-    }
-
-    fn step(&self, model: &Net, batch: &ImageBatch, device: &Device) -> StepStats {
-        let targets = batch.targets(device);
-        let logits = model.forward_classify(batch.images(device));
-        let hits: i64 = logits
-            .clone()
-            .argmax(1)
-            .squeeze_dim::<1>(1)
-            .equal(targets.clone())
-            .int()
-            .sum()
-            .into_scalar();
-        StepStats {
-            loss: self.loss.forward(logits, targets),
-            hits: hits as usize,
-            count: batch.labels.len(),
-            examples: batch.labels.len(),
+    fn batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> StepBatch {
+        let batch = self.batcher.batch(&self.data.sets.train, indices, rng);
+        StepBatch {
+            images: batch.images,
+            shape: batch.shape,
+            targets: batch.labels,
         }
     }
 
-    fn validate(&self, model: &Net, device: &Device) -> Evaluation {
-        evaluate(model, &self.data.val, self.config.normalization, device)
+    fn loss(&self) -> &LossSpec {
+        &self.loss
+    }
+
+    fn validate(&self, model: &Model) -> Evaluation {
+        evaluate(model, &self.data.val, self.config.normalization)
     }
 
     fn score(&self, validation: &Evaluation) -> f64 {
@@ -306,10 +295,10 @@ pub fn train(
     config: &FashionConfig,
     data: &FashionData,
     run: &RunDir,
-    device: &Device,
+    compute: &Compute,
     resume: bool,
 ) -> Result<Vec<EpochRecord>, Error> {
-    train_until(config, data, run, device, resume, None)
+    train_until(config, data, run, compute, resume, None)
 }
 
 /// [`train`], stopping after epoch `stop_after` when given (as an interrupted run would).
@@ -317,25 +306,23 @@ pub fn train_until(
     config: &FashionConfig,
     data: &FashionData,
     run: &RunDir,
-    device: &Device,
+    compute: &Compute,
     resume: bool,
     stop_after: Option<usize>,
 ) -> Result<Vec<EpochRecord>, Error> {
     let params = &config.params;
-    let mut loss = CrossEntropyLossConfig::new();
-    if let Some(alpha) = params.label_smoothing {
-        loss = loss.with_smoothing(Some(alpha));
-    }
     let task = FashionTask {
         config,
         data,
-        loss: loss.init(&device.clone().autodiff()),
+        loss: LossSpec::Image {
+            smoothing: params.label_smoothing,
+        },
         batcher: ImageBatcher {
             normalization: config.normalization,
             augment: params.augment,
         },
     };
-    fit(&task, params, run, device, resume, stop_after)
+    fit(&task, params, run, compute, resume, stop_after)
 }
 
 /// Predictions on a set: the confusion matrix, the mean cross-entropy (no smoothing) and each
@@ -346,13 +333,8 @@ pub struct Evaluation {
     pub predictions: Vec<u8>,
 }
 
-/// Evaluates a model without gradient tracking (pass `model.valid()`).
-pub fn evaluate(
-    model: &Net,
-    set: &LabelledImages,
-    normalization: Normalization,
-    device: &Device,
-) -> Evaluation {
+/// Evaluates a model (no gradient tracking on either engine).
+pub fn evaluate(model: &Model, set: &LabelledImages, normalization: Normalization) -> Evaluation {
     let batcher = ImageBatcher {
         normalization,
         augment: None,
@@ -364,8 +346,7 @@ pub fn evaluate(
     let indices: Vec<usize> = (0..set.len()).collect();
     for chunk in indices.chunks(EVAL_BATCH) {
         let batch = batcher.batch(set, chunk, &mut rng);
-        let logits = model.forward_classify(batch.images(device));
-        let values = logits.into_data().try_to_vec::<f32>().expect("f32 logits");
+        let (values, _) = model.forward(batch.images, batch.shape);
         for (row, &label) in values.chunks(NUM_CLASSES).zip(&batch.labels) {
             let (predicted, nll) = argmax_and_nll(row, label as usize);
             confusion.add(label as usize, predicted);
@@ -403,14 +384,14 @@ pub fn evaluate_run(
     config: &FashionConfig,
     data: &FashionData,
     run: &RunDir,
-    device: &Device,
+    compute: &Compute,
 ) -> Result<FashionMetrics, Error> {
     let (model, header, path) =
-        checkpoint::load_final(run, config.model.name(), &config.architecture, device)?;
+        checkpoint::load_final(run, config.model.name(), &config.architecture, compute)?;
     let bar = count_bar(2, "evaluating");
-    let val = evaluate(&model, &data.val, config.normalization, device);
+    let val = evaluate(&model, &data.val, config.normalization);
     bar.inc(1);
-    let test = evaluate(&model, &data.sets.test, config.normalization, device);
+    let test = evaluate(&model, &data.sets.test, config.normalization);
     bar.finish_and_clear();
     let metrics = FashionMetrics {
         model: config.model,
@@ -444,15 +425,14 @@ pub fn evaluate_run(
 pub fn eval_command(
     run_dir: &Path,
     data: Option<&Path>,
-    device_kind: DeviceKind,
+    compute: &Compute,
     checksums: Checksums,
 ) -> Result<FashionMetrics, Error> {
     let run = RunDir::existing(run_dir)?;
     let config: FashionConfig = read_json(&run.config())?;
-    let device = device(device_kind).map_err(TrainError::Device)?;
     let sets = FashionMnist::find_and_load(data, checksums)?;
     let data = FashionData::prepare(sets, &config.params, config.val_fraction)?;
-    evaluate_run(&config, &data, &run, &device)
+    evaluate_run(&config, &data, &run, compute)
 }
 
 pub fn print_tables(metrics: &FashionMetrics) {

@@ -5,10 +5,7 @@
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use burn::optim::{
-    AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig,
-};
-use burn::prelude::*;
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, decay::WeightDecayConfig};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -21,21 +18,12 @@ use super::interrupt;
 use super::log::{read_log, write_log};
 use super::options::HyperParams;
 use super::run_dir::RunDir;
+use super::trainer::{StepBatch, Trainer};
 use crate::Error;
-use crate::models::{ModelSpec, Net};
+use crate::cpu::LossSpec;
+use crate::device::Compute;
+use crate::models::{Model, ModelSpec};
 use crate::progress::epoch_bar;
-
-/// What one optimiser step reports besides its loss.
-pub struct StepStats {
-    /// The batch's mean loss.
-    pub loss: Tensor<1>,
-    /// Correct predictions in the batch (images or pixels).
-    pub hits: usize,
-    /// Predictions made (images or pixels).
-    pub count: usize,
-    /// Examples in the batch (weights the loss average).
-    pub examples: usize,
-}
 
 /// Where an epoch's wall time went, to tell the framework's share (the steps, the validation's
 /// forward passes) from convlab's own (waiting for batches, saving).
@@ -60,7 +48,6 @@ pub struct TrainStats {
 
 /// The task-specific part of training.
 pub trait Task: Sync {
-    type Batch: Send;
     type Validation;
     type Record: Serialize + DeserializeOwned + Clone;
 
@@ -70,11 +57,11 @@ pub trait Task: Sync {
     /// The training examples (indices into the task's training set), before shuffling.
     fn train_indices(&self) -> &[usize];
     /// Assembles (and augments) a batch; runs on the prefetch thread.
-    fn batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> Self::Batch;
-    /// Forward pass and loss of a batch on the autodiff `device`.
-    fn step(&self, model: &Net, batch: &Self::Batch, device: &Device) -> StepStats;
-    /// Evaluates `model` (already `valid()`) on the validation split.
-    fn validate(&self, model: &Net, device: &Device) -> Self::Validation;
+    fn batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> StepBatch;
+    /// The training loss.
+    fn loss(&self) -> &LossSpec;
+    /// Evaluates `model` on the validation split.
+    fn validate(&self, model: &Model) -> Self::Validation;
     /// The score that picks the best checkpoint (higher is better).
     fn score(&self, validation: &Self::Validation) -> f64;
     fn record(
@@ -133,22 +120,20 @@ pub fn fit<T: Task>(
     task: &T,
     params: &HyperParams,
     run: &RunDir,
-    device: &Device,
+    compute: &Compute,
     resume: bool,
     stop_after: Option<usize>,
 ) -> Result<Vec<T::Record>, Error> {
-    let device = device.clone().autodiff();
-    device.seed(params.seed);
-    let mut model = Net::init(task.architecture(), &device);
+    let mut trainer = Trainer::new(task.architecture(), params, compute);
     // Parameters and Adam's two moments, in f32, plus the header.
-    run.check_space(12 * model.num_params() as u64 + 64 * 1024)?;
-    let mut optim = optimizer(params);
+    run.check_space(12 * trainer.num_params() as u64 + 64 * 1024)?;
     let mut header = CheckpointHeader {
         model: task.model_name().into(),
         epoch: 0,
         step: 0,
         best_score: f64::NEG_INFINITY,
         best_epoch: 0,
+        engine: compute.engine,
         partial: None,
     };
     let mut history: Vec<T::Record> = Vec::new();
@@ -165,8 +150,7 @@ pub fn fit<T: Task>(
     if resume {
         let path = run.last_checkpoint();
         let ckpt = checkpoint::load(&path)?;
-        model = ckpt.restore_model(&path, task.model_name(), model)?;
-        optim = ckpt.restore_optimizer(&path, optim)?;
+        trainer.restore(&ckpt, &path, task.model_name())?;
         header = ckpt.header;
         history = read_log(&run.metrics_log())?;
         history.retain(|r| T::epoch_of(r) <= header.epoch);
@@ -180,7 +164,6 @@ pub fn fit<T: Task>(
     let steps_per_epoch = task.train_indices().len().div_ceil(params.batch_size);
     let total_steps = steps_per_epoch * params.epochs;
     let last_epoch = stop_after.unwrap_or(params.epochs).min(params.epochs);
-    let eval_device = device.clone().without_autodiff();
     interrupt::listen();
 
     for epoch in header.epoch + 1..=last_epoch {
@@ -194,8 +177,7 @@ pub fn fit<T: Task>(
         let mut lr = params.lr;
         let mut progress = done;
         let mut timing = EpochTiming::default();
-        model = std::thread::scope(|scope| {
-            let mut model = model;
+        std::thread::scope(|scope| {
             // The next batch is assembled (and augmented) while the current one trains.
             let (tx, rx) = sync_channel(2);
             scope.spawn(move || {
@@ -215,7 +197,7 @@ pub fn fit<T: Task>(
                     progress.seconds += started.elapsed().as_secs_f64();
                     let mut stopped = header.clone();
                     stopped.partial = Some(progress);
-                    checkpoint::save(&run.last_checkpoint(), &stopped, &model, &optim)?;
+                    trainer.save(&run.last_checkpoint(), &stopped)?;
                     return Err(TrainError::Interrupted {
                         epoch,
                         step: progress.steps,
@@ -224,28 +206,27 @@ pub fn fit<T: Task>(
                     });
                 }
                 let stepping = Instant::now();
-                device.seed(step_seed(seed, progress.steps, DROPOUT_STREAM));
                 lr = params
                     .schedule
                     .rate(params.lr, header.step, total_steps, steps_per_epoch);
-                let stats = task.step(&model, &batch, &device);
-                let loss_value: f32 = stats.loss.clone().into_scalar();
-                if !loss_value.is_finite() {
-                    bar.abandon();
-                    return Err(TrainError::Diverged {
-                        epoch,
-                        step: header.step + 1,
-                        loss: loss_value,
-                        checkpoint: run.last_checkpoint(),
-                    });
-                }
-                let grads = GradientsParams::from_grads(stats.loss.backward(), &model);
-                model = optim.step(lr, model, grads);
+                let examples = batch.shape[0];
+                let dropout_seed = step_seed(seed, progress.steps, DROPOUT_STREAM);
+                let stats = trainer
+                    .step(batch, task.loss(), lr, dropout_seed)
+                    .map_err(|loss| {
+                        bar.abandon();
+                        TrainError::Diverged {
+                            epoch,
+                            step: header.step + 1,
+                            loss,
+                            checkpoint: run.last_checkpoint(),
+                        }
+                    })?;
                 timing.steps_s += stepping.elapsed().as_secs_f64();
                 header.step += 1;
                 progress.steps += 1;
-                progress.loss_sum += loss_value as f64 * stats.examples as f64;
-                progress.examples += stats.examples;
+                progress.loss_sum += stats.loss as f64 * examples as f64;
+                progress.examples += examples;
                 progress.hits += stats.hits;
                 progress.count += stats.count;
                 bar.inc(1);
@@ -255,11 +236,11 @@ pub fn fit<T: Task>(
                     100.0 * progress.hits as f64 / progress.count.max(1) as f64
                 ));
             }
-            Ok::<Net, TrainError>(model)
+            Ok::<(), TrainError>(())
         })?;
         bar.finish_and_clear();
         let validating = Instant::now();
-        let validation = task.validate(&model.valid(), &eval_device);
+        let validation = task.validate(&trainer.model());
         timing.validation_s = validating.elapsed().as_secs_f64();
         let train = TrainStats {
             loss: progress.loss_sum / progress.examples.max(1) as f64,
@@ -286,9 +267,9 @@ pub fn fit<T: Task>(
         // The log first: a crash before the checkpoint leaves one epoch too many in the log,
         // which a resume trims; then the log again, with the saving time in it.
         write_log(&run.metrics_log(), &history)?;
-        checkpoint::save(&run.last_checkpoint(), &header, &model, &optim)?;
+        trainer.save(&run.last_checkpoint(), &header)?;
         if improved {
-            checkpoint::save(&run.best_checkpoint(), &header, &model, &optim)?;
+            trainer.save(&run.best_checkpoint(), &header)?;
         }
         timing.saving_s = saving.elapsed().as_secs_f64();
         *history.last_mut().expect("just pushed") = record(timing);

@@ -12,5 +12,6 @@ pub mod run_dir;
 pub mod schedule;
 pub mod search;
 pub mod segment;
+pub mod trainer;
 
 pub use error::TrainError;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::TrainError;
 use super::schedule::Schedule;
 use crate::data::augment::CropFlip;
-use crate::device::DeviceKind;
+use crate::device::{Compute, DeviceKind, EngineKind};
 
 /// Options shared by every `train` command (the model is chosen by each task's command).
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -47,6 +47,17 @@ pub struct TrainArgs {
     /// Where to train.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+    /// The engine: cpu (convlab's own, the default on the CPU) or burn (the reference, and the
+    /// only one on a GPU).
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineKind>,
+}
+
+impl TrainArgs {
+    /// The engine and device to train on, or why they cannot be used.
+    pub fn compute(&self) -> Result<Compute, TrainError> {
+        Compute::new(self.engine, self.device).map_err(TrainError::Device)
+    }
 }
 
 /// A model's recommended training recipe, used where the command line is silent.

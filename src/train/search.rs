@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use super::TrainError;
 use super::options::{DEFAULT_SEED, TrainArgs};
 use crate::Error;
-use crate::device::DeviceKind;
+use crate::device::{DeviceKind, EngineKind};
 use crate::fsutil::write_atomic;
 
 #[derive(clap::Args, Clone, Debug)]
@@ -46,6 +46,9 @@ pub struct SearchArgs {
     pub data: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+    /// The engine: cpu (the default on the CPU) or burn.
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineKind>,
 }
 
 /// One drawn set of hyper-parameters.
@@ -123,6 +126,7 @@ impl SearchArgs {
             out: self.out.join(format!("trial-{:02}", trial.index)),
             data: self.data.clone(),
             device: self.device,
+            engine: self.engine,
             ..Default::default()
         }
     }

@@ -2,29 +2,30 @@
 
 use std::path::Path;
 
-use burn::prelude::*;
-use burn::tensor::activation::{log_softmax, softmax};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use super::checkpoint;
-use super::fit::{EpochTiming, StepStats, Task, TrainStats, fit};
+use super::fit::{EpochTiming, Task, TrainStats, fit};
 use super::log::{read_json, read_log, write_json};
 use super::options::{HyperParams, Recipe, TrainArgs};
 use super::run_dir::{RunConfig, RunDir, open_for_training};
 use super::schedule::Schedule;
 use super::search::{self, SearchArgs, TrialResult, best_of};
+use super::trainer::StepBatch;
 use crate::Error;
+use crate::cpu::LossSpec;
+use crate::cpu::loss::softmax_channels;
 use crate::data::facade::{CLASS_NAMES, FacadeSet, MiniFacade, NUM_CLASSES, SIDE};
-use crate::data::seg_batcher::{FlipScaleCrop, SegmentationBatch, SegmentationBatcher};
+use crate::data::seg_batcher::{FlipScaleCrop, SegmentationBatcher};
 use crate::data::split::{self, Split};
 use crate::data::{DataError, Normalization};
-use crate::device::{DeviceKind, device};
+use crate::device::{Compute, DeviceKind};
 use crate::metrics::classification::Confusion;
 use crate::metrics::segmentation::{average_precision_of_pairs, iou, mean_defined};
-use crate::models::{ModelSpec, Net, SegmenterKind};
+use crate::models::{Model, ModelSpec, SegmenterKind};
 use crate::progress::count_bar;
 
 pub const VAL_FRACTION: f64 = 0.1;
@@ -236,34 +237,10 @@ struct FacadeTask<'a> {
     config: &'a FacadeConfig,
     data: &'a FacadeData,
     batcher: SegmentationBatcher,
-    class_weights: Option<Vec<f32>>,
-}
-
-/// Per-pixel cross-entropy of logits `[N, C, H, W]` against labels `[N, H, W]`: the mean, or
-/// with `class_weights` PyTorch's weighted mean `sum(w[y] * nll) / sum(w[y])`.
-pub(crate) fn pixel_cross_entropy(
-    logits: Tensor<4>,
-    targets: Tensor<3, Int>,
-    class_weights: Option<&[f32]>,
-) -> Tensor<1> {
-    let [n, _, h, w] = logits.dims();
-    let device = logits.device();
-    let log_probs = log_softmax(logits, 1);
-    let picked = log_probs
-        .gather(1, targets.clone().reshape([n, 1, h, w]))
-        .reshape([n * h * w]);
-    match class_weights {
-        None => picked.mean().neg(),
-        Some(weights) => {
-            let pixel_weights =
-                Tensor::<1>::from_floats(weights, &device).select(0, targets.reshape([n * h * w]));
-            (picked * pixel_weights.clone()).sum().neg() / pixel_weights.sum()
-        }
-    }
+    loss: LossSpec,
 }
 
 impl Task for FacadeTask<'_> {
-    type Batch = SegmentationBatch;
     type Validation = SegmentationReport;
     type Record = SegEpochRecord;
 
@@ -279,31 +256,21 @@ impl Task for FacadeTask<'_> {
         &self.data.train_indices
     }
 
-    fn batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> SegmentationBatch {
-        self.batcher.batch(&self.data.sets.train, indices, rng)
-    }
-
-    fn step(&self, model: &Net, batch: &SegmentationBatch, device: &Device) -> StepStats {
-        let targets = batch.targets(device);
-        let logits = model.forward_segment(batch.photos(device));
-        let hits: i64 = logits
-            .clone()
-            .argmax(1)
-            .squeeze_dim::<3>(1)
-            .equal(targets.clone())
-            .int()
-            .sum()
-            .into_scalar();
-        StepStats {
-            loss: pixel_cross_entropy(logits, targets, self.class_weights.as_deref()),
-            hits: hits as usize,
-            count: batch.labels.len(),
-            examples: batch.count,
+    fn batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> StepBatch {
+        let batch = self.batcher.batch(&self.data.sets.train, indices, rng);
+        StepBatch {
+            images: batch.photos,
+            shape: [batch.count, 3, SIDE, SIDE],
+            targets: batch.labels,
         }
     }
 
-    fn validate(&self, model: &Net, device: &Device) -> SegmentationReport {
-        evaluate(model, &self.data.val, self.config.normalization, device).0
+    fn loss(&self) -> &LossSpec {
+        &self.loss
+    }
+
+    fn validate(&self, model: &Model) -> SegmentationReport {
+        evaluate(model, &self.data.val, self.config.normalization).0
     }
 
     fn score(&self, v: &SegmentationReport) -> f64 {
@@ -354,13 +321,11 @@ impl Task for FacadeTask<'_> {
     }
 }
 
-/// Softmax probabilities `[N, 5, H, W]` (flattened) for photos already batched.
-fn probabilities(model: &Net, batch: &SegmentationBatch, device: &Device) -> Vec<f32> {
-    let logits = model.forward_segment(batch.photos(device));
-    softmax(logits, 1)
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32 probabilities")
+/// Softmax probabilities `[N, 5, H, W]` (flattened) of `photos` `[N, 3, SIDE, SIDE]`.
+pub fn probabilities(model: &Model, photos: Vec<f32>, count: usize) -> Vec<f32> {
+    let (mut probs, shape) = model.forward(photos, [count, 3, SIDE, SIDE]);
+    softmax_channels(&mut probs, shape[1], shape[2] * shape[3]);
+    probs
 }
 
 /// Each pixel's most probable class (the first on ties, as PyTorch's `argmax`) from one
@@ -382,10 +347,9 @@ pub fn argmax_classes(image_probs: &[f32]) -> Vec<u8> {
 
 /// Evaluates over all pixels of `set`; also returns each image's predicted label map.
 pub fn evaluate(
-    model: &Net,
+    model: &Model,
     set: &FacadeSet,
     normalization: Normalization,
-    device: &Device,
 ) -> (SegmentationReport, Vec<u8>) {
     let batcher = SegmentationBatcher {
         normalization,
@@ -402,7 +366,7 @@ pub fn evaluate(
     let indices: Vec<usize> = (0..set.len()).collect();
     for chunk in indices.chunks(EVAL_BATCH) {
         let batch = batcher.batch(set, chunk, &mut rng);
-        let probs = probabilities(model, &batch, device);
+        let probs = probabilities(model, batch.photos.clone(), batch.count);
         for (b, image_probs) in probs.chunks(NUM_CLASSES * plane).enumerate() {
             for (c, class_scores) in scores.iter_mut().enumerate() {
                 class_scores.extend_from_slice(&image_probs[c * plane..(c + 1) * plane]);
@@ -444,7 +408,7 @@ pub fn train_until(
     config: &FacadeConfig,
     data: &FacadeData,
     run: &RunDir,
-    device: &Device,
+    compute: &Compute,
     resume: bool,
     stop_after: Option<usize>,
 ) -> Result<Vec<SegEpochRecord>, Error> {
@@ -455,11 +419,16 @@ pub fn train_until(
             normalization: config.normalization,
             augment: config.augment,
         },
-        class_weights: config
-            .class_weighting
-            .weights(data.train_indices.iter().map(|&i| data.sets.train.label(i))),
+        loss: LossSpec::Pixel {
+            weights: config
+                .class_weighting
+                .weights(data.train_indices.iter().map(|&i| data.sets.train.label(i))),
+        },
     };
-    if let Some(weights) = &task.class_weights {
+    if let LossSpec::Pixel {
+        weights: Some(weights),
+    } = &task.loss
+    {
         let shown: Vec<String> = CLASS_NAMES
             .iter()
             .zip(weights)
@@ -467,7 +436,7 @@ pub fn train_until(
             .collect();
         eprintln!("class weights: {}", shown.join(", "));
     }
-    fit(&task, &config.params, run, device, resume, stop_after)
+    fit(&task, &config.params, run, compute, resume, stop_after)
 }
 
 pub(crate) fn fresh_config(
@@ -491,7 +460,7 @@ pub(crate) fn fresh_config(
 /// `convlab facade search`: short runs with random hyper-parameters, scored by validation mAP.
 pub fn search_command(kind: SegmenterKind, args: &SearchArgs) -> Result<Vec<TrialResult>, Error> {
     args.validate()?;
-    let device = device(args.device).map_err(TrainError::Device)?;
+    let compute = Compute::new(args.engine, args.device).map_err(TrainError::Device)?;
     let sets = MiniFacade::find_and_load(args.data.as_deref())?;
     search::run(
         args,
@@ -505,7 +474,7 @@ pub fn search_command(kind: SegmenterKind, args: &SearchArgs) -> Result<Vec<Tria
             })?;
             let data = FacadeData::prepare(sets.clone(), &config.params, config.val_fraction)?;
             run.start(&config)?;
-            let history = train_until(&config, &data, &run, &device, false, None)?;
+            let history = train_until(&config, &data, &run, &compute, false, None)?;
             Ok(best_of(history.iter().map(|r| (r.val_map, r.epoch))))
         },
     )
@@ -516,12 +485,12 @@ pub fn train_command(kind: SegmenterKind, args: &TrainArgs) -> Result<FacadeMetr
     let (run, config) = open_for_training(args, kind.name(), &recipe(kind), |params| {
         fresh_config(kind, params, args.device)
     })?;
-    let device = device(args.device).map_err(TrainError::Device)?;
+    let compute = args.compute()?;
     let sets = MiniFacade::find_and_load(args.data.as_deref())?;
     let data = FacadeData::prepare(sets, &config.params, config.val_fraction)?;
     run.start(&config)?;
-    train_until(&config, &data, &run, &device, args.resume, None)?;
-    evaluate_run(&config, &data, &run, &device)
+    train_until(&config, &data, &run, &compute, args.resume, None)?;
+    evaluate_run(&config, &data, &run, &compute)
 }
 
 /// Evaluates the best checkpoint on validation and test, writes `metrics.json` and figures.
@@ -529,14 +498,14 @@ pub fn evaluate_run(
     config: &FacadeConfig,
     data: &FacadeData,
     run: &RunDir,
-    device: &Device,
+    compute: &Compute,
 ) -> Result<FacadeMetrics, Error> {
     let (model, header, path) =
-        checkpoint::load_final(run, config.model.name(), &config.architecture, device)?;
+        checkpoint::load_final(run, config.model.name(), &config.architecture, compute)?;
     let bar = count_bar(2, "evaluating");
-    let (val, _) = evaluate(&model, &data.val, config.normalization, device);
+    let (val, _) = evaluate(&model, &data.val, config.normalization);
     bar.inc(1);
-    let (test, test_predictions) = evaluate(&model, &data.sets.test, config.normalization, device);
+    let (test, test_predictions) = evaluate(&model, &data.sets.test, config.normalization);
     bar.finish_and_clear();
     let metrics = FacadeMetrics {
         model: config.model,
@@ -567,14 +536,13 @@ pub fn evaluate_run(
 pub fn eval_command(
     run_dir: &Path,
     data: Option<&Path>,
-    device_kind: DeviceKind,
+    compute: &Compute,
 ) -> Result<FacadeMetrics, Error> {
     let run = RunDir::existing(run_dir)?;
     let config: FacadeConfig = read_json(&run.config())?;
-    let device = device(device_kind).map_err(TrainError::Device)?;
     let sets = MiniFacade::find_and_load(data)?;
     let data = FacadeData::prepare(sets, &config.params, config.val_fraction)?;
-    evaluate_run(&config, &data, &run, &device)
+    evaluate_run(&config, &data, &run, compute)
 }
 
 pub fn print_tables(m: &FacadeMetrics) {
@@ -606,30 +574,6 @@ pub fn print_tables(m: &FacadeMetrics) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// One image, two classes, two pixels: pixel 0 has logits (0, 0) and label 0, so its
-    /// negative log-likelihood is ln 2; pixel 1 has logits (0, ln 3) and label 1, so ln(4/3).
-    fn two_pixels() -> (Tensor<4>, Tensor<3, Int>) {
-        let device = Device::flex();
-        let logits =
-            Tensor::<1>::from_floats([0.0, 0.0, 0.0, 3f32.ln()], &device).reshape([1, 2, 1, 2]);
-        let targets = Tensor::<1, Int>::from_ints([0, 1], &device).reshape([1, 1, 2]);
-        (logits, targets)
-    }
-
-    #[test]
-    fn pixel_cross_entropy_is_the_mean_or_pytorchs_weighted_mean() {
-        let (nll0, nll1) = (2f64.ln(), (4.0f64 / 3.0).ln());
-        let (logits, targets) = two_pixels();
-        let plain: f32 = pixel_cross_entropy(logits, targets, None).into_scalar();
-        assert!((plain as f64 - (nll0 + nll1) / 2.0).abs() < 1e-6);
-        // torch.nn.functional.cross_entropy(logits, targets, weight=torch.tensor([1., 3.]))
-        // divides by the summed weights of the targets: (1 ln 2 + 3 ln 4/3) / 4 = 0.3890.
-        let (logits, targets) = two_pixels();
-        let weighted: f32 = pixel_cross_entropy(logits, targets, Some(&[1.0, 3.0])).into_scalar();
-        assert!((weighted as f64 - (nll0 + 3.0 * nll1) / 4.0).abs() < 1e-6);
-        assert!((weighted - 0.3890).abs() < 1e-4);
-    }
 
     #[test]
     fn rare_classes_weigh_more_and_the_median_class_weighs_one() {
