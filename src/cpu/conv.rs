@@ -9,8 +9,17 @@ use rayon::prelude::*;
 
 use super::matmul::{Threads, View, matmul};
 
-/// Floats of unfolded columns built at once (1 MiB).
+/// Floats of unfolded columns built at once for one image (1 MiB).
 const BLOCK_FLOATS: usize = 1 << 18;
+/// Floats of unfolded columns for a group of small images (2 MiB).
+const GROUP_FLOATS: usize = 1 << 19;
+
+/// Per-thread buffers: unfolded columns, and output-shaped rows of a group.
+#[derive(Default)]
+struct Scratch {
+    cols: Vec<f32>,
+    rows: Vec<f32>,
+}
 
 /// A convolution from `[c_in, h, w]` to `[c_out, h_out, w_out]` with a square kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,15 +130,23 @@ impl ConvGeometry {
         (first.min(last), last)
     }
 
-    /// Unfolds output rows `y0..y1` of one image into `cols` `[patch, (y1 - y0) * w_out]`.
-    fn im2col(&self, image: &[f32], y0: usize, y1: usize, cols: &mut [f32]) {
-        let width = (y1 - y0) * self.w_out;
+    /// Unfolds output rows `y0..y1` of one image into `cols`: patch row `r` of the block
+    /// starts at `r * row_stride + offset` (other images of a group sit beside it).
+    fn im2col(
+        &self,
+        image: &[f32],
+        y0: usize,
+        y1: usize,
+        cols: &mut [f32],
+        row_stride: usize,
+        offset: usize,
+    ) {
         let (k, w_out) = (self.k, self.w_out);
         for c in 0..self.c_in {
             let plane = &image[c * self.h * self.w..(c + 1) * self.h * self.w];
             for ky in 0..k {
                 for kx in 0..k {
-                    let row = ((c * k + ky) * k + kx) * width;
+                    let row = ((c * k + ky) * k + kx) * row_stride + offset;
                     let (first, last) = self.inside_x(kx);
                     for y in y0..y1 {
                         let dst = &mut cols[row + (y - y0) * w_out..row + (y - y0 + 1) * w_out];
@@ -157,15 +174,22 @@ impl ConvGeometry {
         }
     }
 
-    /// Adds `cols` `[patch, (y1 - y0) * w_out]` back onto the image they were unfolded from.
-    fn col2im(&self, cols: &[f32], y0: usize, y1: usize, image: &mut [f32]) {
-        let width = (y1 - y0) * self.w_out;
+    /// Adds columns laid out as [`ConvGeometry::im2col`] writes them back onto their image.
+    fn col2im(
+        &self,
+        cols: &[f32],
+        y0: usize,
+        y1: usize,
+        image: &mut [f32],
+        row_stride: usize,
+        offset: usize,
+    ) {
         let (k, w_out) = (self.k, self.w_out);
         for c in 0..self.c_in {
             let plane = &mut image[c * self.h * self.w..(c + 1) * self.h * self.w];
             for ky in 0..k {
                 for kx in 0..k {
-                    let row = ((c * k + ky) * k + kx) * width;
+                    let row = ((c * k + ky) * k + kx) * row_stride + offset;
                     let (first, last) = self.inside_x(kx);
                     for y in y0..y1 {
                         let Some(iy) = (y * self.stride + ky)
@@ -181,6 +205,124 @@ impl ConvGeometry {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Images per product: small planes are unfolded several images side by side so that each
+    /// GEMM is large enough to run at the kernel's speed (a 14x14 plane alone is 196 columns);
+    /// large planes go one image at a time, in row blocks.
+    fn images_per_group(&self, n: usize) -> usize {
+        let per_image = self.patch() * self.out_plane();
+        if per_image >= GROUP_FLOATS / 2 {
+            return 1;
+        }
+        let by_size = (GROUP_FLOATS / per_image).max(1);
+        let by_threads = n.div_ceil(rayon::current_num_threads()).max(1);
+        by_size.min(by_threads)
+    }
+
+    /// Several whole images: the forward pass, through one product.
+    fn forward_group(
+        &self,
+        images: &[f32],
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        let plane = self.out_plane();
+        let width = images.len() / self.in_len() * plane;
+        self.unfold_group(images, width, &mut scratch.cols);
+        scratch.rows.resize(self.c_out * width, 0.0);
+        matmul(
+            self.c_out,
+            width,
+            self.patch(),
+            &mut scratch.rows,
+            width,
+            false,
+            View::rows(weight, self.patch()),
+            View::rows(&scratch.cols, width),
+            Threads::One,
+        );
+        for (i, image_out) in out.chunks_mut(self.out_len()).enumerate() {
+            for (c, channel) in image_out.chunks_mut(plane).enumerate() {
+                let b = bias.map_or(0.0, |b| b[c]);
+                let src = &scratch.rows[c * width + i * plane..c * width + (i + 1) * plane];
+                channel.iter_mut().zip(src).for_each(|(o, &v)| *o = v + b);
+            }
+        }
+    }
+
+    /// Several whole images: the input gradient, overwriting `grad_in`.
+    fn input_grad_group(
+        &self,
+        grad_out: &[f32],
+        weight: &[f32],
+        grad_in: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        let plane = self.out_plane();
+        let width = grad_out.len() / self.out_len() * plane;
+        self.gather_rows(grad_out, width, &mut scratch.rows);
+        scratch.cols.resize(self.patch() * width, 0.0);
+        matmul(
+            self.patch(),
+            width,
+            self.c_out,
+            &mut scratch.cols,
+            width,
+            false,
+            View::transposed(weight, self.patch()),
+            View::rows(&scratch.rows, width),
+            Threads::One,
+        );
+        grad_in.fill(0.0);
+        for (i, image) in grad_in.chunks_mut(self.in_len()).enumerate() {
+            self.col2im(&scratch.cols, 0, self.h_out, image, width, i * plane);
+        }
+    }
+
+    /// Several whole images: adds their weight gradient to `grad_weight`.
+    fn weight_grad_group(
+        &self,
+        grad_out: &[f32],
+        images: &[f32],
+        grad_weight: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        let width = images.len() / self.in_len() * self.out_plane();
+        self.unfold_group(images, width, &mut scratch.cols);
+        self.gather_rows(grad_out, width, &mut scratch.rows);
+        matmul(
+            self.c_out,
+            self.patch(),
+            width,
+            grad_weight,
+            self.patch(),
+            true,
+            View::rows(&scratch.rows, width),
+            View::transposed(&scratch.cols, width),
+            Threads::One,
+        );
+    }
+
+    /// The columns of whole images side by side: `[patch, images * out_plane]`.
+    fn unfold_group(&self, images: &[f32], width: usize, cols: &mut Vec<f32>) {
+        cols.resize(self.patch() * width, 0.0);
+        for (i, image) in images.chunks(self.in_len()).enumerate() {
+            self.im2col(image, 0, self.h_out, cols, width, i * self.out_plane());
+        }
+    }
+
+    /// Output-shaped values `[images, c_out, plane]` as `[c_out, images * plane]`.
+    fn gather_rows(&self, values: &[f32], width: usize, rows: &mut Vec<f32>) {
+        let plane = self.out_plane();
+        rows.resize(self.c_out * width, 0.0);
+        for (i, image) in values.chunks(self.out_len()).enumerate() {
+            for (c, channel) in image.chunks(plane).enumerate() {
+                rows[c * width + i * plane..c * width + (i + 1) * plane].copy_from_slice(channel);
             }
         }
     }
@@ -213,7 +355,7 @@ impl ConvGeometry {
             for (y0, y1) in self.blocks() {
                 let width = (y1 - y0) * self.w_out;
                 cols.resize(self.patch() * width, 0.0);
-                self.im2col(image, y0, y1, cols);
+                self.im2col(image, y0, y1, cols, width, 0);
                 let dst = &mut out[y0 * self.w_out..];
                 matmul(
                     self.c_out,
@@ -276,7 +418,7 @@ impl ConvGeometry {
                 rhs,
                 threads,
             );
-            self.col2im(cols, y0, y1, grad_in);
+            self.col2im(cols, y0, y1, grad_in, width, 0);
         }
     }
 
@@ -308,7 +450,7 @@ impl ConvGeometry {
         for (y0, y1) in self.blocks() {
             let width = (y1 - y0) * self.w_out;
             cols.resize(self.patch() * width, 0.0);
-            self.im2col(image, y0, y1, cols);
+            self.im2col(image, y0, y1, cols, width, 0);
             let lhs = View::rows(&grad_out[y0 * self.w_out..], plane);
             matmul(
                 self.c_out,
@@ -325,22 +467,25 @@ impl ConvGeometry {
     }
 }
 
-/// Whether a batch of `n` is split over the threads (one image each) rather than each product.
-fn per_image(n: usize) -> bool {
-    n >= rayon::current_num_threads()
+/// Whether a batch of `n` is split over the threads (one group of images each) rather than
+/// each product.
+fn per_group(groups: usize) -> bool {
+    groups >= rayon::current_num_threads()
 }
 
-/// Runs `f(image, cols, threads)` for every image index, over the threads when the batch allows.
-fn for_each_image<T: Send>(items: Vec<T>, f: impl Fn(T, &mut Vec<f32>, Threads) + Sync) {
-    if per_image(items.len()) {
+/// Runs `f(group, scratch, threads)` for every group, over the threads when there are enough.
+fn for_each_group<T: Send>(items: Vec<T>, f: impl Fn(T, &mut Scratch, Threads) + Sync) {
+    if per_group(items.len()) {
         items
             .into_par_iter()
-            .for_each_init(Vec::new, |cols, item| f(item, cols, Threads::One));
+            .for_each_init(Scratch::default, |scratch, item| {
+                f(item, scratch, Threads::One)
+            });
     } else {
-        let mut cols = Vec::new();
+        let mut scratch = Scratch::default();
         items
             .into_iter()
-            .for_each(|item| f(item, &mut cols, Threads::All));
+            .for_each(|item| f(item, &mut scratch, Threads::All));
     }
 }
 
@@ -352,57 +497,69 @@ pub fn conv_forward(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
+    let images = g.images_per_group(input.len() / g.in_len());
     let items: Vec<_> = input
-        .chunks(g.in_len())
-        .zip(out.chunks_mut(g.out_len()))
+        .chunks(images * g.in_len())
+        .zip(out.chunks_mut(images * g.out_len()))
         .collect();
-    for_each_image(items, |(x, o), cols, threads| {
-        g.forward_image(x, weight, bias, o, cols, threads)
+    for_each_group(items, |(x, o), scratch, threads| {
+        if images == 1 {
+            g.forward_image(x, weight, bias, o, &mut scratch.cols, threads)
+        } else {
+            g.forward_group(x, weight, bias, o, scratch)
+        }
     });
 }
 
 /// The input gradient `[n, c_in, h, w]` of a convolution, overwriting `grad_in`.
 pub fn conv_input_grad(g: &ConvGeometry, grad_out: &[f32], weight: &[f32], grad_in: &mut [f32]) {
+    let images = g.images_per_group(grad_in.len() / g.in_len());
     let items: Vec<_> = grad_out
-        .chunks(g.out_len())
-        .zip(grad_in.chunks_mut(g.in_len()))
+        .chunks(images * g.out_len())
+        .zip(grad_in.chunks_mut(images * g.in_len()))
         .collect();
-    for_each_image(items, |(dy, dx), cols, threads| {
-        g.input_grad_image(dy, weight, dx, cols, threads)
+    for_each_group(items, |(dy, dx), scratch, threads| {
+        if images == 1 {
+            g.input_grad_image(dy, weight, dx, &mut scratch.cols, threads)
+        } else {
+            g.input_grad_group(dy, weight, dx, scratch)
+        }
     });
 }
 
 /// The weight gradient `[c_out, c_in, k, k]` of a convolution, summed over the batch. Each
-/// thread sums a fixed run of images and the runs are added in order, so the result does not
+/// thread sums a fixed run of groups and the runs are added in order, so the result does not
 /// depend on how rayon schedules the work (training is repeatable for a given thread count).
 pub fn conv_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Vec<f32> {
+    let images = g.images_per_group(input.len() / g.in_len());
     let pairs: Vec<_> = grad_out
-        .chunks(g.out_len())
-        .zip(input.chunks(g.in_len()))
+        .chunks(images * g.out_len())
+        .zip(input.chunks(images * g.in_len()))
         .collect();
     let len = g.weight_len();
-    if per_image(pairs.len()) {
+    let run = |run: &[(&[f32], &[f32])], threads: Threads| {
+        let (mut acc, mut scratch) = (vec![0.0; len], Scratch::default());
+        for &(dy, x) in run {
+            if images == 1 {
+                g.weight_grad_image(dy, x, &mut acc, &mut scratch.cols, threads);
+            } else {
+                g.weight_grad_group(dy, x, &mut acc, &mut scratch);
+            }
+        }
+        acc
+    };
+    if per_group(pairs.len()) {
         let per_thread = pairs.len().div_ceil(rayon::current_num_threads());
         let partials: Vec<Vec<f32>> = pairs
             .par_chunks(per_thread)
-            .map(|run| {
-                let (mut acc, mut cols) = (vec![0.0; len], Vec::new());
-                for (dy, x) in run {
-                    g.weight_grad_image(dy, x, &mut acc, &mut cols, Threads::One);
-                }
-                acc
-            })
+            .map(|r| run(r, Threads::One))
             .collect();
         partials
             .into_iter()
             .reduce(add_into)
             .unwrap_or_else(|| vec![0.0; len])
     } else {
-        let (mut acc, mut cols) = (vec![0.0; len], Vec::new());
-        for (dy, x) in pairs {
-            g.weight_grad_image(dy, x, &mut acc, &mut cols, Threads::All);
-        }
-        acc
+        run(&pairs, Threads::All)
     }
 }
 

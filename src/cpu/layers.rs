@@ -17,26 +17,37 @@ pub struct BatchStats {
     pub variance: Vec<f32>,
 }
 
-/// Mean and biased variance per channel of `x [n, channels, plane]`.
+/// Mean and biased variance per channel of `x [n, channels, plane]`, in one pass (sums of
+/// values and squares in f64).
 pub fn channel_stats(x: &[f32], channels: usize, plane: usize) -> BatchStats {
     let per_image = channels * plane;
     let count = (x.len() / channels) as f64;
     let (mean, variance): (Vec<f32>, Vec<f32>) = (0..channels)
         .into_par_iter()
         .map(|c| {
-            let values = || {
-                x.chunks(per_image)
-                    .flat_map(|image| &image[c * plane..(c + 1) * plane])
-            };
-            let mean = values().map(|&v| v as f64).sum::<f64>() / count;
-            let var = values().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / count;
-            (mean as f32, var as f32)
+            let (mut sum, mut squares) = (0.0f64, 0.0f64);
+            for image in x.chunks(per_image) {
+                let (mut s, mut q) = (0.0f32, 0.0f32);
+                for &v in &image[c * plane..(c + 1) * plane] {
+                    s += v;
+                    q += v * v;
+                }
+                sum += s as f64;
+                squares += q as f64;
+            }
+            let mean = sum / count;
+            (
+                (mean) as f32,
+                (squares / count - mean * mean).max(0.0) as f32,
+            )
         })
         .unzip();
     BatchStats { mean, variance }
 }
 
-/// `y = (x - mean) / sqrt(var + eps) * gamma + beta` per channel.
+/// `y = (x - mean) / sqrt(var + eps) * gamma + beta` per channel, followed by a (leaky) ReLU
+/// of that slope when `activation` is given (one pass instead of two).
+#[allow(clippy::too_many_arguments)]
 pub fn batch_norm_apply(
     x: &[f32],
     out: &mut [f32],
@@ -45,6 +56,7 @@ pub fn batch_norm_apply(
     variance: &[f32],
     gamma: &[f32],
     beta: &[f32],
+    activation: Option<f32>,
 ) {
     let channels = mean.len();
     out.par_chunks_mut(plane)
@@ -54,19 +66,29 @@ pub fn batch_norm_apply(
             let c = i % channels;
             let scale = gamma[c] / (variance[c] as f64 + BN_EPSILON).sqrt() as f32;
             let shift = beta[c] - mean[c] * scale;
-            o.iter_mut()
-                .zip(xs)
-                .for_each(|(o, &x)| *o = x * scale + shift);
+            match activation {
+                None => o
+                    .iter_mut()
+                    .zip(xs)
+                    .for_each(|(o, &x)| *o = x * scale + shift),
+                Some(slope) => o.iter_mut().zip(xs).for_each(|(o, &x)| {
+                    let y = x * scale + shift;
+                    *o = if y < 0.0 { y * slope } else { y };
+                }),
+            }
         });
 }
 
-/// Gradients of a training-mode batch norm: `(grad_x, grad_gamma, grad_beta)`.
+/// Gradients of a training-mode batch norm: `(grad_x, grad_gamma, grad_beta)`. When a (leaky)
+/// ReLU followed it, `activation` holds that layer's output and slope and `grad_out` is the
+/// gradient after the ReLU: its mask is applied on the fly rather than in a pass of its own.
 pub fn batch_norm_backward(
     x: &[f32],
     grad_out: &[f32],
     plane: usize,
     stats: &BatchStats,
     gamma: &[f32],
+    activation: Option<(&[f32], f32)>,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let channels = gamma.len();
     let per_image = channels * plane;
@@ -76,19 +98,25 @@ pub fn batch_norm_backward(
         .iter()
         .map(|&v| 1.0 / (v as f64 + BN_EPSILON).sqrt())
         .collect();
+    let masked = |g: f32, i: usize| match activation {
+        Some((y, slope)) if y[i] <= 0.0 => g * slope,
+        _ => g,
+    };
     let (grad_gamma, grad_beta): (Vec<f32>, Vec<f32>) = (0..channels)
         .into_par_iter()
         .map(|c| {
             let (mean, inv) = (stats.mean[c] as f64, inv_std[c]);
             let (mut dg, mut db) = (0.0f64, 0.0f64);
-            for (xi, gi) in x.chunks(per_image).zip(grad_out.chunks(per_image)) {
-                for (&xv, &gv) in xi[c * plane..(c + 1) * plane]
-                    .iter()
-                    .zip(&gi[c * plane..(c + 1) * plane])
-                {
-                    dg += gv as f64 * (xv as f64 - mean) * inv;
-                    db += gv as f64;
+            for start in (0..x.len()).step_by(per_image).map(|s| s + c * plane) {
+                let (mut sg, mut sx) = (0.0f32, 0.0f32);
+                for i in start..start + plane {
+                    let g = masked(grad_out[i], i);
+                    sg += g;
+                    sx += g * x[i];
                 }
+                // sum g (x - mean) inv = (sum g x - mean sum g) inv
+                dg += (sx as f64 - mean * sg as f64) * inv;
+                db += sg as f64;
             }
             (dg as f32, db as f32)
         })
@@ -96,17 +124,18 @@ pub fn batch_norm_backward(
     let mut grad_x = vec![0.0; x.len()];
     grad_x
         .par_chunks_mut(plane)
-        .zip(x.par_chunks(plane).zip(grad_out.par_chunks(plane)))
         .enumerate()
-        .for_each(|(i, (dx, (xs, gs)))| {
-            let c = i % channels;
-            let (mean, inv) = (stats.mean[c] as f64, inv_std[c]);
-            let k = gamma[c] as f64 * inv;
-            let mean_db = grad_beta[c] as f64 / count;
-            let mean_dg = grad_gamma[c] as f64 / count;
-            for ((d, &xv), &gv) in dx.iter_mut().zip(xs).zip(gs) {
-                let x_hat = (xv as f64 - mean) * inv;
-                *d = (k * (gv as f64 - mean_db - x_hat * mean_dg)) as f32;
+        .for_each(|(chunk, dx)| {
+            let c = chunk % channels;
+            let (mean, inv) = (stats.mean[c] as f32, inv_std[c] as f32);
+            let k = gamma[c] * inv;
+            let mean_db = (grad_beta[c] as f64 / count) as f32;
+            let mean_dg = (grad_gamma[c] as f64 / count) as f32;
+            let start = chunk * plane;
+            for (j, d) in dx.iter_mut().enumerate() {
+                let i = start + j;
+                let x_hat = (x[i] - mean) * inv;
+                *d = k * (masked(grad_out[i], i) - mean_db - x_hat * mean_dg);
             }
         });
     (grad_x, grad_gamma, grad_beta)
@@ -296,13 +325,22 @@ mod tests {
         let stats = channel_stats(&x, 1, 2);
         assert_eq!((stats.mean[0], stats.variance[0]), (2.5, 1.25));
         let mut y = [0.0; 4];
-        batch_norm_apply(&x, &mut y, 2, &stats.mean, &stats.variance, &[2.0], &[1.0]);
+        batch_norm_apply(
+            &x,
+            &mut y,
+            2,
+            &stats.mean,
+            &stats.variance,
+            &[2.0],
+            &[1.0],
+            None,
+        );
         let s = 2.0 / (1.25f32 + 1e-5).sqrt();
         for (yv, xv) in y.iter().zip(x) {
             assert!((yv - ((xv - 2.5) * s + 1.0)).abs() < 1e-5);
         }
         // With the loss sum(y * [1, 0, 0, 0]): dbeta = 1, dgamma = x_hat[0].
-        let (_, dg, db) = batch_norm_backward(&x, &[1.0, 0.0, 0.0, 0.0], 2, &stats, &[2.0]);
+        let (_, dg, db) = batch_norm_backward(&x, &[1.0, 0.0, 0.0, 0.0], 2, &stats, &[2.0], None);
         assert!(
             (db[0] - 1.0).abs() < 1e-6 && (dg[0] - (-1.5 / (1.25f32 + 1e-5).sqrt())).abs() < 1e-5
         );

@@ -30,6 +30,15 @@ impl<'a> View<'a> {
         }
     }
 
+    /// The transpose, without moving data.
+    fn t(self) -> View<'a> {
+        View {
+            data: self.data,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
     fn fits(&self, rows: usize, cols: usize) -> bool {
         rows == 0
             || cols == 0
@@ -75,6 +84,45 @@ pub fn matmul(
         }
         return;
     }
+    // gemm's kernels run 2-3x slower on a product with few rows (a convolution's 16-32 output
+    // channels) than on its transpose (measured: 67 vs 132 GFLOP/s for 32 x 6272 x 288 on one
+    // AVX-512 core), so such a product is computed transposed and transposed back.
+    if m < 64 && n >= 2 * m {
+        TRANSPOSED.with(|scratch| {
+            let mut t = scratch.borrow_mut();
+            t.resize(n * m, 0.0);
+            product(n, m, k, &mut t, m, false, b.t(), a.t(), threads);
+            for (i, row) in dst.chunks_mut(dst_row_stride).take(m).enumerate() {
+                let column = t.iter().skip(i).step_by(m);
+                if accumulate {
+                    row[..n].iter_mut().zip(column).for_each(|(d, v)| *d += v);
+                } else {
+                    row[..n].iter_mut().zip(column).for_each(|(d, v)| *d = *v);
+                }
+            }
+        });
+        return;
+    }
+    product(m, n, k, dst, dst_row_stride, accumulate, a, b, threads);
+}
+
+thread_local! {
+    static TRANSPOSED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`matmul`] as the `gemm` crate computes it.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    accumulate: bool,
+    a: View,
+    b: View,
+    threads: Threads,
+) {
     let parallelism = match threads {
         Threads::One => Parallelism::None,
         Threads::All => Parallelism::Rayon(0),

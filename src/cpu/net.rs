@@ -292,7 +292,7 @@ impl CpuNet {
                 Saved::Nothing
             }
         };
-        match (&self.spec.layers[i], &self.layers[i]) {
+        match (self.op(i), &self.layers[i]) {
             (
                 &LayerSpec::Conv {
                     out_channels,
@@ -336,6 +336,7 @@ impl CpuNet {
                 },
             ) => {
                 let mut out = vec![0.0; x.data.len()];
+                let activation = self.activation_after(i);
                 if train {
                     let stats = layers::channel_stats(&x.data, c, x.plane());
                     layers::batch_norm_apply(
@@ -346,6 +347,7 @@ impl CpuNet {
                         &stats.variance,
                         gamma,
                         beta,
+                        activation,
                     );
                     (x.with(out, x.shape), Saved::BatchNorm(x, stats))
                 } else {
@@ -357,14 +359,17 @@ impl CpuNet {
                         running_var,
                         gamma,
                         beta,
+                        activation,
                     );
                     (x.with(out, x.shape), Saved::Nothing)
                 }
             }
             (LayerSpec::Relu | LayerSpec::LeakyRelu { .. }, _) => {
-                let slope = slope(&self.spec.layers[i]);
                 let mut x = x;
-                layers::leaky_relu_in_place(Arc::make_mut(&mut x.data).as_mut_slice(), slope);
+                if !self.follows_batch_norm(i) {
+                    let slope = slope(self.op(i));
+                    layers::leaky_relu_in_place(Arc::make_mut(&mut x.data).as_mut_slice(), slope);
+                }
                 let saved = if train {
                     Saved::Output(x.clone())
                 } else {
@@ -437,10 +442,12 @@ impl CpuNet {
         let mut grads_reversed: Vec<Vec<f32>> = Vec::new();
         let mut skip_grads: Vec<Vec<f32>> = Vec::new();
         let mut saved = tape.saved;
+        // The output and slope of an activation whose mask the batch norm before it applies.
+        let mut pending_activation: Option<(Activation, f32)> = None;
         for i in (0..self.layers.len()).rev() {
             let need_input_grad = i > 0 || input_grad;
             let keep = saved.pop().expect("one record per layer");
-            match (&self.spec.layers[i], &self.layers[i], keep) {
+            match (self.op(i), &self.layers[i], keep) {
                 (
                     &LayerSpec::Conv {
                         out_channels,
@@ -491,14 +498,20 @@ impl CpuNet {
                     LayerParams::BatchNorm { gamma, .. },
                     Saved::BatchNorm(x, stats),
                 ) => {
+                    let activation = pending_activation.take();
+                    let mask = activation.as_ref().map(|(y, slope)| (&y.data[..], *slope));
                     let (dx, dg, db) =
-                        layers::batch_norm_backward(&x.data, &grad, x.plane(), &stats, gamma);
+                        layers::batch_norm_backward(&x.data, &grad, x.plane(), &stats, gamma, mask);
                     grads_reversed.push(db);
                     grads_reversed.push(dg);
                     grad = dx;
                 }
                 (layer @ (LayerSpec::Relu | LayerSpec::LeakyRelu { .. }), _, Saved::Output(y)) => {
-                    layers::leaky_relu_backward(&y.data, &mut grad, slope(layer));
+                    if self.follows_batch_norm(i) {
+                        pending_activation = Some((y, slope(layer)));
+                    } else {
+                        layers::leaky_relu_backward(&y.data, &mut grad, slope(layer));
+                    }
                 }
                 (
                     LayerSpec::MaxPool2,
@@ -548,6 +561,41 @@ impl CpuNet {
         }
         grads_reversed.reverse();
         (grads_reversed, input_grad.then_some(grad))
+    }
+
+    /// The layer run at position `i`. An activation followed by a 2x2 max-pool runs in the
+    /// other order, pool first: max-pooling commutes with a non-decreasing activation (same
+    /// values and gradients), and the activation then touches a quarter of the values.
+    fn op(&self, i: usize) -> &LayerSpec {
+        let layers = &self.spec.layers;
+        let commutes = |l: &LayerSpec| match *l {
+            LayerSpec::Relu => true,
+            LayerSpec::LeakyRelu { slope } => slope >= 0.0,
+            _ => false,
+        };
+        match &layers[i] {
+            l if commutes(l) && layers.get(i + 1) == Some(&LayerSpec::MaxPool2) => &layers[i + 1],
+            LayerSpec::MaxPool2 if i > 0 && commutes(&layers[i - 1]) => &layers[i - 1],
+            l => l,
+        }
+    }
+
+    /// The slope of the activation a batch norm at `i` applies as it writes its output (one
+    /// pass over the values instead of two), if one follows it.
+    fn activation_after(&self, i: usize) -> Option<f32> {
+        let next = (i + 1 < self.layers.len()).then(|| self.op(i + 1));
+        match (self.op(i), next) {
+            (
+                LayerSpec::BatchNorm { .. },
+                Some(l @ (LayerSpec::Relu | LayerSpec::LeakyRelu { .. })),
+            ) => Some(slope(l)),
+            _ => None,
+        }
+    }
+
+    /// Whether the activation at `i` was applied by the batch norm before it.
+    fn follows_batch_norm(&self, i: usize) -> bool {
+        i > 0 && self.activation_after(i - 1).is_some()
     }
 
     /// The first convolution's weights `[out, in, k, k]`.
