@@ -5,6 +5,7 @@ JSON.
   python3 bench/compare.py                      # CPU: steps for base, wide, fcn; epochs; time to 90%
   python3 bench/compare.py --measures steps     # only the step timings (a few minutes)
   python3 bench/compare.py --device gpu         # convlab on wgpu against PyTorch on CUDA
+  python3 bench/compare.py --engines cpu        # only convlab's own CPU engine (default: cpu,burn)
 
 Needs a convlab binary (default target/release/convlab; build it with
 `cargo build --release`, add `--features wgpu` for --device gpu) and PyTorch
@@ -33,6 +34,8 @@ def parser():
     p.add_argument("--convlab", default=str(ROOT / "target" / "release" / "convlab"))
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    p.add_argument("--engines", default=None,
+                   help="convlab engines to time, comma-separated (default: cpu,burn on the CPU, burn on a GPU)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--data-root", default=os.environ.get("CONVLAB_DATA"))
     p.add_argument("--out", default=str(HERE / "results.json"))
@@ -49,8 +52,12 @@ def run(cmd, env):
 
 def measure(args, framework, network, what, env):
     common = ["--network", network, "--measure", what, "--steps", str(args.steps)]
-    if framework == "convlab":
-        cmd = [args.convlab, "bench", *common, "--device", args.device]
+    if framework.startswith("convlab"):
+        engine = framework.split(" ", 1)[1]
+        cmd = [args.convlab, "bench", *common, "--device", args.device, "--engine", engine]
+        result = run(cmd, env)
+        result["framework"] = framework
+        return result
     else:
         device = "cuda" if args.device == "gpu" else "cpu"
         cmd = [args.python, str(HERE / "reference" / "bench.py"), *common, "--device", device,
@@ -87,6 +94,8 @@ def main():
         env["CONVLAB_DATA"] = args.data_root
     networks = args.networks.split(",")
     measures = args.measures.split(",")
+    engines = (args.engines or ("burn" if args.device == "gpu" else "cpu,burn")).split(",")
+    frameworks = [f"convlab {e}" for e in engines] + ["pytorch"]
     results = []
     for network in networks:
         for what in measures:
@@ -94,7 +103,7 @@ def main():
                 continue
             repeats = args.repeats if what == "steps" else 1
             for _ in range(repeats):
-                for framework in ("convlab", "pytorch"):
+                for framework in frameworks:
                     results.append(measure(args, framework, network, what, env))
 
     def values(framework, network, what, key):
@@ -104,7 +113,7 @@ def main():
 
     for network in networks:
         counts = {values(f, network, "steps", "params")[0] if values(f, network, "steps", "params") else None
-                  for f in ("convlab", "pytorch")}
+                  for f in frameworks}
         if len(counts) > 1:
             print(f"warning: {network}: parameter counts differ: {counts}", file=sys.stderr)
 
@@ -112,26 +121,32 @@ def main():
     header = (f"{cpu_name()}, {os.cpu_count()} cores, {args.threads} threads, device {args.device}; "
               f"PyTorch {torch_version}; medians of {args.repeats} interleaved runs for steps")
     print("\n" + header)
-    print(f"{'network':<8} {'figure':<24} {'convlab':>10} {'PyTorch':>10} {'ratio':>7}")
+    ours = frameworks[:-1]
+    print(f"{'network':<8} {'figure':<24} " + " ".join(f"{f:>13}" for f in ours)
+          + f" {'PyTorch':>10} " + " ".join(f"{'ratio ' + f.split()[1]:>11}" for f in ours))
     table = []
     for network in networks:
         for what, key, label in FIGURES:
             if what not in measures:
                 continue
-            a, b = values("convlab", network, what, key), values("pytorch", network, what, key)
-            if not a or not b:
+            theirs = values("pytorch", network, what, key)
+            mine = {f: values(f, network, what, key) for f in ours}
+            if not theirs or not all(mine.values()):
                 continue
-            ca, pb = statistics.median(a), statistics.median(b)
-            ratio = ca / pb if pb else float("nan")
-            table.append({"network": network, "figure": label, "convlab": ca, "pytorch": pb, "ratio": ratio})
-            print(f"{network:<8} {label:<24} {ca:>10.1f} {pb:>10.1f} {ratio:>6.2f}x")
+            pb = statistics.median(theirs)
+            med = {f: statistics.median(v) for f, v in mine.items()}
+            ratios = {f: (m / pb if pb else float("nan")) for f, m in med.items()}
+            table.append({"network": network, "figure": label, "pytorch": pb,
+                          **{f: m for f, m in med.items()}, **{f"ratio {f}": r for f, r in ratios.items()}})
+            print(f"{network:<8} {label:<24} " + " ".join(f"{med[f]:>13.1f}" for f in ours)
+                  + f" {pb:>10.1f} " + " ".join(f"{ratios[f]:>10.2f}x" for f in ours))
     for r in results:
         t = r.get("epoch_timing")
-        if r["framework"] == "convlab" and t:
+        if r["framework"].startswith("convlab") and t:
             total = r["epoch_s"]
             loop = t["steps_s"] + t["data_wait_s"] + t["validation_s"] + t["saving_s"]
             share = lambda v: f"{100 * v / total:.1f}%"  # noqa: E731
-            print(f"convlab {r['network']} epoch {total:.1f} s: steps {share(t['steps_s'])}, "
+            print(f"{r['framework']} {r['network']} epoch {total:.1f} s: steps {share(t['steps_s'])}, "
                   f"validation {share(t['validation_s'])}, waiting for batches {share(t['data_wait_s'])}, "
                   f"saving {share(t['saving_s'])}, loading and the rest {share(total - loop)}")
     Path(args.out).write_text(json.dumps({"machine": header, "table": table, "runs": results}, indent=1))

@@ -200,8 +200,16 @@ impl ConvGeometry {
                         };
                         let src = &cols[row + (y - y0) * w_out..row + (y - y0 + 1) * w_out];
                         let dst = &mut plane[iy * self.w..(iy + 1) * self.w];
-                        for x in first..last {
-                            dst[x * self.stride + kx - self.pad] += src[x];
+                        if self.stride == 1 {
+                            let start = first + kx - self.pad;
+                            let dst = &mut dst[start..start + last - first];
+                            dst.iter_mut()
+                                .zip(&src[first..last])
+                                .for_each(|(d, s)| *d += s);
+                        } else {
+                            for x in first..last {
+                                dst[x * self.stride + kx - self.pad] += src[x];
+                            }
                         }
                     }
                 }

@@ -127,7 +127,7 @@ pub fn batch_norm_backward(
         .enumerate()
         .for_each(|(chunk, dx)| {
             let c = chunk % channels;
-            let (mean, inv) = (stats.mean[c] as f32, inv_std[c] as f32);
+            let (mean, inv) = (stats.mean[c], inv_std[c] as f32);
             let k = gamma[c] * inv;
             let mean_db = (grad_beta[c] as f64 / count) as f32;
             let mean_dg = (grad_gamma[c] as f64 / count) as f32;
