@@ -7,6 +7,7 @@
 
 use rayon::prelude::*;
 
+use super::layers::{max_pool2_backward_planes, max_pool2_planes};
 use super::matmul::{Threads, View, matmul};
 
 /// Floats of unfolded columns built at once for one image (1 MiB).
@@ -19,6 +20,8 @@ const GROUP_FLOATS: usize = 1 << 19;
 struct Scratch {
     cols: Vec<f32>,
     rows: Vec<f32>,
+    /// A group's full-size output, pooled before it leaves the cache.
+    full: Vec<f32>,
 }
 
 /// A convolution from `[c_in, h, w]` to `[c_out, h_out, w_out]` with a square kernel.
@@ -517,6 +520,123 @@ pub fn conv_forward(
             g.forward_group(x, weight, bias, o, scratch)
         }
     });
+}
+
+/// The convolution followed by 2x2 max-pooling, a group of images at a time: each group's
+/// full-size output is pooled while still in the cache and never stored. Writes the pooled
+/// output `[n, c_out, h_out / 2, w_out / 2]` and which of the four each value took.
+pub fn conv_pool_forward(
+    g: &ConvGeometry,
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    pooled: &mut [f32],
+    argmax: &mut [u8],
+) {
+    let images = g.images_per_group(input.len() / g.in_len());
+    let pooled_len = g.c_out * (g.h_out / 2) * (g.w_out / 2);
+    let items: Vec<_> = input
+        .chunks(images * g.in_len())
+        .zip(pooled.chunks_mut(images * pooled_len))
+        .zip(argmax.chunks_mut(images * pooled_len))
+        .collect();
+    for_each_group(items, |((x, p), a), scratch, threads| {
+        let mut full = std::mem::take(&mut scratch.full);
+        full.resize(x.len() / g.in_len() * g.out_len(), 0.0);
+        if images == 1 {
+            g.forward_image(x, weight, bias, &mut full, &mut scratch.cols, threads)
+        } else {
+            g.forward_group(x, weight, bias, &mut full, scratch)
+        }
+        max_pool2_planes(&full, g.h_out, g.w_out, p, a);
+        scratch.full = full;
+    });
+}
+
+/// The gradients of [`conv_pool_forward`] from the pooled output's gradient, a group of images
+/// at a time: each group's full-size output gradient is expanded in the cache and used there
+/// for the weight gradient and, when `grad_in` is given, the input gradient. Returns the weight
+/// gradient and the per-channel sums (the bias gradient); deterministic as [`conv_weight_grad`].
+pub fn conv_pool_backward(
+    g: &ConvGeometry,
+    pooled_grad: &[f32],
+    argmax: &[u8],
+    input: &[f32],
+    weight: &[f32],
+    grad_in: Option<&mut [f32]>,
+) -> (Vec<f32>, Vec<f32>) {
+    let n = input.len() / g.in_len();
+    let images = g.images_per_group(n);
+    let pooled_len = g.c_out * (g.h_out / 2) * (g.w_out / 2);
+    let groups = n.div_ceil(images);
+    let threads = rayon::current_num_threads();
+    let per_run = if per_group(groups) {
+        groups.div_ceil(threads)
+    } else {
+        groups
+    };
+    let run_images = per_run * images;
+    let mut dx_runs: Vec<Option<&mut [f32]>> = match grad_in {
+        Some(dx) => dx.chunks_mut(run_images * g.in_len()).map(Some).collect(),
+        None => (0..groups.div_ceil(per_run)).map(|_| None).collect(),
+    };
+    let runs: Vec<_> = input
+        .chunks(run_images * g.in_len())
+        .zip(pooled_grad.chunks(run_images * pooled_len))
+        .zip(argmax.chunks(run_images * pooled_len))
+        .zip(dx_runs.iter_mut())
+        .collect();
+    let product_threads = if per_group(groups) {
+        Threads::One
+    } else {
+        Threads::All
+    };
+    let run = |(((x, pg), a), dx): (((&[f32], &[f32]), &[u8]), &mut Option<&mut [f32]>)| {
+        let (mut dw, mut db) = (vec![0.0; g.weight_len()], vec![0.0f64; g.c_out]);
+        let mut scratch = Scratch::default();
+        let mut full = Vec::new();
+        for (j, ((xg, pgg), ag)) in x
+            .chunks(images * g.in_len())
+            .zip(pg.chunks(images * pooled_len))
+            .zip(a.chunks(images * pooled_len))
+            .enumerate()
+        {
+            let count = xg.len() / g.in_len();
+            full.resize(count * g.out_len(), 0.0);
+            max_pool2_backward_planes(pgg, ag, g.h_out, g.w_out, &mut full);
+            for image in full.chunks(g.out_len()) {
+                for (c, channel) in image.chunks(g.out_plane()).enumerate() {
+                    db[c] += channel.iter().map(|&v| v as f64).sum::<f64>();
+                }
+            }
+            if images == 1 {
+                g.weight_grad_image(&full, xg, &mut dw, &mut scratch.cols, product_threads);
+            } else {
+                g.weight_grad_group(&full, xg, &mut dw, &mut scratch);
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                let dxg = &mut dx[j * images * g.in_len()..j * images * g.in_len() + xg.len()];
+                if images == 1 {
+                    g.input_grad_image(&full, weight, dxg, &mut scratch.cols, product_threads);
+                } else {
+                    g.input_grad_group(&full, weight, dxg, &mut scratch);
+                }
+            }
+        }
+        (dw, db)
+    };
+    let partials: Vec<(Vec<f32>, Vec<f64>)> = if per_group(groups) {
+        runs.into_par_iter().map(run).collect()
+    } else {
+        runs.into_iter().map(run).collect()
+    };
+    let mut parts = partials.into_iter();
+    let (mut dw, mut db) = parts.next().expect("at least one image");
+    for (w, b) in parts {
+        dw.iter_mut().zip(&w).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+    }
+    (dw, db.into_iter().map(|v| v as f32).collect())
 }
 
 /// The input gradient `[n, c_in, h, w]` of a convolution, overwriting `grad_in`.

@@ -177,30 +177,45 @@ pub fn leaky_relu_backward(output: &[f32], grad: &mut [f32], slope: f32) {
 /// 2x2 max-pooling with stride 2 of `[planes, h, w]` (odd edges dropped, as PyTorch's default);
 /// also returns which of the four each output took (0..4, row-major), for the backward pass.
 pub fn max_pool2(x: &[f32], h: usize, w: usize) -> (Vec<f32>, Vec<u8>) {
-    let (ho, wo) = (h / 2, w / 2);
+    let pooled = (h / 2) * (w / 2);
     let planes = x.len() / (h * w);
-    let mut out = vec![0.0; planes * ho * wo];
+    let mut out = vec![0.0; planes * pooled];
     let mut argmax = vec![0u8; out.len()];
-    out.par_chunks_mut(ho * wo)
-        .zip(argmax.par_chunks_mut(ho * wo))
+    out.par_chunks_mut(pooled)
+        .zip(argmax.par_chunks_mut(pooled))
         .zip(x.par_chunks(h * w))
-        .for_each(|((o, a), plane)| {
-            for y in 0..ho {
-                for xo in 0..wo {
-                    let at = |dy: usize, dx: usize| plane[(2 * y + dy) * w + 2 * xo + dx];
-                    let mut best = (at(0, 0), 0u8);
-                    for (i, (dy, dx)) in [(0, 1), (1, 0), (1, 1)].into_iter().enumerate() {
-                        let v = at(dy, dx);
-                        if v > best.0 || v.is_nan() {
-                            best = (v, i as u8 + 1);
-                        }
-                    }
-                    o[y * wo + xo] = best.0;
-                    a[y * wo + xo] = best.1;
-                }
-            }
-        });
+        .for_each(|((o, a), plane)| max_pool2_planes(plane, h, w, o, a));
     (out, argmax)
+}
+
+/// [`max_pool2`] on one thread, into `out` and `argmax`.
+pub fn max_pool2_planes(x: &[f32], h: usize, w: usize, out: &mut [f32], argmax: &mut [u8]) {
+    let (ho, wo) = (h / 2, w / 2);
+    for ((plane, o), a) in x
+        .chunks(h * w)
+        .zip(out.chunks_mut(ho * wo))
+        .zip(argmax.chunks_mut(ho * wo))
+    {
+        for y in 0..ho {
+            let (top, bottom) = (&plane[2 * y * w..], &plane[(2 * y + 1) * w..]);
+            for xo in 0..wo {
+                let four = [
+                    top[2 * xo],
+                    top[2 * xo + 1],
+                    bottom[2 * xo],
+                    bottom[2 * xo + 1],
+                ];
+                let mut best = (four[0], 0u8);
+                for (i, &v) in four.iter().enumerate().skip(1) {
+                    if v > best.0 || v.is_nan() {
+                        best = (v, i as u8);
+                    }
+                }
+                o[y * wo + xo] = best.0;
+                a[y * wo + xo] = best.1;
+            }
+        }
+    }
 }
 
 pub fn max_pool2_backward(grad_out: &[f32], argmax: &[u8], h: usize, w: usize) -> Vec<f32> {
@@ -209,16 +224,33 @@ pub fn max_pool2_backward(grad_out: &[f32], argmax: &[u8], h: usize, w: usize) -
     grad_in
         .par_chunks_mut(h * w)
         .zip(grad_out.par_chunks(ho * wo).zip(argmax.par_chunks(ho * wo)))
-        .for_each(|(gi, (go, a))| {
-            for y in 0..ho {
-                for x in 0..wo {
-                    let i = y * wo + x;
-                    let (dy, dx) = ((a[i] / 2) as usize, (a[i] % 2) as usize);
-                    gi[(2 * y + dy) * w + 2 * x + dx] = go[i];
-                }
-            }
-        });
+        .for_each(|(gi, (go, a))| max_pool2_backward_planes(go, a, h, w, gi));
     grad_in
+}
+
+/// [`max_pool2_backward`] on one thread, into `grad_in` (overwritten).
+pub fn max_pool2_backward_planes(
+    grad_out: &[f32],
+    argmax: &[u8],
+    h: usize,
+    w: usize,
+    grad_in: &mut [f32],
+) {
+    let (ho, wo) = (h / 2, w / 2);
+    grad_in.fill(0.0);
+    for ((gi, go), a) in grad_in
+        .chunks_mut(h * w)
+        .zip(grad_out.chunks(ho * wo))
+        .zip(argmax.chunks(ho * wo))
+    {
+        for y in 0..ho {
+            for x in 0..wo {
+                let i = y * wo + x;
+                let (dy, dx) = ((a[i] / 2) as usize, (a[i] % 2) as usize);
+                gi[(2 * y + dy) * w + 2 * x + dx] = go[i];
+            }
+        }
+    }
 }
 
 /// `y [n, outputs] = x [n, inputs] · weight [inputs, outputs] + bias` (burn's weight layout).

@@ -241,9 +241,12 @@ impl CpuNet {
     /// The evaluation forward pass: batch norm with its running statistics, no dropout.
     pub fn forward(&self, input: Activation) -> Activation {
         let mut skips = Vec::new();
+        let mut pooled = None;
         let mut x = input;
         for i in 0..self.layers.len() {
-            x = self.layer_forward(i, x, Mode::Eval, 0, &mut skips).0;
+            x = self
+                .layer_forward(i, x, Mode::Eval, 0, &mut skips, &mut pooled)
+                .0;
         }
         x
     }
@@ -252,11 +255,18 @@ impl CpuNet {
     /// do), dropout drawn from `seed`; returns the output and the tape for the backward pass.
     pub fn forward_train(&mut self, input: Activation, seed: u64) -> (Activation, Tape) {
         let mut skips = Vec::new();
+        let mut pooled = None;
         let mut saved = Vec::with_capacity(self.layers.len());
         let mut x = input;
         for i in 0..self.layers.len() {
-            let (out, keep) =
-                self.layer_forward(i, x, Mode::Train, seed.wrapping_add(i as u64), &mut skips);
+            let (out, keep) = self.layer_forward(
+                i,
+                x,
+                Mode::Train,
+                seed.wrapping_add(i as u64),
+                &mut skips,
+                &mut pooled,
+            );
             if let (
                 LayerParams::BatchNorm {
                     running_mean,
@@ -282,6 +292,7 @@ impl CpuNet {
         mode: Mode,
         seed: u64,
         skips: &mut Vec<Activation>,
+        pooled: &mut Option<(Vec<u8>, [usize; 4])>,
     ) -> (Activation, Saved) {
         let [n, c, h, w] = x.shape;
         let train = mode == Mode::Train;
@@ -304,12 +315,25 @@ impl CpuNet {
                 LayerParams::Conv { weight, bias },
             ) => {
                 let g = ConvGeometry::conv(c, h, w, out_channels, kernel, stride, padding);
+                let full = [n, out_channels, g.h_out, g.w_out];
+                if self.pool_follows(i) {
+                    let size = n * out_channels * (g.h_out / 2) * (g.w_out / 2);
+                    let (mut out, mut argmax) = (vec![0.0; size], vec![0u8; size]);
+                    conv::conv_pool_forward(
+                        &g,
+                        &x.data,
+                        weight,
+                        bias.as_deref(),
+                        &mut out,
+                        &mut argmax,
+                    );
+                    *pooled = Some((argmax, full));
+                    let shape = [n, out_channels, g.h_out / 2, g.w_out / 2];
+                    return (x.with(out, shape), keep_input(&x));
+                }
                 let mut out = vec![0.0; n * g.out_len()];
                 conv::conv_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
-                (
-                    x.with(out, [n, out_channels, g.h_out, g.w_out]),
-                    keep_input(&x),
-                )
+                (x.with(out, full), keep_input(&x))
             }
             (
                 &LayerSpec::ConvTranspose {
@@ -372,6 +396,18 @@ impl CpuNet {
                 }
                 let saved = if train {
                     Saved::Output(x.clone())
+                } else {
+                    Saved::Nothing
+                };
+                (x, saved)
+            }
+            (LayerSpec::MaxPool2, _) if i > 0 && self.pool_follows(i - 1) => {
+                let (argmax, input_shape) = pooled.take().expect("the convolution pooled");
+                let saved = if train {
+                    Saved::Pool {
+                        argmax,
+                        input_shape,
+                    }
                 } else {
                     Saved::Nothing
                 };
@@ -444,6 +480,8 @@ impl CpuNet {
         let mut saved = tape.saved;
         // The output and slope of an activation whose mask the batch norm before it applies.
         let mut pending_activation: Option<(Activation, f32)> = None;
+        // The argmax of a max-pool whose gradient the convolution before it expands.
+        let mut pending_pool: Option<Vec<u8>> = None;
         for i in (0..self.layers.len()).rev() {
             let need_input_grad = i > 0 || input_grad;
             let keep = saved.pop().expect("one record per layer");
@@ -461,6 +499,25 @@ impl CpuNet {
                 ) => {
                     let [n, c, h, w] = x.shape;
                     let g = ConvGeometry::conv(c, h, w, out_channels, kernel, stride, padding);
+                    if let Some(argmax) = pending_pool.take() {
+                        let mut dx = need_input_grad.then(|| vec![0.0; n * g.in_len()]);
+                        let (dw, db) = conv::conv_pool_backward(
+                            &g,
+                            &grad,
+                            &argmax,
+                            &x.data,
+                            weight,
+                            dx.as_deref_mut(),
+                        );
+                        if bias.is_some() {
+                            grads_reversed.push(db);
+                        }
+                        grads_reversed.push(dw);
+                        if let Some(dx) = dx {
+                            grad = dx;
+                        }
+                        continue;
+                    }
                     if bias.is_some() {
                         grads_reversed.push(conv::channel_sums(&grad, out_channels, g.out_plane()));
                     }
@@ -521,8 +578,16 @@ impl CpuNet {
                         input_shape,
                     },
                 ) => {
-                    grad =
-                        layers::max_pool2_backward(&grad, &argmax, input_shape[2], input_shape[3]);
+                    if i > 0 && self.pool_follows(i - 1) {
+                        pending_pool = Some(argmax);
+                    } else {
+                        grad = layers::max_pool2_backward(
+                            &grad,
+                            &argmax,
+                            input_shape[2],
+                            input_shape[3],
+                        );
+                    }
                 }
                 (LayerSpec::Dropout { .. }, _, Saved::Mask(mask)) => {
                     grad.par_iter_mut()
@@ -591,6 +656,13 @@ impl CpuNet {
             ) => Some(slope(l)),
             _ => None,
         }
+    }
+
+    /// Whether the convolution at `i` pools its output itself (a 2x2 max-pool runs next).
+    fn pool_follows(&self, i: usize) -> bool {
+        matches!(self.op(i), LayerSpec::Conv { .. })
+            && i + 1 < self.layers.len()
+            && self.op(i + 1) == &LayerSpec::MaxPool2
     }
 
     /// Whether the activation at `i` was applied by the batch norm before it.
