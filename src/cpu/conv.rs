@@ -553,6 +553,13 @@ pub fn conv_pool_forward(
     });
 }
 
+/// One thread's share of [`conv_pool_backward`]: inputs, pooled gradients, argmax, and where
+/// the input gradient goes.
+type PoolRun<'a, 'b> = (
+    ((&'a [f32], &'a [f32]), &'a [u8]),
+    &'b mut Option<&'a mut [f32]>,
+);
+
 /// The gradients of [`conv_pool_forward`] from the pooled output's gradient, a group of images
 /// at a time: each group's full-size output gradient is expanded in the cache and used there
 /// for the weight gradient and, when `grad_in` is given, the input gradient. Returns the weight
@@ -591,7 +598,7 @@ pub fn conv_pool_backward(
     } else {
         Threads::All
     };
-    let run = |(((x, pg), a), dx): (((&[f32], &[f32]), &[u8]), &mut Option<&mut [f32]>)| {
+    let run = |(((x, pg), a), dx): PoolRun<'_, '_>| {
         let (mut dw, mut db) = (vec![0.0; g.weight_len()], vec![0.0f64; g.c_out]);
         let mut scratch = Scratch::default();
         let mut full = Vec::new();
