@@ -173,7 +173,7 @@ pub fn bench_command(args: &BenchArgs) -> Result<BenchResult, Error> {
             TrainError::invalid("--batch-size/--steps/--eval-every", "must be at least 1").into(),
         );
     }
-    let compute = Compute::new(args.engine, args.device).map_err(TrainError::Device)?;
+    let compute = Compute::new(args.engine, args.device)?;
     let mut result = BenchResult {
         framework: "convlab",
         engine: compute.engine.name(),

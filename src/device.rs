@@ -3,6 +3,8 @@
 
 use burn::tensor::Device;
 
+use crate::train::TrainError;
+
 #[derive(
     Clone,
     Copy,
@@ -60,8 +62,7 @@ impl EngineKind {
 pub fn engine_for(requested: Option<EngineKind>, device: DeviceKind) -> Result<EngineKind, String> {
     match (requested, device) {
         (Some(EngineKind::Cpu), DeviceKind::Gpu) => Err(
-            "--engine cpu runs on the CPU only; use --engine burn (the default) with --device gpu"
-                .into(),
+            "cpu runs on the CPU only; use --engine burn (the default) with --device gpu".into(),
         ),
         (Some(engine), _) => Ok(engine),
         (None, DeviceKind::Cpu) => Ok(EngineKind::Cpu),
@@ -78,10 +79,10 @@ pub struct Compute {
 
 impl Compute {
     /// `--engine` (or the device's default engine) on `--device`, or why not.
-    pub fn new(engine: Option<EngineKind>, kind: DeviceKind) -> Result<Self, String> {
+    pub fn new(engine: Option<EngineKind>, kind: DeviceKind) -> Result<Self, TrainError> {
         Ok(Compute {
-            engine: engine_for(engine, kind)?,
-            device: device(kind)?,
+            engine: engine_for(engine, kind).map_err(|e| TrainError::invalid("--engine", e))?,
+            device: device(kind).map_err(TrainError::Device)?,
         })
     }
 

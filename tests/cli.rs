@@ -31,6 +31,19 @@ fn invalid_values_are_refused_before_any_work() {
 }
 
 #[test]
+fn the_cpu_engine_is_refused_on_a_gpu_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = convlab(
+        &[
+            "fashion", "train", "--engine", "cpu", "--device", "gpu", "--out", "run",
+        ],
+        tmp.path(),
+    );
+    assert_bad_input(&out, "--engine: cpu runs on the CPU only");
+    assert!(!tmp.path().join("run").exists());
+}
+
+#[test]
 fn missing_data_names_the_folder_and_says_what_to_put_there() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir(tmp.path().join("empty")).unwrap();

@@ -313,3 +313,38 @@ fn real_fashion_mnist_verifies_and_a_short_run_learns() {
         history[0].val_accuracy
     );
 }
+
+/// A run trained on the CPU engine is evaluated on burn with the same results, and resumed on
+/// burn (the checkpoint holds burn's record of the model whichever engine wrote it).
+#[test]
+fn a_run_trained_on_one_engine_is_evaluated_and_resumed_on_the_other() {
+    let _serial = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let sets = synthetic_data(&tmp.path().join("data"), 600, 50);
+    let one = config(
+        ClassifierKind::Base,
+        TrainArgs {
+            epochs: Some(1),
+            batch_size: Some(64),
+            ..Default::default()
+        },
+    );
+    let run_path = tmp.path().join("run");
+    train_in(&run_path, &one, &sets, false);
+    let data = FashionData::prepare(sets.clone(), &one.params, one.val_fraction).unwrap();
+    let run = RunDir::new(&run_path);
+    let on_cpu = classify::evaluate_run(&one, &data, &run, &Compute::cpu_engine()).unwrap();
+    let on_burn = classify::evaluate_run(&one, &data, &run, &Compute::burn_cpu()).unwrap();
+    for (a, b) in [(&on_cpu.val, &on_burn.val), (&on_cpu.test, &on_burn.test)] {
+        assert_eq!(a.accuracy, b.accuracy);
+        assert!((a.loss - b.loss).abs() < 1e-4, "{} vs {}", a.loss, b.loss);
+    }
+    let mut two = one.clone();
+    two.params.epochs = 2;
+    let history = classify::train(&two, &data, &run, &Compute::burn_cpu(), true).unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history[1].train_loss < history[0].train_loss, "{history:?}");
+    let ckpt = convlab::train::checkpoint::load(&run.last_checkpoint()).unwrap();
+    assert_eq!(ckpt.header.engine, convlab::device::EngineKind::Burn);
+    assert_eq!(ckpt.header.epoch, 2);
+}

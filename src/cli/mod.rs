@@ -10,7 +10,7 @@ use crate::device::{Compute, DeviceKind, EngineKind};
 use crate::models::{ClassifierKind, SegmenterKind};
 use crate::train::options::TrainArgs;
 use crate::train::search::SearchArgs;
-use crate::train::{TrainError, classify, segment};
+use crate::train::{classify, segment};
 use crate::{predict, report};
 
 #[derive(Parser, Debug)]
@@ -186,12 +186,12 @@ pub struct RunArgs {
 
 impl RunArgs {
     fn compute(&self) -> Result<Compute, Error> {
-        Ok(Compute::new(self.engine, self.device).map_err(TrainError::Device)?)
+        Ok(Compute::new(self.engine, self.device)?)
     }
 }
 
 fn compute(engine: Option<EngineKind>, device: DeviceKind) -> Result<Compute, Error> {
-    Ok(Compute::new(engine, device).map_err(TrainError::Device)?)
+    Ok(Compute::new(engine, device)?)
 }
 
 fn finished_training(args: &TrainArgs) {

@@ -6,7 +6,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::TrainError;
 use super::checkpoint;
 use super::fit::{EpochTiming, Task, TrainStats, fit};
 use super::log::{read_json, read_log, write_json};
@@ -170,7 +169,7 @@ pub fn search_command(
     checksums: Checksums,
 ) -> Result<Vec<TrialResult>, Error> {
     args.validate()?;
-    let compute = Compute::new(args.engine, args.device).map_err(TrainError::Device)?;
+    let compute = Compute::new(args.engine, args.device)?;
     let sets = FashionMnist::find_and_load(args.data.as_deref(), checksums)?;
     search::run(
         args,

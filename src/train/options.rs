@@ -56,7 +56,7 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The engine and device to train on, or why they cannot be used.
     pub fn compute(&self) -> Result<Compute, TrainError> {
-        Compute::new(self.engine, self.device).map_err(TrainError::Device)
+        Compute::new(self.engine, self.device)
     }
 }
 

@@ -6,7 +6,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::TrainError;
 use super::checkpoint;
 use super::fit::{EpochTiming, Task, TrainStats, fit};
 use super::log::{read_json, read_log, write_json};
@@ -460,7 +459,7 @@ pub(crate) fn fresh_config(
 /// `convlab facade search`: short runs with random hyper-parameters, scored by validation mAP.
 pub fn search_command(kind: SegmenterKind, args: &SearchArgs) -> Result<Vec<TrialResult>, Error> {
     args.validate()?;
-    let compute = Compute::new(args.engine, args.device).map_err(TrainError::Device)?;
+    let compute = Compute::new(args.engine, args.device)?;
     let sets = MiniFacade::find_and_load(args.data.as_deref())?;
     search::run(
         args,
