@@ -188,7 +188,8 @@ pub fn max_pool2(x: &[f32], h: usize, w: usize) -> (Vec<f32>, Vec<u8>) {
     (out, argmax)
 }
 
-/// [`max_pool2`] on one thread, into `out` and `argmax`.
+/// [`max_pool2`] on one thread, into `out` and `argmax`. Branch-free selections, so the loop
+/// vectorises; ties go to the first of the four, as in PyTorch.
 pub fn max_pool2_planes(x: &[f32], h: usize, w: usize, out: &mut [f32], argmax: &mut [u8]) {
     let (ho, wo) = (h / 2, w / 2);
     for ((plane, o), a) in x
@@ -197,22 +198,30 @@ pub fn max_pool2_planes(x: &[f32], h: usize, w: usize, out: &mut [f32], argmax: 
         .zip(argmax.chunks_mut(ho * wo))
     {
         for y in 0..ho {
-            let (top, bottom) = (&plane[2 * y * w..], &plane[(2 * y + 1) * w..]);
-            for xo in 0..wo {
-                let four = [
-                    top[2 * xo],
-                    top[2 * xo + 1],
-                    bottom[2 * xo],
-                    bottom[2 * xo + 1],
-                ];
-                let mut best = (four[0], 0u8);
-                for (i, &v) in four.iter().enumerate().skip(1) {
-                    if v > best.0 || v.is_nan() {
-                        best = (v, i as u8);
-                    }
-                }
-                o[y * wo + xo] = best.0;
-                a[y * wo + xo] = best.1;
+            let top = &plane[2 * y * w..2 * y * w + 2 * wo];
+            let bottom = &plane[(2 * y + 1) * w..(2 * y + 1) * w + 2 * wo];
+            let (o, a) = (&mut o[y * wo..(y + 1) * wo], &mut a[y * wo..(y + 1) * wo]);
+            for (((o, a), t), b) in o
+                .iter_mut()
+                .zip(a.iter_mut())
+                .zip(top.chunks_exact(2))
+                .zip(bottom.chunks_exact(2))
+            {
+                let (upper, upper_at) = if t[1] > t[0] {
+                    (t[1], 1u8)
+                } else {
+                    (t[0], 0u8)
+                };
+                let (lower, lower_at) = if b[1] > b[0] {
+                    (b[1], 3u8)
+                } else {
+                    (b[0], 2u8)
+                };
+                (*o, *a) = if lower > upper {
+                    (lower, lower_at)
+                } else {
+                    (upper, upper_at)
+                };
             }
         }
     }

@@ -92,12 +92,15 @@ pub fn matmul(
             let mut t = scratch.borrow_mut();
             t.resize(n * m, 0.0);
             product(n, m, k, &mut t, m, false, b.t(), a.t(), threads);
-            for (i, row) in dst.chunks_mut(dst_row_stride).take(m).enumerate() {
-                let column = t.iter().skip(i).step_by(m);
-                if accumulate {
-                    row[..n].iter_mut().zip(column).for_each(|(d, v)| *d += v);
-                } else {
-                    row[..n].iter_mut().zip(column).for_each(|(d, v)| *d = *v);
+            // Back in tiles of 64 columns, whose rows of `t` stay in the L1 cache.
+            for j0 in (0..n).step_by(64) {
+                let j1 = (j0 + 64).min(n);
+                for (i, row) in dst.chunks_mut(dst_row_stride).take(m).enumerate() {
+                    let row = &mut row[j0..j1];
+                    for (d, j) in row.iter_mut().zip(j0..j1) {
+                        let v = t[j * m + i];
+                        *d = if accumulate { *d + v } else { v };
+                    }
                 }
             }
         });
