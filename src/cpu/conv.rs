@@ -233,6 +233,31 @@ impl ConvGeometry {
         by_size.min(by_threads)
     }
 
+    /// The input gradient of a stride-1 convolution is itself a convolution of the output
+    /// gradient, with each kernel flipped, inputs and outputs swapped, and padding `k - 1 - pad`.
+    /// Run that way it is a forward pass: products whose inner size is `c_out k²` rather than
+    /// `c_out`, and no col2im.
+    fn flipped(&self, weight: &[f32]) -> Option<(ConvGeometry, Vec<f32>)> {
+        if self.stride != 1 || self.is_pointwise() || self.pad >= self.k {
+            return None;
+        }
+        let (k, c_in, c_out) = (self.k, self.c_in, self.c_out);
+        let g = ConvGeometry::conv(c_out, self.h_out, self.w_out, c_in, k, 1, k - 1 - self.pad);
+        debug_assert_eq!((g.h_out, g.w_out), (self.h, self.w));
+        let mut kernels = vec![0.0; weight.len()];
+        for o in 0..c_out {
+            for i in 0..c_in {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        kernels[((i * c_out + o) * k + k - 1 - ky) * k + k - 1 - kx] =
+                            weight[((o * c_in + i) * k + ky) * k + kx];
+                    }
+                }
+            }
+        }
+        Some((g, kernels))
+    }
+
     /// Several whole images: the forward pass, through one product.
     fn forward_group(
         &self,
@@ -598,6 +623,7 @@ pub fn conv_pool_backward(
     } else {
         Threads::All
     };
+    let flipped = g.flipped(weight);
     let run = |(((x, pg), a), dx): PoolRun<'_, '_>| {
         let (mut dw, mut db) = (vec![0.0; g.weight_len()], vec![0.0f64; g.c_out]);
         let mut scratch = Scratch::default();
@@ -623,7 +649,20 @@ pub fn conv_pool_backward(
             }
             if let Some(dx) = dx.as_deref_mut() {
                 let dxg = &mut dx[j * images * g.in_len()..j * images * g.in_len() + xg.len()];
-                if images == 1 {
+                if let Some((flipped, kernels)) = &flipped {
+                    if images == 1 {
+                        flipped.forward_image(
+                            &full,
+                            kernels,
+                            None,
+                            dxg,
+                            &mut scratch.cols,
+                            product_threads,
+                        );
+                    } else {
+                        flipped.forward_group(&full, kernels, None, dxg, &mut scratch);
+                    }
+                } else if images == 1 {
                     g.input_grad_image(&full, weight, dxg, &mut scratch.cols, product_threads);
                 } else {
                     g.input_grad_group(&full, weight, dxg, &mut scratch);
@@ -648,6 +687,10 @@ pub fn conv_pool_backward(
 
 /// The input gradient `[n, c_in, h, w]` of a convolution, overwriting `grad_in`.
 pub fn conv_input_grad(g: &ConvGeometry, grad_out: &[f32], weight: &[f32], grad_in: &mut [f32]) {
+    if let Some((flipped, kernels)) = g.flipped(weight) {
+        conv_forward(&flipped, grad_out, &kernels, None, grad_in);
+        return;
+    }
     let images = g.images_per_group(grad_in.len() / g.in_len());
     let items: Vec<_> = grad_out
         .chunks(images * g.out_len())
