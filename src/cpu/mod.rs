@@ -5,8 +5,9 @@
 //! network from the same [`ModelSpec`](crate::models::ModelSpec) burn's `Net` is built from,
 //! with the same parameter names and shapes.
 //!
-//! It owns no file formats: parameters travel through burn's records (see
-//! `models::runtime`), so a model trained here is evaluated or resumed on burn and back.
+//! Parameters travel through burn's records (see `models::runtime`), so a model trained here is
+//! evaluated or resumed on burn and back; only the optimiser's moments have a format of their
+//! own (`optim.rs`).
 
 pub mod conv;
 pub mod layers;

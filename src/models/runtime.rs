@@ -119,7 +119,7 @@ pub fn burn_from_cpu(cpu: &CpuNet, device: &Device) -> Net {
     net
 }
 
-/// A freshly initialised network on `engine`: burn's initialisers (PyTorch's defaults) seeded
+/// A freshly initialised CPU-engine network: burn's initialisers (PyTorch's defaults) seeded
 /// by `seed`, so both engines start from the same weights.
 pub fn init_cpu(spec: &ModelSpec, seed: u64) -> CpuNet {
     let device = Device::flex();
