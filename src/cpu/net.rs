@@ -35,10 +35,6 @@ impl Activation {
     fn plane(&self) -> usize {
         self.shape[2] * self.shape[3]
     }
-
-    fn with(&self, data: Vec<f32>, shape: [usize; 4]) -> Self {
-        Activation::new(data, shape)
-    }
 }
 
 /// One layer's parameters, in burn's layouts: conv `[out, in, k, k]`, transposed conv
@@ -329,11 +325,11 @@ impl CpuNet {
                     );
                     *pooled = Some((argmax, full));
                     let shape = [n, out_channels, g.h_out / 2, g.w_out / 2];
-                    return (x.with(out, shape), keep_input(&x));
+                    return (Activation::new(out, shape), keep_input(&x));
                 }
                 let mut out = vec![0.0; n * g.out_len()];
                 conv::conv_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
-                (x.with(out, full), keep_input(&x))
+                (Activation::new(out, full), keep_input(&x))
             }
             (
                 &LayerSpec::ConvTranspose {
@@ -348,7 +344,10 @@ impl CpuNet {
                 let g = ConvGeometry::transposing(c, h, w, out_channels, kernel, stride, padding);
                 let mut out = vec![0.0; n * g.in_len()];
                 conv::conv_transpose_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
-                (x.with(out, [n, out_channels, g.h, g.w]), keep_input(&x))
+                (
+                    Activation::new(out, [n, out_channels, g.h, g.w]),
+                    keep_input(&x),
+                )
             }
             (
                 LayerSpec::BatchNorm { .. },
@@ -373,7 +372,7 @@ impl CpuNet {
                         beta,
                         activation,
                     );
-                    (x.with(out, x.shape), Saved::BatchNorm(x, stats))
+                    (Activation::new(out, x.shape), Saved::BatchNorm(x, stats))
                 } else {
                     layers::batch_norm_apply(
                         &x.data,
@@ -385,7 +384,7 @@ impl CpuNet {
                         beta,
                         activation,
                     );
-                    (x.with(out, x.shape), Saved::Nothing)
+                    (Activation::new(out, x.shape), Saved::Nothing)
                 }
             }
             (LayerSpec::Relu | LayerSpec::LeakyRelu { .. }, _) => {
@@ -423,7 +422,7 @@ impl CpuNet {
                 } else {
                     Saved::Nothing
                 };
-                (x.with(out, [n, c, h / 2, w / 2]), saved)
+                (Activation::new(out, [n, c, h / 2, w / 2]), saved)
             }
             (&LayerSpec::Dropout { prob }, _) if train && prob > 0.0 => {
                 let mut x = x;
@@ -444,7 +443,7 @@ impl CpuNet {
             }
             (&LayerSpec::Linear { outputs, .. }, LayerParams::Linear { weight, bias }) => {
                 let out = layers::linear_forward(&x.data, weight, bias, n);
-                (x.with(out, [n, outputs, 1, 1]), keep_input(&x))
+                (Activation::new(out, [n, outputs, 1, 1]), keep_input(&x))
             }
             (LayerSpec::SaveSkip, _) => {
                 skips.push(x.clone());
@@ -454,7 +453,10 @@ impl CpuNet {
                 let skip = skips.pop().expect("ModelSpec::summary pairs every concat");
                 let out = layers::concat_channels(&x.data, &skip.data, n);
                 let shape = [n, c + skip.shape[1], h, w];
-                (x.with(out, shape), Saved::Concat { first: c, shape })
+                (
+                    Activation::new(out, shape),
+                    Saved::Concat { first: c, shape },
+                )
             }
             (layer, params) => unreachable!("layer {layer:?} built with {params:?}"),
         }
