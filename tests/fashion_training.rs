@@ -327,8 +327,12 @@ fn a_run_trained_on_one_engine_is_evaluated_and_resumed_on_the_other() {
     let run = RunDir::new(&run_path);
     let on_cpu = classify::evaluate_run(&one, &data, &run, &Compute::cpu_engine()).unwrap();
     let on_burn = classify::evaluate_run(&one, &data, &run, &Compute::burn_cpu()).unwrap();
-    for (a, b) in [(&on_cpu.val, &on_burn.val), (&on_cpu.test, &on_burn.test)] {
-        assert_eq!(a.accuracy, b.accuracy);
+    // The engines' logits differ by rounding (~1e-6), which could flip a near-tie: one image.
+    for (a, b, images) in [
+        (&on_cpu.val, &on_burn.val, data.val.len()),
+        (&on_cpu.test, &on_burn.test, data.sets.test.len()),
+    ] {
+        assert!((a.accuracy - b.accuracy).abs() <= 1.0 / images as f64 + 1e-12);
         assert!((a.loss - b.loss).abs() < 1e-4, "{} vs {}", a.loss, b.loss);
     }
     let mut two = one.clone();
