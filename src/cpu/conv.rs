@@ -1,4 +1,5 @@
-//! Convolution and transposed convolution, forward and backward, as im2col + GEMM per image.
+//! Convolution and transposed convolution, forward and backward, as im2col + GEMM: one image
+//! at a time in row blocks where planes are large, several images per product where small.
 //!
 //! One geometry serves both: a transposed convolution's forward pass is the input gradient of
 //! the convolution it transposes, and its input gradient is that convolution's forward pass
@@ -224,13 +225,82 @@ impl ConvGeometry {
     /// GEMM is large enough to run at the kernel's speed (a 14x14 plane alone is 196 columns);
     /// large planes go one image at a time, in row blocks.
     fn images_per_group(&self, n: usize) -> usize {
-        let per_image = self.patch() * self.out_plane();
-        if per_image >= GROUP_FLOATS / 2 {
+        if !self.groups_images() {
             return 1;
         }
-        let by_size = (GROUP_FLOATS / per_image).max(1);
+        let by_size = (GROUP_FLOATS / (self.patch() * self.out_plane())).max(1);
         let by_threads = n.div_ceil(rayon::current_num_threads()).max(1);
         by_size.min(by_threads)
+    }
+
+    /// Whether whole images are unfolded side by side (small planes) rather than one image in
+    /// row blocks.
+    fn groups_images(&self) -> bool {
+        self.patch() * self.out_plane() < GROUP_FLOATS / 2
+    }
+
+    /// The forward pass of consecutive images, by whichever of the two layouts fits the plane.
+    fn forward_part(
+        &self,
+        images: &[f32],
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+        threads: Threads,
+    ) {
+        if self.groups_images() {
+            self.forward_group(images, weight, bias, out, scratch, threads)
+        } else {
+            for (x, o) in images
+                .chunks(self.in_len())
+                .zip(out.chunks_mut(self.out_len()))
+            {
+                self.forward_image(x, weight, bias, o, &mut scratch.cols, threads)
+            }
+        }
+    }
+
+    /// The input gradient of consecutive images (overwriting `grad_in`).
+    fn input_grad_part(
+        &self,
+        grad_out: &[f32],
+        weight: &[f32],
+        grad_in: &mut [f32],
+        scratch: &mut Scratch,
+        threads: Threads,
+    ) {
+        if self.groups_images() {
+            self.input_grad_group(grad_out, weight, grad_in, scratch, threads)
+        } else {
+            for (dy, dx) in grad_out
+                .chunks(self.out_len())
+                .zip(grad_in.chunks_mut(self.in_len()))
+            {
+                self.input_grad_image(dy, weight, dx, &mut scratch.cols, threads)
+            }
+        }
+    }
+
+    /// Adds the weight gradient of consecutive images to `grad_weight`.
+    fn weight_grad_part(
+        &self,
+        grad_out: &[f32],
+        images: &[f32],
+        grad_weight: &mut [f32],
+        scratch: &mut Scratch,
+        threads: Threads,
+    ) {
+        if self.groups_images() {
+            self.weight_grad_group(grad_out, images, grad_weight, scratch, threads)
+        } else {
+            for (dy, x) in grad_out
+                .chunks(self.out_len())
+                .zip(images.chunks(self.in_len()))
+            {
+                self.weight_grad_image(dy, x, grad_weight, &mut scratch.cols, threads)
+            }
+        }
     }
 
     /// The input gradient of a stride-1 convolution is itself a convolution of the output
@@ -266,6 +336,7 @@ impl ConvGeometry {
         bias: Option<&[f32]>,
         out: &mut [f32],
         scratch: &mut Scratch,
+        threads: Threads,
     ) {
         let plane = self.out_plane();
         let width = images.len() / self.in_len() * plane;
@@ -280,7 +351,7 @@ impl ConvGeometry {
             false,
             View::rows(weight, self.patch()),
             View::rows(&scratch.cols, width),
-            Threads::One,
+            threads,
         );
         for (i, image_out) in out.chunks_mut(self.out_len()).enumerate() {
             for (c, channel) in image_out.chunks_mut(plane).enumerate() {
@@ -298,6 +369,7 @@ impl ConvGeometry {
         weight: &[f32],
         grad_in: &mut [f32],
         scratch: &mut Scratch,
+        threads: Threads,
     ) {
         let plane = self.out_plane();
         let width = grad_out.len() / self.out_len() * plane;
@@ -312,7 +384,7 @@ impl ConvGeometry {
             false,
             View::transposed(weight, self.patch()),
             View::rows(&scratch.rows, width),
-            Threads::One,
+            threads,
         );
         grad_in.fill(0.0);
         for (i, image) in grad_in.chunks_mut(self.in_len()).enumerate() {
@@ -327,6 +399,7 @@ impl ConvGeometry {
         images: &[f32],
         grad_weight: &mut [f32],
         scratch: &mut Scratch,
+        threads: Threads,
     ) {
         let width = images.len() / self.in_len() * self.out_plane();
         self.unfold_group(images, width, &mut scratch.cols);
@@ -340,7 +413,7 @@ impl ConvGeometry {
             true,
             View::rows(&scratch.rows, width),
             View::transposed(&scratch.cols, width),
-            Threads::One,
+            threads,
         );
     }
 
@@ -539,11 +612,7 @@ pub fn conv_forward(
         .zip(out.chunks_mut(images * g.out_len()))
         .collect();
     for_each_group(items, |(x, o), scratch, threads| {
-        if images == 1 {
-            g.forward_image(x, weight, bias, o, &mut scratch.cols, threads)
-        } else {
-            g.forward_group(x, weight, bias, o, scratch)
-        }
+        g.forward_part(x, weight, bias, o, scratch, threads)
     });
 }
 
@@ -568,22 +637,11 @@ pub fn conv_pool_forward(
     for_each_group(items, |((x, p), a), scratch, threads| {
         let mut full = std::mem::take(&mut scratch.full);
         full.resize(x.len() / g.in_len() * g.out_len(), 0.0);
-        if images == 1 {
-            g.forward_image(x, weight, bias, &mut full, &mut scratch.cols, threads)
-        } else {
-            g.forward_group(x, weight, bias, &mut full, scratch)
-        }
+        g.forward_part(x, weight, bias, &mut full, scratch, threads);
         max_pool2_planes(&full, g.h_out, g.w_out, p, a);
         scratch.full = full;
     });
 }
-
-/// One thread's share of [`conv_pool_backward`]: inputs, pooled gradients, argmax, and where
-/// the input gradient goes.
-type PoolRun<'a, 'b> = (
-    ((&'a [f32], &'a [f32]), &'a [u8]),
-    &'b mut Option<&'a mut [f32]>,
-);
 
 /// The gradients of [`conv_pool_forward`] from the pooled output's gradient, a group of images
 /// at a time: each group's full-size output gradient is expanded in the cache and used there
@@ -597,85 +655,37 @@ pub fn conv_pool_backward(
     weight: &[f32],
     grad_in: Option<&mut [f32]>,
 ) -> (Vec<f32>, Vec<f32>) {
-    let n = input.len() / g.in_len();
-    let images = g.images_per_group(n);
-    let pooled_len = g.c_out * (g.h_out / 2) * (g.w_out / 2);
-    let groups = n.div_ceil(images);
-    let threads = rayon::current_num_threads();
-    let per_run = if per_group(groups) {
-        groups.div_ceil(threads)
-    } else {
-        groups
+    let images = g.images_per_group(input.len() / g.in_len());
+    let pooled_len = images * g.c_out * (g.h_out / 2) * (g.w_out / 2);
+    let dx_groups: Box<dyn Iterator<Item = Option<&mut [f32]>>> = match grad_in {
+        Some(dx) => Box::new(dx.chunks_mut(images * g.in_len()).map(Some)),
+        None => Box::new(std::iter::repeat_with(|| None)),
     };
-    let run_images = per_run * images;
-    let mut dx_runs: Vec<Option<&mut [f32]>> = match grad_in {
-        Some(dx) => dx.chunks_mut(run_images * g.in_len()).map(Some).collect(),
-        None => (0..groups.div_ceil(per_run)).map(|_| None).collect(),
-    };
-    let runs: Vec<_> = input
-        .chunks(run_images * g.in_len())
-        .zip(pooled_grad.chunks(run_images * pooled_len))
-        .zip(argmax.chunks(run_images * pooled_len))
-        .zip(dx_runs.iter_mut())
+    let mut groups: Vec<_> = input
+        .chunks(images * g.in_len())
+        .zip(pooled_grad.chunks(pooled_len))
+        .zip(argmax.chunks(pooled_len))
+        .zip(dx_groups)
         .collect();
-    let product_threads = if per_group(groups) {
-        Threads::One
-    } else {
-        Threads::All
-    };
     let flipped = g.flipped(weight);
-    let run = |(((x, pg), a), dx): PoolRun<'_, '_>| {
+    let partials = in_runs(&mut groups, |run, threads| {
         let (mut dw, mut db) = (vec![0.0; g.weight_len()], vec![0.0f64; g.c_out]);
-        let mut scratch = Scratch::default();
-        let mut full = Vec::new();
-        for (j, ((xg, pgg), ag)) in x
-            .chunks(images * g.in_len())
-            .zip(pg.chunks(images * pooled_len))
-            .zip(a.chunks(images * pooled_len))
-            .enumerate()
-        {
-            let count = xg.len() / g.in_len();
-            full.resize(count * g.out_len(), 0.0);
-            max_pool2_backward_planes(pgg, ag, g.h_out, g.w_out, &mut full);
-            for image in full.chunks(g.out_len()) {
-                for (c, channel) in image.chunks(g.out_plane()).enumerate() {
-                    db[c] += channel.iter().map(|&v| v as f64).sum::<f64>();
+        let (mut scratch, mut full) = (Scratch::default(), Vec::new());
+        for (((x, pooled), argmax), dx) in run {
+            full.resize(x.len() / g.in_len() * g.out_len(), 0.0);
+            max_pool2_backward_planes(pooled, argmax, g.h_out, g.w_out, &mut full);
+            add_channel_sums(&full, g.out_plane(), &mut db);
+            g.weight_grad_part(&full, x, &mut dw, &mut scratch, threads);
+            match (dx, &flipped) {
+                (Some(dx), Some((flipped, kernels))) => {
+                    flipped.forward_part(&full, kernels, None, dx, &mut scratch, threads)
                 }
-            }
-            if images == 1 {
-                g.weight_grad_image(&full, xg, &mut dw, &mut scratch.cols, product_threads);
-            } else {
-                g.weight_grad_group(&full, xg, &mut dw, &mut scratch);
-            }
-            if let Some(dx) = dx.as_deref_mut() {
-                let dxg = &mut dx[j * images * g.in_len()..j * images * g.in_len() + xg.len()];
-                if let Some((flipped, kernels)) = &flipped {
-                    if images == 1 {
-                        flipped.forward_image(
-                            &full,
-                            kernels,
-                            None,
-                            dxg,
-                            &mut scratch.cols,
-                            product_threads,
-                        );
-                    } else {
-                        flipped.forward_group(&full, kernels, None, dxg, &mut scratch);
-                    }
-                } else if images == 1 {
-                    g.input_grad_image(&full, weight, dxg, &mut scratch.cols, product_threads);
-                } else {
-                    g.input_grad_group(&full, weight, dxg, &mut scratch);
-                }
+                (Some(dx), None) => g.input_grad_part(&full, weight, dx, &mut scratch, threads),
+                (None, _) => {}
             }
         }
         (dw, db)
-    };
-    let partials: Vec<(Vec<f32>, Vec<f64>)> = if per_group(groups) {
-        runs.into_par_iter().map(run).collect()
-    } else {
-        runs.into_iter().map(run).collect()
-    };
+    });
     let mut parts = partials.into_iter();
     let (mut dw, mut db) = parts.next().expect("at least one image");
     for (w, b) in parts {
@@ -697,11 +707,7 @@ pub fn conv_input_grad(g: &ConvGeometry, grad_out: &[f32], weight: &[f32], grad_
         .zip(grad_in.chunks_mut(images * g.in_len()))
         .collect();
     for_each_group(items, |(dy, dx), scratch, threads| {
-        if images == 1 {
-            g.input_grad_image(dy, weight, dx, &mut scratch.cols, threads)
-        } else {
-            g.input_grad_group(dy, weight, dx, scratch)
-        }
+        g.input_grad_part(dy, weight, dx, scratch, threads)
     });
 }
 
@@ -710,34 +716,34 @@ pub fn conv_input_grad(g: &ConvGeometry, grad_out: &[f32], weight: &[f32], grad_
 /// depend on how rayon schedules the work (training is repeatable for a given thread count).
 pub fn conv_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Vec<f32> {
     let images = g.images_per_group(input.len() / g.in_len());
-    let pairs: Vec<_> = grad_out
+    let mut groups: Vec<_> = grad_out
         .chunks(images * g.out_len())
         .zip(input.chunks(images * g.in_len()))
         .collect();
-    let len = g.weight_len();
-    let run = |run: &[(&[f32], &[f32])], threads: Threads| {
-        let (mut acc, mut scratch) = (vec![0.0; len], Scratch::default());
-        for &(dy, x) in run {
-            if images == 1 {
-                g.weight_grad_image(dy, x, &mut acc, &mut scratch.cols, threads);
-            } else {
-                g.weight_grad_group(dy, x, &mut acc, &mut scratch);
-            }
+    in_runs(&mut groups, |run, threads| {
+        let (mut acc, mut scratch) = (vec![0.0; g.weight_len()], Scratch::default());
+        for &mut (dy, x) in run {
+            g.weight_grad_part(dy, x, &mut acc, &mut scratch, threads);
         }
         acc
-    };
-    if per_group(pairs.len()) {
-        let per_thread = pairs.len().div_ceil(rayon::current_num_threads());
-        let partials: Vec<Vec<f32>> = pairs
-            .par_chunks(per_thread)
-            .map(|r| run(r, Threads::One))
-            .collect();
-        partials
-            .into_iter()
-            .reduce(add_into)
-            .unwrap_or_else(|| vec![0.0; len])
+    })
+    .into_iter()
+    .reduce(add_into)
+    .expect("at least one image")
+}
+
+/// Calls `f` on fixed runs of consecutive `items` (one run per thread when there are enough
+/// items, else one run whose products use all threads) and returns the results in order, so
+/// that a sum over them does not depend on how rayon schedules the work.
+fn in_runs<T: Send, R: Send>(items: &mut [T], f: impl Fn(&mut [T], Threads) -> R + Sync) -> Vec<R> {
+    if per_group(items.len()) {
+        let per_run = items.len().div_ceil(rayon::current_num_threads());
+        items
+            .par_chunks_mut(per_run)
+            .map(|run| f(run, Threads::One))
+            .collect()
     } else {
-        run(&pairs, Threads::All)
+        vec![f(items, Threads::All)]
     }
 }
 
@@ -749,12 +755,17 @@ fn add_into(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
 /// Per-channel sums of `[n, channels, plane]` values (a bias gradient).
 pub fn channel_sums(values: &[f32], channels: usize, plane: usize) -> Vec<f32> {
     let mut sums = vec![0.0f64; channels];
-    for image in values.chunks(channels * plane) {
-        for (c, channel) in image.chunks(plane).enumerate() {
-            sums[c] += channel.iter().map(|&v| v as f64).sum::<f64>();
+    add_channel_sums(values, plane, &mut sums);
+    sums.into_iter().map(|s| s as f32).collect()
+}
+
+/// Adds the per-channel sums of `[n, sums.len(), plane]` values to `sums`.
+fn add_channel_sums(values: &[f32], plane: usize, sums: &mut [f64]) {
+    for image in values.chunks(sums.len() * plane) {
+        for (sum, channel) in sums.iter_mut().zip(image.chunks(plane)) {
+            *sum += channel.iter().map(|&v| v as f64).sum::<f64>();
         }
     }
-    sums.into_iter().map(|s| s as f32).collect()
 }
 
 /// The transposed convolution of `input [n, c_in, h, w]` (`g` from [`ConvGeometry::transposing`],
