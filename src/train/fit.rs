@@ -5,7 +5,6 @@
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, decay::WeightDecayConfig};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -76,24 +75,6 @@ pub trait Task: Sync {
     /// One line summarising an epoch.
     fn describe(&self, record: &Self::Record) -> String;
     fn epoch_of(record: &Self::Record) -> usize;
-}
-
-/// Adam with L2 weight decay (PyTorch's `Adam(weight_decay=...)`), or AdamW when decoupled;
-/// PyTorch's epsilon 1e-8 (burn's default is 1e-5).
-pub fn optimizer(params: &HyperParams) -> ModuleOptimizer {
-    if params.decoupled_decay {
-        AdamWConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(params.weight_decay as f32)
-            .init()
-    } else {
-        let decay =
-            (params.weight_decay > 0.0).then(|| WeightDecayConfig::new(params.weight_decay as f32));
-        AdamConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(decay)
-            .init()
-    }
 }
 
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {

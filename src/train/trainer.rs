@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::{
+    AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig,
+};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
@@ -49,6 +51,24 @@ pub enum Trainer {
         net: CpuNet,
         optimizer: Optimizer,
     },
+}
+
+/// Adam with L2 weight decay (PyTorch's `Adam(weight_decay=...)`), or AdamW when decoupled;
+/// PyTorch's epsilon 1e-8 (burn's default is 1e-5).
+pub fn optimizer(params: &HyperParams) -> ModuleOptimizer {
+    if params.decoupled_decay {
+        AdamWConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(params.weight_decay as f32)
+            .init()
+    } else {
+        let decay =
+            (params.weight_decay > 0.0).then(|| WeightDecayConfig::new(params.weight_decay as f32));
+        AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(decay)
+            .init()
+    }
 }
 
 /// The CPU engine's optimiser for the recipe: Adam with L2 decay, or AdamW.
@@ -112,7 +132,7 @@ impl Trainer {
                 device.seed(params.seed);
                 Trainer::Burn {
                     model: Net::init(spec, &device),
-                    optimizer: super::fit::optimizer(params),
+                    optimizer: optimizer(params),
                     device,
                     eval_device: compute.device.clone(),
                 }
@@ -255,7 +275,7 @@ impl Trainer {
             } => {
                 *model = ckpt.restore_model(path, model_name, model.clone())?;
                 if same_engine {
-                    let placeholder = burn::optim::AdamConfig::new().init();
+                    let placeholder = AdamConfig::new().init();
                     *optimizer =
                         ckpt.restore_optimizer(path, std::mem::replace(optimizer, placeholder))?;
                 }
@@ -276,5 +296,31 @@ impl Trainer {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burns_pixel_loss_is_the_mean_or_pytorchs_weighted_mean() {
+        // One image, two classes, two pixels: pixel 0 has logits (0, 0) and label 0, so its
+        // negative log-likelihood is ln 2; pixel 1 has logits (0, ln 3) and label 1, so ln(4/3).
+        let device = Device::flex();
+        let logits =
+            || Tensor::<1>::from_floats([0.0, 0.0, 0.0, 3f32.ln()], &device).reshape([1, 2, 1, 2]);
+        let (nll0, nll1) = (2f64.ln(), (4.0f64 / 3.0).ln());
+        let plain = LossSpec::Pixel { weights: None };
+        let plain: f32 = burn_loss(&plain, logits(), &[0, 1], &device).into_scalar();
+        assert!((plain as f64 - (nll0 + nll1) / 2.0).abs() < 1e-6);
+        // torch.nn.functional.cross_entropy(logits, targets, weight=torch.tensor([1., 3.]))
+        // divides by the summed weights of the targets: (1 ln 2 + 3 ln 4/3) / 4 = 0.3890.
+        let weighted = LossSpec::Pixel {
+            weights: Some(vec![1.0, 3.0]),
+        };
+        let weighted: f32 = burn_loss(&weighted, logits(), &[0, 1], &device).into_scalar();
+        assert!((weighted as f64 - (nll0 + 3.0 * nll1) / 4.0).abs() < 1e-6);
+        assert!((weighted - 0.3890).abs() < 1e-4);
     }
 }
