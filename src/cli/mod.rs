@@ -184,12 +184,6 @@ pub struct RunArgs {
     pub engine: Option<EngineKind>,
 }
 
-impl RunArgs {
-    fn compute(&self) -> Result<Compute, Error> {
-        Ok(Compute::new(self.engine, self.device)?)
-    }
-}
-
 fn compute(engine: Option<EngineKind>, device: DeviceKind) -> Result<Compute, Error> {
     Ok(Compute::new(engine, device)?)
 }
@@ -216,7 +210,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 classify::eval_command(
                     &r.run,
                     r.data.as_deref(),
-                    &r.compute()?,
+                    &compute(r.engine, r.device)?,
                     args.checks.policy(),
                 )?;
             }
@@ -227,7 +221,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 finished_training(&args.train);
             }
             FacadeCommand::Eval(r) => {
-                segment::eval_command(&r.run, r.data.as_deref(), &r.compute()?)?;
+                segment::eval_command(&r.run, r.data.as_deref(), &compute(r.engine, r.device)?)?;
             }
             FacadeCommand::Search(args) => {
                 segment::search_command(args.model, &args.search)?;

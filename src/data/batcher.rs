@@ -1,6 +1,5 @@
-//! Turning decoded images into normalised `f32` batches and then tensors.
+//! Turning decoded images into normalised `f32` batches, which either engine takes as they are.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -26,23 +25,12 @@ impl Normalization {
     }
 }
 
-/// A batch ready to become tensors: `[batch, channels, height, width]` values and labels.
+/// A batch: `[batch, channels, height, width]` values and labels.
 #[derive(Clone, Debug)]
 pub struct ImageBatch {
     pub images: Vec<f32>,
     pub labels: Vec<u8>,
     pub shape: [usize; 4],
-}
-
-impl ImageBatch {
-    pub fn images(&self, device: &Device) -> Tensor<4> {
-        Tensor::from_data(TensorData::new(self.images.clone(), self.shape), device)
-    }
-
-    pub fn targets(&self, device: &Device) -> Tensor<1, Int> {
-        let labels: Vec<i64> = self.labels.iter().map(|&l| l as i64).collect();
-        Tensor::from_data(TensorData::new(labels, [self.labels.len()]), device)
-    }
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -1,5 +1,5 @@
 //! Data: reading data sets from disk into memory once (as `u8`), the seeded split, augmentation
-//! and batching into tensors.
+//! and batching into normalised `f32` batches.
 
 #[cfg(feature = "engine")]
 pub mod augment;

@@ -1,7 +1,6 @@
 //! Segmentation batches: photo and label map augmented together (flip, random scale and crop),
 //! photos normalised to `f32`, labels kept as class indices.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -76,20 +75,6 @@ pub struct SegmentationBatch {
     pub photos: Vec<f32>,
     pub labels: Vec<u8>,
     pub count: usize,
-}
-
-impl SegmentationBatch {
-    pub fn photos(&self, device: &Device) -> Tensor<4> {
-        Tensor::from_data(
-            TensorData::new(self.photos.clone(), [self.count, 3, SIDE, SIDE]),
-            device,
-        )
-    }
-
-    pub fn targets(&self, device: &Device) -> Tensor<3, Int> {
-        let labels: Vec<i64> = self.labels.iter().map(|&l| l as i64).collect();
-        Tensor::from_data(TensorData::new(labels, [self.count, SIDE, SIDE]), device)
-    }
 }
 
 #[derive(Clone, Copy, Debug)]

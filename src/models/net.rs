@@ -133,14 +133,6 @@ impl Net {
             })
     }
 
-    /// Per-pixel logits `[batch, classes, height, width]` of a fully convolutional network.
-    pub fn forward_segment(&self, images: Tensor<4>) -> Tensor<4> {
-        match self.forward(images) {
-            Activation::Maps(logits) => logits,
-            Activation::Features(_) => unreachable!("segmenters have no Flatten"),
-        }
-    }
-
     /// The output as maps: per-pixel logits, or logits `[batch, classes]` as `[batch, classes, 1, 1]`.
     pub fn forward_maps(&self, images: Tensor<4>) -> Tensor<4> {
         match self.forward(images) {
@@ -149,14 +141,6 @@ impl Net {
                 let [n, f] = logits.dims();
                 logits.reshape([n, f, 1, 1])
             }
-        }
-    }
-
-    /// Logits `[batch, classes]` for images `[batch, channels, height, width]`.
-    pub fn forward_classify(&self, images: Tensor<4>) -> Tensor<2> {
-        match self.forward(images) {
-            Activation::Features(logits) => logits,
-            Activation::Maps(maps) => maps.flatten(1, 3),
         }
     }
 
@@ -202,8 +186,8 @@ mod tests {
             for batch in [1, 3] {
                 let logits = net
                     .valid()
-                    .forward_classify(Tensor::zeros([batch, 1, 28, 28], &device));
-                assert_eq!(logits.dims(), [batch, 10], "{}", spec.name);
+                    .forward_maps(Tensor::zeros([batch, 1, 28, 28], &device));
+                assert_eq!(logits.dims(), [batch, 10, 1, 1], "{}", spec.name);
             }
         }
     }

@@ -93,7 +93,7 @@ mod tests {
             );
             let device = Device::flex();
             let net = Net::init(&spec, &device).valid();
-            let out = net.forward_segment(Tensor::zeros([2, 3, SIDE, SIDE], &device));
+            let out = net.forward_maps(Tensor::zeros([2, 3, SIDE, SIDE], &device));
             assert_eq!(out.dims(), [2, NUM_CLASSES, SIDE, SIDE], "{}", spec.name);
         }
     }
