@@ -36,10 +36,7 @@ pub fn channel_stats(x: &[f32], channels: usize, plane: usize) -> BatchStats {
                 squares += q as f64;
             }
             let mean = sum / count;
-            (
-                (mean) as f32,
-                (squares / count - mean * mean).max(0.0) as f32,
-            )
+            (mean as f32, (squares / count - mean * mean).max(0.0) as f32)
         })
         .unzip();
     BatchStats { mean, variance }
@@ -227,6 +224,7 @@ pub fn max_pool2_planes(x: &[f32], h: usize, w: usize, out: &mut [f32], argmax: 
     }
 }
 
+/// The gradient of [`max_pool2`]: each pooled gradient goes to the value that was the maximum.
 pub fn max_pool2_backward(grad_out: &[f32], argmax: &[u8], h: usize, w: usize) -> Vec<f32> {
     let (ho, wo) = (h / 2, w / 2);
     let mut grad_in = vec![0.0; grad_out.len() / (ho * wo) * h * w];

@@ -22,8 +22,8 @@ pub struct LossOutput {
     pub count: usize,
 }
 
-/// Per row of `classes` logits read with `stride` (1 per image, the plane per pixel): adds to
-/// `grad` `scale * (softmax - target)` and returns (loss contribution, whether the arg-max hit).
+/// Per row of `classes` logits read with `stride` (1 per image, the plane per pixel): writes
+/// `scale * (softmax - target)` into `grad` and returns (loss contribution, whether the arg-max hit).
 fn row(
     logits: &[f32],
     stride: usize,

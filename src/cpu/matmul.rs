@@ -89,9 +89,16 @@ pub fn matmul(
     // AVX-512 core), so such a product is computed transposed and transposed back.
     if m < 64 && n >= 2 * m {
         TRANSPOSED.with(|scratch| {
-            let mut t = scratch.borrow_mut();
+            // A product on this thread that is already using the buffer (rayon may run other
+            // work while a threaded product waits) takes a fresh one.
+            let mut fresh = Vec::new();
+            let mut held = scratch.try_borrow_mut();
+            let t = match held.as_deref_mut() {
+                Ok(t) => t,
+                Err(_) => &mut fresh,
+            };
             t.resize(n * m, 0.0);
-            product(n, m, k, &mut t, m, false, b.t(), a.t(), threads);
+            product(n, m, k, t, m, false, b.t(), a.t(), threads);
             // Back in tiles of 64 columns, whose rows of `t` stay in the L1 cache.
             for j0 in (0..n).step_by(64) {
                 let j1 = (j0 + 64).min(n);
@@ -130,8 +137,9 @@ fn product(
         Threads::One => Parallelism::None,
         Threads::All => Parallelism::Rayon(0),
     };
-    // SAFETY: the asserts above keep every index the product touches inside the slices, and
-    // `dst` is borrowed mutably, so it aliases neither operand.
+    // SAFETY: `matmul`'s asserts keep every index the product touches inside the slices (the
+    // transposed route's buffer holds exactly n x m), and `dst` is borrowed mutably, so it
+    // aliases neither operand.
     unsafe {
         gemm::gemm(
             m,

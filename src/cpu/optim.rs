@@ -48,7 +48,6 @@ impl Optimizer {
         self.time += 1;
         let t = self.time as i32;
         let kind = self.kind;
-        let first_step = self.time == 1;
         let correction_2 = (1.0 - BETA_2.powi(t)).sqrt();
         let step_size = (lr * correction_2 / (1.0 - BETA_1.powi(t))) as f32;
         let eps = (EPSILON * correction_2) as f32;
@@ -83,7 +82,8 @@ impl Optimizer {
                 } => chunks.for_each(|((p, g), m)| {
                     for j in 0..p.len() {
                         let g = g[j] + weight_decay * p[j];
-                        m[j] = if first_step { g } else { momentum * m[j] + g };
+                        // The velocity starts at zero, so the first step's is the gradient.
+                        m[j] = momentum * m[j] + g;
                         p[j] -= lr as f32 * m[j];
                     }
                 }),
