@@ -358,34 +358,29 @@ impl CpuNet {
                     running_var,
                 },
             ) => {
+                let stats = train.then(|| layers::channel_stats(&x.data, c, x.plane()));
+                let (mean, variance) = match &stats {
+                    Some(batch) => (&batch.mean, &batch.variance),
+                    None => (running_mean, running_var),
+                };
                 let mut out = vec![0.0; x.data.len()];
                 let activation = self.activation_after(i);
-                if train {
-                    let stats = layers::channel_stats(&x.data, c, x.plane());
-                    layers::batch_norm_apply(
-                        &x.data,
-                        &mut out,
-                        x.plane(),
-                        &stats.mean,
-                        &stats.variance,
-                        gamma,
-                        beta,
-                        activation,
-                    );
-                    (Activation::new(out, x.shape), Saved::BatchNorm(x, stats))
-                } else {
-                    layers::batch_norm_apply(
-                        &x.data,
-                        &mut out,
-                        x.plane(),
-                        running_mean,
-                        running_var,
-                        gamma,
-                        beta,
-                        activation,
-                    );
-                    (Activation::new(out, x.shape), Saved::Nothing)
-                }
+                layers::batch_norm_apply(
+                    &x.data,
+                    &mut out,
+                    x.plane(),
+                    mean,
+                    variance,
+                    gamma,
+                    beta,
+                    activation,
+                );
+                let shape = x.shape;
+                let saved = match stats {
+                    Some(batch) => Saved::BatchNorm(x, batch),
+                    None => Saved::Nothing,
+                };
+                (Activation::new(out, shape), saved)
             }
             (LayerSpec::Relu | LayerSpec::LeakyRelu { .. }, _) => {
                 let mut x = x;
