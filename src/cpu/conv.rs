@@ -146,36 +146,45 @@ impl ConvGeometry {
         offset: usize,
     ) {
         let (k, w_out) = (self.k, self.w_out);
+        let mut phases = RowPhases::new(self.w, self.stride);
         for c in 0..self.c_in {
             let plane = &image[c * self.h * self.w..(c + 1) * self.h * self.w];
             for ky in 0..k {
-                for kx in 0..k {
-                    let row = ((c * k + ky) * k + kx) * row_stride + offset;
-                    let (first, last) = self.inside_x(kx);
-                    for y in y0..y1 {
-                        let dst = &mut cols[row + (y - y0) * w_out..row + (y - y0 + 1) * w_out];
-                        let Some(iy) = (y * self.stride + ky)
-                            .checked_sub(self.pad)
-                            .filter(|&iy| iy < self.h)
-                        else {
-                            dst.fill(0.0);
-                            continue;
-                        };
-                        let src = &plane[iy * self.w..(iy + 1) * self.w];
+                let row = |kx: usize, y: usize| {
+                    ((c * k + ky) * k + kx) * row_stride + offset + (y - y0) * w_out
+                };
+                for y in y0..y1 {
+                    let Some(iy) = self.source_row(y, ky) else {
+                        for kx in 0..k {
+                            cols[row(kx, y)..row(kx, y) + w_out].fill(0.0);
+                        }
+                        continue;
+                    };
+                    let src = &plane[iy * self.w..(iy + 1) * self.w];
+                    phases.split(src);
+                    for kx in 0..k {
+                        let (first, last) = self.inside_x(kx);
+                        let dst = &mut cols[row(kx, y)..row(kx, y) + w_out];
                         dst[..first].fill(0.0);
                         dst[last..].fill(0.0);
-                        if self.stride == 1 {
-                            let start = first + kx - self.pad;
-                            dst[first..last].copy_from_slice(&src[start..start + last - first]);
-                        } else {
-                            for (x, d) in dst.iter_mut().enumerate().take(last).skip(first) {
-                                *d = src[x * self.stride + kx - self.pad];
-                            }
-                        }
+                        let run = phases.run(src, self.offset_x(kx), first, last);
+                        dst[first..last].copy_from_slice(run);
                     }
                 }
             }
         }
+    }
+
+    /// The input row that output row `y` reads through kernel row `ky`, if inside the input.
+    fn source_row(&self, y: usize, ky: usize) -> Option<usize> {
+        (y * self.stride + ky)
+            .checked_sub(self.pad)
+            .filter(|&iy| iy < self.h)
+    }
+
+    /// Output column `x` reads input column `x * stride + offset_x(kx)` through kernel column `kx`.
+    fn offset_x(&self, kx: usize) -> isize {
+        kx as isize - self.pad as isize
     }
 
     /// Adds columns laid out as [`ConvGeometry::im2col`] writes them back onto their image.
@@ -189,33 +198,24 @@ impl ConvGeometry {
         offset: usize,
     ) {
         let (k, w_out) = (self.k, self.w_out);
+        let mut phases = RowPhases::new(self.w, self.stride);
         for c in 0..self.c_in {
             let plane = &mut image[c * self.h * self.w..(c + 1) * self.h * self.w];
             for ky in 0..k {
-                for kx in 0..k {
-                    let row = ((c * k + ky) * k + kx) * row_stride + offset;
-                    let (first, last) = self.inside_x(kx);
-                    for y in y0..y1 {
-                        let Some(iy) = (y * self.stride + ky)
-                            .checked_sub(self.pad)
-                            .filter(|&iy| iy < self.h)
-                        else {
-                            continue;
-                        };
-                        let src = &cols[row + (y - y0) * w_out..row + (y - y0 + 1) * w_out];
-                        let dst = &mut plane[iy * self.w..(iy + 1) * self.w];
-                        if self.stride == 1 {
-                            let start = first + kx - self.pad;
-                            let dst = &mut dst[start..start + last - first];
-                            dst.iter_mut()
-                                .zip(&src[first..last])
-                                .for_each(|(d, s)| *d += s);
-                        } else {
-                            for x in first..last {
-                                dst[x * self.stride + kx - self.pad] += src[x];
-                            }
-                        }
+                for y in y0..y1 {
+                    let Some(iy) = self.source_row(y, ky) else {
+                        continue;
+                    };
+                    let dst = &mut plane[iy * self.w..(iy + 1) * self.w];
+                    for kx in 0..k {
+                        let row = ((c * k + ky) * k + kx) * row_stride + offset + (y - y0) * w_out;
+                        let (first, last) = self.inside_x(kx);
+                        let run = phases.run_mut(dst, self.offset_x(kx), first, last);
+                        run.iter_mut()
+                            .zip(&cols[row + first..row + last])
+                            .for_each(|(d, s)| *d += s);
                     }
+                    phases.add_to(dst);
                 }
             }
         }
@@ -802,6 +802,80 @@ pub fn conv_transpose_input_grad(
 /// The weight gradient `[c_in, c_out, k, k]` of a transposed convolution.
 pub fn conv_transpose_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Vec<f32> {
     conv_weight_grad(g, input, grad_out)
+}
+
+/// An input row split by phase (column mod stride), so that each kernel column of a strided
+/// convolution reads or adds one contiguous run instead of every `stride`-th value. With
+/// stride 1 the row itself is read or added to and nothing is copied.
+struct RowPhases {
+    stride: usize,
+    len: usize,
+    buffer: Vec<f32>,
+}
+
+impl RowPhases {
+    fn new(w: usize, stride: usize) -> Self {
+        let len = w.div_ceil(stride);
+        let buffer = vec![0.0; if stride > 1 { stride * len } else { 0 }];
+        RowPhases {
+            stride,
+            len,
+            buffer,
+        }
+    }
+
+    /// Takes `row`'s values for [`RowPhases::run`].
+    fn split(&mut self, row: &[f32]) {
+        for (p, phase) in self.buffer.chunks_mut(self.len).enumerate() {
+            phase
+                .iter_mut()
+                .zip(row[p..].iter().step_by(self.stride))
+                .for_each(|(d, &v)| *d = v);
+        }
+    }
+
+    /// The values of `row`'s columns `x * stride + offset` for `x` in `first..last`.
+    fn run<'a>(&'a self, row: &'a [f32], offset: isize, first: usize, last: usize) -> &'a [f32] {
+        let (phase, start) = self.locate(offset, first);
+        match self.stride {
+            1 => &row[start..start + last - first],
+            _ => &self.buffer[phase * self.len + start..][..last - first],
+        }
+    }
+
+    /// Where to add values for `row`'s columns `x * stride + offset`, `x` in `first..last`;
+    /// with a stride above 1 they reach the row at [`RowPhases::add_to`].
+    fn run_mut<'a>(
+        &'a mut self,
+        row: &'a mut [f32],
+        offset: isize,
+        first: usize,
+        last: usize,
+    ) -> &'a mut [f32] {
+        let (phase, start) = self.locate(offset, first);
+        match self.stride {
+            1 => &mut row[start..start + last - first],
+            _ => &mut self.buffer[phase * self.len + start..][..last - first],
+        }
+    }
+
+    /// Adds the values gathered by [`RowPhases::run_mut`] to `row` and clears them.
+    fn add_to(&mut self, row: &mut [f32]) {
+        for (p, phase) in self.buffer.chunks_mut(self.len).enumerate() {
+            row[p..]
+                .iter_mut()
+                .step_by(self.stride)
+                .zip(phase.iter_mut())
+                .for_each(|(d, v)| *d += std::mem::take(v));
+        }
+    }
+
+    /// Column `x * stride + offset` is value `x + shift` of phase `p`: `(p, first + shift)`.
+    fn locate(&self, offset: isize, first: usize) -> (usize, usize) {
+        let stride = self.stride as isize;
+        let (phase, shift) = (offset.rem_euclid(stride), offset.div_euclid(stride));
+        (phase as usize, (first as isize + shift) as usize)
+    }
 }
 
 #[cfg(test)]

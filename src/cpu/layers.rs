@@ -18,28 +18,48 @@ pub struct BatchStats {
 }
 
 /// Mean and biased variance per channel of `x [n, channels, plane]`, in one pass (sums of
-/// values and squares in f64).
+/// values and squares per plane, added in f64 in a fixed order).
 pub fn channel_stats(x: &[f32], channels: usize, plane: usize) -> BatchStats {
-    let per_image = channels * plane;
     let count = (x.len() / channels) as f64;
-    let (mean, variance): (Vec<f32>, Vec<f32>) = (0..channels)
-        .into_par_iter()
+    let planes: Vec<(f64, f64)> = x.par_chunks(plane).map(|p| sum_and_dot(p, p)).collect();
+    let (mean, variance) = (0..channels)
         .map(|c| {
-            let (mut sum, mut squares) = (0.0f64, 0.0f64);
-            for image in x.chunks(per_image) {
-                let (mut s, mut q) = (0.0f32, 0.0f32);
-                for &v in &image[c * plane..(c + 1) * plane] {
-                    s += v;
-                    q += v * v;
-                }
-                sum += s as f64;
-                squares += q as f64;
-            }
+            let (sum, squares) = sum_per_channel(&planes, c, channels);
             let mean = sum / count;
             (mean as f32, (squares / count - mean * mean).max(0.0) as f32)
         })
         .unzip();
     BatchStats { mean, variance }
+}
+
+/// The sums of `a` and of `a * b`. Sixteen running sums instead of one let the loop vectorise
+/// (a single sum waits on its previous addition at every element).
+fn sum_and_dot(a: &[f32], b: &[f32]) -> (f64, f64) {
+    const LANES: usize = 16;
+    let (mut sums, mut dots) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+    for (ca, cb) in a_chunks.zip(b_chunks) {
+        for k in 0..LANES {
+            sums[k] += ca[k];
+            dots[k] += ca[k] * cb[k];
+        }
+    }
+    let tail = a_rest.iter().zip(b_rest).map(|(&x, &y)| (x, x * y));
+    sums.iter()
+        .zip(&dots)
+        .map(|(&s, &d)| (s, d))
+        .chain(tail)
+        .fold((0.0, 0.0), |(s, d), (x, y)| (s + x as f64, d + y as f64))
+}
+
+/// Channel `c`'s total of per-plane pairs laid out `[n, channels]`.
+fn sum_per_channel(planes: &[(f64, f64)], c: usize, channels: usize) -> (f64, f64) {
+    planes
+        .iter()
+        .skip(c)
+        .step_by(channels)
+        .fold((0.0, 0.0), |(s, d), &(x, y)| (s + x, d + y))
 }
 
 /// `y = (x - mean) / sqrt(var + eps) * gamma + beta` per channel, followed by a (leaky) ReLU
@@ -76,66 +96,62 @@ pub fn batch_norm_apply(
         });
 }
 
-/// Gradients of a training-mode batch norm: `(grad_x, grad_gamma, grad_beta)`. When a (leaky)
-/// ReLU followed it, `activation` holds that layer's output and slope and `grad_out` is the
-/// gradient after the ReLU: its mask is applied on the fly rather than in a pass of its own.
+/// Gradients of a training-mode batch norm: `(grad_x, grad_gamma, grad_beta)`, `grad_x` written
+/// over `grad_out`'s buffer. When a (leaky) ReLU followed it, `activation` holds that layer's
+/// output and slope and `grad_out` is the gradient after the ReLU: its mask is applied here
+/// rather than in a pass of its own.
 pub fn batch_norm_backward(
     x: &[f32],
-    grad_out: &[f32],
+    mut grad_out: Vec<f32>,
     plane: usize,
     stats: &BatchStats,
     gamma: &[f32],
     activation: Option<(&[f32], f32)>,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let channels = gamma.len();
-    let per_image = channels * plane;
     let count = (x.len() / channels) as f64;
     let inv_std: Vec<f64> = stats
         .variance
         .iter()
         .map(|&v| 1.0 / (v as f64 + BN_EPSILON).sqrt())
         .collect();
-    let masked = |g: f32, i: usize| match activation {
-        Some((y, slope)) if y[i] <= 0.0 => g * slope,
-        _ => g,
-    };
-    let (grad_gamma, grad_beta): (Vec<f32>, Vec<f32>) = (0..channels)
-        .into_par_iter()
-        .map(|c| {
-            let (mean, inv) = (stats.mean[c] as f64, inv_std[c]);
-            let (mut dg, mut db) = (0.0f64, 0.0f64);
-            for start in (0..x.len()).step_by(per_image).map(|s| s + c * plane) {
-                let (mut sg, mut sx) = (0.0f32, 0.0f32);
-                for i in start..start + plane {
-                    let g = masked(grad_out[i], i);
-                    sg += g;
-                    sx += g * x[i];
+    let planes: Vec<(f64, f64)> = grad_out
+        .par_chunks_mut(plane)
+        .zip(x.par_chunks(plane))
+        .enumerate()
+        .map(|(p, (g, xs))| {
+            if let Some((output, slope)) = activation {
+                let ys = &output[p * plane..(p + 1) * plane];
+                for (g, &y) in g.iter_mut().zip(ys) {
+                    *g *= if y <= 0.0 { slope } else { 1.0 };
                 }
-                // sum g (x - mean) inv = (sum g x - mean sum g) inv
-                dg += (sx as f64 - mean * sg as f64) * inv;
-                db += sg as f64;
             }
-            (dg as f32, db as f32)
+            sum_and_dot(g, xs)
+        })
+        .collect();
+    let (grad_gamma, grad_beta): (Vec<f32>, Vec<f32>) = (0..channels)
+        .map(|c| {
+            let (sum_g, sum_gx) = sum_per_channel(&planes, c, channels);
+            // sum g (x - mean) inv = (sum g x - mean sum g) inv
+            let dg = (sum_gx - stats.mean[c] as f64 * sum_g) * inv_std[c];
+            (dg as f32, sum_g as f32)
         })
         .unzip();
-    let mut grad_x = vec![0.0; x.len()];
-    grad_x
+    grad_out
         .par_chunks_mut(plane)
+        .zip(x.par_chunks(plane))
         .enumerate()
-        .for_each(|(chunk, dx)| {
-            let c = chunk % channels;
+        .for_each(|(p, (g, xs))| {
+            let c = p % channels;
             let (mean, inv) = (stats.mean[c], inv_std[c] as f32);
             let k = gamma[c] * inv;
             let mean_db = (grad_beta[c] as f64 / count) as f32;
             let mean_dg = (grad_gamma[c] as f64 / count) as f32;
-            let start = chunk * plane;
-            for (j, d) in dx.iter_mut().enumerate() {
-                let i = start + j;
-                let x_hat = (x[i] - mean) * inv;
-                *d = k * (masked(grad_out[i], i) - mean_db - x_hat * mean_dg);
+            for (g, &x) in g.iter_mut().zip(xs) {
+                *g = k * (*g - mean_db - (x - mean) * inv * mean_dg);
             }
         });
-    (grad_x, grad_gamma, grad_beta)
+    (grad_out, grad_gamma, grad_beta)
 }
 
 /// `running = (1 - momentum) running + momentum batch`.
@@ -379,7 +395,8 @@ mod tests {
             assert!((yv - ((xv - 2.5) * s + 1.0)).abs() < 1e-5);
         }
         // With the loss sum(y * [1, 0, 0, 0]): dbeta = 1, dgamma = x_hat[0].
-        let (_, dg, db) = batch_norm_backward(&x, &[1.0, 0.0, 0.0, 0.0], 2, &stats, &[2.0], None);
+        let (_, dg, db) =
+            batch_norm_backward(&x, vec![1.0, 0.0, 0.0, 0.0], 2, &stats, &[2.0], None);
         assert!(
             (db[0] - 1.0).abs() < 1e-6 && (dg[0] - (-1.5 / (1.25f32 + 1e-5).sqrt())).abs() < 1e-5
         );

@@ -13,6 +13,7 @@ pub mod conv;
 pub mod layers;
 pub mod loss;
 pub mod matmul;
+pub mod memory;
 pub mod net;
 pub mod optim;
 

@@ -554,8 +554,14 @@ impl CpuNet {
                 ) => {
                     let activation = pending_activation.take();
                     let mask = activation.as_ref().map(|(y, slope)| (&y.data[..], *slope));
-                    let (dx, dg, db) =
-                        layers::batch_norm_backward(&x.data, &grad, x.plane(), &stats, gamma, mask);
+                    let (dx, dg, db) = layers::batch_norm_backward(
+                        &x.data,
+                        std::mem::take(&mut grad),
+                        x.plane(),
+                        &stats,
+                        gamma,
+                        mask,
+                    );
                     grads_reversed.push(db);
                     grads_reversed.push(dg);
                     grad = dx;

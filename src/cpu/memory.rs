@@ -1,0 +1,19 @@
+//! How the process's allocator treats the engine's large buffers.
+//!
+//! A training step of `fcn` allocates and frees activations and gradients of 64 MiB each.
+//! glibc serves every allocation over 32 MiB with a fresh `mmap` and returns it on free, so
+//! each step paid for page faults and the kernel's zeroing on every such buffer (measured: a
+//! step 13% slower, inference 22%). Keeping freed memory in the heap lets the next step reuse
+//! the same pages; the peak resident size is unchanged (the same buffers are alive at once).
+
+/// Makes freed memory stay with the process for reuse rather than go back to the system.
+/// Call once, before any work; other allocators than glibc's are left as they are.
+pub fn keep_freed_memory_for_reuse() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's allocation thresholds; it is called before the
+    // program starts its threads, and every later allocation stays valid whatever they are.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
