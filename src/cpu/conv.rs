@@ -297,7 +297,10 @@ impl ConvGeometry {
         scratch: &mut Scratch,
         threads: Threads,
     ) {
-        if self.groups_images() {
+        if self.groups_images() && winograd::applies(self) {
+            let Scratch { cols, rows, .. } = scratch;
+            winograd::weight_grad(self, grad_out, images, grad_weight, cols, rows, threads)
+        } else if self.groups_images() {
             self.weight_grad_group(grad_out, images, grad_weight, scratch, threads)
         } else {
             for (dy, x) in grad_out
@@ -958,6 +961,23 @@ mod tests {
                     let b = b + bias[j / g.out_plane()];
                     assert!((a - b).abs() < 1e-4 * b.abs().max(1.0), "{g:?}: {a} vs {b}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn winograd_weight_gradient_matches_the_unfolded_product() {
+        for (n, h, w) in [(3, 7, 5), (2, 6, 6)] {
+            let g = ConvGeometry::conv(64, h, w, 65, 3, 1, 1);
+            let x = ramp(n * g.in_len(), 0.1);
+            let dy = ramp(n * g.out_len(), 0.07);
+            let mut scratch = Scratch::default();
+            let mut winograd = vec![0.5; g.weight_len()];
+            g.weight_grad_part(&dy, &x, &mut winograd, &mut scratch, Threads::One);
+            let mut unfolded = vec![0.5; g.weight_len()];
+            g.weight_grad_group(&dy, &x, &mut unfolded, &mut scratch, Threads::One);
+            for (a, b) in winograd.iter().zip(&unfolded) {
+                assert!((a - b).abs() < 1e-4 * b.abs().max(1.0), "{g:?}: {a} vs {b}");
             }
         }
     }

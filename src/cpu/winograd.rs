@@ -1,8 +1,10 @@
 //! 3x3 stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, 2016):
 //! each 2x2 block of outputs comes from a 4x4 block of inputs with 16 multiplications per
 //! channel pair instead of 36. The work becomes 16 matrix products `[c_out, c_in] · [c_in,
-//! tiles]` between transforms of the inputs and of the outputs; the transforms run along whole
-//! rows of tiles, so they vectorise. PyTorch's CPU convolutions (oneDNN) use the same method.
+//! tiles]` between transforms of the inputs and of the outputs, a tile at a time in registers.
+//! Used for the forward pass and the weight gradient; the input gradient of a stride-1
+//! convolution is itself run as a forward convolution (see `conv.rs`), so it gains too.
+//! PyTorch's CPU convolutions (oneDNN) use the same method.
 
 use super::conv::ConvGeometry;
 use super::matmul::{Threads, View, matmul};
@@ -49,6 +51,61 @@ pub fn forward(
         );
     }
     transform_outputs(g, &tiles, products, bias, out);
+}
+
+/// Adds the weight gradient `[c_out, c_in, 3, 3]` of whole `images` given their output
+/// gradient to `grad_weight`: the products in the transformed space are `dM · Vᵀ`, with `dM`
+/// the output gradient through `A` and `V` the transformed inputs, and `Gᵀ · G` brings each
+/// 4x4 result back to a 3x3 kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn weight_grad(
+    g: &ConvGeometry,
+    grad_out: &[f32],
+    images: &[f32],
+    grad_weight: &mut [f32],
+    inputs: &mut Vec<f32>,
+    products: &mut Vec<f32>,
+    threads: Threads,
+) {
+    debug_assert!(applies(g));
+    let tiles = Tiles::of(g, images.len() / g.in_len());
+    let pairs = g.c_out * g.c_in;
+    transform_inputs(g, &tiles, images, inputs);
+    transform_output_grads(g, &tiles, grad_out, products);
+    let mut kernel_grads = vec![0.0; POINTS * pairs];
+    for point in 0..POINTS {
+        matmul(
+            g.c_out,
+            g.c_in,
+            tiles.count,
+            &mut kernel_grads[point * pairs..],
+            g.c_in,
+            false,
+            View::rows(&products[point * g.c_out * tiles.count..], tiles.count),
+            View::transposed(&inputs[point * g.c_in * tiles.count..], tiles.count),
+            threads,
+        );
+    }
+    let gather = |u: [f32; 4]| {
+        [
+            u[0] + 0.5 * (u[1] + u[2]),
+            0.5 * (u[1] - u[2]),
+            0.5 * (u[1] + u[2]) + u[3],
+        ]
+    };
+    for (pair, kernel) in grad_weight.chunks_mut(9).enumerate() {
+        let rows: [[f32; 3]; 4] = std::array::from_fn(|a| {
+            gather(std::array::from_fn(|b| {
+                kernel_grads[(a * 4 + b) * pairs + pair]
+            }))
+        });
+        for kx in 0..3 {
+            let column = gather(std::array::from_fn(|a| rows[a][kx]));
+            for ky in 0..3 {
+                kernel[ky * 3 + kx] += column[ky];
+            }
+        }
+    }
 }
 
 /// 2x2 output tiles: `rows x cols` per image, `count` in all.
@@ -177,4 +234,45 @@ fn mix_outputs(m: [[f32; 4]; 4]) -> [[f32; 2]; 2] {
     let down: [[f32; 2]; 4] =
         std::array::from_fn(|col| mix([m[0][col], m[1][col], m[2][col], m[3][col]]));
     std::array::from_fn(|a| mix([down[0][a], down[1][a], down[2][a], down[3][a]]))
+}
+
+/// `A dY Aᵀ` for every 2x2 tile `dY` of the output gradient (zero outside the output), laid
+/// out `[point][c_out][tile]`: the gradient reaching the products.
+fn transform_output_grads(
+    g: &ConvGeometry,
+    tiles: &Tiles,
+    grad_out: &[f32],
+    products: &mut Vec<f32>,
+) {
+    let (h, w, count) = (g.h_out, g.w_out, tiles.count);
+    products.resize(POINTS * g.c_out * count, 0.0);
+    let point_stride = g.c_out * count;
+    let spread = |x: [f32; 2]| [x[0], x[0] + x[1], x[0] - x[1], -x[1]];
+    let value = |plane: &[f32], y: usize, x: usize| {
+        if y < h && x < w {
+            plane[y * w + x]
+        } else {
+            0.0
+        }
+    };
+    for (i, image) in grad_out.chunks(g.out_len()).enumerate() {
+        for (o, plane) in image.chunks(h * w).enumerate() {
+            for r in 0..tiles.rows {
+                let start = o * count + tiles.start(i, r);
+                for t in 0..tiles.cols {
+                    let (y, x) = (2 * r, 2 * t);
+                    let rows = [
+                        spread([value(plane, y, x), value(plane, y, x + 1)]),
+                        spread([value(plane, y + 1, x), value(plane, y + 1, x + 1)]),
+                    ];
+                    for b in 0..4 {
+                        let column = spread([rows[0][b], rows[1][b]]);
+                        for (a, v) in column.into_iter().enumerate() {
+                            products[(a * 4 + b) * point_stride + start + t] = v;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
