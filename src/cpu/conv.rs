@@ -283,9 +283,119 @@ impl ConvGeometry {
                 .chunks(self.out_len())
                 .zip(grad_in.chunks_mut(self.in_len()))
             {
-                self.input_grad_image(dy, weight, dx, &mut scratch.cols, threads)
+                if self.stride > 1 {
+                    self.input_grad_by_phases(dy, weight, dx, scratch, threads)
+                } else {
+                    self.input_grad_image(dy, weight, dx, &mut scratch.cols, threads)
+                }
             }
         }
+    }
+
+    /// The kernel taps through which input positions of phase `p` (position mod stride) are
+    /// reached, each with the offset from the phase's own index to the output position read:
+    /// input `stride * m + p` receives from output `m + offset` through tap `kernel_index`.
+    fn phase_taps(&self, p: usize) -> Vec<(usize, isize)> {
+        let (s, reach) = (self.stride as isize, (p + self.pad) as isize);
+        (0..self.k)
+            .filter(|&t| (reach - t as isize).rem_euclid(s) == 0)
+            .map(|t| (t, (reach - t as isize) / s))
+            .collect()
+    }
+
+    /// One image's input gradient of a strided convolution, one phase at a time (sub-pixel):
+    /// the input positions with the same remainders modulo the stride receive from the same
+    /// kernel taps, so each phase is a dense product written once, where col2im would scatter
+    /// and add `k²` values per output position.
+    fn input_grad_by_phases(
+        &self,
+        grad_out: &[f32],
+        weight: &[f32],
+        grad_in: &mut [f32],
+        scratch: &mut Scratch,
+        threads: Threads,
+    ) {
+        let (s, k, c_in, c_out) = (self.stride, self.k, self.c_in, self.c_out);
+        for (py, px) in (0..s).flat_map(|py| (0..s).map(move |px| (py, px))) {
+            let (taps_y, taps_x) = (self.phase_taps(py), self.phase_taps(px));
+            let rows = self.h.saturating_sub(py).div_ceil(s);
+            let cols = self.w.saturating_sub(px).div_ceil(s);
+            let inner = c_out * taps_y.len() * taps_x.len();
+            let mut kernel = vec![0.0; c_in * inner];
+            for (ci, row) in kernel.chunks_mut(inner.max(1)).enumerate().take(c_in) {
+                let mut at = 0;
+                for co in 0..c_out {
+                    for &(ky, _) in &taps_y {
+                        for &(kx, _) in &taps_x {
+                            row[at] = weight[((co * c_in + ci) * k + ky) * k + kx];
+                            at += 1;
+                        }
+                    }
+                }
+            }
+            let rows_per_block = (BLOCK_FLOATS / (inner * cols).max(1)).clamp(1, rows.max(1));
+            for m0 in (0..rows).step_by(rows_per_block) {
+                let m1 = (m0 + rows_per_block).min(rows);
+                let width = (m1 - m0) * cols;
+                let gathered = &mut scratch.cols;
+                gathered.resize(inner * width, 0.0);
+                let mut row = 0;
+                for plane in grad_out.chunks(self.out_plane()) {
+                    for &(_, oy) in &taps_y {
+                        for &(_, ox) in &taps_x {
+                            for m in m0..m1 {
+                                let dst = &mut gathered[row + (m - m0) * cols..][..cols];
+                                self.gather_shifted(plane, m as isize + oy, ox, dst);
+                            }
+                            row += width;
+                        }
+                    }
+                }
+                scratch.rows.resize(c_in * width, 0.0);
+                matmul(
+                    c_in,
+                    width,
+                    inner,
+                    &mut scratch.rows,
+                    width,
+                    false,
+                    View::rows(&kernel, inner.max(1)),
+                    View::rows(gathered, width),
+                    threads,
+                );
+                for (ci, values) in scratch.rows.chunks(width).enumerate() {
+                    let channel = &mut grad_in[ci * self.h * self.w..(ci + 1) * self.h * self.w];
+                    for m in m0..m1 {
+                        let y = s * m + py;
+                        let dst = &mut channel[y * self.w..(y + 1) * self.w];
+                        let src = &values[(m - m0) * cols..(m - m0 + 1) * cols];
+                        dst[px..]
+                            .iter_mut()
+                            .step_by(s)
+                            .zip(src)
+                            .for_each(|(d, &v)| *d = v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dst[n] = plane[y][n + shift]` of an output-shaped plane, zero outside it.
+    fn gather_shifted(&self, plane: &[f32], y: isize, shift: isize, dst: &mut [f32]) {
+        let w = self.w_out as isize;
+        if y < 0 || y >= self.h_out as isize {
+            dst.fill(0.0);
+            return;
+        }
+        let len = dst.len() as isize;
+        let first = (-shift).clamp(0, len);
+        let last = (w - shift).clamp(first, len);
+        let src = &plane[y as usize * self.w_out..(y as usize + 1) * self.w_out];
+        let (first, last) = (first as usize, last as usize);
+        dst[..first].fill(0.0);
+        dst[last..].fill(0.0);
+        let start = (first as isize + shift) as usize;
+        dst[first..last].copy_from_slice(&src[start..start + last - first]);
     }
 
     /// Adds the weight gradient of consecutive images to `grad_weight`.
@@ -918,6 +1028,17 @@ mod tests {
         out
     }
 
+    /// Each value within `tolerance` of the expected one (relative above 1 in magnitude).
+    fn assert_close(actual: &[f32], expected: &[f32], tolerance: f32, g: &ConvGeometry) {
+        assert_eq!(actual.len(), expected.len(), "{g:?}");
+        for (a, b) in actual.iter().zip(expected) {
+            assert!(
+                (a - b).abs() < tolerance * b.abs().max(1.0),
+                "{g:?}: {a} vs {b}"
+            );
+        }
+    }
+
     fn ramp(n: usize, scale: f32) -> Vec<f32> {
         (0..n)
             .map(|i| ((i * 7919 % 23) as f32 - 11.0) * scale)
@@ -938,10 +1059,7 @@ mod tests {
             let wt = ramp(g.weight_len(), 0.05);
             let mut out = vec![0.0; g.out_len()];
             conv_forward(&g, &x, &wt, None, &mut out);
-            let expected = naive_conv(&g, &x, &wt);
-            for (a, b) in out.iter().zip(&expected) {
-                assert!((a - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
-            }
+            assert_close(&out, &naive_conv(&g, &x, &wt), 1e-4, &g);
         }
     }
 
@@ -955,12 +1073,12 @@ mod tests {
             let bias = ramp(g.c_out, 0.3);
             let mut out = vec![0.0; n * g.out_len()];
             conv_forward(&g, &x, &wt, Some(&bias), &mut out);
-            for (i, image_out) in out.chunks(g.out_len()).enumerate() {
-                let expected = naive_conv(&g, &x[i * g.in_len()..(i + 1) * g.in_len()], &wt);
-                for (j, (a, b)) in image_out.iter().zip(&expected).enumerate() {
-                    let b = b + bias[j / g.out_plane()];
-                    assert!((a - b).abs() < 1e-4 * b.abs().max(1.0), "{g:?}: {a} vs {b}");
+            for (image_out, image) in out.chunks(g.out_len()).zip(x.chunks(g.in_len())) {
+                let mut expected = naive_conv(&g, image, &wt);
+                for (channel, &b) in expected.chunks_mut(g.out_plane()).zip(&bias) {
+                    channel.iter_mut().for_each(|v| *v += b);
                 }
+                assert_close(image_out, &expected, 1e-4, &g);
             }
         }
     }
@@ -976,9 +1094,28 @@ mod tests {
             g.weight_grad_part(&dy, &x, &mut winograd, &mut scratch, Threads::One);
             let mut unfolded = vec![0.5; g.weight_len()];
             g.weight_grad_group(&dy, &x, &mut unfolded, &mut scratch, Threads::One);
-            for (a, b) in winograd.iter().zip(&unfolded) {
-                assert!((a - b).abs() < 1e-4 * b.abs().max(1.0), "{g:?}: {a} vs {b}");
-            }
+            assert_close(&winograd, &unfolded, 1e-4, &g);
+        }
+    }
+
+    #[test]
+    fn strided_input_gradients_by_phases_match_col2im() {
+        for (c_in, h, w, c_out, k, stride, pad) in [
+            (3, 7, 5, 4, 3, 2, 1),
+            (2, 8, 8, 3, 4, 2, 1),
+            (2, 9, 7, 2, 3, 2, 0),
+            (2, 6, 7, 3, 1, 2, 0),
+            (3, 10, 9, 2, 5, 3, 2),
+        ] {
+            let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
+            let wt = ramp(g.weight_len(), 0.05);
+            let dy = ramp(g.out_len(), 0.07);
+            let mut scratch = Scratch::default();
+            let mut by_phases = vec![f32::NAN; g.in_len()];
+            g.input_grad_by_phases(&dy, &wt, &mut by_phases, &mut scratch, Threads::One);
+            let mut scattered = vec![0.0; g.in_len()];
+            g.input_grad_image(&dy, &wt, &mut scattered, &mut scratch.cols, Threads::One);
+            assert_close(&by_phases, &scattered, 1e-5, &g);
         }
     }
 
