@@ -1,9 +1,9 @@
 //! convlab's own CPU engine: the few operations the project's models use (convolution and
 //! transposed convolution as im2col + GEMM, or by Winograd's method where it pays; batch norm,
 //! ReLU / Leaky ReLU, 2x2 max-pool, linear, dropout, channel concat, softmax cross-entropy) with
-//! their backward passes, and the optimisers, on plain `f32` buffers in NCHW order, threaded with rayon. [`CpuNet`] builds a
-//! network from the same [`ModelSpec`](crate::models::ModelSpec) burn's `Net` is built from,
-//! with the same parameter names and shapes.
+//! their backward passes, and the optimisers, on plain `f32` buffers in NCHW order, threaded
+//! with rayon. [`CpuNet`] builds a network from the same [`ModelSpec`](crate::models::ModelSpec)
+//! burn's `Net` is built from, with the same parameter names and shapes.
 //!
 //! Parameters travel through burn's records (see `models::runtime`), so a model trained here is
 //! evaluated or resumed on burn and back; only the optimiser's moments have a format of their
