@@ -1028,14 +1028,11 @@ mod tests {
         out
     }
 
-    /// Each value within `tolerance` of the expected one (relative above 1 in magnitude).
+    /// Each value within `tolerance` of the expected one.
     fn assert_close(actual: &[f32], expected: &[f32], tolerance: f32, g: &ConvGeometry) {
         assert_eq!(actual.len(), expected.len(), "{g:?}");
         for (a, b) in actual.iter().zip(expected) {
-            assert!(
-                (a - b).abs() < tolerance * b.abs().max(1.0),
-                "{g:?}: {a} vs {b}"
-            );
+            assert!((a - b).abs() < tolerance, "{g:?}: {a} vs {b}");
         }
     }
 
