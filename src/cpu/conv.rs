@@ -157,7 +157,7 @@ impl ConvGeometry {
                 for y in y0..y1 {
                     let Some(iy) = self.source_row(y, ky) else {
                         for kx in 0..k {
-                            cols[row(kx, y)..row(kx, y) + w_out].fill(0.0);
+                            cols[row(kx, y)..][..w_out].fill(0.0);
                         }
                         continue;
                     };
@@ -165,7 +165,7 @@ impl ConvGeometry {
                     phases.split(src);
                     for kx in 0..k {
                         let (first, last) = self.inside_x(kx);
-                        let dst = &mut cols[row(kx, y)..row(kx, y) + w_out];
+                        let dst = &mut cols[row(kx, y)..][..w_out];
                         dst[..first].fill(0.0);
                         dst[last..].fill(0.0);
                         let run = phases.run(src, self.offset_x(kx), first, last);
@@ -267,11 +267,13 @@ impl ConvGeometry {
         }
     }
 
-    /// The input gradient of consecutive images (overwriting `grad_in`).
+    /// The input gradient of consecutive images (overwriting `grad_in`); `phases` from
+    /// [`ConvGeometry::input_grad_phases`].
     fn input_grad_part(
         &self,
         grad_out: &[f32],
         weight: &[f32],
+        phases: &[PhaseKernel],
         grad_in: &mut [f32],
         scratch: &mut Scratch,
         threads: Threads,
@@ -284,7 +286,7 @@ impl ConvGeometry {
                 .zip(grad_in.chunks_mut(self.in_len()))
             {
                 if self.stride > 1 {
-                    self.input_grad_by_phases(dy, weight, dx, scratch, threads)
+                    self.input_grad_by_phases(dy, phases, dx, scratch, threads)
                 } else {
                     self.input_grad_image(dy, weight, dx, &mut scratch.cols, threads)
                 }
@@ -303,23 +305,22 @@ impl ConvGeometry {
             .collect()
     }
 
-    /// One image's input gradient of a strided convolution, one phase at a time (sub-pixel):
-    /// the input positions with the same remainders modulo the stride receive from the same
-    /// kernel taps, so each phase is a dense product written once, where col2im would scatter
-    /// and add `k²` values per output position.
-    fn input_grad_by_phases(
-        &self,
-        grad_out: &[f32],
-        weight: &[f32],
-        grad_in: &mut [f32],
-        scratch: &mut Scratch,
-        threads: Threads,
-    ) {
+    /// What [`ConvGeometry::input_grad_part`] needs to compute input gradients by phase: the
+    /// phase kernels where images go one at a time with a stride, none otherwise. Built once
+    /// per pass, not per image.
+    fn input_grad_phases(&self, weight: &[f32]) -> Vec<PhaseKernel> {
+        if self.stride > 1 && !self.groups_images() {
+            self.phase_kernels(weight)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Every phase's taps and its kernel `[c_in, c_out * taps_y * taps_x]`.
+    fn phase_kernels(&self, weight: &[f32]) -> Vec<PhaseKernel> {
         let (s, k, c_in, c_out) = (self.stride, self.k, self.c_in, self.c_out);
-        for (py, px) in (0..s).flat_map(|py| (0..s).map(move |px| (py, px))) {
+        let phase = |py: usize, px: usize| {
             let (taps_y, taps_x) = (self.phase_taps(py), self.phase_taps(px));
-            let rows = self.h.saturating_sub(py).div_ceil(s);
-            let cols = self.w.saturating_sub(px).div_ceil(s);
             let inner = c_out * taps_y.len() * taps_x.len();
             let mut kernel = vec![0.0; c_in * inner];
             for (ci, row) in kernel.chunks_mut(inner.max(1)).enumerate().take(c_in) {
@@ -333,6 +334,38 @@ impl ConvGeometry {
                     }
                 }
             }
+            PhaseKernel {
+                py,
+                px,
+                taps_y,
+                taps_x,
+                kernel,
+            }
+        };
+        (0..s)
+            .flat_map(|py| (0..s).map(move |px| (py, px)))
+            .map(|(py, px)| phase(py, px))
+            .collect()
+    }
+
+    /// One image's input gradient of a strided convolution, one phase at a time (sub-pixel):
+    /// the input positions with the same remainders modulo the stride receive from the same
+    /// kernel taps, so each phase is a dense product written once, where col2im would scatter
+    /// and add `k²` values per output position.
+    fn input_grad_by_phases(
+        &self,
+        grad_out: &[f32],
+        phases: &[PhaseKernel],
+        grad_in: &mut [f32],
+        scratch: &mut Scratch,
+        threads: Threads,
+    ) {
+        let (s, c_in) = (self.stride, self.c_in);
+        for phase in phases {
+            let (py, px, taps_y, taps_x) = (phase.py, phase.px, &phase.taps_y, &phase.taps_x);
+            let rows = self.h.saturating_sub(py).div_ceil(s);
+            let cols = self.w.saturating_sub(px).div_ceil(s);
+            let inner = phase.kernel.len() / c_in;
             let rows_per_block = (BLOCK_FLOATS / (inner * cols).max(1)).clamp(1, rows.max(1));
             for m0 in (0..rows).step_by(rows_per_block) {
                 let m1 = (m0 + rows_per_block).min(rows);
@@ -341,8 +374,8 @@ impl ConvGeometry {
                 gathered.resize(inner * width, 0.0);
                 let mut row = 0;
                 for plane in grad_out.chunks(self.out_plane()) {
-                    for &(_, oy) in &taps_y {
-                        for &(_, ox) in &taps_x {
+                    for &(_, oy) in taps_y {
+                        for &(_, ox) in taps_x {
                             for m in m0..m1 {
                                 let dst = &mut gathered[row + (m - m0) * cols..][..cols];
                                 self.gather_shifted(plane, m as isize + oy, ox, dst);
@@ -359,7 +392,7 @@ impl ConvGeometry {
                     &mut scratch.rows,
                     width,
                     false,
-                    View::rows(&kernel, inner.max(1)),
+                    View::rows(&phase.kernel, inner.max(1)),
                     View::rows(gathered, width),
                     threads,
                 );
@@ -787,6 +820,10 @@ pub fn conv_pool_backward(
         .zip(dx_groups)
         .collect();
     let flipped = g.flipped(weight);
+    let phases = match flipped {
+        Some(_) => Vec::new(),
+        None => g.input_grad_phases(weight),
+    };
     let partials = in_runs(&mut groups, |run, threads| {
         let (mut dw, mut db) = (vec![0.0; g.weight_len()], vec![0.0f64; g.c_out]);
         let (mut scratch, mut full) = (Scratch::default(), Vec::new());
@@ -799,7 +836,9 @@ pub fn conv_pool_backward(
                 (Some(dx), Some((flipped, kernels))) => {
                     flipped.forward_part(&full, kernels, None, dx, &mut scratch, threads)
                 }
-                (Some(dx), None) => g.input_grad_part(&full, weight, dx, &mut scratch, threads),
+                (Some(dx), None) => {
+                    g.input_grad_part(&full, weight, &phases, dx, &mut scratch, threads)
+                }
                 (None, _) => {}
             }
         }
@@ -825,8 +864,9 @@ pub fn conv_input_grad(g: &ConvGeometry, grad_out: &[f32], weight: &[f32], grad_
         .chunks(images * g.out_len())
         .zip(grad_in.chunks_mut(images * g.in_len()))
         .collect();
+    let phases = g.input_grad_phases(weight);
     for_each_group(items, |(dy, dx), scratch, threads| {
-        g.input_grad_part(dy, weight, dx, scratch, threads)
+        g.input_grad_part(dy, weight, &phases, dx, scratch, threads)
     });
 }
 
@@ -921,6 +961,16 @@ pub fn conv_transpose_input_grad(
 /// The weight gradient `[c_in, c_out, k, k]` of a transposed convolution.
 pub fn conv_transpose_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Vec<f32> {
     conv_weight_grad(g, input, grad_out)
+}
+
+/// One phase (`py`, `px`: input position mod stride) of a strided convolution's input
+/// gradient: the kernel taps reaching it, with their offsets, and the kernel they make.
+struct PhaseKernel {
+    py: usize,
+    px: usize,
+    taps_y: Vec<(usize, isize)>,
+    taps_x: Vec<(usize, isize)>,
+    kernel: Vec<f32>,
 }
 
 /// An input row split by phase (column mod stride), so that each kernel column of a strided
@@ -1109,7 +1159,8 @@ mod tests {
             let dy = ramp(g.out_len(), 0.07);
             let mut scratch = Scratch::default();
             let mut by_phases = vec![f32::NAN; g.in_len()];
-            g.input_grad_by_phases(&dy, &wt, &mut by_phases, &mut scratch, Threads::One);
+            let phases = g.phase_kernels(&wt);
+            g.input_grad_by_phases(&dy, &phases, &mut by_phases, &mut scratch, Threads::One);
             let mut scattered = vec![0.0; g.in_len()];
             g.input_grad_image(&dy, &wt, &mut scattered, &mut scratch.cols, Threads::One);
             assert_close(&by_phases, &scattered, 1e-5, &g);
