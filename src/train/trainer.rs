@@ -83,10 +83,9 @@ fn cpu_optimizer_kind(params: &HyperParams) -> OptimizerKind {
 
 /// burn's loss for `spec`: PyTorch's cross-entropy, with label smoothing per image or class
 /// weights per pixel (the weighted mean `sum(w[y] nll) / sum(w[y])`).
-fn burn_loss(spec: &LossSpec, logits: Tensor<4>, targets: &[u8], device: &Device) -> Tensor<1> {
+fn burn_loss(spec: &LossSpec, logits: Tensor<4>, labels: Tensor<1, Int>) -> Tensor<1> {
     let [n, classes, h, w] = logits.dims();
-    let labels: Vec<i64> = targets.iter().map(|&t| t as i64).collect();
-    let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n * h * w]), device);
+    let device = &logits.device();
     match spec {
         LossSpec::Image { smoothing } => {
             let mut config = CrossEntropyLossConfig::new();
@@ -113,12 +112,21 @@ fn burn_loss(spec: &LossSpec, logits: Tensor<4>, targets: &[u8], device: &Device
     }
 }
 
-/// Correct arg-max predictions of `logits [n, classes, plane]` against `targets`.
-fn burn_hits(logits: Tensor<4>, targets: &[u8], device: &Device) -> usize {
-    let [n, _, h, w] = logits.dims();
+/// The class indices `[n * plane]` of a batch's images or pixels, on `device`.
+fn burn_labels(targets: &[u8], device: &Device) -> Tensor<1, Int> {
     let labels: Vec<i64> = targets.iter().map(|&t| t as i64).collect();
-    let labels = Tensor::<4, Int>::from_data(TensorData::new(labels, [n, 1, h, w]), device);
-    let hits: i64 = logits.argmax(1).equal(labels).int().sum().into_scalar();
+    Tensor::from_data(TensorData::new(labels, [targets.len()]), device)
+}
+
+/// Correct arg-max predictions of `logits [n, classes, h, w]` against `labels [n * h * w]`.
+fn burn_hits(logits: Tensor<4>, labels: Tensor<1, Int>) -> usize {
+    let [n, _, h, w] = logits.dims();
+    let hits: i64 = logits
+        .argmax(1)
+        .equal(labels.reshape([n, 1, h, w]))
+        .int()
+        .sum()
+        .into_scalar();
     hits as usize
 }
 
@@ -182,8 +190,9 @@ impl Trainer {
                 let images =
                     Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), &*device);
                 let logits = model.forward_maps(images);
-                let hits = burn_hits(logits.clone(), &batch.targets, device);
-                let loss = burn_loss(loss, logits, &batch.targets, device);
+                let labels = burn_labels(&batch.targets, device);
+                let hits = burn_hits(logits.clone(), labels.clone());
+                let loss = burn_loss(loss, logits, labels);
                 let value: f32 = loss.clone().into_scalar();
                 if !value.is_finite() {
                     return Err(value);
@@ -312,14 +321,15 @@ mod tests {
             || Tensor::<1>::from_floats([0.0, 0.0, 0.0, 3f32.ln()], &device).reshape([1, 2, 1, 2]);
         let (nll0, nll1) = (2f64.ln(), (4.0f64 / 3.0).ln());
         let plain = LossSpec::Pixel { weights: None };
-        let plain: f32 = burn_loss(&plain, logits(), &[0, 1], &device).into_scalar();
+        let plain: f32 = burn_loss(&plain, logits(), burn_labels(&[0, 1], &device)).into_scalar();
         assert!((plain as f64 - (nll0 + nll1) / 2.0).abs() < 1e-6);
         // torch.nn.functional.cross_entropy(logits, targets, weight=torch.tensor([1., 3.]))
         // divides by the summed weights of the targets: (1 ln 2 + 3 ln 4/3) / 4 = 0.3890.
         let weighted = LossSpec::Pixel {
             weights: Some(vec![1.0, 3.0]),
         };
-        let weighted: f32 = burn_loss(&weighted, logits(), &[0, 1], &device).into_scalar();
+        let weighted: f32 =
+            burn_loss(&weighted, logits(), burn_labels(&[0, 1], &device)).into_scalar();
         assert!((weighted as f64 - (nll0 + 3.0 * nll1) / 4.0).abs() < 1e-6);
         assert!((weighted - 0.3890).abs() < 1e-4);
     }
