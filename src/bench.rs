@@ -17,60 +17,82 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::Error;
-use crate::cpu::LossSpec;
-use crate::data::ImageBatcher;
-use crate::data::facade::{MiniFacade, NUM_CLASSES as FACADE_CLASSES};
-use crate::data::fashion_mnist::{Checksums, FashionMnist, NUM_CLASSES};
-use crate::device::{Compute, DeviceKind, EngineKind};
+use crate::data::Normalization;
+use crate::data::batch::ClassificationBatcher;
+use crate::data::facade::NUM_CLASSES as FACADE_CLASSES;
+use crate::data::fashion_mnist::{Checksums, NUM_CLASSES};
+use crate::engine::{Compute, LossSpec, StepBatch, Trainer};
 use crate::models::{ClassifierKind, ModelSpec, SegmenterKind};
-use crate::train::fit::EpochTiming;
-use crate::train::options::{Recipe, TrainArgs};
-use crate::train::run_dir::RunDir;
-use crate::train::trainer::{StepBatch, Trainer};
-use crate::train::{TrainError, classify, segment};
+use crate::run::RunDir;
+use crate::run::config::{Recipe, TrainOptions, VAL_FRACTION};
+use crate::run::records::{EpochRecord, EpochTiming};
+use crate::tasks::classification::{ClassificationData, evaluate};
+use crate::tasks::{Classification, Segmentation, Task, TaskError};
+use crate::train::TrainRequest;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+/// What `bench` measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Measure {
     Steps,
     Epoch,
-    #[value(name = "time-to-90")]
     #[serde(rename = "time-to-90")]
     TimeTo90,
 }
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct BenchArgs {
+impl Measure {
+    pub const ALL: [Measure; 3] = [Measure::Steps, Measure::Epoch, Measure::TimeTo90];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::Steps => "steps",
+            Measure::Epoch => "epoch",
+            Measure::TimeTo90 => "time-to-90",
+        }
+    }
+}
+
+/// What can stop a benchmark.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    #[error("{flag}: {reason}")]
+    InvalidOption { flag: &'static str, reason: String },
+    /// The network stopped learning: a failure of the run, not of the user's input.
+    #[error("training diverged at step {step}: loss is {loss}")]
+    Diverged { step: usize, loss: f32 },
+}
+
+impl BenchError {
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            BenchError::Task(e) => e.is_bad_input(),
+            BenchError::InvalidOption { .. } => true,
+            BenchError::Diverged { .. } => false,
+        }
+    }
+}
+
+/// A benchmark as asked for (`convlab bench`).
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
     /// The network: base, wide, own (Fashion-MNIST) or fcn, unet (Mini Facade).
-    #[arg(long)]
     pub network: String,
-    #[arg(long, value_enum, default_value = "steps")]
     pub measure: Measure,
     /// Timed steps (after the warm-up).
-    #[arg(long, default_value_t = 10)]
     pub steps: usize,
-    #[arg(long, default_value_t = 3)]
     pub warmup: usize,
     /// Images per step (default: 64 for Fashion-MNIST networks, 8 for Mini Facade ones).
-    #[arg(long)]
     pub batch_size: Option<usize>,
     /// time-to-90: the validation accuracy to reach.
-    #[arg(long, default_value_t = 0.90)]
     pub target: f64,
-    /// time-to-90: optimiser steps between validations (211 = a quarter epoch at batch 64).
-    #[arg(long, default_value_t = 211)]
+    /// time-to-90: optimiser steps between validations.
     pub eval_every: usize,
     /// time-to-90: give up after this many epochs.
-    #[arg(long, default_value_t = 10)]
     pub max_epochs: usize,
-    #[arg(long)]
     pub data: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceKind,
-    /// The engine: cpu (convlab's own, the default on the CPU) or burn.
-    #[arg(long, value_enum)]
-    pub engine: Option<EngineKind>,
+    pub compute: Compute,
 }
 
 /// The networks `bench` knows: classifiers take 1x28x28 images, segmenters 3x256x256 photos.
@@ -81,18 +103,18 @@ enum Network {
 }
 
 impl Network {
-    fn parse(name: &str) -> Result<Self, TrainError> {
-        use clap::ValueEnum;
-        if let Ok(kind) = ClassifierKind::from_str(name, true) {
+    fn parse(name: &str) -> Result<Self, BenchError> {
+        let lower = name.to_ascii_lowercase();
+        if let Some(kind) = ClassifierKind::from_name(&lower) {
             return Ok(Network::Classifier(kind));
         }
-        if let Ok(kind) = SegmenterKind::from_str(name, true) {
+        if let Some(kind) = SegmenterKind::from_name(&lower) {
             return Ok(Network::Segmenter(kind));
         }
-        Err(TrainError::invalid(
-            "--network",
-            format!("unknown network '{name}' (base, wide, own, fcn, unet)"),
-        ))
+        Err(BenchError::InvalidOption {
+            flag: "--network",
+            reason: format!("unknown network '{name}' (base, wide, own, fcn, unet)"),
+        })
     }
 
     fn spec(self) -> ModelSpec {
@@ -104,8 +126,8 @@ impl Network {
 
     fn recipe(self) -> Recipe {
         match self {
-            Network::Classifier(k) => classify::recipe(k),
-            Network::Segmenter(k) => segment::recipe(k),
+            Network::Classifier(k) => Classification::recipe(k),
+            Network::Segmenter(k) => Segmentation::recipe(k),
         }
     }
 
@@ -143,7 +165,7 @@ pub struct BenchResult {
     /// epoch: the training loop's own split of the epoch (steps, waiting for data, validation,
     /// saving), from the run's metrics.jsonl.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub epoch_timing: Option<crate::train::fit::EpochTiming>,
+    pub epoch_timing: Option<EpochTiming>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds_to_target: Option<f64>,
     /// (seconds, validation accuracy) at each validation of `time-to-90`.
@@ -164,22 +186,23 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// `convlab bench`: runs the measurement and prints its JSON line.
-pub fn bench_command(args: &BenchArgs) -> Result<BenchResult, Error> {
+/// `convlab bench`: runs the measurement (the CLI prints it as one JSON line).
+pub fn bench_command(args: &BenchOptions) -> Result<BenchResult, BenchError> {
     let network = Network::parse(&args.network)?;
     let batch_size = args.batch_size.unwrap_or(network.default_batch());
     if batch_size == 0 || args.steps == 0 || args.eval_every == 0 {
-        return Err(
-            TrainError::invalid("--batch-size/--steps/--eval-every", "must be at least 1").into(),
-        );
+        return Err(BenchError::InvalidOption {
+            flag: "--batch-size/--steps/--eval-every",
+            reason: "must be at least 1".into(),
+        });
     }
-    let compute = Compute::new(args.engine, args.device)?;
+    let compute = args.compute;
     let mut result = BenchResult {
         framework: "convlab",
         engine: compute.engine.name(),
         network: args.network.clone(),
         measure: args.measure,
-        device: format!("{:?}", args.device).to_lowercase(),
+        device: compute.device.name().into(),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         batch_size,
         params: network.spec().num_params(),
@@ -195,7 +218,7 @@ pub fn bench_command(args: &BenchArgs) -> Result<BenchResult, Error> {
     };
     match args.measure {
         Measure::Steps => {
-            let (train, infer) = time_steps(network, batch_size, args, &compute);
+            let (train, infer) = time_steps(network, batch_size, args, &compute)?;
             result.train_step_ms = Some(train);
             result.infer_ms = Some(infer);
             result.train_images_per_s = Some(batch_size as f64 / train * 1e3);
@@ -213,12 +236,16 @@ pub fn bench_command(args: &BenchArgs) -> Result<BenchResult, Error> {
         }
     }
     result.peak_rss_mib = crate::process::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0));
-    println!("{}", serde_json::to_string(&result).expect("serialises"));
     Ok(result)
 }
 
 /// Median ms of a training step and of an inference batch on a fixed random batch.
-fn time_steps(network: Network, batch: usize, args: &BenchArgs, compute: &Compute) -> (f64, f64) {
+fn time_steps(
+    network: Network,
+    batch: usize,
+    args: &BenchOptions,
+    compute: &Compute,
+) -> Result<(f64, f64), BenchError> {
     let spec = network.spec();
     let [c, h, w] = spec.input;
     let shape = [batch, c, h, w];
@@ -227,14 +254,15 @@ fn time_steps(network: Network, batch: usize, args: &BenchArgs, compute: &Comput
         .map(|_| rng.random_range(-1.0..1.0))
         .collect();
     // Adam lr 1e-3 without weight decay, as the PyTorch reference.
-    let params = TrainArgs {
+    let params = TrainOptions {
         lr: Some(1e-3),
         weight_decay: Some(0.0),
         ..Default::default()
     }
     .check(&network.recipe())
     .expect("valid benchmark settings");
-    let mut trainer = Trainer::new(&spec, &params, compute);
+    let mut trainer = Trainer::new(&spec, &params.optimizer(), params.seed(), compute)
+        .map_err(TaskError::from)?;
     let (loss, targets) = match network {
         Network::Classifier(_) => (
             LossSpec::Image { smoothing: None },
@@ -258,7 +286,7 @@ fn time_steps(network: Network, batch: usize, args: &BenchArgs, compute: &Comput
         };
         let start = Instant::now();
         trainer
-            .step(step_batch, &loss, params.lr, i as u64)
+            .step(step_batch, &loss, params.lr(), i as u64)
             .expect("random batches keep a finite loss");
         if i >= args.warmup {
             train_ms.push(start.elapsed().as_secs_f64() * 1e3);
@@ -274,7 +302,7 @@ fn time_steps(network: Network, batch: usize, args: &BenchArgs, compute: &Comput
             infer_ms.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    (median(&mut train_ms), median(&mut infer_ms))
+    Ok((median(&mut train_ms), median(&mut infer_ms)))
 }
 
 /// Seconds for one epoch from the files on disk, through the same path as `train`, and the
@@ -282,46 +310,52 @@ fn time_steps(network: Network, batch: usize, args: &BenchArgs, compute: &Comput
 fn time_epoch(
     network: Network,
     batch: usize,
-    args: &BenchArgs,
+    args: &BenchOptions,
     compute: &Compute,
-) -> Result<(f64, Option<EpochTiming>), Error> {
+) -> Result<(f64, Option<EpochTiming>), BenchError> {
     let out = std::env::temp_dir().join(format!("convlab-bench-{}", std::process::id()));
-    let train_args = TrainArgs {
-        epochs: Some(1),
-        batch_size: Some(batch),
+    let request = TrainRequest {
+        options: TrainOptions {
+            epochs: Some(1),
+            batch_size: Some(batch),
+            ..Default::default()
+        },
+        resume: false,
         out: out.clone(),
         data: args.data.clone(),
-        device: args.device,
-        ..Default::default()
+        compute: *compute,
     };
     let start = Instant::now();
-    let result = (|| -> Result<Option<EpochTiming>, Error> {
-        let run = RunDir::fresh(&out)?;
-        match network {
-            Network::Classifier(kind) => {
-                let params = train_args.check(&classify::recipe(kind))?;
-                let config = classify::fresh_config(kind, params, args.device);
-                let sets = FashionMnist::find_and_load(args.data.as_deref(), Checksums::Verify)?;
-                let data =
-                    classify::FashionData::prepare(sets, &config.params, config.val_fraction)?;
-                run.start(&config)?;
-                let history = classify::train(&config, &data, &run, compute, false)?;
-                Ok(history.last().and_then(|r| r.timing))
-            }
-            Network::Segmenter(kind) => {
-                let params = train_args.check(&segment::recipe(kind))?;
-                let config = segment::fresh_config(kind, params, args.device);
-                let sets = MiniFacade::find_and_load(args.data.as_deref())?;
-                let data = segment::FacadeData::prepare(sets, &config.params, config.val_fraction)?;
-                run.start(&config)?;
-                let history = segment::train_until(&config, &data, &run, compute, false, None)?;
-                Ok(history.last().and_then(|r| r.timing))
-            }
-        }
-    })();
+    let result = match network {
+        Network::Classifier(kind) => one_epoch(
+            &Classification {
+                checksums: Checksums::Verify,
+            },
+            kind,
+            &request,
+        ),
+        Network::Segmenter(kind) => one_epoch(&Segmentation, kind, &request),
+    };
     let seconds = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&out);
-    result.map(|timing| (seconds, timing))
+    Ok(result.map(|timing| (seconds, timing))?)
+}
+
+/// Trains `request`'s one epoch as `train` would (without the final evaluation); the loop's
+/// split of its time.
+fn one_epoch<T: Task>(
+    task: &T,
+    model: T::Model,
+    request: &TrainRequest,
+) -> Result<Option<EpochTiming>, TaskError> {
+    let run = RunDir::fresh(&request.out)?;
+    let params = request.options.check(&T::recipe(model))?;
+    let config = T::fresh_config(model, params, request.compute.device);
+    let sets = task.load(request.data.as_deref())?;
+    let data = T::prepare(sets, &config)?;
+    run.start(&config)?;
+    let history = T::train(&config, &data, &run, &request.compute, false, None)?;
+    Ok(history.last().and_then(EpochRecord::timing))
 }
 
 /// (seconds since the start, validation accuracy) at each validation.
@@ -332,32 +366,38 @@ type Trace = Vec<(f64, f64)>;
 fn time_to_accuracy(
     network: Network,
     batch: usize,
-    args: &BenchArgs,
+    args: &BenchOptions,
     compute: &Compute,
-) -> Result<(Option<f64>, Trace), Error> {
+) -> Result<(Option<f64>, Trace), BenchError> {
     let Network::Classifier(kind) = network else {
-        return Err(
-            TrainError::invalid("--network", "time-to-90 is for Fashion-MNIST networks").into(),
-        );
+        return Err(BenchError::InvalidOption {
+            flag: "--network",
+            reason: "time-to-90 is for Fashion-MNIST networks".into(),
+        });
     };
-    let sets = FashionMnist::find_and_load(args.data.as_deref(), Checksums::Verify)?;
+    let task = Classification {
+        checksums: Checksums::Verify,
+    };
+    let sets = task.load(args.data.as_deref())?;
     // Adam lr 1e-3 without weight decay, as the PyTorch reference.
-    let params = TrainArgs {
+    let params = TrainOptions {
         batch_size: Some(batch),
         lr: Some(1e-3),
         weight_decay: Some(0.0),
         ..Default::default()
     }
-    .check(&classify::recipe(kind))?;
-    let data = classify::FashionData::prepare(sets, &params, classify::VAL_FRACTION)?;
-    let normalization = crate::data::Normalization::FASHION_MNIST;
-    let batcher = ImageBatcher {
+    .check(&Classification::recipe(kind))
+    .map_err(TaskError::from)?;
+    let data = ClassificationData::prepare(sets, &params, VAL_FRACTION).map_err(TaskError::from)?;
+    let normalization = Normalization::FASHION_MNIST;
+    let batcher = ClassificationBatcher {
         normalization,
         augment: None,
     };
-    let mut trainer = Trainer::new(&kind.spec(), &params, compute);
+    let mut trainer = Trainer::new(&kind.spec(), &params.optimizer(), params.seed(), compute)
+        .map_err(TaskError::from)?;
     let loss = LossSpec::Image { smoothing: None };
-    let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(params.seed());
     let mut trace = Vec::new();
     let mut step = 0usize;
     let start = Instant::now();
@@ -372,13 +412,14 @@ fn time_to_accuracy(
                 targets: b.labels,
             };
             trainer
-                .step(batch, &loss, params.lr, step as u64)
-                .map_err(|loss| {
-                    TrainError::invalid("--network", format!("training diverged (loss {loss})"))
+                .step(batch, &loss, params.lr(), step as u64)
+                .map_err(|loss| BenchError::Diverged {
+                    step: step + 1,
+                    loss,
                 })?;
             step += 1;
             if step.is_multiple_of(args.eval_every) {
-                let accuracy = classify::evaluate(&trainer.model(), &data.val, normalization)
+                let accuracy = evaluate(&trainer.model(), &data.val, normalization)
                     .confusion
                     .accuracy();
                 let t = start.elapsed().as_secs_f64();
@@ -406,7 +447,7 @@ mod tests {
 
     #[test]
     fn steps_of_a_small_network_are_timed() {
-        let args = BenchArgs {
+        let args = BenchOptions {
             network: "base".into(),
             measure: Measure::Steps,
             steps: 2,
@@ -416,11 +457,11 @@ mod tests {
             eval_every: 1,
             max_epochs: 1,
             data: None,
-            device: DeviceKind::Cpu,
-            engine: None,
+            compute: Compute::cpu_engine(),
         };
         for compute in [Compute::cpu_engine(), Compute::burn_cpu()] {
-            let (train, infer) = time_steps(Network::parse("base").unwrap(), 4, &args, &compute);
+            let (train, infer) =
+                time_steps(Network::parse("base").unwrap(), 4, &args, &compute).unwrap();
             assert!(train > 0.0 && infer > 0.0 && train.is_finite() && infer.is_finite());
         }
         assert!(Network::parse("resnet").is_err());

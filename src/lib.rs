@@ -1,51 +1,43 @@
 //! convlab: train, evaluate and explain convolutional networks.
 //!
-//! Module map (each arrow of the data flow in `DESIGN.md` is one module):
-//! - [`data`]: reading data sets from disk (IDX, checksums, locating and fetching), the seeded
-//!   train/validation split, augmentation and batching into tensors.
-//! - [`models`]: architectures described once as layer lists ([`models::ModelSpec`]) and the burn
-//!   network built from them.
-//! - [`cpu`]: convlab's own CPU engine (convolutions as im2col + GEMM, the other layers, losses,
-//!   optimisers) that trains and runs every model on the CPU; burn remains for GPUs.
-//! - [`train`]: the training loop, validated hyper-parameters, the run folder, atomic checkpoints,
-//!   resume and the per-epoch metrics log.
-//! - [`metrics`]: accuracy, per-class accuracy, confusion matrices; exact average precision
-//!   (as scikit-learn's) and IoU for segmentation.
-//! - [`figures`]: PNG figures (curves, bars, filter and example grids, confusion matrix,
-//!   segmentation predictions and legend).
-//! - [`predict`]: segmentation of any photo with a trained run.
-//! - [`progress`]: progress bars for work longer than a few seconds (loading, training).
-//! - [`process`]: the process's peak memory, for run summaries and benchmarks.
-//! - [`report`]: the HTML write-up of finished runs (`convlab report`).
-//! - [`bench`]: timing of training steps, inference, epochs and time to accuracy, for the
-//!   side-by-side comparison with PyTorch (`bench/compare.py`).
-//! - [`cli`]: the `convlab` command line; `main.rs` only maps errors to exit codes.
+//! The map of the code is `docs/ARCHITECTURE.md`: the data flow, what each module owns, and
+//! the one direction of imports (a module imports only from the layers before its own):
+//! 1. [`data`] (data sets, label maps, split, augmentation, batches), [`models`] (every
+//!    architecture as a layer list), [`metrics`] (confusion, accuracy, exact AP, IoU), and the
+//!    helpers [`fsutil`], [`progress`], [`process`];
+//! 2. [`engine`]: convlab's CPU engine and burn behind one switch ([`engine::Model`] for
+//!    inference, [`engine::Trainer`] for a step);
+//! 3. [`run`]: the run folder's contract (configuration, records, results, checkpoints);
+//! 4. [`train`] (the loop, resume, search) and [`figures`] (PNG figures), which do not import
+//!    each other;
+//! 5. [`tasks`]: train / eval / search written once over a task trait, with classification and
+//!    segmentation supplying what differs;
+//! 6. [`predict`], [`report`], [`bench`];
+//! 7. [`cli`]: the command line, the only module that knows clap, prints tables and picks exit
+//!    codes.
 
-#[cfg(feature = "engine")]
+#[cfg(feature = "full")]
 pub mod bench;
-#[cfg(feature = "engine")]
+#[cfg(feature = "full")]
 pub mod cli;
-#[cfg(feature = "engine")]
-pub mod cpu;
 pub mod data;
-#[cfg(feature = "engine")]
-pub mod device;
-#[cfg(feature = "engine")]
-pub mod error;
-#[cfg(feature = "engine")]
+#[cfg(feature = "full")]
+pub mod engine;
+#[cfg(feature = "full")]
 pub mod figures;
 pub mod fsutil;
 pub mod metrics;
-#[cfg(feature = "engine")]
+#[cfg(feature = "full")]
 pub mod models;
-#[cfg(feature = "engine")]
+#[cfg(feature = "full")]
 pub mod predict;
 pub mod process;
 pub mod progress;
-#[cfg(feature = "engine")]
+#[cfg(feature = "full")]
 pub mod report;
-#[cfg(feature = "engine")]
+#[cfg(feature = "full")]
+pub mod run;
+#[cfg(feature = "full")]
+pub mod tasks;
+#[cfg(feature = "full")]
 pub mod train;
-
-#[cfg(feature = "engine")]
-pub use error::Error;

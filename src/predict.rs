@@ -5,17 +5,26 @@ use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
 
-use crate::Error;
 use crate::data::DataError;
 use crate::data::facade::{self, NUM_CLASSES, SIDE};
-use crate::device::Compute;
+use crate::data::label_map::encode_label_map;
+use crate::engine::Compute;
 use crate::figures::{FigureError, segmentation};
 use crate::fsutil::write_atomic;
-use crate::train::TrainError;
-use crate::train::checkpoint;
-use crate::train::log::read_json;
-use crate::train::run_dir::RunDir;
-use crate::train::segment::{FacadeConfig, argmax_classes, probabilities};
+use crate::run::config::SegmentationConfig;
+use crate::run::json::read_json;
+use crate::run::{RunDir, RunError, checkpoint};
+use crate::tasks::TaskError;
+use crate::tasks::segmentation::{argmax_classes, probabilities};
+
+/// One photo's prediction: the files written and each class's share of the pixels.
+#[derive(Clone, Debug)]
+pub struct Prediction {
+    pub photo: PathBuf,
+    pub files: PredictionFiles,
+    /// `(class name, share of the pixels)` in class order.
+    pub shares: Vec<(&'static str, f64)>,
+}
 
 /// The files written for one photo.
 #[derive(Clone, Debug)]
@@ -33,9 +42,9 @@ pub fn predict_command(
     out: &Path,
     save_probs: bool,
     compute: &Compute,
-) -> Result<Vec<PredictionFiles>, Error> {
+) -> Result<Vec<Prediction>, TaskError> {
     let run = RunDir::existing(run_dir)?;
-    let config: FacadeConfig = read_json(&run.config())?;
+    let config: SegmentationConfig = read_json(&run.config())?;
     // Every photo is decoded before any work, so a bad one stops the command early.
     let decoded: Vec<(PathBuf, image::RgbImage)> = photos
         .iter()
@@ -43,10 +52,7 @@ pub fn predict_command(
         .collect::<Result<_, DataError>>()?;
     let (model, _, _) =
         checkpoint::load_final(&run, config.model.name(), &config.architecture, compute)?;
-    std::fs::create_dir_all(out).map_err(|e| TrainError::NotWritable {
-        path: out.into(),
-        reason: e.to_string(),
-    })?;
+    std::fs::create_dir_all(out).map_err(|e| RunError::not_writable(out, e))?;
     let mut written = Vec::new();
     for (path, photo) in decoded {
         let resized =
@@ -60,29 +66,32 @@ pub fn predict_command(
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        written.push(write_outputs(
+        let files = write_outputs(
             out,
             &stem,
             resized.as_raw(),
             &labels,
             save_probs.then_some(&probs[..]),
-        )?);
-        println!("{}: {}", path.display(), summary(&labels));
+        )?;
+        written.push(Prediction {
+            photo: path,
+            files,
+            shares: class_shares(&labels),
+        });
     }
     Ok(written)
 }
 
-fn summary(labels: &[u8]) -> String {
+fn class_shares(labels: &[u8]) -> Vec<(&'static str, f64)> {
     facade::CLASS_NAMES
         .iter()
         .enumerate()
-        .map(|(c, name)| {
+        .map(|(c, &name)| {
             let share =
                 labels.iter().filter(|&&l| l as usize == c).count() as f64 / labels.len() as f64;
-            format!("{name} {:.1}%", 100.0 * share)
+            (name, share)
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect()
 }
 
 fn write_outputs(
@@ -91,17 +100,17 @@ fn write_outputs(
     photo_rgb: &[u8],
     labels: &[u8],
     probs: Option<&[f32]>,
-) -> Result<PredictionFiles, Error> {
+) -> Result<PredictionFiles, TaskError> {
     let files = PredictionFiles {
         mask: out.join(format!("{stem}_mask.png")),
         color: out.join(format!("{stem}_color.png")),
         overlay: out.join(format!("{stem}_overlay.png")),
         probs: probs.map(|_| out.join(format!("{stem}_probs.npy"))),
     };
-    let io = |path: &Path, e: std::io::Error| TrainError::io(path, e);
+    let io = |path: &Path, e: std::io::Error| RunError::io(path, e);
     write_atomic(
         &files.mask,
-        &facade::encode_label_map(SIDE as u32, SIDE as u32, labels),
+        &encode_label_map(SIDE as u32, SIDE as u32, labels),
     )
     .map_err(|e| io(&files.mask, e))?;
     let color = image::RgbImage::from_raw(SIDE as u32, SIDE as u32, segmentation::colorize(labels))

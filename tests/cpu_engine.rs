@@ -14,11 +14,10 @@ use burn::optim::{
 };
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use convlab::cpu::loss::cross_entropy;
-use convlab::cpu::{Activation, LossSpec, Optimizer, OptimizerKind};
-use convlab::models::{
-    ClassifierKind, Layer, LayerSpec, ModelSpec, Net, SegmenterKind, cpu_from_burn,
-};
+use convlab::engine::burn::{Layer, Net, burn_tensors, cpu_from_burn, init_cpu};
+use convlab::engine::cpu::loss::cross_entropy;
+use convlab::engine::cpu::{Activation, CpuNet, LossSpec, Optimizer, OptimizerKind};
+use convlab::models::{ClassifierKind, LayerSpec, ModelSpec, SegmenterKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::Mutex;
@@ -281,11 +280,11 @@ fn gradients_agree_with_finite_differences() {
         ],
     );
     let _turn = BURN_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    let net = convlab::models::init_cpu(&s, 3);
+    let net = init_cpu(&s, 3);
     let shape = [3, 2, 6, 6];
     let x = random(shape.iter().product(), 4);
     let r = random(3 * 4, 5);
-    let loss = |net: &mut convlab::cpu::CpuNet| -> f64 {
+    let loss = |net: &mut CpuNet| -> f64 {
         let (out, _) = net.forward_train(Activation::new(x.clone(), shape), 0);
         out.data
             .iter()
@@ -488,7 +487,7 @@ fn one_step_matches(spec: &ModelSpec, batch: usize, loss: LossSpec, kind: Optimi
     // Adam's first step moves a weight by lr · g / (|g| + eps), about ±lr whatever |g|: where
     // the two engines' gradients differ in sign (rounding-level gradients, e.g. of a weight
     // feeding a batch norm) the steps may differ by up to 2 lr. Elsewhere they agree to 5% of lr.
-    let expected = convlab::models::burn_tensors(&stepped);
+    let expected = burn_tensors(&stepped);
     let trainable: Vec<String> = cpu
         .tensors()
         .into_iter()
@@ -587,7 +586,7 @@ fn dropout_masks_the_gradient_as_it_masked_the_output() {
         ],
     );
     let _turn = BURN_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    let mut net = convlab::models::init_cpu(&s, 9);
+    let mut net = init_cpu(&s, 9);
     let x = vec![1.0; 16];
     let (_, tape) = net.forward_train(Activation::new(x.clone(), [1, 1, 4, 4]), 77);
     let grads = net.backward(tape, vec![1.0]);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::convlab;
 use convlab::data::synthetic;
-use convlab::train::checkpoint;
+use convlab::run::checkpoint;
 
 const EPOCHS: &str = "4";
 

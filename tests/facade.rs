@@ -4,7 +4,8 @@
 mod common;
 
 use common::{assert_bad_input, convlab};
-use convlab::data::facade::{self, SIDE};
+use convlab::data::facade::SIDE;
+use convlab::data::label_map;
 use convlab::data::synthetic;
 
 #[test]
@@ -97,7 +98,7 @@ fn fcn_trains_evaluates_and_predicts_on_synthetic_facades() {
     for stem in ["wide", "grey"] {
         let mask_path = root.join(format!("pred/{stem}_mask.png"));
         let mask =
-            facade::decode_label_map(&mask_path, &std::fs::read(&mask_path).unwrap()).unwrap();
+            label_map::decode_label_map(&mask_path, &std::fs::read(&mask_path).unwrap()).unwrap();
         assert_eq!((mask.width, mask.height), (SIDE as u32, SIDE as u32));
         assert!(mask.indices.iter().all(|&v| v < 5));
         let color = image::open(root.join(format!("pred/{stem}_color.png"))).unwrap();

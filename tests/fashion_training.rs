@@ -4,23 +4,18 @@ use std::path::{Path, PathBuf};
 
 use convlab::data::fashion_mnist::{Checksums, FashionMnist};
 use convlab::data::synthetic;
-use convlab::device::Compute;
+use convlab::engine::Compute;
 use convlab::models::ClassifierKind;
-use convlab::train::classify::{self, EpochRecord, FashionConfig, FashionData, VAL_FRACTION};
-use convlab::train::log::read_log;
-use convlab::train::options::TrainArgs;
-use convlab::train::run_dir::RunDir;
+use convlab::run::RunDir;
+use convlab::run::config::{ClassificationConfig as FashionConfig, RunConfig, TrainOptions};
+use convlab::run::json::read_log;
+use convlab::run::records::ClassificationEpoch as EpochRecord;
+use convlab::tasks::classification::ClassificationData as FashionData;
+use convlab::tasks::{Classification, Task, evaluate_run};
 
-fn config(kind: ClassifierKind, args: TrainArgs) -> FashionConfig {
-    FashionConfig {
-        task: "fashion".into(),
-        model: kind,
-        architecture: kind.spec(),
-        params: args.check(&classify::recipe(kind)).unwrap(),
-        val_fraction: VAL_FRACTION,
-        normalization: convlab::data::Normalization::FASHION_MNIST,
-        device: Default::default(),
-    }
+fn config(kind: ClassifierKind, args: TrainOptions) -> FashionConfig {
+    let params = args.check(&Classification::recipe(kind)).unwrap();
+    Classification::fresh_config(kind, params, Default::default())
 }
 
 /// burn's CPU backend keeps one random generator per process (dropout draws from it), so
@@ -44,7 +39,7 @@ fn train_in(
     let data = FashionData::prepare(sets.clone(), &config.params, config.val_fraction).unwrap();
     let run = RunDir::new(run);
     run.prepare().unwrap();
-    classify::train(config, &data, &run, &Compute::cpu_engine(), resume).unwrap()
+    Classification::train(config, &data, &run, &Compute::cpu_engine(), resume, None).unwrap()
 }
 
 #[test]
@@ -54,7 +49,7 @@ fn base_learns_a_synthetic_task_and_writes_the_run_folder() {
     let sets = synthetic_data(&tmp.path().join("data"), 1000, 200);
     let config = config(
         ClassifierKind::Base,
-        TrainArgs {
+        TrainOptions {
             epochs: Some(3),
             lr: Some(1e-3),
             batch_size: Some(32),
@@ -77,7 +72,8 @@ fn base_learns_a_synthetic_task_and_writes_the_run_folder() {
 
     let data = FashionData::prepare(sets, &config.params, config.val_fraction).unwrap();
     let run = RunDir::new(&run_path);
-    let metrics = classify::evaluate_run(&config, &data, &run, &Compute::cpu_engine()).unwrap();
+    let metrics =
+        evaluate_run::<Classification>(&config, &data, &run, &Compute::cpu_engine()).unwrap();
     assert!(metrics.test.accuracy > 0.95);
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.metrics()).unwrap()).unwrap();
@@ -124,7 +120,7 @@ fn resuming_equals_training_straight_through() {
     let tmp = tempfile::tempdir().unwrap();
     let sets = synthetic_data(&tmp.path().join("data"), 600, 50);
     // The own model exercises dropout, batch norm, augmentation and the cosine schedule.
-    let args = |epochs| TrainArgs {
+    let args = |epochs| TrainOptions {
         epochs: Some(epochs),
         batch_size: Some(64),
         ..Default::default()
@@ -162,7 +158,7 @@ fn two_runs_with_the_same_seed_agree_and_another_seed_differs() {
     let _serial = one_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let sets = synthetic_data(&tmp.path().join("data"), 600, 50);
-    let args = |seed| TrainArgs {
+    let args = |seed| TrainOptions {
         epochs: Some(2),
         batch_size: Some(64),
         seed: Some(seed),
@@ -204,7 +200,7 @@ fn divergence_names_epoch_and_step_and_keeps_the_last_good_checkpoint() {
     let dir = tmp.path().join("run");
     let good = config(
         ClassifierKind::Base,
-        TrainArgs {
+        TrainOptions {
             epochs: Some(1),
             batch_size: Some(64),
             ..Default::default()
@@ -214,14 +210,21 @@ fn divergence_names_epoch_and_step_and_keeps_the_last_good_checkpoint() {
     let run = RunDir::new(&dir);
     let kept = std::fs::read(run.last_checkpoint()).unwrap();
     // The second epoch with a rate that overflows the weights: the loss turns NaN or infinite.
-    let mut wild = good.clone();
-    wild.params.epochs = 2;
-    wild.params.lr = 1e30;
+    let wild = config(
+        ClassifierKind::Base,
+        TrainOptions {
+            epochs: Some(2),
+            batch_size: Some(64),
+            lr: Some(1e30),
+            ..Default::default()
+        },
+    );
     let data = FashionData::prepare(sets.clone(), &wild.params, wild.val_fraction).unwrap();
-    let err = classify::train(&wild, &data, &run, &Compute::cpu_engine(), true).unwrap_err();
+    let err =
+        Classification::train(&wild, &data, &run, &Compute::cpu_engine(), true, None).unwrap_err();
     let steps_per_epoch = 540usize.div_ceil(64);
     match &err {
-        convlab::Error::Train(TrainError::Diverged { epoch, step, .. }) => {
+        TrainError::Diverged { epoch, step, .. } => {
             assert_eq!(*epoch, 2);
             assert!(
                 *step > steps_per_epoch && *step <= 2 * steps_per_epoch,
@@ -235,8 +238,8 @@ fn divergence_names_epoch_and_step_and_keeps_the_last_good_checkpoint() {
             .starts_with("training diverged at epoch 2, step "),
         "{err}"
     );
-    assert_eq!(err.exit_code(), 1);
     assert_eq!(std::fs::read(run.last_checkpoint()).unwrap(), kept);
+    assert_eq!(convlab::cli::Error::Task(err.into()).exit_code(), 1);
     let log: Vec<EpochRecord> = read_log(&run.metrics_log()).unwrap();
     assert_eq!(log.len(), 1);
 }
@@ -251,7 +254,7 @@ fn train_in_until(
     let data = FashionData::prepare(sets.clone(), &config.params, config.val_fraction).unwrap();
     let run = RunDir::new(run);
     run.prepare().unwrap();
-    classify::train_until(
+    Classification::train(
         config,
         &data,
         &run,
@@ -291,7 +294,7 @@ fn real_fashion_mnist_verifies_and_a_short_run_learns() {
     // (`convlab fashion train --model base --epochs 1 --limit 4000`, seed 42).
     let config = config(
         ClassifierKind::Base,
-        TrainArgs {
+        TrainOptions {
             epochs: Some(1),
             limit: Some(4000),
             ..Default::default()
@@ -315,7 +318,7 @@ fn a_run_trained_on_one_engine_is_evaluated_and_resumed_on_the_other() {
     let sets = synthetic_data(&tmp.path().join("data"), 600, 50);
     let one = config(
         ClassifierKind::Base,
-        TrainArgs {
+        TrainOptions {
             epochs: Some(1),
             batch_size: Some(64),
             ..Default::default()
@@ -325,8 +328,8 @@ fn a_run_trained_on_one_engine_is_evaluated_and_resumed_on_the_other() {
     train_in(&run_path, &one, &sets, false);
     let data = FashionData::prepare(sets.clone(), &one.params, one.val_fraction).unwrap();
     let run = RunDir::new(&run_path);
-    let on_cpu = classify::evaluate_run(&one, &data, &run, &Compute::cpu_engine()).unwrap();
-    let on_burn = classify::evaluate_run(&one, &data, &run, &Compute::burn_cpu()).unwrap();
+    let on_cpu = evaluate_run::<Classification>(&one, &data, &run, &Compute::cpu_engine()).unwrap();
+    let on_burn = evaluate_run::<Classification>(&one, &data, &run, &Compute::burn_cpu()).unwrap();
     // The engines' logits differ by rounding (~1e-6), which could flip a near-tie: one image.
     for (a, b, images) in [
         (&on_cpu.val, &on_burn.val, data.val.len()),
@@ -335,12 +338,19 @@ fn a_run_trained_on_one_engine_is_evaluated_and_resumed_on_the_other() {
         assert!((a.accuracy - b.accuracy).abs() <= 1.0 / images as f64 + 1e-12);
         assert!((a.loss - b.loss).abs() < 1e-4, "{} vs {}", a.loss, b.loss);
     }
-    let mut two = one.clone();
-    two.params.epochs = 2;
-    let history = classify::train(&two, &data, &run, &Compute::burn_cpu(), true).unwrap();
+    // As `--resume --epochs 2` does.
+    let more = TrainOptions {
+        epochs: Some(2),
+        ..Default::default()
+    };
+    let two = one
+        .clone()
+        .with_params(more.resume_with(&one.params).unwrap());
+    let history =
+        Classification::train(&two, &data, &run, &Compute::burn_cpu(), true, None).unwrap();
     assert_eq!(history.len(), 2);
     assert!(history[1].train_loss < history[0].train_loss, "{history:?}");
-    let ckpt = convlab::train::checkpoint::load(&run.last_checkpoint()).unwrap();
-    assert_eq!(ckpt.header.engine, convlab::device::EngineKind::Burn);
+    let ckpt = convlab::run::checkpoint::load(&run.last_checkpoint()).unwrap();
+    assert_eq!(ckpt.header.engine, convlab::engine::EngineKind::Burn);
     assert_eq!(ckpt.header.epoch, 2);
 }

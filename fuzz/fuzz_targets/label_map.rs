@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use convlab::data::facade;
+use convlab::data::label_map;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(map) = facade::decode_label_map(Path::new("fuzz.png"), data) {
+    if let Ok(map) = label_map::decode_label_map(Path::new("fuzz.png"), data) {
         assert_eq!(map.indices.len(), map.width as usize * map.height as usize);
     }
 });

@@ -3,6 +3,8 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::facade::SIDE;
+
 /// Random translation (a crop of the image zero-padded by `pad` pixels) and horizontal flip:
 /// torchvision's `RandomCrop(size, padding=pad)` + `RandomHorizontalFlip()`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,6 +56,68 @@ impl CropFlip {
     }
 }
 
+/// Random horizontal flip and random zoom: a square window of side `SIDE / s`, with `s` drawn
+/// from `1..=max_scale`, cropped at a random place and resized back to `SIDE` (photo bilinear,
+/// labels nearest-neighbour), as torchvision's `RandomResizedCrop` with a fixed aspect ratio.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlipScaleCrop {
+    pub flip: bool,
+    pub max_scale: f32,
+}
+
+impl FlipScaleCrop {
+    /// Augments one photo (CHW) and its labels into `photo_out` / `label_out`.
+    pub fn apply(
+        &self,
+        photo: &[u8],
+        label: &[u8],
+        photo_out: &mut [u8],
+        label_out: &mut [u8],
+        rng: &mut impl Rng,
+    ) {
+        let flip = self.flip && rng.random_bool(0.5);
+        let scale = if self.max_scale > 1.0 {
+            rng.random_range(1.0..=self.max_scale)
+        } else {
+            1.0
+        };
+        let window = SIDE as f32 / scale;
+        let x0 = rng.random_range(0.0..=(SIDE as f32 - window));
+        let y0 = rng.random_range(0.0..=(SIDE as f32 - window));
+        let step = window / SIDE as f32;
+        let plane = SIDE * SIDE;
+        for y in 0..SIDE {
+            let sy = y0 + (y as f32 + 0.5) * step - 0.5;
+            for x in 0..SIDE {
+                let xo = if flip { SIDE - 1 - x } else { x };
+                let sx = x0 + (xo as f32 + 0.5) * step - 0.5;
+                let (ny, nx) = (clamp_index(sy.round()), clamp_index(sx.round()));
+                label_out[y * SIDE + x] = label[ny * SIDE + nx];
+                let (fy, fx) = (
+                    sy.clamp(0.0, (SIDE - 1) as f32),
+                    sx.clamp(0.0, (SIDE - 1) as f32),
+                );
+                let (iy, ix) = (fy.floor() as usize, fx.floor() as usize);
+                let (iy1, ix1) = ((iy + 1).min(SIDE - 1), (ix + 1).min(SIDE - 1));
+                let (wy, wx) = (fy - iy as f32, fx - ix as f32);
+                for c in 0..3 {
+                    let p = &photo[c * plane..(c + 1) * plane];
+                    let top =
+                        p[iy * SIDE + ix] as f32 * (1.0 - wx) + p[iy * SIDE + ix1] as f32 * wx;
+                    let bottom =
+                        p[iy1 * SIDE + ix] as f32 * (1.0 - wx) + p[iy1 * SIDE + ix1] as f32 * wx;
+                    photo_out[c * plane + y * SIDE + x] =
+                        (top * (1.0 - wy) + bottom * wy).round() as u8;
+                }
+            }
+        }
+    }
+}
+
+fn clamp_index(v: f32) -> usize {
+    v.clamp(0.0, (SIDE - 1) as f32) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +162,38 @@ mod tests {
             // A shift of at most one pixel keeps the 2x2 centre's values in the image.
             assert!(out.iter().filter(|&&v| v != 0).count() >= 9);
         }
+    }
+
+    /// A photo whose red channel encodes the label (label * 50) stays aligned with its labels
+    /// under every augmentation: wherever the label is c, the red value is near c * 50.
+    #[test]
+    fn augmentation_keeps_photo_and_labels_aligned() {
+        let plane = SIDE * SIDE;
+        let label: Vec<u8> = (0..plane)
+            .map(|i| (((i / SIDE) / 64 + (i % SIDE) / 96) % 5) as u8)
+            .collect();
+        let mut photo = vec![0u8; 3 * plane];
+        for i in 0..plane {
+            photo[i] = label[i] * 50;
+            photo[plane + i] = 7;
+        }
+        let aug = FlipScaleCrop {
+            flip: true,
+            max_scale: 1.6,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (mut p, mut l) = (vec![0u8; 3 * plane], vec![0u8; plane]);
+        let mut changed = false;
+        for _ in 0..8 {
+            aug.apply(&photo, &label, &mut p, &mut l, &mut rng);
+            changed |= l != label;
+            let mismatched = (0..plane)
+                .filter(|&i| (p[i] as i32 - l[i] as i32 * 50).abs() > 25)
+                .count();
+            // Only pixels on class borders may blend (bilinear photo vs nearest labels).
+            assert!(mismatched < plane / 50, "{mismatched} misaligned pixels");
+            assert!(p[plane..2 * plane].iter().all(|&g| g == 7));
+        }
+        assert!(changed, "augmentation must change something");
     }
 }

@@ -1,26 +1,25 @@
-//! Data: reading data sets from disk into memory once (as `u8`), the seeded split, augmentation
-//! and batching into normalised `f32` batches.
+//! Data: reading data sets from disk into memory once (as `u8`), the label-map codec, the seeded
+//! split, augmentation, normalisation and batching into `f32` batches.
 
-#[cfg(feature = "engine")]
+#[cfg(feature = "full")]
 pub mod augment;
-#[cfg(feature = "engine")]
-mod batcher;
+#[cfg(feature = "full")]
+pub mod batch;
 mod error;
 pub mod facade;
-#[cfg(feature = "engine")]
+#[cfg(feature = "full")]
 pub mod fashion_mnist;
 pub mod idx;
+pub mod label_map;
 pub mod locate;
-#[cfg(feature = "engine")]
-pub mod seg_batcher;
-#[cfg(feature = "engine")]
+mod normalization;
+#[cfg(feature = "full")]
 pub mod split;
-#[cfg(feature = "engine")]
+#[cfg(feature = "full")]
 pub mod synthetic;
 
-#[cfg(feature = "engine")]
-pub use batcher::{ImageBatch, ImageBatcher, Normalization};
 pub use error::DataError;
+pub use normalization::Normalization;
 
 /// Grey or colour images of one size with one class label each, kept as decoded bytes.
 #[derive(Clone, Debug)]

@@ -4,20 +4,20 @@
 use std::path::Path;
 
 use plotters::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use super::charts::{self, BLUE_, ORANGE_, Series};
 use super::grids::{self, Cell, Picture, Row};
 use super::{FigureError, draw_png};
 use crate::data::LabelledImages;
-use crate::train::classify::{EpochRecord, FashionMetrics};
+use crate::run::records::ClassificationEpoch;
+use crate::run::results::{ClassExamples, ClassificationMetrics};
 
 const EXAMPLES_PER_GROUP: usize = 4;
 
 pub fn draw_all(
     dir: &Path,
-    history: &[EpochRecord],
-    metrics: &FashionMetrics,
+    history: &[ClassificationEpoch],
+    metrics: &ClassificationMetrics,
     first_conv_weights: Option<&[f32]>,
     first_conv: Option<(usize, usize, usize)>,
     test: &LabelledImages,
@@ -38,8 +38,8 @@ pub fn draw_all(
 }
 
 /// Train and validation accuracy (left) and loss (right) per epoch.
-pub fn curves(path: &Path, history: &[EpochRecord]) -> Result<(), FigureError> {
-    let pick = |f: fn(&EpochRecord) -> f64| {
+pub fn curves(path: &Path, history: &[ClassificationEpoch]) -> Result<(), FigureError> {
+    let pick = |f: fn(&ClassificationEpoch) -> f64| {
         history
             .iter()
             .map(|r| (r.epoch as f64, f(r)))
@@ -84,7 +84,7 @@ pub fn curves(path: &Path, history: &[EpochRecord]) -> Result<(), FigureError> {
     })
 }
 
-pub fn per_class(path: &Path, metrics: &FashionMetrics) -> Result<(), FigureError> {
+pub fn per_class(path: &Path, metrics: &ClassificationMetrics) -> Result<(), FigureError> {
     let pct = |v: &[f64]| v.iter().map(|x| 100.0 * x).collect::<Vec<_>>();
     draw_png(path, (1100, 480), |root| {
         charts::grouped_bars(
@@ -103,29 +103,6 @@ pub fn per_class(path: &Path, metrics: &FashionMetrics) -> Result<(), FigureErro
             100.0,
         )
     })
-}
-
-/// The test images shown for one predicted class: some it got right and some false positives
-/// (images of other classes predicted as it). Saved as `figures/examples.json` beside the
-/// per-class strips, so a report can caption them without re-running the model.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ClassExamples {
-    pub class: String,
-    /// Test-set indices.
-    pub correct: Vec<usize>,
-    pub false_positives: Vec<usize>,
-    /// The true class of each false positive.
-    pub false_positive_truths: Vec<String>,
-}
-
-impl ClassExamples {
-    /// File names of the two strips, inside `figures/examples/`.
-    pub fn strip_names(class_index: usize) -> [String; 2] {
-        [
-            format!("{class_index}_correct.png"),
-            format!("{class_index}_false_positive.png"),
-        ]
-    }
 }
 
 pub fn choose_examples(

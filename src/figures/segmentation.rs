@@ -9,14 +9,15 @@ use super::charts::{self, BLUE_, GREEN_, ORANGE_, Series};
 use super::grids::{self, Cell, Picture, Row};
 use super::{FONT, FigureError, draw_png};
 use crate::data::facade::{CLASS_NAMES, COLORS, FacadeSet, SIDE};
-use crate::train::segment::{FacadeMetrics, SegEpochRecord};
+use crate::run::records::SegmentationEpoch;
+use crate::run::results::SegmentationMetrics;
 
 const PREDICTION_ROWS: usize = 6;
 
 pub fn draw_all(
     dir: &Path,
-    history: &[SegEpochRecord],
-    metrics: &FacadeMetrics,
+    history: &[SegmentationEpoch],
+    metrics: &SegmentationMetrics,
     test: &FacadeSet,
     predictions: &[u8],
 ) -> Result<(), FigureError> {
@@ -35,8 +36,8 @@ pub fn draw_all(
     )
 }
 
-pub fn curves(path: &Path, history: &[SegEpochRecord]) -> Result<(), FigureError> {
-    let pick = |f: fn(&SegEpochRecord) -> f64| {
+pub fn curves(path: &Path, history: &[SegmentationEpoch]) -> Result<(), FigureError> {
+    let pick = |f: fn(&SegmentationEpoch) -> f64| {
         history
             .iter()
             .map(|r| (r.epoch as f64, f(r)))
@@ -81,7 +82,7 @@ pub fn curves(path: &Path, history: &[SegEpochRecord]) -> Result<(), FigureError
     })
 }
 
-pub fn ap(path: &Path, m: &FacadeMetrics) -> Result<(), FigureError> {
+pub fn ap(path: &Path, m: &SegmentationMetrics) -> Result<(), FigureError> {
     draw_png(path, (900, 460), |root| {
         charts::grouped_bars(
             root,

@@ -1,7 +1,9 @@
 //! Segmentation metrics over all pixels of a split: per-class average precision exactly as
 //! scikit-learn's `average_precision_score`, IoU, pixel accuracy.
 
-use super::classification::Confusion;
+use serde::{Deserialize, Serialize};
+
+use super::Confusion;
 
 /// Average precision of `scores` for the pixels where `positive` is true, as scikit-learn's
 /// `average_precision_score(positive, scores)`: the sum over distinct score thresholds, from
@@ -74,6 +76,18 @@ pub fn mean_defined(values: &[f64]) -> f64 {
     } else {
         defined.iter().sum::<f64>() / defined.len() as f64
     }
+}
+
+/// The evaluation of one split over all its pixels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentationReport {
+    pub ap: Vec<f64>,
+    pub map: f64,
+    pub iou: Vec<f64>,
+    pub miou: f64,
+    pub pixel_accuracy: f64,
+    pub loss: f64,
+    pub confusion: Vec<Vec<u64>>,
 }
 
 #[cfg(test)]

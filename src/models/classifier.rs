@@ -5,15 +5,12 @@ use serde::{Deserialize, Serialize};
 use super::{LayerSpec, ModelSpec};
 use crate::data::fashion_mnist::{NUM_CLASSES, SIDE};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+/// The classifiers convlab knows (see [`ClassifierKind::about`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClassifierKind {
-    /// The classic network: 2 conv (32, 32) + ReLU + max-pool, FC 1568->128->10.
     Base,
-    /// The write-up's improved network: 64/128 channels, Leaky ReLU, FC 6272->256->10.
     Wide,
-    /// convlab's own: VGG-style pairs of 3x3 conv + batch norm, dropout (trained with
-    /// augmentation, label smoothing and a cosine schedule).
     Own,
 }
 
@@ -96,11 +93,37 @@ impl ClassifierKind {
         }
     }
 
+    pub const ALL: [ClassifierKind; 3] = [
+        ClassifierKind::Base,
+        ClassifierKind::Wide,
+        ClassifierKind::Own,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             ClassifierKind::Base => "base",
             ClassifierKind::Wide => "wide",
             ClassifierKind::Own => "own",
+        }
+    }
+
+    /// The kind named `name` (as [`ClassifierKind::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// What the network is, for help texts.
+    pub fn about(self) -> &'static str {
+        match self {
+            ClassifierKind::Base => {
+                "The classic network: 2 conv (32, 32) + ReLU + max-pool, FC 1568->128->10"
+            }
+            ClassifierKind::Wide => {
+                "The write-up's improved network: 64/128 channels, Leaky ReLU, FC 6272->256->10"
+            }
+            ClassifierKind::Own => {
+                "convlab's own: VGG-style pairs of 3x3 conv + batch norm, dropout (trained with augmentation, label smoothing and a cosine schedule)"
+            }
         }
     }
 }
@@ -111,11 +134,7 @@ mod tests {
 
     #[test]
     fn every_classifier_spec_is_consistent_and_ends_in_ten_logits() {
-        for kind in [
-            ClassifierKind::Base,
-            ClassifierKind::Wide,
-            ClassifierKind::Own,
-        ] {
+        for kind in ClassifierKind::ALL {
             let rows = kind.spec().summary().unwrap();
             assert_eq!(rows.last().unwrap().output_shape, vec![NUM_CLASSES]);
         }

@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use super::SpecError;
+
 /// One layer of a sequential network.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
@@ -247,14 +249,18 @@ impl LayerSpec {
 impl ModelSpec {
     /// One row per layer with its output shape and parameter count; an error names the first
     /// layer whose input does not fit.
-    pub fn summary(&self) -> Result<Vec<LayerSummary>, String> {
+    pub fn summary(&self) -> Result<Vec<LayerSummary>, SpecError> {
         let mut shape = self.input.to_vec();
         let mut saved = Vec::new();
         let mut rows = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
             shape = layer
                 .output_shape(&shape, &mut saved)
-                .map_err(|e| format!("model {}: layer {i}: {e}", self.name))?;
+                .map_err(|reason| SpecError {
+                    model: self.name.clone(),
+                    layer: i,
+                    reason,
+                })?;
             rows.push(LayerSummary {
                 layer: layer.describe(),
                 output_shape: shape.clone(),
@@ -308,12 +314,15 @@ mod tests {
         let mut layers = vec![LayerSpec::SaveSkip];
         layers.extend(LayerSpec::conv_bn_relu(3, 4, 2));
         layers.push(LayerSpec::ConcatSkip);
-        let err = spec(layers).summary().unwrap_err();
+        let err = spec(layers).summary().unwrap_err().to_string();
         assert!(
             err.contains("layer 4") && err.contains("[3, 8, 8]"),
             "{err}"
         );
-        let err = spec(vec![LayerSpec::ConcatSkip]).summary().unwrap_err();
+        let err = spec(vec![LayerSpec::ConcatSkip])
+            .summary()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no saved activation"), "{err}");
     }
 }

@@ -12,19 +12,20 @@ use std::path::{Path, PathBuf};
 use html::{Cell, Table};
 use runs::{LoadedRun, TaskRun};
 
-use crate::Error;
-use crate::device::Compute;
-use crate::figures::classification::ClassExamples;
+use crate::engine::Compute;
 use crate::fsutil::write_atomic;
-use crate::train::TrainError;
-use crate::train::classify::{EpochRecord, FashionMetrics};
-use crate::train::options::HyperParams;
-use crate::train::segment::{FacadeConfig, FacadeMetrics, SegEpochRecord};
+use crate::run::RunError;
+use crate::run::config::{HyperParams, SegmentationConfig};
+use crate::run::records::{ClassificationEpoch, SegmentationEpoch};
+use crate::run::results::{ClassExamples, ClassificationMetrics, SegmentationMetrics};
+use crate::tasks::TaskError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(transparent)]
-    Run(#[from] TrainError),
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Task(#[from] TaskError),
     #[error("{}: not found: this run has not been evaluated; run `{command}` first", path.display())]
     NotEvaluated { path: PathBuf, command: String },
     #[error("{}: unknown task '{task}' (expected \"fashion\" or \"facade\")", path.display())]
@@ -44,6 +45,7 @@ impl ReportError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             ReportError::Run(e) => e.is_bad_input(),
+            ReportError::Task(e) => e.is_bad_input(),
             ReportError::Io { .. } => false,
             _ => true,
         }
@@ -57,23 +59,26 @@ impl ReportError {
     }
 }
 
-/// `convlab report RUN_DIR... --out DIR [--photos DIR]`: returns the page's path.
+/// A written report: the page and the runs it shows.
+pub struct Report {
+    pub page: PathBuf,
+    pub runs: Vec<LoadedRun>,
+}
+
+/// `convlab report RUN_DIR... --out DIR [--photos DIR]`.
 pub fn report_command(
     run_dirs: &[PathBuf],
     out: &Path,
     photos: Option<&Path>,
     compute: &Compute,
-) -> Result<PathBuf, Error> {
+) -> Result<Report, ReportError> {
     // Every input is read and checked before anything is written.
     let loaded: Vec<LoadedRun> = run_dirs
         .iter()
         .map(|d| LoadedRun::load(d))
         .collect::<Result<_, _>>()?;
     let photos = photos.map(list_photos).transpose()?.unwrap_or_default();
-    std::fs::create_dir_all(out).map_err(|e| TrainError::NotWritable {
-        path: out.into(),
-        reason: e.to_string(),
-    })?;
+    std::fs::create_dir_all(out).map_err(|e| RunError::not_writable(out, e))?;
 
     let mut body = String::new();
     body.push_str(&contents(&loaded));
@@ -95,11 +100,7 @@ pub fn report_command(
     }
     let page = out.join("index.html");
     write_atomic(&page, page_html(&body).as_bytes()).map_err(|e| ReportError::io(&page, e))?;
-    for run in &loaded {
-        println!("{}", text_summary(run));
-    }
-    println!("report: {}", page.display());
-    Ok(page)
+    Ok(Report { page, runs: loaded })
 }
 
 /// The photos in `dir` (JPEG and PNG), sorted by name.
@@ -329,7 +330,7 @@ fn section(
     assets: &Assets,
     photos: &[PathBuf],
     compute: &Compute,
-) -> Result<String, Error> {
+) -> Result<String, ReportError> {
     let mut out = format!(
         "<section class=\"run\" id=\"{}\">\n<h2>{}: <code>{}</code>, {}</h2>\n",
         html::escape(&assets.folder),
@@ -410,21 +411,21 @@ fn best_note(checkpoint: &str, epochs: usize) -> String {
 fn hyper_parameters(run: &LoadedRun) -> Table {
     let p: &HyperParams = run.params();
     let mut t = Table::new("Hyper-parameters", &["setting", "value"]);
-    let optimiser = if p.decoupled_decay {
-        format!("AdamW, decoupled weight decay {}", p.weight_decay)
+    let optimiser = if p.decoupled_decay() {
+        format!("AdamW, decoupled weight decay {}", p.weight_decay())
     } else {
-        format!("Adam, L2 weight decay {}", p.weight_decay)
+        format!("Adam, L2 weight decay {}", p.weight_decay())
     };
     let mut rows = vec![
         ("optimiser", optimiser),
-        ("learning rate", format!("{}", p.lr)),
-        ("schedule", format!("{:?}", p.schedule).to_lowercase()),
-        ("epochs", p.epochs.to_string()),
-        ("batch size", p.batch_size.to_string()),
-        ("seed", p.seed.to_string()),
+        ("learning rate", format!("{}", p.lr())),
+        ("schedule", format!("{:?}", p.schedule()).to_lowercase()),
+        ("epochs", p.epochs().to_string()),
+        ("batch size", p.batch_size().to_string()),
+        ("seed", p.seed().to_string()),
         (
             "training images",
-            p.limit
+            p.limit()
                 .map_or("all of the training split".into(), |n| format!("first {n}")),
         ),
     ];
@@ -432,14 +433,14 @@ fn hyper_parameters(run: &LoadedRun) -> Table {
         TaskRun::Classification { .. } => {
             rows.push((
                 "augmentation",
-                p.augment.map_or("none".into(), |a| {
+                p.augment().map_or("none".into(), |a| {
                     let flip = if a.flip { " + horizontal flip" } else { "" };
                     format!("random crop (pad {}){flip}", a.pad)
                 }),
             ));
             rows.push((
                 "label smoothing",
-                p.label_smoothing.map_or("none".into(), |s| s.to_string()),
+                p.label_smoothing().map_or("none".into(), |s| s.to_string()),
             ));
         }
         TaskRun::Segmentation { config, .. } => {
@@ -459,8 +460,8 @@ fn hyper_parameters(run: &LoadedRun) -> Table {
     t
 }
 
-fn class_weighting(config: &FacadeConfig) -> String {
-    use crate::train::segment::ClassWeighting;
+fn class_weighting(config: &SegmentationConfig) -> String {
+    use crate::run::config::ClassWeighting;
     match config.class_weighting {
         ClassWeighting::None => "none".into(),
         ClassWeighting::SqrtMedianFrequency => "sqrt(median frequency / class frequency)".into(),
@@ -495,8 +496,8 @@ fn architecture(run: &LoadedRun) -> Result<String, ReportError> {
 fn classification(
     run: &LoadedRun,
     assets: &Assets,
-    metrics: &FashionMetrics,
-    history: &[EpochRecord],
+    metrics: &ClassificationMetrics,
+    history: &[ClassificationEpoch],
     examples: Option<&[ClassExamples]>,
 ) -> Result<String, ReportError> {
     let mut out = String::from("<h3>Training</h3>\n");
@@ -509,7 +510,7 @@ fn classification(
     out.push_str(&epoch_log_classification(history));
 
     out.push_str("<h3>Per-class accuracy</h3>\n");
-    let hardest = hardest_class(metrics);
+    let hardest = metrics.test.hardest_class();
     let mut t = Table::new(
         "Per-class accuracy (the hardest class on test in bold)",
         &["class", "validation", "test"],
@@ -617,7 +618,7 @@ fn examples_table(
     Ok(t.render())
 }
 
-fn epoch_log_classification(history: &[EpochRecord]) -> String {
+fn epoch_log_classification(history: &[ClassificationEpoch]) -> String {
     let mut t = Table::new(
         "Per-epoch log (metrics.jsonl)",
         &[
@@ -655,11 +656,11 @@ fn details(summary: &str, table: &Table) -> String {
 fn segmentation(
     run: &LoadedRun,
     assets: &Assets,
-    metrics: &FacadeMetrics,
-    history: &[SegEpochRecord],
+    metrics: &SegmentationMetrics,
+    history: &[SegmentationEpoch],
     photos: &[PathBuf],
     compute: &Compute,
-) -> Result<String, Error> {
+) -> Result<String, ReportError> {
     let mut out = String::from("<h3>Training</h3>\n");
     out.push_str(&assets.figure(
         run,
@@ -731,9 +732,11 @@ fn extra_photos(
     assets: &Assets,
     photos: &[PathBuf],
     compute: &Compute,
-) -> Result<String, Error> {
+) -> Result<String, ReportError> {
     let out_dir = assets.dir().join("photos");
-    let files = crate::predict::predict_command(&run.dir.root, photos, &out_dir, false, compute)?;
+    let predictions =
+        crate::predict::predict_command(&run.dir.root, photos, &out_dir, false, compute)?;
+    let files: Vec<_> = predictions.into_iter().map(|p| p.files).collect();
     let mut t = Table::new(
         "Predictions on your photos (rescaled to 256×256)",
         &["photo", "overlay with legend", "colour-coded prediction"],
@@ -765,7 +768,7 @@ fn extra_photos(
     Ok(format!("<h3>Your photos</h3>\n{}", t.render()))
 }
 
-fn epoch_log_segmentation(history: &[SegEpochRecord]) -> String {
+fn epoch_log_segmentation(history: &[SegmentationEpoch]) -> String {
     let mut t = Table::new(
         "Per-epoch log (metrics.jsonl)",
         &[
@@ -792,47 +795,4 @@ fn epoch_log_segmentation(history: &[SegEpochRecord]) -> String {
         ]);
     }
     details("Per-epoch log", &t)
-}
-
-/// The class with the lowest test accuracy (the first on ties); classes absent from the test
-/// set (NaN) are left out.
-fn hardest_class(metrics: &FashionMetrics) -> Option<usize> {
-    let accuracy = &metrics.test.per_class_accuracy;
-    (0..accuracy.len())
-        .filter(|&c| !accuracy[c].is_nan())
-        .min_by(|&a, &b| accuracy[a].total_cmp(&accuracy[b]))
-}
-
-/// One line per run for the terminal.
-pub fn text_summary(run: &LoadedRun) -> String {
-    let (epochs, seconds) = run.training_time();
-    let results = match &run.task {
-        TaskRun::Classification { metrics, .. } => {
-            let hardest = hardest_class(metrics)
-                .map(|c| {
-                    let (name, accuracy) =
-                        (&metrics.class_names[c], metrics.test.per_class_accuracy[c]);
-                    format!(", hardest class {name} {:.1}%", 100.0 * accuracy)
-                })
-                .unwrap_or_default();
-            format!(
-                "test accuracy {:.2}% (val {:.2}%){hardest}",
-                100.0 * metrics.test.accuracy,
-                100.0 * metrics.val.accuracy
-            )
-        }
-        TaskRun::Segmentation { metrics, .. } => format!(
-            "test mAP {:.3}, mIoU {:.3}, pixel accuracy {:.2}% (val mAP {:.3})",
-            metrics.test.map,
-            metrics.test.miou,
-            100.0 * metrics.test.pixel_accuracy,
-            metrics.val.map
-        ),
-    };
-    format!(
-        "{:<12} {:<6} {results}; {epochs} epochs in {}",
-        run.name,
-        run.model(),
-        html::duration(seconds)
-    )
 }

@@ -6,14 +6,12 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::ReportError;
-use crate::figures::classification::ClassExamples;
 use crate::models::LayerSummary;
-use crate::train::TrainError;
-use crate::train::classify::{EpochRecord, FashionConfig, FashionMetrics};
-use crate::train::log::{read_json, read_log};
-use crate::train::options::HyperParams;
-use crate::train::run_dir::RunDir;
-use crate::train::segment::{FacadeConfig, FacadeMetrics, SegEpochRecord};
+use crate::run::config::{ClassificationConfig, HyperParams, SegmentationConfig};
+use crate::run::json::{read_json, read_log};
+use crate::run::records::{ClassificationEpoch, SegmentationEpoch};
+use crate::run::results::{ClassExamples, ClassificationMetrics, SegmentationMetrics};
+use crate::run::{RunDir, RunError};
 
 /// A finished run of either task.
 pub struct LoadedRun {
@@ -25,25 +23,22 @@ pub struct LoadedRun {
 
 pub enum TaskRun {
     Classification {
-        config: FashionConfig,
-        history: Vec<EpochRecord>,
-        metrics: FashionMetrics,
+        config: ClassificationConfig,
+        history: Vec<ClassificationEpoch>,
+        metrics: ClassificationMetrics,
         /// `None` for runs evaluated before the per-class strips existed.
         examples: Option<Vec<ClassExamples>>,
     },
     Segmentation {
-        config: FacadeConfig,
-        history: Vec<SegEpochRecord>,
-        metrics: FacadeMetrics,
+        config: SegmentationConfig,
+        history: Vec<SegmentationEpoch>,
+        metrics: SegmentationMetrics,
     },
 }
 
 /// `value` (read from `path`) as a task's configuration type.
-fn typed<T: DeserializeOwned>(path: &Path, value: serde_json::Value) -> Result<T, TrainError> {
-    serde_json::from_value(value).map_err(|e| TrainError::BadFile {
-        path: path.into(),
-        reason: format!("invalid: {e}"),
-    })
+fn typed<T: DeserializeOwned>(path: &Path, value: serde_json::Value) -> Result<T, RunError> {
+    serde_json::from_value(value).map_err(|e| RunError::bad_file(path, format!("invalid: {e}")))
 }
 
 impl LoadedRun {
@@ -125,9 +120,9 @@ impl LoadedRun {
             TaskRun::Classification { config, .. } => &config.architecture,
             TaskRun::Segmentation { config, .. } => &config.architecture,
         };
-        let rows = spec.summary().map_err(|reason| ReportError::BadRun {
+        let rows = spec.summary().map_err(|e| ReportError::BadRun {
             path: self.dir.config(),
-            reason,
+            reason: e.to_string(),
         })?;
         Ok((rows, spec.num_params()))
     }

@@ -1,29 +1,17 @@
 use std::path::PathBuf;
 
+use crate::engine::EngineError;
+use crate::run::RunError;
+
+/// What can stop training.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
     #[error("{flag}: {reason}")]
     InvalidOption { flag: String, reason: String },
-    #[error("{}: {reason}", path.display())]
-    BadFile { path: PathBuf, reason: String },
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}: output folder is not writable: {reason}", path.display())]
-    NotWritable { path: PathBuf, reason: String },
-    #[error(
-        "{}: not enough free disk space for the checkpoints: they need about {} MB, {} MB are free",
-        path.display(), needed / 1_000_000, available / 1_000_000
-    )]
-    DiskFull {
-        path: PathBuf,
-        needed: u64,
-        available: u64,
-    },
-    #[error("--device: {0}")]
-    Device(String),
     #[error(
         "training diverged at epoch {epoch}, step {step}: loss is {loss}; the last good checkpoint is kept in {}\nhint: lower the learning rate (--lr)",
         checkpoint.display()
@@ -34,8 +22,6 @@ pub enum TrainError {
         loss: f32,
         checkpoint: PathBuf,
     },
-    #[error("{}: {reason}", path.display())]
-    Record { path: PathBuf, reason: String },
     #[error(
         "interrupted in epoch {epoch} after step {step} of {steps}; checkpoint saved to {}\nhint: continue with the same command and --resume",
         checkpoint.display()
@@ -49,25 +35,18 @@ pub enum TrainError {
 }
 
 impl TrainError {
-    /// Errors the user can fix by changing an input; divergence and I/O failures are not.
+    /// Errors the user can fix by changing an input; divergence, interruption and I/O failures
+    /// are not.
     pub fn is_bad_input(&self) -> bool {
-        !matches!(
-            self,
-            TrainError::Io { .. }
-                | TrainError::Diverged { .. }
-                | TrainError::Record { .. }
-                | TrainError::Interrupted { .. }
-        )
-    }
-
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        TrainError::Io {
-            path: path.into(),
-            source,
+        match self {
+            TrainError::Run(e) => e.is_bad_input(),
+            TrainError::Engine(e) => e.is_bad_input(),
+            TrainError::InvalidOption { .. } => true,
+            TrainError::Diverged { .. } | TrainError::Interrupted { .. } => false,
         }
     }
 
-    pub(crate) fn invalid(flag: &str, reason: impl Into<String>) -> Self {
+    pub fn invalid(flag: &str, reason: impl Into<String>) -> Self {
         TrainError::InvalidOption {
             flag: flag.into(),
             reason: reason.into(),

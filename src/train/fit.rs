@@ -11,32 +11,15 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::TrainError;
-use super::checkpoint::{self, CheckpointHeader};
-use super::interrupt;
-use super::log::{read_log, write_log};
-use super::options::HyperParams;
-use super::run_dir::RunDir;
-use super::trainer::{StepBatch, Trainer};
-use crate::Error;
-use crate::cpu::LossSpec;
-use crate::device::Compute;
-use crate::models::{Model, ModelSpec};
+use super::{TrainError, interrupt};
+use crate::engine::{Compute, LossSpec, Model, StepBatch, Trainer};
+use crate::models::ModelSpec;
 use crate::progress::epoch_bar;
-
-/// Where an epoch's wall time went, to tell the framework's share (the steps, the validation's
-/// forward passes) from convlab's own (waiting for batches, saving).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct EpochTiming {
-    /// Training steps: batch to tensors, forward, loss, backward, optimiser.
-    pub steps_s: f64,
-    /// Waiting for the prefetch thread's next batch (zero when it keeps ahead).
-    pub data_wait_s: f64,
-    /// The validation pass, metrics included.
-    pub validation_s: f64,
-    /// Writing the metrics log and the checkpoints.
-    pub saving_s: f64,
-}
+use crate::run::RunDir;
+use crate::run::checkpoint::{self, CheckpointHeader};
+use crate::run::config::HyperParams;
+use crate::run::json::{read_log, write_log};
+use crate::run::records::{EpochRecord, EpochTiming};
 
 /// The running means of an epoch's training steps.
 #[derive(Clone, Copy, Debug, Default)]
@@ -46,9 +29,9 @@ pub struct TrainStats {
 }
 
 /// The task-specific part of training.
-pub trait Task: Sync {
+pub trait TrainingTask: Sync {
     type Validation;
-    type Record: Serialize + DeserializeOwned + Clone;
+    type Record: EpochRecord + Serialize + DeserializeOwned + Clone;
 
     /// The model's name, recorded in checkpoints so another model's are refused.
     fn model_name(&self) -> &str;
@@ -74,7 +57,6 @@ pub trait Task: Sync {
     ) -> Self::Record;
     /// One line summarising an epoch.
     fn describe(&self, record: &Self::Record) -> String;
-    fn epoch_of(record: &Self::Record) -> usize;
 }
 
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
@@ -97,15 +79,20 @@ const DROPOUT_STREAM: u64 = 2;
 /// for all epochs). Each epoch's randomness (order, augmentation, dropout) derives from the seed,
 /// the epoch and the step alone, so a resumed run repeats an uninterrupted one. Ctrl-C stops
 /// after the current step with a checkpoint of it (resumable mid-epoch).
-pub fn fit<T: Task>(
+pub fn fit<T: TrainingTask>(
     task: &T,
     params: &HyperParams,
     run: &RunDir,
     compute: &Compute,
     resume: bool,
     stop_after: Option<usize>,
-) -> Result<Vec<T::Record>, Error> {
-    let mut trainer = Trainer::new(task.architecture(), params, compute);
+) -> Result<Vec<T::Record>, TrainError> {
+    let mut trainer = Trainer::new(
+        task.architecture(),
+        &params.optimizer(),
+        params.seed(),
+        compute,
+    )?;
     // Parameters and Adam's two moments, in f32, plus the header.
     run.check_space(12 * trainer.num_params() as u64 + 64 * 1024)?;
     let mut header = CheckpointHeader {
@@ -131,38 +118,42 @@ pub fn fit<T: Task>(
     if resume {
         let path = run.last_checkpoint();
         let ckpt = checkpoint::load(&path)?;
-        trainer.restore(&ckpt, &path, task.model_name())?;
+        ckpt.restore(&mut trainer, &path, task.model_name())?;
         header = ckpt.header;
         history = read_log(&run.metrics_log())?;
-        history.retain(|r| T::epoch_of(r) <= header.epoch);
-        if header.epoch >= params.epochs {
+        history.retain(|r| r.epoch() <= header.epoch);
+        if header.epoch >= params.epochs() {
             eprintln!(
                 "the run already trained {} epochs; raise --epochs to train more",
                 header.epoch
             );
         }
     }
-    let steps_per_epoch = task.train_indices().len().div_ceil(params.batch_size);
-    let total_steps = steps_per_epoch * params.epochs;
-    let last_epoch = stop_after.unwrap_or(params.epochs).min(params.epochs);
+    let steps_per_epoch = task.train_indices().len().div_ceil(params.batch_size());
+    let total_steps = steps_per_epoch * params.epochs();
+    let last_epoch = stop_after.unwrap_or(params.epochs()).min(params.epochs());
     interrupt::listen();
 
     for epoch in header.epoch + 1..=last_epoch {
         let started = Instant::now();
-        let seed = epoch_seed(params.seed, epoch);
+        let seed = epoch_seed(params.seed(), epoch);
         let mut order = task.train_indices().to_vec();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
         let done = header.partial.take().unwrap_or_default();
-        let bar = epoch_bar(steps_per_epoch, epoch, params.epochs);
+        let bar = epoch_bar(steps_per_epoch, epoch, params.epochs());
         bar.inc(done.steps as u64);
-        let mut lr = params.lr;
+        let mut lr = params.lr();
         let mut progress = done;
         let mut timing = EpochTiming::default();
         std::thread::scope(|scope| {
             // The next batch is assembled (and augmented) while the current one trains.
             let (tx, rx) = sync_channel(2);
             scope.spawn(move || {
-                for (i, chunk) in order.chunks(params.batch_size).enumerate().skip(done.steps) {
+                for (i, chunk) in order
+                    .chunks(params.batch_size())
+                    .enumerate()
+                    .skip(done.steps)
+                {
                     let mut rng = ChaCha8Rng::seed_from_u64(step_seed(seed, i, AUGMENT_STREAM));
                     if tx.send(task.batch(chunk, &mut rng)).is_err() {
                         break;
@@ -178,7 +169,7 @@ pub fn fit<T: Task>(
                     progress.seconds += started.elapsed().as_secs_f64();
                     let mut stopped = header.clone();
                     stopped.partial = Some(progress);
-                    trainer.save(&run.last_checkpoint(), &stopped)?;
+                    checkpoint::save(&run.last_checkpoint(), &stopped, &trainer)?;
                     return Err(TrainError::Interrupted {
                         epoch,
                         step: progress.steps,
@@ -188,8 +179,8 @@ pub fn fit<T: Task>(
                 }
                 let stepping = Instant::now();
                 lr = params
-                    .schedule
-                    .rate(params.lr, header.step, total_steps, steps_per_epoch);
+                    .schedule()
+                    .rate(params.lr(), header.step, total_steps, steps_per_epoch);
                 let examples = batch.shape[0];
                 let dropout_seed = step_seed(seed, progress.steps, DROPOUT_STREAM);
                 let stats = trainer
@@ -234,7 +225,7 @@ pub fn fit<T: Task>(
         history.push(record(timing));
         eprintln!(
             "epoch {epoch}/{}: {}",
-            params.epochs,
+            params.epochs(),
             task.describe(history.last().expect("just pushed"))
         );
         header.epoch = epoch;
@@ -248,9 +239,9 @@ pub fn fit<T: Task>(
         // The log first: a crash before the checkpoint leaves one epoch too many in the log,
         // which a resume trims; then the log again, with the saving time in it.
         write_log(&run.metrics_log(), &history)?;
-        trainer.save(&run.last_checkpoint(), &header)?;
+        checkpoint::save(&run.last_checkpoint(), &header, &trainer)?;
         if improved {
-            trainer.save(&run.best_checkpoint(), &header)?;
+            checkpoint::save(&run.best_checkpoint(), &header, &trainer)?;
         }
         timing.saving_s = saving.elapsed().as_secs_f64();
         *history.last_mut().expect("just pushed") = record(timing);

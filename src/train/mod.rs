@@ -1,17 +1,13 @@
-//! Training: validated hyper-parameters, the run folder, atomic checkpoints and resume, the
-//! per-epoch metrics log and the loops themselves.
+//! Training: the loop shared by every task ([`fit`]), opening a run folder for training or
+//! resuming it ([`start`]), the hyper-parameter search ([`search`]) and Ctrl-C handling
+//! ([`interrupt`]). The run folder's files are defined in `run`; the engines in `engine`.
 
-pub mod checkpoint;
-pub mod classify;
 mod error;
 pub mod fit;
 pub mod interrupt;
-pub mod log;
-pub mod options;
-pub mod run_dir;
-pub mod schedule;
 pub mod search;
-pub mod segment;
-pub mod trainer;
+pub mod start;
 
 pub use error::TrainError;
+pub use fit::{TrainStats, TrainingTask, fit};
+pub use start::{TrainRequest, open_for_training};

@@ -2,53 +2,45 @@
 //! log-uniformly, batch size from a list; each trial a short run scored on the validation split;
 //! a leaderboard (`leaderboard.csv`, best first) and the command that re-runs the best trial.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::TrainError;
-use super::options::{DEFAULT_SEED, TrainArgs};
-use crate::Error;
-use crate::device::{DeviceKind, EngineKind};
+use super::{TrainError, TrainRequest};
+use crate::engine::Compute;
 use crate::fsutil::write_atomic;
+use crate::run::RunError;
+use crate::run::config::TrainOptions;
 
-#[derive(clap::Args, Clone, Debug)]
-pub struct SearchArgs {
-    /// Number of trials.
-    #[arg(long, default_value_t = 8)]
+/// A search as asked for: unchecked (see [`SearchOptions::check`]).
+#[derive(Clone, Debug)]
+pub struct SearchOptions {
     pub trials: usize,
     /// Epochs per trial.
-    #[arg(long, default_value_t = 2)]
     pub epochs: usize,
     /// Folder for the trials' runs and the leaderboard.
-    #[arg(long, default_value = "runs/search")]
     pub out: PathBuf,
-    /// Learning-rate range (log-uniform).
-    #[arg(long, num_args = 2, value_names = ["MIN", "MAX"], default_values_t = [1e-4, 1e-2])]
+    /// Learning-rate range (log-uniform): `[min, max]`.
     pub lr_range: Vec<f64>,
-    /// Weight-decay range (log-uniform).
-    #[arg(long, num_args = 2, value_names = ["MIN", "MAX"], default_values_t = [1e-6, 1e-3])]
+    /// Weight-decay range (log-uniform): `[min, max]`.
     pub weight_decay_range: Vec<f64>,
     /// Batch sizes to draw from.
-    #[arg(long, value_delimiter = ',', default_values_t = [32, 64, 128])]
     pub batch_sizes: Vec<usize>,
     /// Seed for the draws (each trial trains with this seed too, so they differ only by their
     /// hyper-parameters).
-    #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
     /// Train each trial on the first N training images only.
-    #[arg(long)]
     pub limit: Option<usize>,
-    /// Folder holding the data set.
-    #[arg(long)]
     pub data: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceKind,
-    /// The engine: cpu (the default on the CPU) or burn.
-    #[arg(long, value_enum)]
-    pub engine: Option<EngineKind>,
+    pub compute: Compute,
+}
+
+/// A checked search: only [`SearchOptions::check`] makes one.
+#[derive(Clone, Debug)]
+pub struct SearchPlan {
+    options: SearchOptions,
 }
 
 /// One drawn set of hyper-parameters.
@@ -70,8 +62,9 @@ pub struct TrialResult {
     pub run: PathBuf,
 }
 
-impl SearchArgs {
-    pub fn validate(&self) -> Result<(), TrainError> {
+impl SearchOptions {
+    /// Checks every value, before any trial starts.
+    pub fn check(self) -> Result<SearchPlan, TrainError> {
         let range = |flag: &str, r: &[f64]| {
             if r.len() == 2 && r[0] > 0.0 && r[0] <= r[1] && r[1].is_finite() {
                 Ok(())
@@ -96,101 +89,103 @@ impl SearchArgs {
                 "must be positive sizes",
             ));
         }
-        Ok(())
+        Ok(SearchPlan { options: self })
+    }
+}
+
+impl SearchPlan {
+    pub fn options(&self) -> &SearchOptions {
+        &self.options
     }
 
     /// The trials, drawn from `seed`.
     pub fn draw(&self) -> Vec<Trial> {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let o = &self.options;
+        let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
         let log_uniform =
             |rng: &mut ChaCha8Rng, r: &[f64]| (rng.random_range(r[0].ln()..=r[1].ln())).exp();
-        (1..=self.trials)
+        (1..=o.trials)
             .map(|index| Trial {
                 index,
-                lr: log_uniform(&mut rng, &self.lr_range),
-                weight_decay: log_uniform(&mut rng, &self.weight_decay_range),
-                batch_size: self.batch_sizes[rng.random_range(0..self.batch_sizes.len())],
+                lr: log_uniform(&mut rng, &o.lr_range),
+                weight_decay: log_uniform(&mut rng, &o.weight_decay_range),
+                batch_size: o.batch_sizes[rng.random_range(0..o.batch_sizes.len())],
             })
             .collect()
     }
 
-    /// The training options of one trial.
-    pub fn trial_args(&self, trial: &Trial) -> TrainArgs {
-        TrainArgs {
-            epochs: Some(self.epochs),
-            batch_size: Some(trial.batch_size),
-            lr: Some(trial.lr),
-            weight_decay: Some(trial.weight_decay),
-            seed: Some(self.seed),
-            limit: self.limit,
-            out: self.out.join(format!("trial-{:02}", trial.index)),
-            data: self.data.clone(),
-            device: self.device,
-            engine: self.engine,
-            ..Default::default()
+    /// The training request of one trial.
+    pub fn trial_request(&self, trial: &Trial) -> TrainRequest {
+        let o = &self.options;
+        TrainRequest {
+            options: TrainOptions {
+                epochs: Some(o.epochs),
+                batch_size: Some(trial.batch_size),
+                lr: Some(trial.lr),
+                weight_decay: Some(trial.weight_decay),
+                seed: Some(o.seed),
+                limit: o.limit,
+                schedule: None,
+            },
+            resume: false,
+            out: o.out.join(format!("trial-{:02}", trial.index)),
+            data: o.data.clone(),
+            compute: o.compute,
         }
     }
 }
 
-/// Runs every trial with `train` (which returns the best validation score and its epoch), then
-/// writes and prints the leaderboard and the `convlab TASK train` command (with `rerun_epochs`)
-/// that trains the best trial longer.
-pub fn run(
-    args: &SearchArgs,
+/// The finished search: every trial, best first, and the command that trains the best longer.
+#[derive(Clone, Debug)]
+pub struct Leaderboard {
+    pub score_name: &'static str,
+    pub board: Vec<TrialResult>,
+    pub rerun: Option<String>,
+}
+
+/// Runs every trial with `train` (which returns the best validation score and its epoch),
+/// writing the leaderboard after each; returns it with the `convlab TASK train` command (with
+/// `rerun_epochs`) that trains the best trial longer.
+pub fn run<E: From<TrainError>>(
+    plan: &SearchPlan,
     task: &str,
     model: &str,
     rerun_epochs: usize,
-    score_name: &str,
-    mut train: impl FnMut(&TrainArgs) -> Result<(f64, usize), Error>,
-) -> Result<Vec<TrialResult>, Error> {
-    args.validate()?;
+    score_name: &'static str,
+    mut train: impl FnMut(&TrainRequest) -> Result<(f64, usize), E>,
+) -> Result<Leaderboard, E> {
+    let trials = plan.options.trials;
     let mut results = Vec::new();
-    for trial in args.draw() {
+    for trial in plan.draw() {
         eprintln!(
-            "trial {}/{}: lr {:.3e}, weight decay {:.3e}, batch size {}",
-            trial.index, args.trials, trial.lr, trial.weight_decay, trial.batch_size
+            "trial {}/{trials}: lr {:.3e}, weight decay {:.3e}, batch size {}",
+            trial.index, trial.lr, trial.weight_decay, trial.batch_size
         );
         let started = Instant::now();
-        let trial_args = args.trial_args(&trial);
-        let (score, best_epoch) = train(&trial_args)?;
+        let request = plan.trial_request(&trial);
+        let (score, best_epoch) = train(&request)?;
         results.push(TrialResult {
             trial,
             score,
             best_epoch,
             seconds: started.elapsed().as_secs_f64(),
-            run: trial_args.out,
+            run: request.out,
         });
-        write_leaderboard(args, score_name, &results)?;
+        write_leaderboard(&plan.options.out, score_name, &results).map_err(TrainError::from)?;
     }
     let board = sorted(&results);
-    println!(
-        "\n{:>5} {:>10} {:>12} {:>6} {:>10} {:>6} {:>8}",
-        "trial", "lr", "weight_decay", "batch", score_name, "epoch", "seconds"
-    );
-    for r in &board {
-        println!(
-            "{:>5} {:>10.3e} {:>12.3e} {:>6} {:>10.4} {:>6} {:>8.1}",
-            r.trial.index,
-            r.trial.lr,
-            r.trial.weight_decay,
-            r.trial.batch_size,
-            r.score,
-            r.best_epoch,
-            r.seconds
-        );
-    }
-    if let Some(best) = board.first() {
+    let rerun = board.first().map(|best| {
         let t = &best.trial;
-        println!(
-            "\nbest: trial {} ({}); to train it longer:\n  convlab {task} train --model {model} --lr {:.3e} --weight-decay {:.3e} --batch-size {} --epochs {rerun_epochs} --out runs/{model}-best",
-            t.index,
-            best.run.display(),
-            t.lr,
-            t.weight_decay,
-            t.batch_size
-        );
-    }
-    Ok(board)
+        format!(
+            "convlab {task} train --model {model} --lr {:.3e} --weight-decay {:.3e} --batch-size {} --epochs {rerun_epochs} --out runs/{model}-best",
+            t.lr, t.weight_decay, t.batch_size
+        )
+    });
+    Ok(Leaderboard {
+        score_name,
+        board,
+        rerun,
+    })
 }
 
 /// The highest `(score, epoch)`; NaN scores never win.
@@ -209,10 +204,10 @@ fn sorted(results: &[TrialResult]) -> Vec<TrialResult> {
 }
 
 fn write_leaderboard(
-    args: &SearchArgs,
+    out: &Path,
     score_name: &str,
     results: &[TrialResult],
-) -> Result<(), TrainError> {
+) -> Result<(), RunError> {
     let mut csv =
         format!("rank,trial,lr,weight_decay,batch_size,{score_name},best_epoch,seconds,run\n");
     for (rank, r) in sorted(results).iter().enumerate() {
@@ -229,40 +224,41 @@ fn write_leaderboard(
             r.run.display()
         ));
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| TrainError::NotWritable {
-        path: args.out.clone(),
-        reason: e.to_string(),
-    })?;
-    let path = args.out.join("leaderboard.csv");
-    write_atomic(&path, csv.as_bytes()).map_err(|e| TrainError::io(&path, e))
+    std::fs::create_dir_all(out).map_err(|e| RunError::not_writable(out, e))?;
+    let path = out.join("leaderboard.csv");
+    write_atomic(&path, csv.as_bytes()).map_err(|e| RunError::io(&path, e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        search: SearchArgs,
+    fn options() -> SearchOptions {
+        SearchOptions {
+            trials: 8,
+            epochs: 2,
+            out: PathBuf::from("runs/search"),
+            lr_range: vec![1e-4, 1e-2],
+            weight_decay_range: vec![1e-6, 1e-3],
+            batch_sizes: vec![32, 64, 128],
+            seed: 42,
+            limit: None,
+            data: None,
+            compute: Compute::cpu_engine(),
+        }
     }
 
     #[test]
     fn draws_are_seeded_and_inside_the_ranges() {
-        let args = Wrapper::parse_from([
-            "x",
-            "--trials",
-            "50",
-            "--lr-range",
-            "1e-4",
-            "1e-2",
-            "--batch-sizes",
-            "8,16",
-        ])
-        .search;
-        let trials = args.draw();
-        assert_eq!(trials, args.draw());
+        let plan = SearchOptions {
+            trials: 50,
+            batch_sizes: vec![8, 16],
+            ..options()
+        }
+        .check()
+        .unwrap();
+        let trials = plan.draw();
+        assert_eq!(trials, plan.draw());
         assert!(
             trials
                 .iter()
@@ -276,14 +272,21 @@ mod tests {
 
     #[test]
     fn bad_ranges_are_refused() {
-        let args = Wrapper::parse_from(["x", "--lr-range", "1e-2", "1e-4"]).search;
+        let reversed = SearchOptions {
+            lr_range: vec![1e-2, 1e-4],
+            ..options()
+        };
         assert!(
-            args.validate()
+            reversed
+                .check()
                 .unwrap_err()
                 .to_string()
                 .starts_with("--lr-range")
         );
-        let args = Wrapper::parse_from(["x", "--trials", "0"]).search;
-        assert!(args.validate().is_err());
+        let none = SearchOptions {
+            trials: 0,
+            ..options()
+        };
+        assert!(none.check().is_err());
     }
 }

@@ -1,21 +1,18 @@
 //! Checkpoints: model parameters, optimiser state and where training stands, in one file
 //! written atomically. Layout: magic `CONVLABK`, format version (u32 LE), then three
-//! length-prefixed (u64 LE) sections: a JSON header, the model's burnpack bytes, the
-//! optimiser's burnpack bytes.
+//! length-prefixed (u64 LE) sections: a JSON header, the model's parameters (burn's record,
+//! whichever engine trained it) and the optimiser's state (in the format of the engine named
+//! in the header). The engines supply and take the two byte sections.
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
-use burn::optim::ModuleOptimizer;
-use burn::store::ModuleRecord;
-use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::TrainError;
-use super::run_dir::RunDir;
-use crate::device::{Compute, EngineKind};
+use super::RunError;
+use super::dir::RunDir;
+use crate::engine::{Compute, EngineError, EngineKind, Model, Trainer};
 use crate::fsutil::write_atomic;
-use crate::models::{Model, ModelSpec, Net, cpu_from_burn};
+use crate::models::ModelSpec;
 
 const MAGIC: &[u8; 8] = b"CONVLABK";
 pub const FORMAT_VERSION: u32 = 1;
@@ -52,47 +49,36 @@ pub struct PartialEpoch {
 
 pub struct Checkpoint {
     pub header: CheckpointHeader,
-    model: Bytes,
-    optimizer: Bytes,
+    model: Vec<u8>,
+    optimizer: Vec<u8>,
 }
 
-pub(crate) fn record_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::Record {
+fn bad(path: &Path, reason: impl Into<String>) -> RunError {
+    RunError::bad_file(path, reason)
+}
+
+/// Writes `trainer`'s model and optimiser with `header` (its engine set to the trainer's).
+pub fn save(path: &Path, header: &CheckpointHeader, trainer: &Trainer) -> Result<(), RunError> {
+    let unwritable = |e: EngineError| RunError::Record {
         path: path.into(),
         reason: e.to_string(),
-    }
-}
-
-fn bad(path: &Path, reason: impl Into<String>) -> TrainError {
-    TrainError::BadFile {
-        path: path.into(),
-        reason: reason.into(),
-    }
-}
-
-pub fn save(
-    path: &Path,
-    header: &CheckpointHeader,
-    model: &Net,
-    optim_bytes: &[u8],
-) -> Result<(), TrainError> {
-    let json = serde_json::to_vec(header).expect("header serialises");
-    let model_bytes = model
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| record_error(path, e))?;
-    let mut out = Vec::with_capacity(32 + json.len() + model_bytes.len() + optim_bytes.len());
+    };
+    let mut header = header.clone();
+    header.engine = trainer.engine();
+    let json = serde_json::to_vec(&header).expect("header serialises");
+    let model = trainer.model_record().map_err(unwritable)?;
+    let optimizer = trainer.optimizer_state().map_err(unwritable)?;
+    let mut out = Vec::with_capacity(32 + json.len() + model.len() + optimizer.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    for section in [&json[..], &model_bytes[..], optim_bytes] {
+    for section in [&json[..], &model[..], &optimizer[..]] {
         out.extend_from_slice(&(section.len() as u64).to_le_bytes());
         out.extend_from_slice(section);
     }
-    write_atomic(path, &out).map_err(|e| TrainError::io(path, e))
+    write_atomic(path, &out).map_err(|e| RunError::io(path, e))
 }
 
-pub fn load(path: &Path) -> Result<Checkpoint, TrainError> {
+pub fn load(path: &Path) -> Result<Checkpoint, RunError> {
     if path.is_dir() {
         return Err(bad(path, "is a directory, expected a checkpoint file"));
     }
@@ -135,19 +121,13 @@ pub fn load(path: &Path) -> Result<Checkpoint, TrainError> {
         .map_err(|e| bad(path, format!("invalid header: {e}")))?;
     Ok(Checkpoint {
         header,
-        model: Bytes::from_bytes_vec(model),
-        optimizer: Bytes::from_bytes_vec(optimizer),
+        model,
+        optimizer,
     })
 }
 
 impl Checkpoint {
-    /// Loads the parameters into `model`, checking the checkpoint is of the same model.
-    pub fn restore_model(
-        &self,
-        path: &Path,
-        expected_model: &str,
-        model: Net,
-    ) -> Result<Net, TrainError> {
+    fn check_model(&self, path: &Path, expected_model: &str) -> Result<(), RunError> {
         if self.header.model != expected_model {
             return Err(bad(
                 path,
@@ -157,26 +137,48 @@ impl Checkpoint {
                 ),
             ));
         }
-        let record =
-            ModuleRecord::from_bytes(self.model.clone()).map_err(|e| bad(path, e.to_string()))?;
-        model
-            .try_load_record(record)
-            .map_err(|e| bad(path, e.to_string()))
+        Ok(())
     }
 
-    /// The optimiser section as written.
-    pub fn optimizer_bytes(&self) -> &[u8] {
-        &self.optimizer
+    /// Puts the model and optimiser state into `trainer`. The optimiser's moments carry over
+    /// when the checkpoint was written by the same engine; from the other engine only the
+    /// model does, and the optimiser starts afresh (said on stderr).
+    pub fn restore(
+        &self,
+        trainer: &mut Trainer,
+        path: &Path,
+        model_name: &str,
+    ) -> Result<(), RunError> {
+        self.check_model(path, model_name)?;
+        let same_engine = self.header.engine == trainer.engine();
+        if !same_engine {
+            eprintln!(
+                "{} was written by the {} engine: resuming its model on the {} engine with fresh optimiser moments",
+                path.display(),
+                self.header.engine.name(),
+                trainer.engine().name()
+            );
+        }
+        let unreadable = |e: EngineError| bad(path, e.to_string());
+        trainer.load_model_record(&self.model).map_err(unreadable)?;
+        if same_engine {
+            trainer
+                .load_optimizer_state(&self.optimizer)
+                .map_err(unreadable)?;
+        }
+        Ok(())
     }
 
-    pub fn restore_optimizer(
+    /// The model for inference on `compute`'s engine and device.
+    pub fn model(
         &self,
         path: &Path,
-        optimizer: ModuleOptimizer,
-    ) -> Result<ModuleOptimizer, TrainError> {
-        optimizer
-            .from_bytes(self.optimizer.clone())
-            .map_err(|e| bad(path, e.to_string()))
+        model_name: &str,
+        architecture: &ModelSpec,
+        compute: &Compute,
+    ) -> Result<Model, RunError> {
+        self.check_model(path, model_name)?;
+        Model::from_record(architecture, &self.model, compute).map_err(|e| bad(path, e.to_string()))
     }
 }
 
@@ -188,16 +190,9 @@ pub fn load_final(
     model_name: &str,
     architecture: &ModelSpec,
     compute: &Compute,
-) -> Result<(Model, CheckpointHeader, PathBuf), TrainError> {
+) -> Result<(Model, CheckpointHeader, PathBuf), RunError> {
     let path = run.final_checkpoint();
     let ckpt = load(&path)?;
-    let net = ckpt.restore_model(&path, model_name, Net::init(architecture, &compute.device))?;
-    let model = match compute.engine {
-        EngineKind::Burn => Model::Burn {
-            net: net.valid(),
-            device: compute.device.clone(),
-        },
-        EngineKind::Cpu => Model::Cpu(cpu_from_burn(architecture, &net)),
-    };
+    let model = ckpt.model(&path, model_name, architecture, compute)?;
     Ok((model, ckpt.header, path))
 }

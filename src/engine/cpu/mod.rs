@@ -5,7 +5,7 @@
 //! with rayon. [`CpuNet`] builds a network from the same [`ModelSpec`](crate::models::ModelSpec)
 //! burn's `Net` is built from, with the same parameter names and shapes.
 //!
-//! Parameters travel through burn's records (see `models::runtime`), so a model trained here is
+//! Parameters travel through burn's records (see `engine::burn`), so a model trained here is
 //! evaluated or resumed on burn and back; only the optimiser's moments have a format of their
 //! own (`optim.rs`).
 

@@ -1,31 +1,31 @@
-//! A model on the engine chosen at run time: convlab's CPU engine ([`CpuNet`]) or burn
-//! ([`Net`]), both built from one [`ModelSpec`] with the same parameter names and shapes, and
-//! the conversions between them (so a checkpoint written by one is read by the other).
+//! Parameters between burn's [`Net`] and the CPU engine's [`CpuNet`], by name
+//! (`layers.<i>.<weight|bias|gamma|beta|running_mean|running_var>`, burn's shapes), and burn's
+//! record of a model: the bytes a checkpoint stores, whichever engine trained it.
 
 use std::collections::HashMap;
 
 use burn::module::{Param, RunningState};
 use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
 
-use super::{Layer, ModelSpec, Net};
-use crate::cpu::{Activation, CpuNet};
-use crate::device::EngineKind;
+use super::{Layer, Net};
+use crate::engine::EngineError;
+use crate::engine::cpu::CpuNet;
+use crate::models::ModelSpec;
 
-/// A model ready for inference (batch norm on its running statistics, no dropout).
-#[derive(Clone, Debug)]
-pub enum Model {
-    Burn { net: Net, device: Device },
-    Cpu(CpuNet),
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+pub(super) fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .try_to_vec::<f32>()
         .expect("f32 tensor")
 }
 
-fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+pub(super) fn tensor<const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+    device: &Device,
+) -> Tensor<D> {
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
@@ -70,6 +70,30 @@ pub fn burn_tensors(net: &Net) -> HashMap<String, Vec<f32>> {
 /// The CPU-engine copy of a burn network of `spec`.
 pub fn cpu_from_burn(spec: &ModelSpec, net: &Net) -> CpuNet {
     CpuNet::from_tensors(spec, &mut burn_tensors(net)).expect("a Net of this spec has every tensor")
+}
+
+/// burn's record of `net`: what a checkpoint stores as the model.
+pub fn model_record(net: &Net) -> Result<Vec<u8>, EngineError> {
+    let bytes = net
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| EngineError::Record(e.to_string()))?;
+    Ok(bytes.to_vec())
+}
+
+/// `net` with the parameters of `record` (written by [`model_record`] for the same spec).
+pub(super) fn net_from_record(net: Net, record: &[u8]) -> Result<Net, EngineError> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(record.to_vec()))
+        .map_err(|e| EngineError::Record(e.to_string()))?;
+    net.try_load_record(record)
+        .map_err(|e| EngineError::Record(e.to_string()))
+}
+
+/// The CPU-engine network of `spec` with the parameters of `record`.
+pub fn cpu_from_record(spec: &ModelSpec, record: &[u8]) -> Result<CpuNet, EngineError> {
+    let net = net_from_record(Net::init(spec, &Device::flex()), record)?;
+    Ok(cpu_from_burn(spec, &net))
 }
 
 /// The burn copy of a CPU-engine network, on `device`.
@@ -125,41 +149,4 @@ pub fn init_cpu(spec: &ModelSpec, seed: u64) -> CpuNet {
     let device = Device::flex();
     device.seed(seed);
     cpu_from_burn(spec, &Net::init(spec, &device))
-}
-
-impl Model {
-    pub fn engine(&self) -> EngineKind {
-        match self {
-            Model::Burn { .. } => EngineKind::Burn,
-            Model::Cpu(_) => EngineKind::Cpu,
-        }
-    }
-
-    /// The network's output for `images` `[n, c, h, w]`: logits `[n, classes]` as
-    /// `[n, classes, 1, 1]`, or per-pixel logits `[n, classes, h, w]`.
-    pub fn forward(&self, images: Vec<f32>, shape: [usize; 4]) -> (Vec<f32>, [usize; 4]) {
-        match self {
-            Model::Burn { net, device } => {
-                let out = net.forward_maps(tensor(images, shape, device));
-                let dims = out.dims();
-                (values(out), dims)
-            }
-            Model::Cpu(net) => {
-                let out = net.forward(Activation::new(images, shape));
-                let shape = out.shape;
-                (
-                    std::sync::Arc::try_unwrap(out.data).unwrap_or_else(|shared| (*shared).clone()),
-                    shape,
-                )
-            }
-        }
-    }
-
-    /// The first convolution's weights `[out, in, k, k]` as a flat vector.
-    pub fn first_conv_weights(&self) -> Option<Vec<f32>> {
-        match self {
-            Model::Burn { net, .. } => net.first_conv_weights(),
-            Model::Cpu(net) => net.first_conv_weights(),
-        }
-    }
 }

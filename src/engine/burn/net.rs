@@ -8,7 +8,7 @@ use burn::nn::{
 };
 use burn::prelude::*;
 
-use super::{LayerSpec, ModelSpec};
+use crate::models::{LayerSpec, ModelSpec};
 
 #[derive(Module, Debug)]
 pub enum Layer {
@@ -156,16 +156,24 @@ impl Net {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::ClassifierKind;
+    use crate::models::{ClassifierKind, SegmenterKind};
+
+    #[test]
+    fn segmenters_map_photos_to_five_maps_of_their_size() {
+        let device = Device::flex();
+        for kind in SegmenterKind::ALL {
+            let spec = kind.spec();
+            let [_, side, _] = spec.input;
+            let net = Net::init(&spec, &device).valid();
+            let out = net.forward_maps(Tensor::zeros([2, 3, side, side], &device));
+            assert_eq!(out.dims(), [2, 5, side, side], "{}", spec.name);
+        }
+    }
 
     #[test]
     fn classifiers_map_images_to_ten_logits() {
         let device = Device::flex();
-        for kind in [
-            ClassifierKind::Base,
-            ClassifierKind::Wide,
-            ClassifierKind::Own,
-        ] {
+        for kind in ClassifierKind::ALL {
             let spec = kind.spec();
             let net = Net::init(&spec, &device);
             // burn also counts batch norm's running mean and variance; the spec counts what trains.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Schedule {
     /// The same rate throughout.
@@ -12,6 +12,24 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    pub const ALL: [Schedule; 2] = [Schedule::Constant, Schedule::Cosine];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Schedule::Constant => "constant",
+            Schedule::Cosine => "cosine",
+        }
+    }
+
+    pub fn about(self) -> &'static str {
+        match self {
+            Schedule::Constant => "The same rate throughout",
+            Schedule::Cosine => {
+                "Linear warm-up over the first epoch, then cosine decay to zero at the last step"
+            }
+        }
+    }
+
     /// The rate at `step` (0-based) of `total` steps, with `warmup` warm-up steps.
     pub fn rate(self, base: f64, step: usize, total: usize, warmup: usize) -> f64 {
         match self {

@@ -3,6 +3,8 @@
 
 use rayon::prelude::*;
 
+use crate::engine::EngineError;
+
 const BETA_1: f64 = 0.9;
 const BETA_2: f64 = 0.999;
 /// PyTorch's epsilon (burn's default is 1e-5; convlab sets 1e-8 on both engines).
@@ -106,7 +108,15 @@ impl Optimizer {
     }
 
     /// The state written by [`Optimizer::to_bytes`] for parameters of `lens` values each.
-    pub fn from_bytes(kind: OptimizerKind, bytes: &[u8], lens: &[usize]) -> Result<Self, String> {
+    pub fn from_bytes(
+        kind: OptimizerKind,
+        bytes: &[u8],
+        lens: &[usize],
+    ) -> Result<Self, EngineError> {
+        Self::parse_state(kind, bytes, lens).map_err(EngineError::OptimizerState)
+    }
+
+    fn parse_state(kind: OptimizerKind, bytes: &[u8], lens: &[usize]) -> Result<Self, String> {
         let mut rest = bytes
             .strip_prefix(MAGIC)
             .ok_or("not convlab CPU-engine optimiser state")?;

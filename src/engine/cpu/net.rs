@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use super::conv::{self, ConvGeometry};
 use super::layers::{self, BatchStats};
+use crate::engine::EngineError;
 use crate::models::{LayerSpec, ModelSpec};
 
 /// Values `[n, c, h, w]` (features are `[n, f, 1, 1]`), shared between the layer that made them
@@ -135,18 +136,18 @@ impl CpuNet {
     pub fn from_tensors(
         spec: &ModelSpec,
         tensors: &mut HashMap<String, Vec<f32>>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, EngineError> {
         let mut take = |i: usize, name: &str, shape: &[usize]| {
             let key = format!("layers.{i}.{name}");
             let values = tensors
                 .remove(&key)
-                .ok_or_else(|| format!("tensor {key} is missing"))?;
+                .ok_or_else(|| EngineError::Parameters(format!("tensor {key} is missing")))?;
             let expected: usize = shape.iter().product();
             if values.len() != expected {
-                return Err(format!(
+                return Err(EngineError::Parameters(format!(
                     "tensor {key} has {} values, expected {expected} ({shape:?})",
                     values.len()
-                ));
+                )));
             }
             Ok(values)
         };

@@ -3,48 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use super::TrainError;
-use super::log::{read_json, write_json};
-use super::options::{HyperParams, Recipe, TrainArgs};
-
-/// A run's `config.json`, whatever the task.
-pub trait RunConfig: Serialize + DeserializeOwned {
-    fn model_name(&self) -> &str;
-    fn params(&self) -> &HyperParams;
-    fn with_params(self, params: HyperParams) -> Self;
-}
-
-/// The run folder and configuration a `train` command works with: for `--resume`, the saved
-/// configuration (checked against `model` and the given options); otherwise a fresh folder and
-/// the configuration `fresh` builds from the checked hyper-parameters.
-pub fn open_for_training<C: RunConfig>(
-    args: &TrainArgs,
-    model: &str,
-    recipe: &Recipe,
-    fresh: impl FnOnce(HyperParams) -> C,
-) -> Result<(RunDir, C), TrainError> {
-    if args.resume {
-        let run = RunDir::existing(&args.out)?;
-        let saved: C = read_json(&run.config())?;
-        if saved.model_name() != model {
-            return Err(TrainError::invalid(
-                "--model",
-                format!(
-                    "the run in {} trains '{}'",
-                    args.out.display(),
-                    saved.model_name()
-                ),
-            ));
-        }
-        let params = args.resume_with(saved.params())?;
-        Ok((run, saved.with_params(params)))
-    } else {
-        let params = args.check(recipe)?;
-        Ok((RunDir::fresh(&args.out)?, fresh(params)))
-    }
-}
+use super::RunError;
+use super::json::write_json;
 
 #[derive(Clone, Debug)]
 pub struct RunDir {
@@ -95,33 +56,24 @@ impl RunDir {
     }
 
     /// Creates the folders and proves they are writable, before any long work starts.
-    pub fn prepare(&self) -> Result<(), TrainError> {
+    pub fn prepare(&self) -> Result<(), RunError> {
         for dir in [self.root.clone(), self.checkpoints(), self.figures()] {
             if dir.exists() && !dir.is_dir() {
-                return Err(TrainError::NotWritable {
-                    path: dir,
-                    reason: "exists and is not a folder".into(),
-                });
+                return Err(RunError::not_writable(dir, "exists and is not a folder"));
             }
-            std::fs::create_dir_all(&dir).map_err(|e| TrainError::NotWritable {
-                path: dir.clone(),
-                reason: e.to_string(),
-            })?;
+            std::fs::create_dir_all(&dir).map_err(|e| RunError::not_writable(&dir, e))?;
             crate::fsutil::remove_stale_temp_files(&dir);
         }
         let probe = self.checkpoints().join(".write-test");
         crate::fsutil::write_atomic(&probe, b"ok")
             .and_then(|_| std::fs::remove_file(&probe))
-            .map_err(|e| TrainError::NotWritable {
-                path: self.root.clone(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| RunError::not_writable(&self.root, e))
     }
 
     /// Refuses to start when the checkpoints folder's filesystem has less free space than
     /// `checkpoint_bytes` needs: the last and best checkpoints plus a temporary copy while one
     /// is replaced.
-    pub fn check_space(&self, checkpoint_bytes: u64) -> Result<(), TrainError> {
+    pub fn check_space(&self, checkpoint_bytes: u64) -> Result<(), RunError> {
         let dir = self.checkpoints();
         match crate::fsutil::available_space(&dir) {
             Some(available) => enough_space(&dir, 3 * checkpoint_bytes, available),
@@ -131,28 +83,28 @@ impl RunDir {
 
     /// Prepares the folders and writes `config.json`: what every training run does before its
     /// first step.
-    pub fn start<C: Serialize>(&self, config: &C) -> Result<(), TrainError> {
+    pub fn start<C: Serialize>(&self, config: &C) -> Result<(), RunError> {
         self.prepare()?;
         write_json(&self.config(), config)
     }
 
     /// A run folder that exists and holds a `config.json` (for eval, resume and predict).
-    pub fn existing(root: &Path) -> Result<Self, TrainError> {
+    pub fn existing(root: &Path) -> Result<Self, RunError> {
         let run = RunDir::new(root);
         if !run.config().is_file() {
-            return Err(TrainError::BadFile {
-                path: run.config(),
-                reason: "not found: is this a run folder made by `convlab ... train`?".into(),
-            });
+            return Err(RunError::bad_file(
+                run.config(),
+                "not found: is this a run folder made by `convlab ... train`?",
+            ));
         }
         Ok(run)
     }
 
     /// A run folder starting afresh: refuses to overwrite an earlier run's checkpoints.
-    pub fn fresh(root: &Path) -> Result<Self, TrainError> {
+    pub fn fresh(root: &Path) -> Result<Self, RunError> {
         let run = RunDir::new(root);
         if run.last_checkpoint().exists() {
-            return Err(TrainError::invalid(
+            return Err(RunError::invalid(
                 "--out",
                 format!(
                     "{} already holds a run; pass --resume to continue it, or choose another --out",
@@ -164,11 +116,11 @@ impl RunDir {
     }
 }
 
-fn enough_space(dir: &Path, needed: u64, available: u64) -> Result<(), TrainError> {
+fn enough_space(dir: &Path, needed: u64, available: u64) -> Result<(), RunError> {
     if available >= needed {
         Ok(())
     } else {
-        Err(TrainError::DiskFull {
+        Err(RunError::DiskFull {
             path: dir.into(),
             needed,
             available,

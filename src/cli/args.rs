@@ -1,0 +1,352 @@
+//! Every command-line argument: the clap structures, and their conversion into the library's
+//! own (unchecked) option types, which each area checks before any work starts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::bench::{BenchOptions, Measure};
+use crate::data::fashion_mnist::Checksums;
+use crate::engine::{Compute, DeviceKind, EngineError, EngineKind};
+use crate::models::{ClassifierKind, SegmenterKind};
+use crate::run::config::{DEFAULT_SEED, TrainOptions};
+use crate::run::schedule::Schedule;
+use crate::train::TrainRequest;
+use crate::train::search::SearchOptions;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "convlab",
+    version,
+    about = "Train, evaluate and explain convolutional networks"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub task: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Fashion-MNIST image classification.
+    Fashion {
+        #[command(subcommand)]
+        command: FashionCommand,
+    },
+    /// Mini Facade semantic segmentation (others, facade, pillar, window, balcony).
+    Facade {
+        #[command(subcommand)]
+        command: FacadeCommand,
+    },
+    /// Write an HTML report (index.html + images) of finished runs of either task.
+    Report(ReportArgs),
+    /// Time one network (training steps, inference, an epoch, or time to 90% accuracy); prints
+    /// one JSON line. `bench/compare.py` runs it beside PyTorch.
+    Bench(BenchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FashionCommand {
+    /// Train a classifier; writes the run folder (config, metrics, checkpoints, figures).
+    Train(FashionTrain),
+    /// Evaluate a run's best checkpoint on validation and test; rewrites metrics.json and figures.
+    Eval(FashionEval),
+    /// Random hyper-parameter search: short runs scored on validation, a leaderboard.
+    Search(FashionSearch),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FacadeCommand {
+    /// Train a segmenter; writes the run folder (config, metrics, checkpoints, figures).
+    Train(FacadeTrain),
+    /// Evaluate a run's best checkpoint on validation and test (AP, mAP, IoU, pixel accuracy).
+    Eval(RunArgs),
+    /// Segment any photos (JPEG or PNG, any size) with a trained run.
+    Predict(PredictArgs),
+    /// Random hyper-parameter search: short runs scored by validation mAP, a leaderboard.
+    Search(FacadeSearch),
+}
+
+/// Where and with which engine to compute.
+#[derive(Args, Clone, Copy, Debug, Default)]
+pub struct ComputeArgs {
+    /// Where to compute.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
+    /// The engine: cpu (convlab's own, the default on the CPU) or burn (the reference, and the
+    /// only one on a GPU). Either reads a run of either.
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineKind>,
+}
+
+impl ComputeArgs {
+    /// The engine and device, or why they cannot be used.
+    pub fn compute(&self) -> Result<Compute, EngineError> {
+        Compute::new(self.engine, self.device)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct FashionTrain {
+    /// The network to train.
+    #[arg(long, value_enum, default_value = "base")]
+    pub model: ClassifierKind,
+    #[command(flatten)]
+    pub train: TrainArgs,
+    #[command(flatten)]
+    pub checks: ChecksumArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct FacadeTrain {
+    /// The network to train.
+    #[arg(long, value_enum, default_value = "fcn")]
+    pub model: SegmenterKind,
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+/// Options shared by every `train` command (the model is chosen by each task's command).
+#[derive(Args, Clone, Debug, Default)]
+pub struct TrainArgs {
+    /// Number of epochs (default depends on the model).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per optimiser step.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// L2 weight decay added to the gradient (PyTorch's Adam `weight_decay`).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum)]
+    pub schedule: Option<Schedule>,
+    /// Seed for the split, initial weights, shuffling, augmentation and dropout.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Train on the first N training images only (a quick run).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Continue the run in --out from its last checkpoint (its config.json is reused; only
+    /// --epochs may be raised).
+    #[arg(long)]
+    pub resume: bool,
+    /// The run folder.
+    #[arg(long, default_value = "runs/latest")]
+    pub out: PathBuf,
+    /// Folder holding the data set (default: $CONVLAB_DATA/<set>, then ./data/<set>).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+}
+
+impl TrainArgs {
+    pub fn request(&self) -> Result<TrainRequest, EngineError> {
+        Ok(TrainRequest {
+            options: TrainOptions {
+                epochs: self.epochs,
+                batch_size: self.batch_size,
+                lr: self.lr,
+                weight_decay: self.weight_decay,
+                schedule: self.schedule,
+                seed: self.seed,
+                limit: self.limit,
+            },
+            resume: self.resume,
+            out: self.out.clone(),
+            data: self.data.clone(),
+            compute: self.compute.compute()?,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct FashionSearch {
+    #[arg(long, value_enum, default_value = "base")]
+    pub model: ClassifierKind,
+    #[command(flatten)]
+    pub search: SearchArgs,
+    #[command(flatten)]
+    pub checks: ChecksumArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct FacadeSearch {
+    #[arg(long, value_enum, default_value = "fcn")]
+    pub model: SegmenterKind,
+    #[command(flatten)]
+    pub search: SearchArgs,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct SearchArgs {
+    /// Number of trials.
+    #[arg(long, default_value_t = 8)]
+    pub trials: usize,
+    /// Epochs per trial.
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    /// Folder for the trials' runs and the leaderboard.
+    #[arg(long, default_value = "runs/search")]
+    pub out: PathBuf,
+    /// Learning-rate range (log-uniform).
+    #[arg(long, num_args = 2, value_names = ["MIN", "MAX"], default_values_t = [1e-4, 1e-2])]
+    pub lr_range: Vec<f64>,
+    /// Weight-decay range (log-uniform).
+    #[arg(long, num_args = 2, value_names = ["MIN", "MAX"], default_values_t = [1e-6, 1e-3])]
+    pub weight_decay_range: Vec<f64>,
+    /// Batch sizes to draw from.
+    #[arg(long, value_delimiter = ',', default_values_t = [32, 64, 128])]
+    pub batch_sizes: Vec<usize>,
+    /// Seed for the draws (each trial trains with this seed too, so they differ only by their
+    /// hyper-parameters).
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Train each trial on the first N training images only.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Folder holding the data set.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+}
+
+impl SearchArgs {
+    pub fn options(&self) -> Result<SearchOptions, EngineError> {
+        Ok(SearchOptions {
+            trials: self.trials,
+            epochs: self.epochs,
+            out: self.out.clone(),
+            lr_range: self.lr_range.clone(),
+            weight_decay_range: self.weight_decay_range.clone(),
+            batch_sizes: self.batch_sizes.clone(),
+            seed: self.seed,
+            limit: self.limit,
+            data: self.data.clone(),
+            compute: self.compute.compute()?,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ChecksumArgs {
+    /// Accept IDX files other than the official Fashion-MNIST ones (e.g. MNIST, your own data
+    /// in the same format): skips the SHA-256 check.
+    #[arg(long)]
+    pub skip_checksums: bool,
+}
+
+impl ChecksumArgs {
+    pub fn policy(&self) -> Checksums {
+        if self.skip_checksums {
+            Checksums::Skip
+        } else {
+            Checksums::Verify
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct FashionEval {
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub checks: ChecksumArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The run folder made by `train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Folder holding the data set.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The run folder made by `facade train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Photos to segment.
+    #[arg(required = true)]
+    pub photos: Vec<PathBuf>,
+    /// Folder for NAME_mask.png, NAME_color.png, NAME_overlay.png (and NAME_probs.npy).
+    #[arg(long, default_value = "predictions")]
+    pub out: PathBuf,
+    /// Also write the softmax probabilities as NAME_probs.npy (float32, [5, 256, 256]).
+    #[arg(long)]
+    pub save_probs: bool,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run folders made by `fashion train` or `facade train` (and evaluated).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Folder for index.html and its images.
+    #[arg(long, default_value = "report")]
+    pub out: PathBuf,
+    /// Also segment the photos in this folder with each segmentation run.
+    #[arg(long)]
+    pub photos: Option<PathBuf>,
+    /// Where and how to segment --photos.
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// The network: base, wide, own (Fashion-MNIST) or fcn, unet (Mini Facade).
+    #[arg(long)]
+    pub network: String,
+    #[arg(long, value_enum, default_value = "steps")]
+    pub measure: Measure,
+    /// Timed steps (after the warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Images per step (default: 64 for Fashion-MNIST networks, 8 for Mini Facade ones).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// time-to-90: the validation accuracy to reach.
+    #[arg(long, default_value_t = 0.90)]
+    pub target: f64,
+    /// time-to-90: optimiser steps between validations (211 = a quarter epoch at batch 64).
+    #[arg(long, default_value_t = 211)]
+    pub eval_every: usize,
+    /// time-to-90: give up after this many epochs.
+    #[arg(long, default_value_t = 10)]
+    pub max_epochs: usize,
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+}
+
+impl BenchArgs {
+    pub fn options(&self) -> Result<BenchOptions, EngineError> {
+        Ok(BenchOptions {
+            network: self.network.clone(),
+            measure: self.measure,
+            steps: self.steps,
+            warmup: self.warmup,
+            batch_size: self.batch_size,
+            target: self.target,
+            eval_every: self.eval_every,
+            max_epochs: self.max_epochs,
+            data: self.data.clone(),
+            compute: self.compute.compute()?,
+        })
+    }
+}

@@ -1,0 +1,43 @@
+//! The domain's enums as command-line values: each names and describes itself in its own
+//! module; here they become `clap` values, so that clap stays in the CLI.
+
+use clap::ValueEnum;
+use clap::builder::PossibleValue;
+
+use crate::bench::Measure;
+use crate::engine::{DeviceKind, EngineKind};
+use crate::models::{ClassifierKind, SegmenterKind};
+use crate::run::schedule::Schedule;
+
+/// Implements [`ValueEnum`] from a type's `ALL`, `name()` and, where it has one, `about()`.
+macro_rules! value_enum {
+    ($type:ty) => {
+        impl ValueEnum for $type {
+            fn value_variants<'a>() -> &'a [Self] {
+                &<$type>::ALL
+            }
+
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.name()).help(self.about()))
+            }
+        }
+    };
+    ($type:ty, without_help) => {
+        impl ValueEnum for $type {
+            fn value_variants<'a>() -> &'a [Self] {
+                &<$type>::ALL
+            }
+
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.name()))
+            }
+        }
+    };
+}
+
+value_enum!(DeviceKind);
+value_enum!(EngineKind);
+value_enum!(ClassifierKind);
+value_enum!(SegmenterKind);
+value_enum!(Schedule);
+value_enum!(Measure, without_help);

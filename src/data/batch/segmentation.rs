@@ -1,0 +1,58 @@
+//! Segmentation batches: photo and label map augmented together (flip, random scale and crop),
+//! photos normalised to `f32`, labels kept as class indices.
+
+use rand::Rng;
+
+use crate::data::Normalization;
+use crate::data::augment::FlipScaleCrop;
+use crate::data::facade::{FacadeSet, SIDE};
+
+/// Photos `[batch, 3, SIDE, SIDE]` and labels `[batch, SIDE, SIDE]`.
+#[derive(Clone, Debug)]
+pub struct SegmentationBatch {
+    pub photos: Vec<f32>,
+    pub labels: Vec<u8>,
+    pub count: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentationBatcher {
+    pub normalization: Normalization,
+    pub augment: Option<FlipScaleCrop>,
+}
+
+impl SegmentationBatcher {
+    pub fn batch(
+        &self,
+        set: &FacadeSet,
+        indices: &[usize],
+        rng: &mut impl Rng,
+    ) -> SegmentationBatch {
+        let plane = SIDE * SIDE;
+        let mut photos = Vec::with_capacity(indices.len() * 3 * plane);
+        let mut labels = Vec::with_capacity(indices.len() * plane);
+        let (mut photo_buf, mut label_buf) = (vec![0u8; 3 * plane], vec![0u8; plane]);
+        for &i in indices {
+            let (photo, label) = match &self.augment {
+                Some(aug) => {
+                    aug.apply(
+                        set.photo(i),
+                        set.label(i),
+                        &mut photo_buf,
+                        &mut label_buf,
+                        rng,
+                    );
+                    (&photo_buf[..], &label_buf[..])
+                }
+                None => (set.photo(i), set.label(i)),
+            };
+            photos.extend(photo.iter().map(|&b| self.normalization.apply(b)));
+            labels.extend_from_slice(label);
+        }
+        SegmentationBatch {
+            photos,
+            labels,
+            count: indices.len(),
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! A run's configuration (`config.json`): the checked hyper-parameters and, per task, everything
+//! needed to rebuild the model and repeat the run. Hyper-parameters arrive unchecked
+//! ([`TrainOptions`]: what the user gave) and become a [`HyperParams`] only through
+//! [`TrainOptions::check`] (or by reading a saved, checked configuration), so no unchecked set
+//! reaches training.
+
+use serde::{Deserialize, Serialize};
+
+use super::RunError;
+use super::schedule::Schedule;
+use crate::data::Normalization;
+use crate::data::augment::{CropFlip, FlipScaleCrop};
+use crate::data::facade::NUM_CLASSES as FACADE_CLASSES;
+use crate::engine::{DeviceKind, OptimizerSpec};
+use crate::models::{ClassifierKind, ModelSpec, SegmenterKind};
+
+pub const DEFAULT_SEED: u64 = 42;
+
+/// The share of the training images held out for validation.
+pub const VAL_FRACTION: f64 = 0.1;
+
+/// Training options as given on the command line; `None` where the user was silent.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TrainOptions {
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub lr: Option<f64>,
+    pub weight_decay: Option<f64>,
+    pub schedule: Option<Schedule>,
+    pub seed: Option<u64>,
+    pub limit: Option<usize>,
+}
+
+/// A model's recommended training recipe, used where the command line is silent.
+#[derive(Clone, Debug)]
+pub struct Recipe {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub schedule: Schedule,
+    pub augment: Option<CropFlip>,
+    pub label_smoothing: Option<f32>,
+    /// Decoupled (AdamW) weight decay instead of L2 in the gradient.
+    pub decoupled_decay: bool,
+}
+
+/// Checked hyper-parameters, as saved in `config.json`. Built only by [`TrainOptions::check`],
+/// [`TrainOptions::resume_with`] or from a saved configuration (checked as it is read).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedParams")]
+pub struct HyperParams {
+    epochs: usize,
+    batch_size: usize,
+    lr: f64,
+    weight_decay: f64,
+    decoupled_decay: bool,
+    schedule: Schedule,
+    seed: u64,
+    limit: Option<usize>,
+    augment: Option<CropFlip>,
+    label_smoothing: Option<f32>,
+}
+
+/// `config.json`'s hyper-parameters as read, before their check.
+#[derive(Deserialize)]
+struct UncheckedParams {
+    epochs: usize,
+    batch_size: usize,
+    lr: f64,
+    weight_decay: f64,
+    decoupled_decay: bool,
+    schedule: Schedule,
+    seed: u64,
+    limit: Option<usize>,
+    augment: Option<CropFlip>,
+    label_smoothing: Option<f32>,
+}
+
+impl TryFrom<UncheckedParams> for HyperParams {
+    type Error = RunError;
+
+    fn try_from(p: UncheckedParams) -> Result<Self, RunError> {
+        HyperParams {
+            epochs: p.epochs,
+            batch_size: p.batch_size,
+            lr: p.lr,
+            weight_decay: p.weight_decay,
+            decoupled_decay: p.decoupled_decay,
+            schedule: p.schedule,
+            seed: p.seed,
+            limit: p.limit,
+            augment: p.augment,
+            label_smoothing: p.label_smoothing,
+        }
+        .checked()
+    }
+}
+
+impl TrainOptions {
+    /// Fills the gaps from `recipe` and checks every value.
+    pub fn check(&self, recipe: &Recipe) -> Result<HyperParams, RunError> {
+        HyperParams {
+            epochs: self.epochs.unwrap_or(recipe.epochs),
+            batch_size: self.batch_size.unwrap_or(recipe.batch_size),
+            lr: self.lr.unwrap_or(recipe.lr),
+            weight_decay: self.weight_decay.unwrap_or(recipe.weight_decay),
+            decoupled_decay: recipe.decoupled_decay,
+            schedule: self.schedule.unwrap_or(recipe.schedule),
+            seed: self.seed.unwrap_or(DEFAULT_SEED),
+            limit: self.limit,
+            augment: recipe.augment,
+            label_smoothing: recipe.label_smoothing,
+        }
+        .checked()
+    }
+
+    /// For `--resume`: the saved parameters, with `--epochs` raised if given; any other option
+    /// given must agree with the saved one.
+    pub fn resume_with(&self, saved: &HyperParams) -> Result<HyperParams, RunError> {
+        let differs = |flag: &str, given: String, saved: String| {
+            RunError::invalid(
+                flag,
+                format!(
+                    "{given} differs from the run's config.json ({saved}); a resumed run keeps its configuration"
+                ),
+            )
+        };
+        macro_rules! same {
+            ($field:ident, $flag:literal) => {
+                if let Some(v) = self.$field {
+                    if v != saved.$field {
+                        return Err(differs(
+                            $flag,
+                            format!("{v:?}"),
+                            format!("{:?}", saved.$field),
+                        ));
+                    }
+                }
+            };
+        }
+        same!(batch_size, "--batch-size");
+        same!(lr, "--lr");
+        same!(weight_decay, "--weight-decay");
+        same!(schedule, "--schedule");
+        same!(seed, "--seed");
+        if self.limit.is_some() && self.limit != saved.limit {
+            return Err(differs(
+                "--limit",
+                format!("{:?}", self.limit),
+                format!("{:?}", saved.limit),
+            ));
+        }
+        let mut params = saved.clone();
+        if let Some(epochs) = self.epochs {
+            params.epochs = epochs;
+        }
+        params.checked()
+    }
+}
+
+impl HyperParams {
+    fn checked(self) -> Result<Self, RunError> {
+        let positive = |flag: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(RunError::invalid(
+                    flag,
+                    format!("must be a positive number, got {v}"),
+                ))
+            }
+        };
+        positive("--lr", self.lr)?;
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(RunError::invalid(
+                "--weight-decay",
+                format!("must be zero or positive, got {}", self.weight_decay),
+            ));
+        }
+        if self.epochs == 0 {
+            return Err(RunError::invalid("--epochs", "must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(RunError::invalid("--batch-size", "must be at least 1"));
+        }
+        if self.limit == Some(0) {
+            return Err(RunError::invalid("--limit", "must be at least 1"));
+        }
+        Ok(self)
+    }
+
+    pub fn epochs(&self) -> usize {
+        self.epochs
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    pub fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
+    /// AdamW's decoupled decay instead of L2 in the gradient.
+    pub fn decoupled_decay(&self) -> bool {
+        self.decoupled_decay
+    }
+
+    pub fn schedule(&self) -> Schedule {
+        self.schedule
+    }
+
+    /// Seed for the split, initial weights, shuffling, augmentation and dropout.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Train on the first N training images only.
+    pub fn limit(&self) -> Option<usize> {
+        self.limit
+    }
+
+    pub fn augment(&self) -> Option<CropFlip> {
+        self.augment
+    }
+
+    pub fn label_smoothing(&self) -> Option<f32> {
+        self.label_smoothing
+    }
+
+    /// The optimiser these parameters ask for.
+    pub fn optimizer(&self) -> OptimizerSpec {
+        OptimizerSpec {
+            weight_decay: self.weight_decay,
+            decoupled_decay: self.decoupled_decay,
+        }
+    }
+}
+
+/// A run's `config.json`, whatever the task.
+pub trait RunConfig: Serialize + serde::de::DeserializeOwned {
+    fn model_name(&self) -> &str;
+    fn architecture(&self) -> &ModelSpec;
+    fn params(&self) -> &HyperParams;
+    fn with_params(self, params: HyperParams) -> Self;
+}
+
+/// A classification run's `config.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationConfig {
+    pub task: String,
+    pub model: ClassifierKind,
+    pub architecture: ModelSpec,
+    pub params: HyperParams,
+    pub val_fraction: f64,
+    pub normalization: Normalization,
+    pub device: DeviceKind,
+}
+
+/// A segmentation run's `config.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentationConfig {
+    pub task: String,
+    pub model: SegmenterKind,
+    pub architecture: ModelSpec,
+    pub params: HyperParams,
+    pub augment: Option<FlipScaleCrop>,
+    /// Older run folders have no such key: they trained unweighted.
+    #[serde(default)]
+    pub class_weighting: ClassWeighting,
+    pub val_fraction: f64,
+    pub normalization: Normalization,
+    pub device: DeviceKind,
+}
+
+impl RunConfig for ClassificationConfig {
+    fn model_name(&self) -> &str {
+        self.model.name()
+    }
+
+    fn architecture(&self) -> &ModelSpec {
+        &self.architecture
+    }
+
+    fn params(&self) -> &HyperParams {
+        &self.params
+    }
+
+    fn with_params(self, params: HyperParams) -> Self {
+        ClassificationConfig { params, ..self }
+    }
+}
+
+impl RunConfig for SegmentationConfig {
+    fn model_name(&self) -> &str {
+        self.model.name()
+    }
+
+    fn architecture(&self) -> &ModelSpec {
+        &self.architecture
+    }
+
+    fn params(&self) -> &HyperParams {
+        &self.params
+    }
+
+    fn with_params(self, params: HyperParams) -> Self {
+        SegmentationConfig { params, ..self }
+    }
+}
+
+/// How the per-pixel loss weighs the classes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassWeighting {
+    /// Every pixel counts the same.
+    #[default]
+    None,
+    /// Class c weighs `sqrt(median frequency / frequency of c)` over the training pixels: the
+    /// square root of SegNet's median-frequency balancing, which lifts the rare pillar and
+    /// balcony without letting their few pixels dominate the gradient.
+    SqrtMedianFrequency,
+}
+
+impl ClassWeighting {
+    /// The weight of each class from the training label maps; `None` when unweighted.
+    pub fn weights<'a>(self, label_maps: impl Iterator<Item = &'a [u8]>) -> Option<Vec<f32>> {
+        match self {
+            ClassWeighting::None => None,
+            ClassWeighting::SqrtMedianFrequency => {
+                let mut counts = [0u64; FACADE_CLASSES];
+                for labels in label_maps {
+                    for &l in labels {
+                        counts[l as usize] += 1;
+                    }
+                }
+                let mut present: Vec<u64> = counts.iter().copied().filter(|&n| n > 0).collect();
+                present.sort_unstable();
+                let median = *present.get(present.len() / 2)? as f64;
+                Some(
+                    counts
+                        .iter()
+                        .map(|&n| {
+                            if n == 0 {
+                                0.0
+                            } else {
+                                (median / n as f64).sqrt() as f32
+                            }
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipe() -> Recipe {
+        Recipe {
+            epochs: 3,
+            batch_size: 64,
+            lr: 0.01,
+            weight_decay: 0.0,
+            schedule: Schedule::Constant,
+            augment: None,
+            label_smoothing: None,
+            decoupled_decay: false,
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_flag() {
+        let cases: [(TrainOptions, &str); 5] = [
+            (
+                TrainOptions {
+                    lr: Some(0.0),
+                    ..Default::default()
+                },
+                "--lr",
+            ),
+            (
+                TrainOptions {
+                    lr: Some(f64::NAN),
+                    ..Default::default()
+                },
+                "--lr",
+            ),
+            (
+                TrainOptions {
+                    batch_size: Some(0),
+                    ..Default::default()
+                },
+                "--batch-size",
+            ),
+            (
+                TrainOptions {
+                    epochs: Some(0),
+                    ..Default::default()
+                },
+                "--epochs",
+            ),
+            (
+                TrainOptions {
+                    weight_decay: Some(-1.0),
+                    ..Default::default()
+                },
+                "--weight-decay",
+            ),
+        ];
+        for (args, flag) in cases {
+            let err = args.check(&recipe()).unwrap_err();
+            assert!(err.to_string().starts_with(flag), "{err}");
+            assert!(err.is_bad_input());
+        }
+    }
+
+    #[test]
+    fn resume_keeps_config_and_allows_more_epochs() {
+        let saved = TrainOptions::default().check(&recipe()).unwrap();
+        let more = TrainOptions {
+            epochs: Some(9),
+            ..Default::default()
+        };
+        assert_eq!(more.resume_with(&saved).unwrap().epochs, 9);
+        let other_lr = TrainOptions {
+            lr: Some(0.5),
+            ..Default::default()
+        };
+        assert!(
+            other_lr
+                .resume_with(&saved)
+                .unwrap_err()
+                .to_string()
+                .starts_with("--lr")
+        );
+    }
+
+    #[test]
+    fn rare_classes_weigh_more_and_the_median_class_weighs_one() {
+        // Pixel counts 400, 100, 25, 100, 0: the median of the present counts is 100.
+        let mut labels = vec![0u8; 400];
+        labels.extend([1u8; 100]);
+        labels.extend([2u8; 25]);
+        labels.extend([3u8; 100]);
+        let weights = ClassWeighting::SqrtMedianFrequency
+            .weights(std::iter::once(labels.as_slice()))
+            .unwrap();
+        assert_eq!(weights, vec![0.5, 1.0, 2.0, 1.0, 0.0]);
+        assert_eq!(
+            ClassWeighting::None.weights(std::iter::once(labels.as_slice())),
+            None
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! What evaluation writes into a run folder: `metrics.json` per task and the examples a
+//! classification run shows (`figures/examples.json`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::classification::ClassificationReport;
+use crate::metrics::segmentation::SegmentationReport;
+use crate::models::{ClassifierKind, SegmenterKind};
+
+/// `metrics.json` of a classification run: the final evaluation of the best checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationMetrics {
+    pub model: ClassifierKind,
+    pub checkpoint: String,
+    pub epoch: usize,
+    pub class_names: Vec<String>,
+    pub val: ClassificationReport,
+    pub test: ClassificationReport,
+}
+
+/// `metrics.json` of a segmentation run: the final evaluation of the best checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentationMetrics {
+    pub model: SegmenterKind,
+    pub checkpoint: String,
+    pub epoch: usize,
+    pub class_names: Vec<String>,
+    pub val: SegmentationReport,
+    pub test: SegmentationReport,
+}
+
+/// The test images shown for one predicted class: some it got right and some false positives
+/// (images of other classes predicted as it). Saved as `figures/examples.json` beside the
+/// per-class strips, so a report can caption them without re-running the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassExamples {
+    pub class: String,
+    /// Test-set indices.
+    pub correct: Vec<usize>,
+    pub false_positives: Vec<usize>,
+    /// The true class of each false positive.
+    pub false_positive_truths: Vec<String>,
+}
+
+impl ClassExamples {
+    /// File names of the two strips, inside `figures/examples/`.
+    pub fn strip_names(class_index: usize) -> [String; 2] {
+        [
+            format!("{class_index}_correct.png"),
+            format!("{class_index}_false_positive.png"),
+        ]
+    }
+}

@@ -1,0 +1,174 @@
+//! The commands every task has (train, eval, search, and the evaluation that ends training),
+//! written once over the [`Task`] trait; [`classification`] and [`segmentation`] supply only
+//! what differs: their data, loss, metrics and figures.
+
+pub mod classification;
+mod error;
+pub mod segmentation;
+
+pub use classification::Classification;
+pub use error::TaskError;
+pub use segmentation::Segmentation;
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::engine::{Compute, DeviceKind, Model};
+use crate::figures::FigureError;
+use crate::progress::count_bar;
+use crate::run::RunDir;
+use crate::run::checkpoint;
+use crate::run::config::{HyperParams, Recipe, RunConfig};
+use crate::run::json::{read_json, read_log, write_json};
+use crate::run::records::EpochRecord;
+use crate::train::search::{self, Leaderboard, SearchOptions};
+use crate::train::{TrainError, TrainRequest, open_for_training};
+
+/// What a task supplies to the shared commands.
+pub trait Task {
+    /// The task's name in `config.json` and on the command line.
+    const NAME: &'static str;
+    /// The validation score that picks the best checkpoint and ranks a search.
+    const SCORE_NAME: &'static str;
+    /// The networks the task trains.
+    type Model: Copy;
+    type Config: RunConfig;
+    /// The data set as loaded from disk.
+    type Sets: Clone;
+    /// The data set split for a run.
+    type Data;
+    /// A split to evaluate on (validation or test).
+    type Split;
+    /// One line of `metrics.jsonl`.
+    type Record: EpochRecord + Serialize + DeserializeOwned + Clone;
+    /// A model's predictions on a split, with what the figures need.
+    type Evaluation;
+    /// `metrics.json`.
+    type Metrics: Serialize;
+
+    fn model_name(model: Self::Model) -> &'static str;
+    fn recipe(model: Self::Model) -> Recipe;
+    fn fresh_config(model: Self::Model, params: HyperParams, device: DeviceKind) -> Self::Config;
+    /// The data set from `dir`, or from the data roots when `None`.
+    fn load(&self, dir: Option<&Path>) -> Result<Self::Sets, TaskError>;
+    fn prepare(sets: Self::Sets, config: &Self::Config) -> Result<Self::Data, TaskError>;
+    /// Trains from scratch, or from the last checkpoint when `resume` is set, stopping after
+    /// epoch `stop_after` when given (as an interrupted run would).
+    fn train(
+        config: &Self::Config,
+        data: &Self::Data,
+        run: &RunDir,
+        compute: &Compute,
+        resume: bool,
+        stop_after: Option<usize>,
+    ) -> Result<Vec<Self::Record>, TrainError>;
+    /// The best validation score of a history and its epoch.
+    fn best_score(history: &[Self::Record]) -> (f64, usize);
+    fn validation(data: &Self::Data) -> &Self::Split;
+    fn test(data: &Self::Data) -> &Self::Split;
+    fn evaluate(model: &Model, split: &Self::Split, config: &Self::Config) -> Self::Evaluation;
+    fn metrics(
+        config: &Self::Config,
+        checkpoint: String,
+        epoch: usize,
+        val: &Self::Evaluation,
+        test: &Self::Evaluation,
+    ) -> Self::Metrics;
+    /// The run's figures, from its history, its metrics and the test predictions.
+    fn draw_figures(
+        run: &RunDir,
+        history: &[Self::Record],
+        metrics: &Self::Metrics,
+        model: &Model,
+        config: &Self::Config,
+        data: &Self::Data,
+        test: &Self::Evaluation,
+    ) -> Result<(), FigureError>;
+}
+
+/// `convlab TASK train`: validates everything, then trains, evaluates and draws the figures.
+pub fn train_command<T: Task>(
+    task: &T,
+    model: T::Model,
+    request: &TrainRequest,
+) -> Result<T::Metrics, TaskError> {
+    let (run, config) = open_for_training(request, T::model_name(model), &T::recipe(model), |p| {
+        T::fresh_config(model, p, request.compute.device)
+    })?;
+    let sets = task.load(request.data.as_deref())?;
+    let data = T::prepare(sets, &config)?;
+    run.start(&config)?;
+    T::train(&config, &data, &run, &request.compute, request.resume, None)?;
+    evaluate_run::<T>(&config, &data, &run, &request.compute)
+}
+
+/// `convlab TASK search`: short runs with random hyper-parameters, scored on validation.
+pub fn search_command<T: Task>(
+    task: &T,
+    model: T::Model,
+    options: SearchOptions,
+) -> Result<Leaderboard, TaskError> {
+    let plan = options.check()?;
+    let sets = task.load(plan.options().data.as_deref())?;
+    let name = T::model_name(model);
+    let recipe = T::recipe(model);
+    search::run(
+        &plan,
+        T::NAME,
+        name,
+        recipe.epochs,
+        T::SCORE_NAME,
+        |trial| {
+            let (run, config) = open_for_training(trial, name, &recipe, |params| {
+                T::fresh_config(model, params, trial.compute.device)
+            })?;
+            let data = T::prepare(sets.clone(), &config)?;
+            run.start(&config)?;
+            let history = T::train(&config, &data, &run, &trial.compute, false, None)?;
+            Ok::<_, TaskError>(T::best_score(&history))
+        },
+    )
+}
+
+/// `convlab TASK eval --run DIR`.
+pub fn eval_command<T: Task>(
+    task: &T,
+    run_dir: &Path,
+    data: Option<&Path>,
+    compute: &Compute,
+) -> Result<T::Metrics, TaskError> {
+    let run = RunDir::existing(run_dir)?;
+    let config: T::Config = read_json(&run.config())?;
+    let sets = task.load(data)?;
+    let data = T::prepare(sets, &config)?;
+    evaluate_run::<T>(&config, &data, &run, compute)
+}
+
+/// Loads the run's best checkpoint, evaluates it on validation and test, writes `metrics.json`
+/// and the figures.
+pub fn evaluate_run<T: Task>(
+    config: &T::Config,
+    data: &T::Data,
+    run: &RunDir,
+    compute: &Compute,
+) -> Result<T::Metrics, TaskError> {
+    let (model, header, path) =
+        checkpoint::load_final(run, config.model_name(), config.architecture(), compute)?;
+    let bar = count_bar(2, "evaluating");
+    let val = T::evaluate(&model, T::validation(data), config);
+    bar.inc(1);
+    let test = T::evaluate(&model, T::test(data), config);
+    bar.finish_and_clear();
+    let checkpoint = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into();
+    let metrics = T::metrics(config, checkpoint, header.epoch, &val, &test);
+    write_json(&run.metrics(), &metrics)?;
+    let history: Vec<T::Record> = read_log(&run.metrics_log())?;
+    T::draw_figures(run, &history, &metrics, &model, config, data, &test)?;
+    Ok(metrics)
+}

@@ -1,0 +1,51 @@
+//! Opening a run folder for training: afresh, or for `--resume` with its saved configuration.
+
+use std::path::PathBuf;
+
+use crate::engine::Compute;
+use crate::run::config::{HyperParams, Recipe, RunConfig, TrainOptions};
+use crate::run::json::read_json;
+use crate::run::{RunDir, RunError};
+
+/// What a `train` command asks for.
+#[derive(Clone, Debug)]
+pub struct TrainRequest {
+    pub options: TrainOptions,
+    /// Continue the run in `out` from its last checkpoint.
+    pub resume: bool,
+    /// The run folder.
+    pub out: PathBuf,
+    /// The data set's folder (default: the data roots of `data::locate`).
+    pub data: Option<PathBuf>,
+    pub compute: Compute,
+}
+
+/// The run folder and configuration a `train` command works with: for `--resume`, the saved
+/// configuration (checked against `model` and the given options); otherwise a fresh folder and
+/// the configuration `fresh` builds from the checked hyper-parameters.
+pub fn open_for_training<C: RunConfig>(
+    request: &TrainRequest,
+    model: &str,
+    recipe: &Recipe,
+    fresh: impl FnOnce(HyperParams) -> C,
+) -> Result<(RunDir, C), RunError> {
+    if request.resume {
+        let run = RunDir::existing(&request.out)?;
+        let saved: C = read_json(&run.config())?;
+        if saved.model_name() != model {
+            return Err(RunError::invalid(
+                "--model",
+                format!(
+                    "the run in {} trains '{}'",
+                    request.out.display(),
+                    saved.model_name()
+                ),
+            ));
+        }
+        let params = request.options.resume_with(saved.params())?;
+        Ok((run, saved.with_params(params)))
+    } else {
+        let params = request.options.check(recipe)?;
+        Ok((RunDir::fresh(&request.out)?, fresh(params)))
+    }
+}

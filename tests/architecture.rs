@@ -1,0 +1,1015 @@
+//! The architecture of `src/`, checked on every `cargo test` (the reasons and the picture are in
+//! `docs/ARCHITECTURE.md`):
+//!
+//! - a top-level module imports only from its own layer or lower ones ([`LAYERS`]), so that
+//!   dependencies point one way and each layer can be read and tested without the ones above
+//!   it; a few peers of one layer must not import each other either ([`SEPARATE_PEERS`]); a new
+//!   top-level module fails the test until it is placed in a layer;
+//! - `clap` is named only in `src/cli/` and `src/main.rs`: everything below the command line
+//!   takes plain values;
+//! - `burn` is named only in `src/engine/burn/`: the rest of the crate does not depend on which
+//!   engine computes.
+//!
+//! The sources are read with a small lexer (std only: `syn` would be a dependency) that skips
+//! comments and string and character literals, so a doc link to `crate::models::ModelSpec` or a
+//! message that mentions `burn::` counts for nothing. The lexer is tested at the bottom of this
+//! file: the rules are only as trustworthy as what it finds.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs;
+use std::path::Path;
+
+/// Top-level modules of `src/` by layer: a module may import from its own layer or a lower one,
+/// never from a higher one.
+const LAYERS: &[(u32, &[&str])] = &[
+    (
+        1,
+        &["data", "models", "metrics", "fsutil", "progress", "process"],
+    ),
+    (2, &["engine"]),
+    (3, &["run"]),
+    (4, &["train", "figures"]),
+    (5, &["tasks"]),
+    (6, &["predict", "report", "bench"]),
+    (7, &["cli", "error"]),
+];
+
+/// Peers of one layer that must not import each other either: what both need belongs in a lower
+/// layer, so that either can change without the other.
+const SEPARATE_PEERS: &[(&str, &str)] = &[("train", "figures")];
+
+/// The crate roots: `lib.rs` declares every module and `main.rs` runs the command line, so both
+/// see every layer.
+const EXEMPT_FROM_LAYERS: &[&str] = &["src/lib.rs", "src/main.rs"];
+
+const CLAP_ALLOWED_IN: &[&str] = &["src/cli/", "src/main.rs"];
+const BURN_ALLOWED_IN: &[&str] = &["src/engine/burn/"];
+
+#[test]
+fn imports_follow_the_layers() {
+    let tree = SourceTree::read();
+    let violations = layer_violations(&tree);
+    assert!(
+        violations.is_empty(),
+        "imports against the layers (see docs/ARCHITECTURE.md):\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn clap_is_named_only_in_the_command_line() {
+    let tree = SourceTree::read();
+    let mentions = external_crate_mentions(&tree, "clap", CLAP_ALLOWED_IN);
+    assert!(
+        mentions.is_empty(),
+        "clap outside src/cli/ and src/main.rs (see docs/ARCHITECTURE.md):\n{}",
+        mentions.join("\n")
+    );
+}
+
+#[test]
+fn burn_is_named_only_in_the_burn_engine() {
+    let tree = SourceTree::read();
+    let mentions = external_crate_mentions(&tree, "burn", BURN_ALLOWED_IN);
+    assert!(
+        mentions.is_empty(),
+        "burn outside src/engine/burn/ (see docs/ARCHITECTURE.md):\n{}",
+        mentions.join("\n")
+    );
+}
+
+fn layer_of(module: &str) -> Option<u32> {
+    LAYERS
+        .iter()
+        .find(|(_, modules)| modules.contains(&module))
+        .map(|&(layer, _)| layer)
+}
+
+/// Why `importer` may not import from `imported`, or `Ok` when it may.
+fn judge_import(importer: &str, imported: &str) -> Result<(), String> {
+    if importer == imported {
+        return Ok(());
+    }
+    let Some(importer_layer) = layer_of(importer) else {
+        return Err(format!("{importer} is not in the layer table"));
+    };
+    let Some(imported_layer) = layer_of(imported) else {
+        return Err(format!(
+            "{importer} (layer {importer_layer}) imports {imported} (not in the layer table)"
+        ));
+    };
+    if imported_layer > importer_layer {
+        return Err(format!(
+            "{importer} (layer {importer_layer}) imports {imported} (layer {imported_layer})"
+        ));
+    }
+    let separate_peers = SEPARATE_PEERS
+        .iter()
+        .find(|&&pair| pair == (importer, imported) || pair == (imported, importer));
+    match separate_peers {
+        Some((one, other)) => Err(format!(
+            "{importer} (layer {importer_layer}) imports {imported} (layer {imported_layer}; \
+             {one} and {other} must not import each other)"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn layer_violations(tree: &SourceTree) -> Vec<String> {
+    let mut violations = Vec::new();
+    let mut unplaced_modules = HashSet::new();
+    for file in &tree.files {
+        if EXEMPT_FROM_LAYERS.contains(&file.path.as_str()) {
+            continue;
+        }
+        let Some(module) = file.module_path.first() else {
+            continue;
+        };
+        if layer_of(module).is_none() {
+            if unplaced_modules.insert(module) {
+                let single_file = format!("src/{module}.rs");
+                let location = if file.path == single_file {
+                    single_file
+                } else {
+                    format!("src/{module}/")
+                };
+                violations.push(format!(
+                    "  {location}: top-level module {module} is not in the layer table: add it to \
+                     LAYERS in tests/architecture.rs and to docs/ARCHITECTURE.md"
+                ));
+            }
+            continue;
+        }
+        // `use crate::train::{a, b};` is one import of `train`, reported once.
+        let mut reported = HashSet::new();
+        for import in crate_imports(&file.scan, &file.module_path) {
+            let verdict = tree
+                .module_named_by(&import.root_name)
+                .and_then(|imported| judge_import(module, &imported));
+            let Err(why) = verdict else {
+                continue;
+            };
+            let line = import.line;
+            if reported.insert((line, why.clone())) {
+                violations.push(format!("  {}:{line}: {why} (`{}`)", file.path, import.path));
+            }
+        }
+    }
+    violations
+}
+
+/// Every place outside `allowed_in` (path prefixes) where `crate_name` is named as a crate.
+fn external_crate_mentions(
+    tree: &SourceTree,
+    crate_name: &str,
+    allowed_in: &[&str],
+) -> Vec<String> {
+    let mut mentions = Vec::new();
+    for file in &tree.files {
+        if allowed_in
+            .iter()
+            .any(|allowed| file.path.starts_with(allowed))
+        {
+            continue;
+        }
+        let lines: Vec<&str> = file.text.lines().collect();
+        for line in lines_naming_crate(&file.scan, crate_name) {
+            let code = lines.get(line - 1).map_or("", |code| code.trim());
+            mentions.push(format!("  {}:{line}: {code}", file.path));
+        }
+    }
+    mentions
+}
+
+/// The crate's sources, read once per test.
+struct SourceTree {
+    files: Vec<SourceFile>,
+    /// First path components under `src/` (`engine` for `src/engine/cpu/conv.rs`).
+    top_level_modules: BTreeSet<String>,
+    /// Names that `src/lib.rs` re-exports at the crate root, with the module each comes from
+    /// (`Error` -> `error` for `pub use error::Error;`), so that `crate::Error` is placed too.
+    root_reexports: BTreeMap<String, String>,
+}
+
+struct SourceFile {
+    /// Relative to the crate root, with `/` separators: `src/engine/cpu/conv.rs`.
+    path: String,
+    /// `["engine", "cpu", "conv"]`; empty for the crate roots `src/lib.rs` and `src/main.rs`.
+    module_path: Vec<String>,
+    text: String,
+    scan: Scan,
+}
+
+impl SourceTree {
+    fn read() -> SourceTree {
+        let crate_root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut relative_paths = Vec::new();
+        collect_rust_files(&crate_root.join("src"), "src", &mut relative_paths);
+        relative_paths.sort();
+        assert!(
+            !relative_paths.is_empty(),
+            "no .rs files under {}/src",
+            crate_root.display()
+        );
+        let files: Vec<SourceFile> = relative_paths
+            .into_iter()
+            .map(|path| {
+                let text = fs::read_to_string(crate_root.join(&path))
+                    .unwrap_or_else(|e| panic!("reading {path}: {e}"));
+                SourceFile {
+                    module_path: module_path_of(&path),
+                    scan: scan(&text),
+                    text,
+                    path,
+                }
+            })
+            .collect();
+        let top_level_modules: BTreeSet<String> = files
+            .iter()
+            .filter_map(|file| file.module_path.first().cloned())
+            .collect();
+        let root_reexports = files
+            .iter()
+            .find(|file| file.path == "src/lib.rs")
+            .map(|lib| root_reexports(&lib.scan, &top_level_modules))
+            .unwrap_or_default();
+        SourceTree {
+            files,
+            top_level_modules,
+            root_reexports,
+        }
+    }
+
+    /// The top-level module that `crate::<name>` reaches.
+    fn module_named_by(&self, name: &str) -> Result<String, String> {
+        if self.top_level_modules.contains(name) {
+            return Ok(name.to_string());
+        }
+        self.root_reexports.get(name).cloned().ok_or_else(|| {
+            format!(
+                "crate::{name} is neither a module under src/ nor re-exported from one by \
+                 src/lib.rs, so no layer can be given to it"
+            )
+        })
+    }
+}
+
+fn collect_rust_files(dir: &Path, relative_dir: &str, out: &mut Vec<String>) {
+    let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()));
+    for entry in entries {
+        let entry = entry.unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()));
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let relative = format!("{relative_dir}/{name}");
+        let file_type = entry
+            .file_type()
+            .unwrap_or_else(|e| panic!("reading {relative}: {e}"));
+        if file_type.is_dir() {
+            collect_rust_files(&entry.path(), &relative, out);
+        } else if name.ends_with(".rs") {
+            out.push(relative);
+        }
+    }
+}
+
+/// `src/engine/cpu/mod.rs` -> `["engine", "cpu"]`, `src/bench.rs` -> `["bench"]`.
+fn module_path_of(relative_path: &str) -> Vec<String> {
+    let under_src = relative_path
+        .strip_prefix("src/")
+        .and_then(|path| path.strip_suffix(".rs"))
+        .unwrap_or_else(|| panic!("{relative_path} is not a .rs file under src/"));
+    let mut components: Vec<String> = under_src.split('/').map(str::to_string).collect();
+    if components.last().is_some_and(|last| last == "mod") {
+        components.pop();
+    }
+    if components == ["lib"] || components == ["main"] {
+        components.clear();
+    }
+    components
+}
+
+fn root_reexports(lib: &Scan, top_level_modules: &BTreeSet<String>) -> BTreeMap<String, String> {
+    lib.paths
+        .iter()
+        .filter_map(|path| {
+            let binding = path.binding.as_deref()?;
+            let names: Vec<&str> = path.segments.iter().map(|s| s.name.as_str()).collect();
+            let module = match names.as_slice() {
+                ["crate" | "self", module, _, ..] | [module, _, ..] => *module,
+                _ => return None,
+            };
+            (top_level_modules.contains(module) && binding != "*")
+                .then(|| (binding.to_string(), module.to_string()))
+        })
+        .collect()
+}
+
+/// A path into the crate root: `crate::<root_name>::...`, or a `super::` that climbs that far.
+#[derive(Debug)]
+struct CrateImport {
+    /// Line of `root_name`, which in a `use` group spanning lines is the line of that branch.
+    line: usize,
+    root_name: String,
+    /// The whole path (a `use` group flattened to this branch), for the failure message.
+    path: String,
+}
+
+fn crate_imports(scan: &Scan, module_path: &[String]) -> Vec<CrateImport> {
+    scan.paths
+        .iter()
+        .filter_map(|path| {
+            let names: Vec<&str> = path.segments.iter().map(|s| s.name.as_str()).collect();
+            let root_index = match names.first() {
+                Some(&"crate") => 1,
+                Some(&"super") => {
+                    let supers = names.iter().take_while(|&&name| name == "super").count();
+                    let module_depth = module_path.len() + path.inline_module_depth;
+                    if supers < module_depth {
+                        return None;
+                    }
+                    supers
+                }
+                _ => return None,
+            };
+            let root = path.segments.get(root_index)?;
+            if root.name == "self" || root.name == "*" {
+                return None;
+            }
+            Some(CrateImport {
+                line: root.line,
+                root_name: root.name.clone(),
+                path: names.join("::"),
+            })
+        })
+        .collect()
+}
+
+/// Lines where `crate_name` is named as the external crate: a path that starts with it
+/// (`burn::`, `use burn::{..}`, `::burn::`), unless the file binds the name to one of its own
+/// modules (`mod burn;`, `use super::burn::{self, ..}`) which then shadows the crate.
+fn lines_naming_crate(scan: &Scan, crate_name: &str) -> BTreeSet<usize> {
+    let bound_locally = scan.declared_modules.iter().any(|m| m == crate_name)
+        || scan
+            .paths
+            .iter()
+            .any(|path| path.segments.len() >= 2 && path.binding.as_deref() == Some(crate_name));
+    scan.paths
+        .iter()
+        .filter(|path| path.leading_colons || !bound_locally)
+        .filter_map(|path| path.segments.first())
+        .filter(|first| first.name == crate_name)
+        .map(|first| first.line)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lexer and path scanner.
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TokenKind {
+    Ident(String),
+    /// `::`
+    PathSep,
+    Punct(char),
+    /// A string, character or number literal, or a lifetime: kept as a token so that what
+    /// stands on either side of it is never taken as adjacent.
+    Literal,
+}
+
+#[derive(Clone, Debug)]
+struct Token {
+    kind: TokenKind,
+    line: usize,
+}
+
+fn is_ident_start(c: char) -> bool {
+    c == '_' || c.is_alphabetic()
+}
+
+fn is_ident_continue(c: char) -> bool {
+    c == '_' || c.is_alphanumeric()
+}
+
+/// Tokens of Rust source, comments dropped.
+fn tokenize(source: &str) -> Vec<Token> {
+    let chars: Vec<char> = source.chars().collect();
+    let mut tokens = Vec::new();
+    let mut line = 1;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        let start = i;
+        let kind = match c {
+            _ if c.is_whitespace() => {
+                i += 1;
+                None
+            }
+            '/' if next == Some('/') => {
+                i = chars[i..]
+                    .iter()
+                    .position(|&c| c == '\n')
+                    .map_or(chars.len(), |end| i + end);
+                None
+            }
+            '/' if next == Some('*') => {
+                i = end_of_block_comment(&chars, i);
+                None
+            }
+            '"' => {
+                i = end_of_quoted(&chars, i + 1, '"');
+                Some(TokenKind::Literal)
+            }
+            '\'' => {
+                i = end_of_char_or_lifetime(&chars, i);
+                Some(TokenKind::Literal)
+            }
+            ':' if next == Some(':') => {
+                i += 2;
+                Some(TokenKind::PathSep)
+            }
+            _ if c.is_ascii_digit() => {
+                i += 1;
+                while i < chars.len() && is_ident_continue(chars[i]) {
+                    i += 1;
+                }
+                Some(TokenKind::Literal)
+            }
+            _ if is_ident_start(c) => {
+                while i < chars.len() && is_ident_continue(chars[i]) {
+                    i += 1;
+                }
+                let word: String = chars[start..i].iter().collect();
+                let (end, kind) = ident_or_prefixed_literal(&chars, i, word);
+                i = end;
+                Some(kind)
+            }
+            _ => {
+                i += 1;
+                Some(TokenKind::Punct(c))
+            }
+        };
+        if let Some(kind) = kind {
+            tokens.push(Token { kind, line });
+        }
+        line += chars[start..i].iter().filter(|&&c| c == '\n').count();
+    }
+    tokens
+}
+
+/// After a word ending at `end`: a literal with a prefix (`b"..."`, `br#"..."#`, `c"..."`,
+/// `b'x'`), a raw identifier (`r#type`, taken as `type`) or the word itself.
+fn ident_or_prefixed_literal(chars: &[char], end: usize, word: String) -> (usize, TokenKind) {
+    let next = chars.get(end).copied();
+    match (word.as_str(), next) {
+        ("b" | "c", Some('"')) => (end_of_quoted(chars, end + 1, '"'), TokenKind::Literal),
+        ("b", Some('\'')) => (end_of_quoted(chars, end + 1, '\''), TokenKind::Literal),
+        ("r" | "br" | "cr", Some('"' | '#')) => {
+            let hashes = chars[end..].iter().take_while(|&&c| c == '#').count();
+            let after_hashes = end + hashes;
+            match chars.get(after_hashes) {
+                Some('"') => (
+                    end_of_raw_string(chars, after_hashes + 1, hashes),
+                    TokenKind::Literal,
+                ),
+                Some(&c) if word == "r" && hashes == 1 && is_ident_start(c) => {
+                    let mut raw_end = after_hashes;
+                    while raw_end < chars.len() && is_ident_continue(chars[raw_end]) {
+                        raw_end += 1;
+                    }
+                    let name = chars[after_hashes..raw_end].iter().collect();
+                    (raw_end, TokenKind::Ident(name))
+                }
+                _ => (end, TokenKind::Ident(word)),
+            }
+        }
+        _ => (end, TokenKind::Ident(word)),
+    }
+}
+
+/// Index after the `*/` that closes the comment opened at `start` (they nest in Rust).
+fn end_of_block_comment(chars: &[char], start: usize) -> usize {
+    let mut depth = 0;
+    let mut i = start;
+    while i < chars.len() {
+        match (chars[i], chars.get(i + 1).copied()) {
+            ('/', Some('*')) => {
+                depth += 1;
+                i += 2;
+            }
+            ('*', Some('/')) => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    chars.len()
+}
+
+/// Index after the `quote` that closes a literal whose contents start at `from`.
+fn end_of_quoted(chars: &[char], from: usize, quote: char) -> usize {
+    let mut i = from;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            c if c == quote => return i + 1,
+            _ => i += 1,
+        }
+    }
+    chars.len()
+}
+
+/// Index after the `"` followed by `hashes` `#` that closes a raw string.
+fn end_of_raw_string(chars: &[char], from: usize, hashes: usize) -> usize {
+    let mut i = from;
+    while i < chars.len() {
+        if chars[i] == '"'
+            && chars[i + 1..]
+                .iter()
+                .take(hashes)
+                .filter(|&&c| c == '#')
+                .count()
+                == hashes
+        {
+            return i + 1 + hashes;
+        }
+        i += 1;
+    }
+    chars.len()
+}
+
+/// A `'` opens a character literal (`'a'`, `'\n'`, `'"'`) or a lifetime or label (`'a`).
+fn end_of_char_or_lifetime(chars: &[char], start: usize) -> usize {
+    match (chars.get(start + 1), chars.get(start + 2)) {
+        (Some('\\'), _) => end_of_quoted(chars, start + 1, '\''),
+        (Some(_), Some('\'')) => start + 3,
+        _ => {
+            let mut i = start + 1;
+            while i < chars.len() && is_ident_continue(chars[i]) {
+                i += 1;
+            }
+            i
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Segment {
+    name: String,
+    line: usize,
+}
+
+/// One path of the source: a branch of a `use` tree, flattened (`use a::{b, c::d}` gives
+/// `a::b` and `a::c::d`), or a path in code (`crate::fsutil::write_atomic`, `clap::Args`).
+#[derive(Clone, Debug)]
+struct SourcePath {
+    segments: Vec<Segment>,
+    /// Written `::burn::..`, which names an external crate whatever the scope holds.
+    leading_colons: bool,
+    /// The name a `use` binds (the alias, or the last segment; `*` for a glob); `None` for
+    /// paths in code.
+    binding: Option<String>,
+    /// Inline modules (`mod tests { .. }`) around the path: each one more `super` to climb.
+    inline_module_depth: usize,
+}
+
+#[derive(Debug, Default)]
+struct Scan {
+    paths: Vec<SourcePath>,
+    /// Names declared with `mod name;` or `mod name { .. }`.
+    declared_modules: Vec<String>,
+}
+
+fn scan(source: &str) -> Scan {
+    let tokens = tokenize(source);
+    let kind_at = |i: usize| tokens.get(i).map(|token| &token.kind);
+    let ident_at = |i: usize| match kind_at(i) {
+        Some(TokenKind::Ident(name)) => Some(name.as_str()),
+        _ => None,
+    };
+    let mut result = Scan::default();
+    let mut brace_depth = 0;
+    // Brace depths at which the inline modules around the current token were opened.
+    let mut inline_modules: Vec<usize> = Vec::new();
+    let mut inline_module_brace = None;
+    let mut i = 0;
+    while i < tokens.len() {
+        let inline_module_depth = inline_modules.len();
+        let follows_path_sep = i > 0 && kind_at(i - 1) == Some(&TokenKind::PathSep);
+        match &tokens[i].kind {
+            TokenKind::Punct('{') => {
+                brace_depth += 1;
+                if inline_module_brace == Some(i) {
+                    inline_modules.push(brace_depth);
+                }
+                i += 1;
+            }
+            TokenKind::Punct('}') => {
+                if inline_modules.last() == Some(&brace_depth) {
+                    inline_modules.pop();
+                }
+                brace_depth = brace_depth.saturating_sub(1);
+                i += 1;
+            }
+            // `use<'a>` is precise capturing in `impl Trait + use<'a>`, not an import.
+            TokenKind::Ident(word)
+                if word == "use" && kind_at(i + 1) != Some(&TokenKind::Punct('<')) =>
+            {
+                let mut tree = UseTreeParser {
+                    tokens: &tokens,
+                    inline_module_depth,
+                    paths: &mut result.paths,
+                };
+                i = tree.parse(i + 1, &[], false);
+            }
+            TokenKind::Ident(word) if word == "mod" => {
+                if let Some(name) = ident_at(i + 1) {
+                    result.declared_modules.push(name.to_string());
+                    if kind_at(i + 2) == Some(&TokenKind::Punct('{')) {
+                        inline_module_brace = Some(i + 2);
+                    }
+                }
+                i += 1;
+            }
+            TokenKind::Ident(word)
+                if word == "extern" && ident_at(i + 1) == Some("crate") && !follows_path_sep =>
+            {
+                if let Some(name) = ident_at(i + 2) {
+                    let line = tokens[i + 2].line;
+                    result.paths.push(SourcePath {
+                        segments: vec![Segment {
+                            name: name.to_string(),
+                            line,
+                        }],
+                        leading_colons: true,
+                        binding: None,
+                        inline_module_depth,
+                    });
+                }
+                i += 3;
+            }
+            TokenKind::Ident(_)
+                if !follows_path_sep && kind_at(i + 1) == Some(&TokenKind::PathSep) =>
+            {
+                i = push_code_path(&tokens, i, false, inline_module_depth, &mut result.paths);
+            }
+            TokenKind::PathSep
+                if ident_at(i + 1).is_some()
+                    && !matches!(
+                        kind_at(i.wrapping_sub(1)),
+                        Some(TokenKind::Ident(_) | TokenKind::Punct('>'))
+                    ) =>
+            {
+                i = push_code_path(&tokens, i + 1, true, inline_module_depth, &mut result.paths);
+            }
+            _ => i += 1,
+        }
+    }
+    result
+}
+
+/// Records the path in code whose first segment is at `start`; returns the index after it.
+fn push_code_path(
+    tokens: &[Token],
+    start: usize,
+    leading_colons: bool,
+    inline_module_depth: usize,
+    paths: &mut Vec<SourcePath>,
+) -> usize {
+    let mut segments = Vec::new();
+    let mut i = start;
+    while let Some(Token {
+        kind: TokenKind::Ident(name),
+        line,
+    }) = tokens.get(i)
+    {
+        segments.push(Segment {
+            name: name.clone(),
+            line: *line,
+        });
+        if tokens.get(i + 1).map(|token| &token.kind) != Some(&TokenKind::PathSep) {
+            i += 1;
+            break;
+        }
+        i += 2;
+    }
+    paths.push(SourcePath {
+        segments,
+        leading_colons,
+        binding: None,
+        inline_module_depth,
+    });
+    i
+}
+
+struct UseTreeParser<'a> {
+    tokens: &'a [Token],
+    inline_module_depth: usize,
+    paths: &'a mut Vec<SourcePath>,
+}
+
+impl UseTreeParser<'_> {
+    fn kind_at(&self, i: usize) -> Option<&TokenKind> {
+        self.tokens.get(i).map(|token| &token.kind)
+    }
+
+    /// Flattens the use tree at `start` onto `prefix`; returns the index after it. Stops early,
+    /// without panicking, on anything that is not a use tree.
+    fn parse(&mut self, start: usize, prefix: &[Segment], mut leading_colons: bool) -> usize {
+        let mut segments = prefix.to_vec();
+        let mut i = start;
+        if segments.is_empty() && self.kind_at(i) == Some(&TokenKind::PathSep) {
+            leading_colons = true;
+            i += 1;
+        }
+        loop {
+            match self.kind_at(i).cloned() {
+                Some(TokenKind::Ident(name)) if name == "self" && !segments.is_empty() => {
+                    let bound = segments.last().map(|segment| segment.name.clone());
+                    return self.finish(i + 1, segments, leading_colons, bound);
+                }
+                Some(TokenKind::Ident(name)) => {
+                    segments.push(Segment {
+                        name: name.clone(),
+                        line: self.tokens[i].line,
+                    });
+                    if self.kind_at(i + 1) == Some(&TokenKind::PathSep) {
+                        i += 2;
+                        continue;
+                    }
+                    return self.finish(i + 1, segments, leading_colons, Some(name));
+                }
+                Some(TokenKind::Punct('*')) => {
+                    segments.push(Segment {
+                        name: "*".to_string(),
+                        line: self.tokens[i].line,
+                    });
+                    return self.finish(i + 1, segments, leading_colons, Some("*".to_string()));
+                }
+                Some(TokenKind::Punct('{')) => {
+                    i += 1;
+                    loop {
+                        match self.kind_at(i) {
+                            Some(TokenKind::Punct('}')) => return i + 1,
+                            Some(TokenKind::Punct(',')) => i += 1,
+                            None => return i,
+                            Some(_) => {
+                                let after = self.parse(i, &segments, leading_colons);
+                                if after == i {
+                                    return i;
+                                }
+                                i = after;
+                            }
+                        }
+                    }
+                }
+                _ => return i,
+            }
+        }
+    }
+
+    /// Records a complete branch, renamed by an `as` at `i` if there is one.
+    fn finish(
+        &mut self,
+        mut i: usize,
+        segments: Vec<Segment>,
+        leading_colons: bool,
+        mut binding: Option<String>,
+    ) -> usize {
+        if matches!(self.kind_at(i), Some(TokenKind::Ident(word)) if word == "as") {
+            if let Some(TokenKind::Ident(alias)) = self.kind_at(i + 1) {
+                binding = Some(alias.clone());
+            }
+            i += 2;
+        }
+        self.paths.push(SourcePath {
+            segments,
+            leading_colons,
+            binding,
+            inline_module_depth: self.inline_module_depth,
+        });
+        i
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scanner's own tests.
+
+/// (line, module) of every `crate::` import in `source`, read as a file of module `module_path`.
+fn imports_in(source: &str, module_path: &[&str]) -> Vec<(usize, String)> {
+    let module_path: Vec<String> = module_path.iter().map(|m| m.to_string()).collect();
+    crate_imports(&scan(source), &module_path)
+        .into_iter()
+        .map(|import| (import.line, import.root_name))
+        .collect()
+}
+
+fn owned(expected: &[(usize, &str)]) -> Vec<(usize, String)> {
+    expected
+        .iter()
+        .map(|&(line, module)| (line, module.to_string()))
+        .collect()
+}
+
+#[test]
+fn scanner_finds_grouped_and_inline_crate_paths_but_not_comments_or_strings() {
+    let source = r##"//! See [`ModelSpec`](crate::models::ModelSpec).
+use crate::{
+    data::DataError,
+    figures::{FigureError, segmentation::{self, draw}},
+};
+use crate::run::dir::RunDir;
+/// Calls `crate::hidden::f`.
+fn f() {
+    // crate::commented::out
+    /* crate::block /* nested crate::inner */ crate::still_comment */
+    let s = "crate::in_string";
+    let r = r#"crate::in_raw_string "quoted" "#;
+    let c = '"';
+    crate::progress::count_bar(1, &format!("{}", crate::fsutil::NAME));
+    let b = b"crate::in_bytes";
+}
+pub(crate) fn g<'a>(x: &'a str) -> &'a str { x }
+"##;
+    assert_eq!(
+        imports_in(source, &["tasks"]),
+        owned(&[
+            (3, "data"),
+            (4, "figures"),
+            (4, "figures"),
+            (4, "figures"),
+            (6, "run"),
+            (14, "progress"),
+            (14, "fsutil"),
+        ])
+    );
+}
+
+#[test]
+fn scanner_reports_the_import_path_as_written() {
+    let imports = crate_imports(
+        &scan("use crate::{a::b::{c, d as e}};\nfn f() { crate::x::y(); }"),
+        &["m".to_string()],
+    );
+    let paths: Vec<&str> = imports.iter().map(|import| import.path.as_str()).collect();
+    assert_eq!(paths, ["crate::a::b::c", "crate::a::b::d", "crate::x::y"]);
+}
+
+#[test]
+fn super_counts_as_a_crate_path_only_where_it_climbs_to_the_root() {
+    let source = "use super::conv;
+use super::super::models::Spec;
+fn f() { super::super::train::fit(); }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use super::super::engine::Batch;
+    use super::super::super::metrics::Accuracy;
+}
+use super::super::figures::Grid;
+";
+    // As `engine::cpu`, two `super`s reach the root; in its `mod tests`, three do.
+    assert_eq!(
+        imports_in(source, &["engine", "cpu"]),
+        owned(&[(2, "models"), (3, "train"), (8, "metrics"), (10, "figures")])
+    );
+    // As the top-level `bench`, one `super` reaches the root, and two from its `mod tests`.
+    let top_level = "use super::train::Fit;
+mod tests {
+    use super::*;
+    use super::super::data::Batch;
+}
+";
+    assert_eq!(
+        imports_in(top_level, &["bench"]),
+        owned(&[(1, "train"), (4, "data")])
+    );
+}
+
+#[test]
+fn scanner_names_the_burn_crate_only_at_the_start_of_a_path() {
+    let source = r#"use burn::prelude::*;
+use crate::engine::burn::Net;
+fn f() {
+    let net = burn_from_cpu(x);
+    let kind = EngineKind::Burn;
+    // burn::tensor in a comment
+    let s = "burn::tensor in a string";
+    let t: Vec<::burn::tensor::Tensor> = Vec::new();
+    let _ = engine::burn::device();
+}
+#[derive(clap::Args)]
+struct A;
+"#;
+    let scan = scan(source);
+    assert_eq!(lines_naming_crate(&scan, "burn"), BTreeSet::from([1, 8]));
+    assert_eq!(lines_naming_crate(&scan, "clap"), BTreeSet::from([11]));
+}
+
+#[test]
+fn a_module_bound_to_the_name_burn_shadows_the_crate() {
+    let imported = scan(
+        "use super::burn::{self, BurnModel};\nfn f() { burn::cpu_from_record(); ::burn::x(); }",
+    );
+    assert_eq!(lines_naming_crate(&imported, "burn"), BTreeSet::from([2]));
+    let declared = scan("pub mod burn;\nfn f() { burn::check_device(); }");
+    assert_eq!(lines_naming_crate(&declared, "burn"), BTreeSet::new());
+    let crate_itself = scan("use burn::{self, tensor};\nfn f() { burn::x(); }");
+    assert_eq!(
+        lines_naming_crate(&crate_itself, "burn"),
+        BTreeSet::from([1, 2])
+    );
+    let extern_crate = scan("extern crate burn as engine_crate;");
+    assert_eq!(
+        lines_naming_crate(&extern_crate, "burn"),
+        BTreeSet::from([1])
+    );
+}
+
+#[test]
+fn lexer_keeps_line_numbers_through_multi_line_comments_and_strings() {
+    let source = "/* one\ntwo */ let s = \"three\nfour\"; let r = r#\"five\n\"#;\nx";
+    let last = tokenize(source).pop().unwrap();
+    assert_eq!(last.kind, TokenKind::Ident("x".to_string()));
+    assert_eq!(last.line, 5);
+}
+
+#[test]
+fn lexer_tells_lifetimes_from_character_literals() {
+    let kinds: Vec<TokenKind> = tokenize("fn f<'a>(c: char) { '\\'' ; 'x' ; b'\"' ; 'a }")
+        .into_iter()
+        .map(|token| token.kind)
+        .collect();
+    let idents: Vec<&TokenKind> = kinds
+        .iter()
+        .filter(|kind| matches!(kind, TokenKind::Ident(_)))
+        .collect();
+    assert_eq!(
+        idents,
+        [
+            &TokenKind::Ident("fn".to_string()),
+            &TokenKind::Ident("f".to_string()),
+            &TokenKind::Ident("c".to_string()),
+            &TokenKind::Ident("char".to_string()),
+        ]
+    );
+    assert_eq!(kinds.last(), Some(&TokenKind::Punct('}')));
+}
+
+#[test]
+fn root_reexports_place_crate_level_names_in_their_module() {
+    let modules = BTreeSet::from(["error".to_string(), "engine".to_string()]);
+    let lib = scan(
+        "pub mod error;\npub use error::Error;\npub use crate::engine::{Trainer as T, kinds::*};",
+    );
+    assert_eq!(
+        root_reexports(&lib, &modules),
+        BTreeMap::from([
+            ("Error".to_string(), "error".to_string()),
+            ("T".to_string(), "engine".to_string()),
+        ])
+    );
+}
+
+#[test]
+fn layer_verdicts() {
+    assert_eq!(judge_import("run", "engine"), Ok(()));
+    assert_eq!(judge_import("engine", "engine"), Ok(()));
+    assert_eq!(
+        judge_import("run", "train"),
+        Err("run (layer 3) imports train (layer 4)".to_string())
+    );
+    assert_eq!(
+        judge_import("figures", "train"),
+        Err(
+            "figures (layer 4) imports train (layer 4; train and figures must not import each \
+             other)"
+                .to_string()
+        )
+    );
+    assert_eq!(judge_import("report", "predict"), Ok(()));
+    assert_eq!(
+        judge_import("train", "figures"),
+        Err(
+            "train (layer 4) imports figures (layer 4; train and figures must not import each \
+             other)"
+                .to_string()
+        )
+    );
+    assert!(judge_import("run", "device").is_err());
+}
+
+#[test]
+fn module_paths_follow_the_file_layout() {
+    assert_eq!(
+        module_path_of("src/engine/cpu/conv.rs"),
+        ["engine", "cpu", "conv"]
+    );
+    assert_eq!(module_path_of("src/engine/burn/mod.rs"), ["engine", "burn"]);
+    assert_eq!(module_path_of("src/bench.rs"), ["bench"]);
+    assert!(module_path_of("src/lib.rs").is_empty());
+    assert!(module_path_of("src/main.rs").is_empty());
+}
