@@ -31,7 +31,7 @@ const LAYERS: &[(u32, &[&str])] = &[
     (4, &["train", "figures"]),
     (5, &["tasks"]),
     (6, &["predict", "report", "bench"]),
-    (7, &["cli", "error"]),
+    (7, &["cli"]),
 ];
 
 /// Peers of one layer that must not import each other either: what both need belongs in a lower
