@@ -1,0 +1,245 @@
+//! The parts of the page every run has, whatever its task: titles, the headline figures,
+//! hyper-parameters, architecture, the eval command, folded tables, and the comparison of runs
+//! of one task.
+
+use super::ReportError;
+use super::html::{self, Cell, Table};
+use super::runs::{LoadedRun, TaskRun};
+
+use crate::run::config::{HyperParams, SegmentationConfig};
+
+pub(super) fn eval_command(run: &LoadedRun) -> String {
+    let task = if run.is_classification() {
+        "fashion"
+    } else {
+        "facade"
+    };
+    format!("convlab {task} eval --run {}", run.dir.root.display())
+}
+
+pub(super) fn task_title(run: &LoadedRun) -> &'static str {
+    if run.is_classification() {
+        "Fashion-MNIST classification"
+    } else {
+        "Mini Facade segmentation"
+    }
+}
+
+/// One row per run of the same task; the best headline figure is highlighted.
+pub(super) fn comparison(runs: &[&LoadedRun]) -> Result<String, ReportError> {
+    let classification = runs[0].is_classification();
+    let mut table = if classification {
+        Table::new(
+            "Classification runs compared (test set)",
+            &[
+                "run",
+                "model",
+                "test accuracy",
+                "best val accuracy",
+                "epochs",
+                "training time",
+                "parameters",
+            ],
+        )
+    } else {
+        Table::new(
+            "Segmentation runs compared (test_dev set)",
+            &[
+                "run",
+                "model",
+                "test mAP",
+                "test mIoU",
+                "best val mAP",
+                "epochs",
+                "training time",
+                "parameters",
+            ],
+        )
+    };
+    let mut best = (f64::NEG_INFINITY, 0);
+    for (i, run) in runs.iter().enumerate() {
+        let (epochs, seconds) = run.training_time();
+        let (_, params) = run.architecture()?;
+        let mut cells = vec![Cell::text(&run.name), Cell::text(run.model())];
+        match &run.task {
+            TaskRun::Classification {
+                metrics, history, ..
+            } => {
+                cells.push(Cell::percent(metrics.test.accuracy));
+                cells.push(Cell::percent(
+                    history
+                        .iter()
+                        .map(|r| r.val_accuracy)
+                        .fold(f64::NAN, f64::max),
+                ));
+            }
+            TaskRun::Segmentation {
+                metrics, history, ..
+            } => {
+                cells.push(Cell::num(metrics.test.map, 3));
+                cells.push(Cell::num(metrics.test.miou, 3));
+                cells.push(Cell::num(
+                    history.iter().map(|r| r.val_map).fold(f64::NAN, f64::max),
+                    3,
+                ));
+            }
+        }
+        cells.push(Cell::Number(epochs.to_string()));
+        cells.push(Cell::Number(html::duration(seconds)));
+        cells.push(Cell::Number(html::count(params)));
+        table.push(cells);
+        let (_, value) = run.headline();
+        if value > best.0 {
+            best = (value, i);
+        }
+    }
+    if best.0.is_finite() {
+        table.rows[best.1].highlight = true;
+        if let Cell::Text(name) = &mut table.rows[best.1].cells[0] {
+            name.push_str(" (best)");
+        }
+    }
+    let title = if classification {
+        "Comparison: Fashion-MNIST"
+    } else {
+        "Comparison: Mini Facade"
+    };
+    Ok(format!(
+        "<section class=\"compare\"><h2>{title}</h2>\n{}</section>\n",
+        table.render()
+    ))
+}
+
+pub(super) fn headline(run: &LoadedRun) -> Result<String, ReportError> {
+    let (epochs, seconds) = run.training_time();
+    let (_, params) = run.architecture()?;
+    let results = match &run.task {
+        TaskRun::Classification {
+            metrics, history, ..
+        } => format!(
+            "Test accuracy <strong>{:.2}%</strong> · validation {:.2}% (checkpoint of epoch {}{})",
+            100.0 * metrics.test.accuracy,
+            100.0 * metrics.val.accuracy,
+            metrics.epoch,
+            best_note(&metrics.checkpoint, history.len()),
+        ),
+        TaskRun::Segmentation {
+            metrics, history, ..
+        } => format!(
+            "Test mAP <strong>{:.3}</strong> · mIoU {:.3} · pixel accuracy {:.2}% · validation \
+             mAP {:.3} (checkpoint of epoch {}{})",
+            metrics.test.map,
+            metrics.test.miou,
+            100.0 * metrics.test.pixel_accuracy,
+            metrics.val.map,
+            metrics.epoch,
+            best_note(&metrics.checkpoint, history.len()),
+        ),
+    };
+    Ok(format!(
+        "<p class=\"headline\">{results}<br>{epochs} epochs in {} · {} parameters</p>\n",
+        html::duration(seconds),
+        html::count(params)
+    ))
+}
+
+fn best_note(checkpoint: &str, epochs: usize) -> String {
+    if checkpoint.starts_with("best") {
+        format!(", the best on validation of {epochs}")
+    } else {
+        String::new()
+    }
+}
+
+pub(super) fn hyper_parameters(run: &LoadedRun) -> Table {
+    let p: &HyperParams = run.params();
+    let mut t = Table::new("Hyper-parameters", &["setting", "value"]);
+    let optimiser = if p.decoupled_decay() {
+        format!("AdamW, decoupled weight decay {}", p.weight_decay())
+    } else {
+        format!("Adam, L2 weight decay {}", p.weight_decay())
+    };
+    let mut rows = vec![
+        ("optimiser", optimiser),
+        ("learning rate", format!("{}", p.lr())),
+        ("schedule", format!("{:?}", p.schedule()).to_lowercase()),
+        ("epochs", p.epochs().to_string()),
+        ("batch size", p.batch_size().to_string()),
+        ("seed", p.seed().to_string()),
+        (
+            "training images",
+            p.limit()
+                .map_or("all of the training split".into(), |n| format!("first {n}")),
+        ),
+    ];
+    match &run.task {
+        TaskRun::Classification { .. } => {
+            rows.push((
+                "augmentation",
+                p.augment().map_or("none".into(), |a| {
+                    let flip = if a.flip { " + horizontal flip" } else { "" };
+                    format!("random crop (pad {}){flip}", a.pad)
+                }),
+            ));
+            rows.push((
+                "label smoothing",
+                p.label_smoothing().map_or("none".into(), |s| s.to_string()),
+            ));
+        }
+        TaskRun::Segmentation { config, .. } => {
+            rows.push((
+                "augmentation",
+                config.augment.map_or("none".into(), |a| {
+                    let flip = if a.flip { "horizontal flip + " } else { "" };
+                    format!("{flip}random zoom up to {}x and crop", a.max_scale)
+                }),
+            ));
+            rows.push(("class weights", class_weighting(config)));
+        }
+    }
+    for (k, v) in rows {
+        t.push(vec![Cell::text(k), Cell::text(v)]);
+    }
+    t
+}
+
+fn class_weighting(config: &SegmentationConfig) -> String {
+    use crate::run::config::ClassWeighting;
+    match config.class_weighting {
+        ClassWeighting::None => "none".into(),
+        ClassWeighting::SqrtMedianFrequency => "sqrt(median frequency / class frequency)".into(),
+    }
+}
+
+/// Long layer lists (U-Nets) fold away; short ones show open.
+pub(super) fn architecture(run: &LoadedRun) -> Result<String, ReportError> {
+    let (rows, params) = run.architecture()?;
+    let mut t = Table::new(
+        format!("Architecture ({} parameters)", html::count(params)),
+        &["#", "layer", "output shape", "parameters"],
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let shape: Vec<String> = r.output_shape.iter().map(|d| d.to_string()).collect();
+        t.push(vec![
+            Cell::Number(i.to_string()),
+            Cell::text(&r.layer),
+            Cell::text(shape.join("×")),
+            Cell::Number(html::count(r.params)),
+        ]);
+    }
+    let open = if rows.len() <= 24 { " open" } else { "" };
+    Ok(format!(
+        "<details{open}><summary>Architecture: {} layers, {} parameters</summary>\n{}</details>\n",
+        rows.len(),
+        html::count(params),
+        t.render()
+    ))
+}
+
+pub(super) fn details(summary: &str, table: &Table) -> String {
+    format!(
+        "<details><summary>{}</summary>\n{}</details>\n",
+        html::escape(summary),
+        table.render()
+    )
+}

@@ -1,0 +1,158 @@
+//! A segmentation run's section: training curves and epoch log, per-class AP and IoU,
+//! predictions on test_dev, and predictions on the user's own photos (`--photos`).
+
+use std::path::{Path, PathBuf};
+
+use super::ReportError;
+use super::assets::Assets;
+use super::common::details;
+use super::html::{self, Cell, Table};
+use super::runs::LoadedRun;
+
+use crate::engine::Compute;
+use crate::run::records::SegmentationEpoch;
+use crate::run::results::SegmentationMetrics;
+
+pub(super) fn segmentation(
+    run: &LoadedRun,
+    assets: &Assets,
+    metrics: &SegmentationMetrics,
+    history: &[SegmentationEpoch],
+    photos: &[PathBuf],
+    compute: &Compute,
+) -> Result<String, ReportError> {
+    let mut out = String::from("<h3>Training</h3>\n");
+    out.push_str(&assets.figure(
+        run,
+        "curves.png",
+        "Line charts of training and validation loss (left) and validation mAP (right) per epoch",
+        "Loss per epoch (training blue, validation orange) and validation mAP.",
+    )?);
+    out.push_str(&epoch_log_segmentation(history));
+
+    out.push_str("<h3>Average precision and IoU per class</h3>\n<div class=\"grid\"><div>\n");
+    let mut t = Table::new(
+        "Per-class AP (as scikit-learn's average_precision_score over all pixels) and IoU",
+        &["class", "val AP", "test AP", "val IoU", "test IoU"],
+    );
+    for (c, name) in metrics.class_names.iter().enumerate() {
+        t.push(vec![
+            Cell::text(name),
+            Cell::num(metrics.val.ap[c], 3),
+            Cell::num(metrics.test.ap[c], 3),
+            Cell::num(metrics.val.iou[c], 3),
+            Cell::num(metrics.test.iou[c], 3),
+        ]);
+    }
+    t.push(vec![
+        Cell::text("mean (mAP, mIoU)"),
+        Cell::num(metrics.val.map, 3),
+        Cell::num(metrics.test.map, 3),
+        Cell::num(metrics.val.miou, 3),
+        Cell::num(metrics.test.miou, 3),
+    ]);
+    let last = t.rows.len() - 1;
+    t.rows[last].highlight = true;
+    out.push_str(&t.render());
+    out.push_str("</div><div>\n");
+    out.push_str(&assets.figure(
+        run,
+        "ap.png",
+        "Bar chart of test average precision per class with the mean",
+        "Test AP per class; the mean is the mAP.",
+    )?);
+    out.push_str("</div></div>\n<h3>Predictions on test_dev</h3>\n");
+    out.push_str(&assets.figure(
+        run,
+        "legend.png",
+        "Colour legend: others, facade, pillar, window, balcony",
+        "Colours of the five classes.",
+    )?);
+    out.push_str(&assets.figure(
+        run,
+        "predictions.png",
+        "Rows of test photos, their ground-truth label maps and the predicted label maps",
+        "Photo | ground truth | prediction, for test_dev images.",
+    )?);
+    out.push_str(&assets.figure(
+        run,
+        "confusion.png",
+        "Pixel confusion matrix of test_dev: true class in rows, predicted in columns",
+        "Test pixel confusion matrix: rows are true classes, columns predictions.",
+    )?);
+    if !photos.is_empty() {
+        out.push_str(&extra_photos(run, assets, photos, compute)?);
+    }
+    Ok(out)
+}
+
+/// Segments the user's photos with the run's model; a table of overlays and colour masks.
+fn extra_photos(
+    run: &LoadedRun,
+    assets: &Assets,
+    photos: &[PathBuf],
+    compute: &Compute,
+) -> Result<String, ReportError> {
+    let out_dir = assets.dir().join("photos");
+    let predictions =
+        crate::predict::predict_command(&run.dir.root, photos, &out_dir, false, compute)?;
+    let files: Vec<_> = predictions.into_iter().map(|p| p.files).collect();
+    let mut t = Table::new(
+        "Predictions on your photos (rescaled to 256×256)",
+        &["photo", "overlay with legend", "colour-coded prediction"],
+    );
+    for (photo, f) in photos.iter().zip(&files) {
+        let name = photo
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let rel = |p: &Path| {
+            format!(
+                "{}/photos/{}",
+                assets.folder,
+                p.file_name().unwrap_or_default().to_string_lossy()
+            )
+        };
+        t.push(vec![
+            Cell::text(&name),
+            Cell::Html(html::image(
+                &rel(&f.overlay),
+                &format!("Prediction for {name} blended over the photo, with a legend"),
+            )),
+            Cell::Html(html::image(
+                &rel(&f.color),
+                &format!("Colour-coded class of each pixel of {name}"),
+            )),
+        ]);
+    }
+    Ok(format!("<h3>Your photos</h3>\n{}", t.render()))
+}
+
+fn epoch_log_segmentation(history: &[SegmentationEpoch]) -> String {
+    let mut t = Table::new(
+        "Per-epoch log (metrics.jsonl)",
+        &[
+            "epoch",
+            "train loss",
+            "val loss",
+            "val mAP",
+            "val mIoU",
+            "val pixel acc",
+            "learning rate",
+            "seconds",
+        ],
+    );
+    for r in history {
+        t.push(vec![
+            Cell::Number(r.epoch.to_string()),
+            Cell::num(r.train_loss, 4),
+            Cell::num(r.val_loss, 4),
+            Cell::num(r.val_map, 3),
+            Cell::num(r.val_miou, 3),
+            Cell::percent(r.val_pixel_accuracy),
+            Cell::Number(format!("{:.2e}", r.lr)),
+            Cell::num(r.seconds, 1),
+        ]);
+    }
+    details("Per-epoch log", &t)
+}
