@@ -1,0 +1,106 @@
+//! Convolution and transposed convolution, forward and backward, as im2col + GEMM: one image
+//! at a time in row blocks where planes are large, several images per product where small.
+//!
+//! One geometry serves both: a transposed convolution's forward pass is the input gradient of
+//! the convolution it transposes, and its input gradient is that convolution's forward pass
+//! (PyTorch's `ConvTranspose2d` is defined that way). The unfolded columns are built a few
+//! output rows at a time, so the block the GEMM reads stays in cache and the buffer stays small.
+//!
+//! By concern: `geometry` (the shape, im2col / col2im, row blocks), `schedule` (groups, scratch
+//! buffers, which method a group takes, threads), `gemm` (the unfolded products of one group),
+//! `phases` (strided input gradients by sub-pixel phase), `pooled` (convolution fused with
+//! max-pooling), `transposed` (transposed convolution); here the entry points and bias sums.
+
+mod gemm;
+mod geometry;
+mod phases;
+mod pooled;
+mod schedule;
+#[cfg(test)]
+mod tests;
+mod transposed;
+
+pub use geometry::ConvGeometry;
+pub use pooled::{conv_pool_backward, conv_pool_forward};
+pub use transposed::{
+    conv_transpose_forward, conv_transpose_input_grad, conv_transpose_weight_grad,
+};
+
+use schedule::{Scratch, for_each_group, in_runs};
+
+/// `out [n, c_out, h_out, w_out]` of the convolution of `input [n, c_in, h, w]`.
+pub fn conv_forward(
+    g: &ConvGeometry,
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let images = g.images_per_group(input.len() / g.in_len());
+    let items: Vec<_> = input
+        .chunks(images * g.in_len())
+        .zip(out.chunks_mut(images * g.out_len()))
+        .collect();
+    for_each_group(items, |(x, o), scratch, threads| {
+        g.forward_part(x, weight, bias, o, scratch, threads)
+    });
+}
+
+/// The input gradient `[n, c_in, h, w]` of a convolution, overwriting `grad_in`.
+pub fn conv_input_grad(g: &ConvGeometry, grad_out: &[f32], weight: &[f32], grad_in: &mut [f32]) {
+    if let Some((flipped, kernels)) = g.flipped(weight) {
+        conv_forward(&flipped, grad_out, &kernels, None, grad_in);
+        return;
+    }
+    let images = g.images_per_group(grad_in.len() / g.in_len());
+    let items: Vec<_> = grad_out
+        .chunks(images * g.out_len())
+        .zip(grad_in.chunks_mut(images * g.in_len()))
+        .collect();
+    let phases = g.input_grad_phases(weight);
+    for_each_group(items, |(dy, dx), scratch, threads| {
+        g.input_grad_part(dy, weight, &phases, dx, scratch, threads)
+    });
+}
+
+/// The weight gradient `[c_out, c_in, k, k]` of a convolution, summed over the batch. Each
+/// thread sums a fixed run of groups and the runs are added in order, so the result does not
+/// depend on how rayon schedules the work (training is repeatable for a given thread count).
+pub fn conv_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Vec<f32> {
+    let images = g.images_per_group(input.len() / g.in_len());
+    let mut groups: Vec<_> = grad_out
+        .chunks(images * g.out_len())
+        .zip(input.chunks(images * g.in_len()))
+        .collect();
+    in_runs(&mut groups, |run, threads| {
+        let (mut acc, mut scratch) = (vec![0.0; g.weight_len()], Scratch::default());
+        for &mut (dy, x) in run {
+            g.weight_grad_part(dy, x, &mut acc, &mut scratch, threads);
+        }
+        acc
+    })
+    .into_iter()
+    .reduce(add_into)
+    .expect("at least one image")
+}
+
+fn add_into(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
+    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+    a
+}
+
+/// Per-channel sums of `[n, channels, plane]` values (a bias gradient).
+pub fn channel_sums(values: &[f32], channels: usize, plane: usize) -> Vec<f32> {
+    let mut sums = vec![0.0f64; channels];
+    add_channel_sums(values, plane, &mut sums);
+    sums.into_iter().map(|s| s as f32).collect()
+}
+
+/// Adds the per-channel sums of `[n, sums.len(), plane]` values to `sums`.
+fn add_channel_sums(values: &[f32], plane: usize, sums: &mut [f64]) {
+    for image in values.chunks(sums.len() * plane) {
+        for (sum, channel) in sums.iter_mut().zip(image.chunks(plane)) {
+            *sum += channel.iter().map(|&v| v as f64).sum::<f64>();
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The input gradient of a strided convolution by sub-pixel phases: the input positions with
+//! the same remainders modulo the stride receive from the same kernel taps, so each phase is
+//! one dense product (`PhaseKernel`: a phase's taps and kernel, built once per pass).
+
+use super::geometry::ConvGeometry;
+use super::schedule::{BLOCK_FLOATS, Scratch};
+use crate::engine::cpu::matmul::{Threads, View, matmul};
+
+/// One phase (`py`, `px`: input position mod stride) of a strided convolution's input
+/// gradient: the kernel taps reaching it, with their offsets, and the kernel they make.
+pub(super) struct PhaseKernel {
+    py: usize,
+    px: usize,
+    taps_y: Vec<(usize, isize)>,
+    taps_x: Vec<(usize, isize)>,
+    kernel: Vec<f32>,
+}
+
+impl ConvGeometry {
+    /// The kernel taps through which input positions of phase `p` (position mod stride) are
+    /// reached, each with the offset from the phase's own index to the output position read:
+    /// input `stride * m + p` receives from output `m + offset` through tap `kernel_index`.
+    fn phase_taps(&self, p: usize) -> Vec<(usize, isize)> {
+        let (s, reach) = (self.stride as isize, (p + self.pad) as isize);
+        (0..self.k)
+            .filter(|&t| (reach - t as isize).rem_euclid(s) == 0)
+            .map(|t| (t, (reach - t as isize) / s))
+            .collect()
+    }
+
+    /// What [`ConvGeometry::input_grad_part`] needs to compute input gradients by phase: the
+    /// phase kernels where images go one at a time with a stride, none otherwise. Built once
+    /// per pass, not per image.
+    pub(super) fn input_grad_phases(&self, weight: &[f32]) -> Vec<PhaseKernel> {
+        if self.stride > 1 && !self.groups_images() {
+            self.phase_kernels(weight)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Every phase's taps and its kernel `[c_in, c_out * taps_y * taps_x]`.
+    pub(super) fn phase_kernels(&self, weight: &[f32]) -> Vec<PhaseKernel> {
+        let (s, k, c_in, c_out) = (self.stride, self.k, self.c_in, self.c_out);
+        let phase = |py: usize, px: usize| {
+            let (taps_y, taps_x) = (self.phase_taps(py), self.phase_taps(px));
+            let inner = c_out * taps_y.len() * taps_x.len();
+            let mut kernel = vec![0.0; c_in * inner];
+            for (ci, row) in kernel.chunks_mut(inner.max(1)).enumerate().take(c_in) {
+                let mut at = 0;
+                for co in 0..c_out {
+                    for &(ky, _) in &taps_y {
+                        for &(kx, _) in &taps_x {
+                            row[at] = weight[((co * c_in + ci) * k + ky) * k + kx];
+                            at += 1;
+                        }
+                    }
+                }
+            }
+            PhaseKernel {
+                py,
+                px,
+                taps_y,
+                taps_x,
+                kernel,
+            }
+        };
+        (0..s)
+            .flat_map(|py| (0..s).map(move |px| (py, px)))
+            .map(|(py, px)| phase(py, px))
+            .collect()
+    }
+
+    /// One image's input gradient of a strided convolution, one phase at a time (sub-pixel):
+    /// the input positions with the same remainders modulo the stride receive from the same
+    /// kernel taps, so each phase is a dense product written once, where col2im would scatter
+    /// and add `k²` values per output position.
+    pub(super) fn input_grad_by_phases(
+        &self,
+        grad_out: &[f32],
+        phases: &[PhaseKernel],
+        grad_in: &mut [f32],
+        scratch: &mut Scratch,
+        threads: Threads,
+    ) {
+        let (s, c_in) = (self.stride, self.c_in);
+        for phase in phases {
+            let (py, px, taps_y, taps_x) = (phase.py, phase.px, &phase.taps_y, &phase.taps_x);
+            let rows = self.h.saturating_sub(py).div_ceil(s);
+            let cols = self.w.saturating_sub(px).div_ceil(s);
+            let inner = phase.kernel.len() / c_in;
+            let rows_per_block = (BLOCK_FLOATS / (inner * cols).max(1)).clamp(1, rows.max(1));
+            for m0 in (0..rows).step_by(rows_per_block) {
+                let m1 = (m0 + rows_per_block).min(rows);
+                let width = (m1 - m0) * cols;
+                let gathered = &mut scratch.cols;
+                gathered.resize(inner * width, 0.0);
+                let mut row = 0;
+                for plane in grad_out.chunks(self.out_plane()) {
+                    for &(_, oy) in taps_y {
+                        for &(_, ox) in taps_x {
+                            for m in m0..m1 {
+                                let dst = &mut gathered[row + (m - m0) * cols..][..cols];
+                                self.gather_shifted(plane, m as isize + oy, ox, dst);
+                            }
+                            row += width;
+                        }
+                    }
+                }
+                scratch.rows.resize(c_in * width, 0.0);
+                matmul(
+                    c_in,
+                    width,
+                    inner,
+                    &mut scratch.rows,
+                    width,
+                    false,
+                    View::rows(&phase.kernel, inner.max(1)),
+                    View::rows(gathered, width),
+                    threads,
+                );
+                for (ci, values) in scratch.rows.chunks(width).enumerate() {
+                    let channel = &mut grad_in[ci * self.h * self.w..(ci + 1) * self.h * self.w];
+                    for m in m0..m1 {
+                        let y = s * m + py;
+                        let dst = &mut channel[y * self.w..(y + 1) * self.w];
+                        let src = &values[(m - m0) * cols..(m - m0 + 1) * cols];
+                        dst[px..]
+                            .iter_mut()
+                            .step_by(s)
+                            .zip(src)
+                            .for_each(|(d, &v)| *d = v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dst[n] = plane[y][n + shift]` of an output-shaped plane, zero outside it.
+    fn gather_shifted(&self, plane: &[f32], y: isize, shift: isize, dst: &mut [f32]) {
+        let w = self.w_out as isize;
+        if y < 0 || y >= self.h_out as isize {
+            dst.fill(0.0);
+            return;
+        }
+        let len = dst.len() as isize;
+        let first = (-shift).clamp(0, len);
+        let last = (w - shift).clamp(first, len);
+        let src = &plane[y as usize * self.w_out..(y as usize + 1) * self.w_out];
+        let (first, last) = (first as usize, last as usize);
+        dst[..first].fill(0.0);
+        dst[last..].fill(0.0);
+        let start = (first as isize + shift) as usize;
+        dst[first..last].copy_from_slice(&src[start..start + last - first]);
+    }
+}

@@ -1,0 +1,163 @@
+//! How a batch is cut and run: the block and group sizes, the per-thread `Scratch`, how many
+//! images go into one product and which method each group takes (row blocks, a group side by
+//! side, Winograd, phases), and how groups go over the threads (`for_each_group`, and `in_runs`
+//! for sums that must not depend on rayon's scheduling).
+
+use rayon::prelude::*;
+
+use super::geometry::ConvGeometry;
+use super::phases::PhaseKernel;
+use crate::engine::cpu::matmul::Threads;
+use crate::engine::cpu::winograd;
+
+/// Floats of unfolded columns built at once for one image (1 MiB).
+pub(super) const BLOCK_FLOATS: usize = 1 << 18;
+/// Floats of unfolded columns for a group of small images (2 MiB).
+const GROUP_FLOATS: usize = 1 << 19;
+
+/// Per-thread buffers: unfolded columns, and output-shaped rows of a group.
+#[derive(Default)]
+pub(super) struct Scratch {
+    pub(super) cols: Vec<f32>,
+    pub(super) rows: Vec<f32>,
+    /// A group's full-size output, pooled before it leaves the cache.
+    pub(super) full: Vec<f32>,
+}
+
+impl ConvGeometry {
+    /// Images per product: small planes are unfolded several images side by side so that each
+    /// GEMM is large enough to run at the kernel's speed (a 14x14 plane alone is 196 columns);
+    /// large planes go one image at a time, in row blocks.
+    pub(super) fn images_per_group(&self, n: usize) -> usize {
+        if !self.groups_images() {
+            return 1;
+        }
+        let by_size = (GROUP_FLOATS / (self.patch() * self.out_plane())).max(1);
+        let by_threads = n.div_ceil(rayon::current_num_threads()).max(1);
+        by_size.min(by_threads)
+    }
+
+    /// Whether whole images are unfolded side by side (small planes) rather than one image in
+    /// row blocks.
+    pub(super) fn groups_images(&self) -> bool {
+        self.patch() * self.out_plane() < GROUP_FLOATS / 2
+    }
+
+    /// The forward pass of consecutive images, by whichever of the two layouts fits the plane;
+    /// small planes with many channels by Winograd's method (on large planes one image's
+    /// transforms outgrow the caches: `unet` was 5% slower with them).
+    pub(super) fn forward_part(
+        &self,
+        images: &[f32],
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+        threads: Threads,
+    ) {
+        if self.groups_images() && winograd::applies(self) {
+            let Scratch { cols, rows, .. } = scratch;
+            winograd::forward(self, images, weight, bias, out, cols, rows, threads)
+        } else if self.groups_images() {
+            self.forward_group(images, weight, bias, out, scratch, threads)
+        } else {
+            for (x, o) in images
+                .chunks(self.in_len())
+                .zip(out.chunks_mut(self.out_len()))
+            {
+                self.forward_image(x, weight, bias, o, &mut scratch.cols, threads)
+            }
+        }
+    }
+
+    /// The input gradient of consecutive images (overwriting `grad_in`); `phases` from
+    /// [`ConvGeometry::input_grad_phases`].
+    pub(super) fn input_grad_part(
+        &self,
+        grad_out: &[f32],
+        weight: &[f32],
+        phases: &[PhaseKernel],
+        grad_in: &mut [f32],
+        scratch: &mut Scratch,
+        threads: Threads,
+    ) {
+        if self.groups_images() {
+            self.input_grad_group(grad_out, weight, grad_in, scratch, threads)
+        } else {
+            for (dy, dx) in grad_out
+                .chunks(self.out_len())
+                .zip(grad_in.chunks_mut(self.in_len()))
+            {
+                if self.stride > 1 {
+                    self.input_grad_by_phases(dy, phases, dx, scratch, threads)
+                } else {
+                    self.input_grad_image(dy, weight, dx, &mut scratch.cols, threads)
+                }
+            }
+        }
+    }
+
+    /// Adds the weight gradient of consecutive images to `grad_weight`.
+    pub(super) fn weight_grad_part(
+        &self,
+        grad_out: &[f32],
+        images: &[f32],
+        grad_weight: &mut [f32],
+        scratch: &mut Scratch,
+        threads: Threads,
+    ) {
+        if self.groups_images() && winograd::applies(self) {
+            let Scratch { cols, rows, .. } = scratch;
+            winograd::weight_grad(self, grad_out, images, grad_weight, cols, rows, threads)
+        } else if self.groups_images() {
+            self.weight_grad_group(grad_out, images, grad_weight, scratch, threads)
+        } else {
+            for (dy, x) in grad_out
+                .chunks(self.out_len())
+                .zip(images.chunks(self.in_len()))
+            {
+                self.weight_grad_image(dy, x, grad_weight, &mut scratch.cols, threads)
+            }
+        }
+    }
+}
+
+/// Whether a batch of `n` is split over the threads (one group of images each) rather than
+/// each product.
+fn per_group(groups: usize) -> bool {
+    groups >= rayon::current_num_threads()
+}
+
+/// Runs `f(group, scratch, threads)` for every group, over the threads when there are enough.
+pub(super) fn for_each_group<T: Send>(items: Vec<T>, f: impl Fn(T, &mut Scratch, Threads) + Sync) {
+    if per_group(items.len()) {
+        items
+            .into_par_iter()
+            .for_each_init(Scratch::default, |scratch, item| {
+                f(item, scratch, Threads::One)
+            });
+    } else {
+        let mut scratch = Scratch::default();
+        items
+            .into_iter()
+            .for_each(|item| f(item, &mut scratch, Threads::All));
+    }
+}
+
+/// Calls `f` on fixed runs of consecutive `items` (one run per thread when there are enough
+/// items, else one run whose products use all threads) and returns the results in order, so
+/// that a sum over them does not depend on how rayon schedules the work.
+pub(super) fn in_runs<T: Send, R: Send>(
+    items: &mut [T],
+    f: impl Fn(&mut [T], Threads) -> R + Sync,
+) -> Vec<R> {
+    if per_group(items.len()) {
+        let per_run = items.len().div_ceil(rayon::current_num_threads());
+        items
+            .par_chunks_mut(per_run)
+            .map(|run| f(run, Threads::One))
+            .collect()
+    } else {
+        vec![f(items, Threads::All)]
+    }
+}

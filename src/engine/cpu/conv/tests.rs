@@ -1,0 +1,153 @@
+//! The convolutions against their definition, the Winograd and phase paths against the
+//! unfolded ones, and the backward passes as adjoints of the forward pass.
+
+use super::*;
+use crate::engine::cpu::matmul::Threads;
+use crate::engine::cpu::winograd;
+
+/// The definition, one multiply-add at a time.
+fn naive_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; g.out_len()];
+    for o in 0..g.c_out {
+        for y in 0..g.h_out {
+            for xo in 0..g.w_out {
+                let mut s = 0.0;
+                for c in 0..g.c_in {
+                    for ky in 0..g.k {
+                        for kx in 0..g.k {
+                            let iy = (y * g.stride + ky) as isize - g.pad as isize;
+                            let ix = (xo * g.stride + kx) as isize - g.pad as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                s += x[(c * g.h + iy as usize) * g.w + ix as usize]
+                                    * w[((o * g.c_in + c) * g.k + ky) * g.k + kx];
+                            }
+                        }
+                    }
+                }
+                out[(o * g.h_out + y) * g.w_out + xo] = s;
+            }
+        }
+    }
+    out
+}
+
+/// Each value within `tolerance` of the expected one.
+fn assert_close(actual: &[f32], expected: &[f32], tolerance: f32, g: &ConvGeometry) {
+    assert_eq!(actual.len(), expected.len(), "{g:?}");
+    for (a, b) in actual.iter().zip(expected) {
+        assert!((a - b).abs() < tolerance, "{g:?}: {a} vs {b}");
+    }
+}
+
+fn ramp(n: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 7919 % 23) as f32 - 11.0) * scale)
+        .collect()
+}
+
+#[test]
+fn forward_matches_the_definition_for_strides_paddings_and_odd_sizes() {
+    for (c_in, h, w, c_out, k, stride, pad) in [
+        (2, 5, 7, 3, 3, 1, 1),
+        (3, 9, 8, 2, 3, 2, 1),
+        (1, 6, 6, 4, 4, 2, 1),
+        (2, 5, 5, 2, 1, 1, 0),
+        (2, 4, 4, 3, 3, 1, 0),
+    ] {
+        let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
+        let x = ramp(g.in_len(), 0.1);
+        let wt = ramp(g.weight_len(), 0.05);
+        let mut out = vec![0.0; g.out_len()];
+        conv_forward(&g, &x, &wt, None, &mut out);
+        assert_close(&out, &naive_conv(&g, &x, &wt), 1e-4, &g);
+    }
+}
+
+#[test]
+fn winograd_convolutions_match_the_definition_for_odd_sizes_and_several_images() {
+    for (n, h, w) in [(3, 7, 5), (2, 6, 6), (1, 1, 3)] {
+        let g = ConvGeometry::conv(64, h, w, 65, 3, 1, 1);
+        assert!(winograd::applies(&g) && g.groups_images());
+        let x = ramp(n * g.in_len(), 0.1);
+        let wt = ramp(g.weight_len(), 0.05);
+        let bias = ramp(g.c_out, 0.3);
+        let mut out = vec![0.0; n * g.out_len()];
+        conv_forward(&g, &x, &wt, Some(&bias), &mut out);
+        for (image_out, image) in out.chunks(g.out_len()).zip(x.chunks(g.in_len())) {
+            let mut expected = naive_conv(&g, image, &wt);
+            for (channel, &b) in expected.chunks_mut(g.out_plane()).zip(&bias) {
+                channel.iter_mut().for_each(|v| *v += b);
+            }
+            assert_close(image_out, &expected, 1e-4, &g);
+        }
+    }
+}
+
+#[test]
+fn winograd_weight_gradient_matches_the_unfolded_product() {
+    for (n, h, w) in [(3, 7, 5), (2, 6, 6)] {
+        let g = ConvGeometry::conv(64, h, w, 65, 3, 1, 1);
+        let x = ramp(n * g.in_len(), 0.1);
+        let dy = ramp(n * g.out_len(), 0.07);
+        let mut scratch = Scratch::default();
+        let mut winograd = vec![0.5; g.weight_len()];
+        g.weight_grad_part(&dy, &x, &mut winograd, &mut scratch, Threads::One);
+        let mut unfolded = vec![0.5; g.weight_len()];
+        g.weight_grad_group(&dy, &x, &mut unfolded, &mut scratch, Threads::One);
+        assert_close(&winograd, &unfolded, 1e-4, &g);
+    }
+}
+
+#[test]
+fn strided_input_gradients_by_phases_match_col2im() {
+    for (c_in, h, w, c_out, k, stride, pad) in [
+        (3, 7, 5, 4, 3, 2, 1),
+        (2, 8, 8, 3, 4, 2, 1),
+        (2, 9, 7, 2, 3, 2, 0),
+        (2, 6, 7, 3, 1, 2, 0),
+        (3, 10, 9, 2, 5, 3, 2),
+    ] {
+        let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
+        let wt = ramp(g.weight_len(), 0.05);
+        let dy = ramp(g.out_len(), 0.07);
+        let mut scratch = Scratch::default();
+        let mut by_phases = vec![f32::NAN; g.in_len()];
+        let phases = g.phase_kernels(&wt);
+        g.input_grad_by_phases(&dy, &phases, &mut by_phases, &mut scratch, Threads::One);
+        let mut scattered = vec![0.0; g.in_len()];
+        g.input_grad_image(&dy, &wt, &mut scattered, &mut scratch.cols, Threads::One);
+        assert_close(&by_phases, &scattered, 1e-5, &g);
+    }
+}
+
+/// <conv(x), dy> = <x, input_grad(dy)> and = <w, weight_grad(dy, x)>: the adjoint identities
+/// every correct backward pass satisfies.
+#[test]
+fn backward_passes_are_the_adjoints_of_the_forward_pass() {
+    for (n, (c_in, h, w, c_out, k, stride, pad)) in [
+        (1, (2, 7, 5, 3, 3, 2, 1)),
+        (3, (3, 6, 6, 2, 4, 2, 1)),
+        (2, (2, 5, 5, 4, 1, 1, 0)),
+        (3, (64, 6, 5, 64, 3, 1, 1)),
+    ] {
+        let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
+        let x = ramp(n * g.in_len(), 0.1);
+        let wt = ramp(g.weight_len(), 0.03);
+        let dy = ramp(n * g.out_len(), 0.07);
+        let mut y = vec![0.0; n * g.out_len()];
+        conv_forward(&g, &x, &wt, None, &mut y);
+        let mut dx = vec![1.0; x.len()];
+        conv_input_grad(&g, &dy, &wt, &mut dx);
+        let dw = conv_weight_grad(&g, &dy, &x);
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p * q) as f64).sum::<f64>();
+        let lhs = dot(&y, &dy);
+        assert!(
+            (lhs - dot(&x, &dx)).abs() < 1e-3 * lhs.abs().max(1.0),
+            "{g:?}"
+        );
+        assert!(
+            (lhs - dot(&wt, &dw)).abs() < 1e-3 * lhs.abs().max(1.0),
+            "{g:?}"
+        );
+    }
+}
