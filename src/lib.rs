@@ -12,7 +12,7 @@
 //!    each other;
 //! 5. [`tasks`]: train / eval / search written once over a task trait, with classification and
 //!    segmentation supplying what differs;
-//! 6. [`predict`], [`report`], [`bench`];
+//! 6. [`predict`], [`report`], [`export`], [`bench`];
 //! 7. [`cli`]: the command line, the only module that knows clap, prints tables and picks exit
 //!    codes.
 
@@ -23,6 +23,8 @@ pub mod cli;
 pub mod data;
 #[cfg(feature = "full")]
 pub mod engine;
+#[cfg(feature = "full")]
+pub mod export;
 #[cfg(feature = "full")]
 pub mod figures;
 pub mod fsutil;

@@ -30,7 +30,7 @@ const LAYERS: &[(u32, &[&str])] = &[
     (3, &["run"]),
     (4, &["train", "figures"]),
     (5, &["tasks"]),
-    (6, &["predict", "report", "bench"]),
+    (6, &["predict", "report", "export", "bench"]),
     (7, &["cli"]),
 ];
 

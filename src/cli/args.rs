@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::bench::{BenchOptions, Measure};
 use crate::data::fashion_mnist::Checksums;
 use crate::engine::{Compute, DeviceKind, EngineError, EngineKind};
+use crate::export::ExportFormat;
 use crate::models::{ClassifierKind, SegmenterKind};
 use crate::run::config::{DEFAULT_SEED, TrainOptions};
 use crate::run::schedule::Schedule;
@@ -39,6 +40,8 @@ pub enum Command {
     },
     /// Write an HTML report (index.html + images) of finished runs of either task.
     Report(ReportArgs),
+    /// Write a run's best checkpoint as ONNX or as safetensors in PyTorch's layout.
+    Export(ExportArgs),
     /// Time one network (training steps, inference, an epoch, or time to 90% accuracy); prints
     /// one JSON line. `bench/compare.py` runs it beside PyTorch.
     Bench(BenchArgs),
@@ -302,6 +305,18 @@ pub struct ReportArgs {
     /// Where and how to segment --photos.
     #[command(flatten)]
     pub compute: ComputeArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The run folder made by `train` (its best checkpoint is exported).
+    #[arg(long)]
+    pub run: PathBuf,
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// The file to write (default: model.onnx or model.safetensors in the run folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

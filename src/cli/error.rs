@@ -42,3 +42,45 @@ impl Error {
         if bad_input { 2 } else { 1 }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::run::RunError;
+
+    #[test]
+    fn each_error_keeps_its_documented_exit_status() {
+        let diverged = Error::Bench(BenchError::Diverged {
+            step: 3,
+            loss: f32::NAN,
+        });
+        assert_eq!(
+            diverged.exit_code(),
+            1,
+            "a diverged benchmark is no bad input"
+        );
+        let network = Error::Bench(BenchError::InvalidOption {
+            flag: "--network",
+            reason: "unknown".into(),
+        });
+        assert_eq!(network.exit_code(), 2);
+        let interrupted = Error::Task(TaskError::Train(TrainError::Interrupted {
+            epoch: 1,
+            step: 2,
+            steps: 3,
+            checkpoint: PathBuf::from("runs/x/checkpoints/last.ckpt"),
+        }));
+        assert_eq!(interrupted.exit_code(), 130);
+        let io = Error::Task(TaskError::Run(RunError::io(
+            "runs/x/metrics.json",
+            std::io::Error::other("disk"),
+        )));
+        assert_eq!(io.exit_code(), 1);
+        let bad_file = Error::Task(TaskError::Run(RunError::bad_file("runs/x", "missing")));
+        assert_eq!(bad_file.exit_code(), 2);
+        let gpu = Error::from(EngineError::Device("no GPU".into()));
+        assert_eq!(gpu.exit_code(), 2);
+    }
+}

@@ -13,7 +13,7 @@ pub use error::Error;
 use args::{Command, FacadeCommand, FashionCommand};
 
 use crate::tasks::{self, Classification, Segmentation};
-use crate::{bench, predict, report};
+use crate::{bench, export, predict, report};
 
 fn finished_training(out: &std::path::Path) {
     if let Some(line) = crate::process::peak_rss_line() {
@@ -82,6 +82,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 predictions.iter().for_each(print::prediction);
             }
         },
+        Command::Export(args) => {
+            let written = export::export_command(&args.run, args.format, args.out.as_deref())?;
+            println!("{}", written.display());
+        }
         Command::Bench(args) => {
             let result = bench::bench_command(&args.options()?)?;
             println!("{}", serde_json::to_string(&result).expect("serialises"));

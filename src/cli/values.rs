@@ -6,6 +6,7 @@ use clap::builder::PossibleValue;
 
 use crate::bench::Measure;
 use crate::engine::{DeviceKind, EngineKind};
+use crate::export::ExportFormat;
 use crate::models::{ClassifierKind, SegmenterKind};
 use crate::run::schedule::Schedule;
 
@@ -40,4 +41,5 @@ value_enum!(EngineKind);
 value_enum!(ClassifierKind);
 value_enum!(SegmenterKind);
 value_enum!(Schedule);
+value_enum!(ExportFormat);
 value_enum!(Measure, without_help);

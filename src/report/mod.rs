@@ -32,8 +32,6 @@ pub enum ReportError {
     Task(#[from] TaskError),
     #[error("{}: not found: this run has not been evaluated; run `{command}` first", path.display())]
     NotEvaluated { path: PathBuf, command: String },
-    #[error("{}: unknown task '{task}' (expected \"fashion\" or \"facade\")", path.display())]
-    UnknownTask { path: PathBuf, task: String },
     #[error("{}: {reason}", path.display())]
     BadRun { path: PathBuf, reason: String },
     #[error("--photos {}: {reason}", path.display())]

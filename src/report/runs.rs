@@ -3,15 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
-
 use super::ReportError;
 use crate::models::LayerSummary;
-use crate::run::config::{ClassificationConfig, HyperParams, SegmentationConfig};
+use crate::run::RunDir;
+use crate::run::config::{AnyConfig, ClassificationConfig, HyperParams, SegmentationConfig};
 use crate::run::json::{read_json, read_log};
 use crate::run::records::{ClassificationEpoch, SegmentationEpoch};
 use crate::run::results::{ClassExamples, ClassificationMetrics, SegmentationMetrics};
-use crate::run::{RunDir, RunError};
 
 /// A finished run of either task.
 pub struct LoadedRun {
@@ -36,16 +34,9 @@ pub enum TaskRun {
     },
 }
 
-/// `value` (read from `path`) as a task's configuration type.
-fn typed<T: DeserializeOwned>(path: &Path, value: serde_json::Value) -> Result<T, RunError> {
-    serde_json::from_value(value).map_err(|e| RunError::bad_file(path, format!("invalid: {e}")))
-}
-
 impl LoadedRun {
     pub fn load(root: &Path) -> Result<Self, ReportError> {
         let dir = RunDir::existing(root)?;
-        // Read once; the task named inside says which configuration type it is.
-        let config: serde_json::Value = read_json(&dir.config())?;
         let evaluated = |command: &str| -> Result<PathBuf, ReportError> {
             let path = dir.metrics();
             if path.is_file() {
@@ -57,16 +48,12 @@ impl LoadedRun {
                 })
             }
         };
-        let task = match config
-            .get("task")
-            .and_then(|t| t.as_str())
-            .unwrap_or_default()
-        {
-            "fashion" => {
+        let task = match AnyConfig::read(&dir.config())? {
+            AnyConfig::Classification(config) => {
                 let metrics = read_json(&evaluated("fashion")?)?;
                 let examples_json = dir.figures().join("examples.json");
                 TaskRun::Classification {
-                    config: typed(&dir.config(), config)?,
+                    config,
                     history: read_log(&dir.metrics_log())?,
                     metrics,
                     examples: if examples_json.is_file() {
@@ -76,17 +63,11 @@ impl LoadedRun {
                     },
                 }
             }
-            "facade" => TaskRun::Segmentation {
+            AnyConfig::Segmentation(config) => TaskRun::Segmentation {
                 metrics: read_json(&evaluated("facade")?)?,
-                config: typed(&dir.config(), config)?,
+                config,
                 history: read_log(&dir.metrics_log())?,
             },
-            other => {
-                return Err(ReportError::UnknownTask {
-                    path: dir.config(),
-                    task: other.into(),
-                });
-            }
         };
         let name = root
             .canonicalize()

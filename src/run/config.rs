@@ -6,11 +6,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
 use super::RunError;
+use super::json::read_json;
 use super::schedule::Schedule;
 use crate::data::Normalization;
 use crate::data::augment::{CropFlip, FlipScaleCrop};
-use crate::data::facade::NUM_CLASSES as FACADE_CLASSES;
+use crate::data::facade::{
+    CLASS_NAMES as FACADE_CLASS_NAMES, COLORS as FACADE_COLORS, NUM_CLASSES as FACADE_CLASSES,
+};
+use crate::data::fashion_mnist::CLASS_NAMES as FASHION_CLASS_NAMES;
 use crate::engine::{DeviceKind, OptimizerSpec};
 use crate::models::{ClassifierKind, ModelSpec, SegmenterKind};
 
@@ -314,6 +320,88 @@ impl RunConfig for SegmentationConfig {
     }
 }
 
+/// A run's `config.json` of either task, told apart by its `task` key.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AnyConfig {
+    Classification(ClassificationConfig),
+    Segmentation(SegmentationConfig),
+}
+
+impl AnyConfig {
+    /// Reads `config.json` at `path` as the configuration of the task it names.
+    pub fn read(path: &Path) -> Result<Self, RunError> {
+        let value: serde_json::Value = read_json(path)?;
+        let task = value
+            .get("task")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default();
+        let typed = |e: serde_json::Error| RunError::bad_file(path, format!("invalid: {e}"));
+        match task {
+            "fashion" => Ok(AnyConfig::Classification(
+                serde_json::from_value(value).map_err(typed)?,
+            )),
+            "facade" => Ok(AnyConfig::Segmentation(
+                serde_json::from_value(value).map_err(typed)?,
+            )),
+            other => Err(RunError::bad_file(
+                path,
+                format!("unknown task '{other}' (expected \"fashion\" or \"facade\")"),
+            )),
+        }
+    }
+
+    /// The task's name as `config.json` and the command line spell it.
+    pub fn task(&self) -> &'static str {
+        match self {
+            AnyConfig::Classification(_) => "fashion",
+            AnyConfig::Segmentation(_) => "facade",
+        }
+    }
+
+    pub fn model_name(&self) -> &str {
+        match self {
+            AnyConfig::Classification(c) => c.model_name(),
+            AnyConfig::Segmentation(c) => c.model_name(),
+        }
+    }
+
+    pub fn architecture(&self) -> &ModelSpec {
+        match self {
+            AnyConfig::Classification(c) => &c.architecture,
+            AnyConfig::Segmentation(c) => &c.architecture,
+        }
+    }
+
+    pub fn normalization(&self) -> Normalization {
+        match self {
+            AnyConfig::Classification(c) => c.normalization,
+            AnyConfig::Segmentation(c) => c.normalization,
+        }
+    }
+
+    /// The classes in index order.
+    pub fn class_names(&self) -> Vec<String> {
+        let names: &[&str] = match self {
+            AnyConfig::Classification(_) => &FASHION_CLASS_NAMES,
+            AnyConfig::Segmentation(_) => &FACADE_CLASS_NAMES,
+        };
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Each class's colour (`#RRGGBB`) for segmenters.
+    pub fn class_colors(&self) -> Option<Vec<String>> {
+        match self {
+            AnyConfig::Classification(_) => None,
+            AnyConfig::Segmentation(_) => Some(
+                FACADE_COLORS
+                    .iter()
+                    .map(|[r, g, b]| format!("#{r:02X}{g:02X}{b:02X}"))
+                    .collect(),
+            ),
+        }
+    }
+}
+
 /// How the per-pixel loss weighs the classes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -440,6 +528,22 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .starts_with("--lr")
+        );
+    }
+
+    #[test]
+    fn a_saved_configuration_is_checked_as_it_is_read() {
+        let saved = TrainOptions::default().check(&recipe()).unwrap();
+        let text = serde_json::to_string(&saved).unwrap();
+        let read: HyperParams = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, saved);
+        let zero_lr = text.replace("\"lr\":0.01", "\"lr\":0.0");
+        assert_ne!(zero_lr, text);
+        let err = serde_json::from_str::<HyperParams>(&zero_lr).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--lr: must be a positive number"),
+            "{err}"
         );
     }
 

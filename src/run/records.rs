@@ -48,11 +48,15 @@ pub struct SegmentationEpoch {
     pub timing: Option<EpochTiming>,
 }
 
-/// What the training loop and the benchmarks read of any task's epoch record.
+/// What the training loop, the benchmarks and TensorBoard read of any task's epoch record.
 pub trait EpochRecord {
     /// The epoch (from 1).
     fn epoch(&self) -> usize;
+    /// The epoch's wall time.
+    fn seconds(&self) -> f64;
     fn timing(&self) -> Option<EpochTiming>;
+    /// The epoch's scalars by TensorBoard tag.
+    fn scalars(&self) -> Vec<(&'static str, f64)>;
 }
 
 impl EpochRecord for ClassificationEpoch {
@@ -60,8 +64,22 @@ impl EpochRecord for ClassificationEpoch {
         self.epoch
     }
 
+    fn seconds(&self) -> f64 {
+        self.seconds
+    }
+
     fn timing(&self) -> Option<EpochTiming> {
         self.timing
+    }
+
+    fn scalars(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("train/loss", self.train_loss),
+            ("train/accuracy", self.train_accuracy),
+            ("val/loss", self.val_loss),
+            ("val/accuracy", self.val_accuracy),
+            ("lr", self.lr),
+        ]
     }
 }
 
@@ -70,7 +88,23 @@ impl EpochRecord for SegmentationEpoch {
         self.epoch
     }
 
+    fn seconds(&self) -> f64 {
+        self.seconds
+    }
+
     fn timing(&self) -> Option<EpochTiming> {
         self.timing
+    }
+
+    fn scalars(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("train/loss", self.train_loss),
+            ("train/pixel_accuracy", self.train_pixel_accuracy),
+            ("val/loss", self.val_loss),
+            ("val/mAP", self.val_map),
+            ("val/mIoU", self.val_miou),
+            ("val/pixel_accuracy", self.val_pixel_accuracy),
+            ("lr", self.lr),
+        ]
     }
 }

@@ -20,6 +20,7 @@ use crate::run::checkpoint::{self, CheckpointHeader};
 use crate::run::config::HyperParams;
 use crate::run::json::{read_log, write_log};
 use crate::run::records::{EpochRecord, EpochTiming};
+use crate::run::tensorboard;
 
 /// The running means of an epoch's training steps.
 #[derive(Clone, Copy, Debug, Default)]
@@ -246,6 +247,7 @@ pub fn fit<T: TrainingTask>(
         timing.saving_s = saving.elapsed().as_secs_f64();
         *history.last_mut().expect("just pushed") = record(timing);
         write_log(&run.metrics_log(), &history)?;
+        tensorboard::write(run, &history)?;
     }
     Ok(history)
 }
