@@ -72,16 +72,16 @@ fn write(path: &Path, bytes: &[u8]) -> PathBuf {
     path.to_path_buf()
 }
 
-/// Trains one short epoch of `model` into `dir` (on at most `limit` images).
+/// Trains `epochs` short epochs of `model` into `dir` (on at most `limit` images).
 fn short_run<T: Task>(
     task: &T,
     model: T::Model,
     data: Option<&Path>,
     dir: &Path,
-    limit: usize,
+    (epochs, limit): (usize, usize),
 ) -> (T::Config, T::Data, RunDir) {
     let options = TrainOptions {
-        epochs: Some(1),
+        epochs: Some(epochs),
         batch_size: Some(4),
         limit: Some(limit),
         ..Default::default()
@@ -173,8 +173,13 @@ fn classifier_round_trip(kind: ClassifierKind) {
         Checksums::Verify
     };
     let task = Classification { checksums };
-    let (config, prepared, run) =
-        short_run(&task, kind, Some(&data), &tmp.path().join("run"), limit);
+    let (config, prepared, run) = short_run(
+        &task,
+        kind,
+        Some(&data),
+        &tmp.path().join("run"),
+        (2, limit),
+    );
     let (onnx, tensors) = export(&run, tmp.path());
     let model = model_and_parameters(&config, &run, &tmp.path().join("expected"));
 
@@ -199,6 +204,7 @@ fn classifier_round_trip(kind: ClassifierKind) {
         &run.config(),
     ]);
     check(&[Path::new("tensorboard"), &run.root]);
+    check(&[Path::new("twin"), Path::new(kind.name()), &tensors]);
 
     if kind == ClassifierKind::Base {
         // The whole test set: ONNX's accuracy is convlab's.
@@ -239,8 +245,13 @@ fn segmenter_round_trip(kind: SegmenterKind) {
         synthetic::write_facade_split(&dir.join("test_dev"), 2, 2).unwrap();
         dir
     };
-    let (config, prepared, run) =
-        short_run(&Segmentation, kind, Some(&data), &tmp.path().join("run"), 8);
+    let (config, prepared, run) = short_run(
+        &Segmentation,
+        kind,
+        Some(&data),
+        &tmp.path().join("run"),
+        (1, 8),
+    );
     let (onnx, tensors) = export(&run, tmp.path());
     let model = model_and_parameters(&config, &run, &tmp.path().join("expected"));
 
@@ -264,6 +275,7 @@ fn segmenter_round_trip(kind: SegmenterKind) {
         &run.config(),
     ]);
     check(&[Path::new("tensorboard"), &run.root]);
+    check(&[Path::new("twin"), Path::new(kind.name()), &tensors]);
 
     // A photo through `facade predict --save-probs`, and the same photo through ONNX.
     let photo = first_photo(&data.join("test_dev"));
@@ -366,7 +378,7 @@ fn an_unwritable_output_is_refused_naming_it() {
         ClassifierKind::Base,
         Some(&root.join("synth")),
         &root.join("run"),
-        32,
+        (1, 32),
     );
     // A file where the output's folder should be.
     std::fs::write(root.join("blocked"), b"not a folder").unwrap();

@@ -1,5 +1,6 @@
-"""The PyTorch twins of convlab's `base`, `wide` and `fcn` (src/models/classifier.rs and
-segmenter.rs): the same layers in the same order. PyTorch's default initialisation (Kaiming
+"""The PyTorch twins of convlab's models (src/models/classifier.rs and segmenter.rs): the same
+layers in the same order, so that `nn.Sequential`'s names (`<i>.weight`, ...) are the ones
+`convlab export --format safetensors` writes and `load_state_dict(..., strict=True)` takes them. PyTorch's default initialisation (Kaiming
 uniform with a = sqrt(5), biases uniform in +-1/sqrt(fan_in)) is the one burn's defaults copy.
 `compare.py` checks that the parameter counts agree with convlab's."""
 
@@ -41,8 +42,66 @@ def fcn() -> nn.Module:
     return nn.Sequential(*layers)
 
 
-NETWORKS = {"base": base, "wide": wide, "fcn": fcn}
-SEGMENTERS = {"fcn"}
+def _conv_bn(i: int, o: int) -> list:
+    return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o)]
+
+
+def own() -> nn.Module:
+    layers = []
+    for i, o in [(1, 32), (32, 32)]:
+        layers += _conv_bn(i, o) + [nn.ReLU()]
+    layers.append(nn.MaxPool2d(2))
+    for i, o in [(32, 64), (64, 64)]:
+        layers += _conv_bn(i, o) + [nn.ReLU()]
+    layers.append(nn.MaxPool2d(2))
+    layers += [nn.Dropout(0.2), nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU(),
+               nn.Dropout(0.4), nn.Linear(256, 10)]
+    return nn.Sequential(*layers)
+
+
+class SaveSkip(nn.Identity):
+    """Keeps the activation for the next `ConcatSkip` (convlab's `save_skip`)."""
+
+
+class ConcatSkip(nn.Identity):
+    """`torch.cat([x, skip], dim=1)` with the most recently saved activation."""
+
+
+class SkipSequential(nn.Sequential):
+    """`nn.Sequential` (same names) whose `SaveSkip` / `ConcatSkip` layers join a U-Net."""
+
+    def forward(self, x):
+        saved = []
+        for layer in self:
+            if isinstance(layer, SaveSkip):
+                saved.append(x)
+            elif isinstance(layer, ConcatSkip):
+                x = torch.cat([x, saved.pop()], dim=1)
+            else:
+                x = layer(x)
+        return x
+
+
+UNET_CHANNELS = [16, 32, 64, 128, 256]
+
+
+def unet() -> nn.Module:
+    layers, previous = [], 3
+    for stage, channels in enumerate(UNET_CHANNELS):
+        layers += _conv_bn_relu(previous, channels, 2) + _conv_bn_relu(channels, channels, 1)
+        if stage + 1 < len(UNET_CHANNELS):
+            layers.append(SaveSkip())
+        previous = channels
+    for shallow, deep in reversed(list(zip(UNET_CHANNELS, UNET_CHANNELS[1:]))):
+        layers += _up_bn_relu(deep, shallow) + [ConcatSkip()]
+        layers += _conv_bn_relu(2 * shallow, shallow, 1)
+    top = UNET_CHANNELS[0]
+    layers += _up_bn_relu(top, top) + [nn.Conv2d(top, 5, 1)]
+    return SkipSequential(*layers)
+
+
+NETWORKS = {"base": base, "wide": wide, "own": own, "fcn": fcn, "unet": unet}
+SEGMENTERS = {"fcn", "unet"}
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -5,6 +5,7 @@
   check_export.py probs MODEL.onnx PHOTO.npy PROBS.npy         softmax vs `facade predict --save-probs`
   check_export.py safetensors FILE.safetensors EXPECTED_DIR CONFIG.json
   check_export.py tensorboard RUN_DIR                           event file vs metrics.jsonl
+  check_export.py twin NAME FILE.safetensors                    the PyTorch twin's state_dict keys
 
 IMAGES are float32 [N, C, H, W] pixels in [0, 1]. EXPECTED_DIR holds convlab's parameters in its
 own layout (`layers.<i>.<name>.npy`, linear weights [in, out]); the PyTorch names and layouts are
@@ -170,7 +171,76 @@ def check_tensorboard(run_dir):
     print(f"tensorboard: {compared} scalars ({', '.join(tags)}) equal metrics.jsonl's")
 
 
+def stub_torch():
+    """Just enough of `torch.nn` to build bench/reference/models.py's twins and list their
+    `state_dict()` keys and shapes as PyTorch names them (CI has no torch: too large)."""
+    import types
+
+    class Module:
+        def __init__(self, *shapes, **buffers):
+            self.params = dict(shapes)
+
+        def state_dict(self, prefix=""):
+            return {prefix + k: v for k, v in self.params.items()}
+
+    class Sequential(Module):
+        def __init__(self, *layers):
+            self.layers = list(layers)
+
+        def __iter__(self):
+            return iter(self.layers)
+
+        def state_dict(self, prefix=""):
+            out = {}
+            for i, layer in enumerate(self.layers):
+                out.update(layer.state_dict(f"{prefix}{i}."))
+            return out
+
+    def conv(i, o, k, stride=1, padding=0, bias=True):
+        return Module(("weight", (o, i, k, k)), *([("bias", (o,))] if bias else []))
+
+    def conv_t(i, o, k, stride=1, padding=0, bias=True):
+        return Module(("weight", (i, o, k, k)), ("bias", (o,)))
+
+    def batch_norm(c):
+        return Module(("weight", (c,)), ("bias", (c,)), ("running_mean", (c,)),
+                      ("running_var", (c,)), ("num_batches_tracked", ()))
+
+    def linear(i, o):
+        return Module(("weight", (o, i)), ("bias", (o,)))
+
+    nn = types.SimpleNamespace(
+        Module=Module, Sequential=Sequential, Identity=Module, Conv2d=conv,
+        ConvTranspose2d=conv_t, BatchNorm2d=batch_norm, BatchNorm1d=batch_norm, Linear=linear,
+        ReLU=lambda: Module(), LeakyReLU=lambda slope=0.01: Module(),
+        MaxPool2d=lambda k: Module(), Flatten=lambda: Module(), Dropout=lambda p=0.5: Module())
+    torch = types.ModuleType("torch")
+    torch.nn = nn
+    sys.modules["torch"] = torch
+
+
+def check_twin(name, path):
+    from safetensors.numpy import load_file
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        stub_torch()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "reference"))
+    from models import NETWORKS
+
+    twin = NETWORKS[name]().state_dict()
+    state = load_file(path)
+    shapes = {k: tuple(getattr(v, "shape", v)) for k, v in twin.items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if shapes != got:
+        fail(f"{name}: the twin's state_dict {sorted(set(shapes) ^ set(got))} differ, or shapes "
+             f"{[(k, shapes[k], got[k]) for k in shapes if k in got and shapes[k] != got[k]]}")
+    print(f"twin: bench/reference/models.py's {name} has the exported file's {len(got)} keys and shapes")
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     {"onnx": check_onnx, "accuracy": check_accuracy, "probs": check_probs,
-     "safetensors": check_safetensors, "tensorboard": check_tensorboard}[command](*args)
+     "safetensors": check_safetensors, "tensorboard": check_tensorboard,
+     "twin": check_twin}[command](*args)
