@@ -151,6 +151,23 @@ fn resuming_equals_training_straight_through() {
         );
         assert!((a.val_accuracy - b.val_accuracy).abs() < 1e-9);
     }
+    // TensorBoard: the resumed session's event file replaced the first one and holds the version
+    // record and one record per epoch of the log.
+    let events: Vec<PathBuf> = std::fs::read_dir(tmp.path().join("resumed"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("events.out.tfevents."))
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let bytes = std::fs::read(&events[0]).unwrap();
+    let mut records = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let len = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+        at += 8 + 4 + len + 4;
+        records += 1;
+    }
+    assert_eq!((at, records), (bytes.len(), 1 + resumed.len()));
 }
 
 #[test]

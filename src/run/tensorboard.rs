@@ -1,10 +1,13 @@
 //! The run's TensorBoard event file (`events.out.tfevents.*`): every epoch's scalars of
 //! `metrics.jsonl`, so `tensorboard --logdir runs` shows all runs side by side, live while they
-//! train. Like `metrics.jsonl`, the file is rewritten whole (atomically) from the log after each
-//! epoch, so the two always agree, even after a resume trimmed the log. Records are framed as
-//! TensorFlow's TFRecord (length, masked CRC-32C of the length, data, masked CRC-32C of the data)
-//! around `tensorflow.Event` protobuf messages.
+//! train. Each training session (a run, or its resume) starts a new file holding the log as it
+//! stands (so the two agree even after a resume trimmed the log) and removes the older one;
+//! each epoch is then appended to it. Appended, not rewritten: TensorBoard keeps reading an
+//! event file where it stopped, and would never see a file replaced under the same name.
+//! Records are framed as TensorFlow's TFRecord (length, masked CRC-32C of the length, data,
+//! masked CRC-32C of the data) around `tensorflow.Event` protobuf messages.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -59,23 +62,15 @@ fn frame(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(&masked_crc(data).to_le_bytes());
 }
 
-/// The run's event file: the one already there, else a new name stamped with the time now.
-fn event_file(run: &RunDir) -> (PathBuf, f64) {
-    let existing = std::fs::read_dir(&run.root).ok().and_then(|entries| {
-        entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter_map(|p| Some((started_at(&p)?, p)))
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-    });
-    match existing {
-        Some((started, path)) => (path, started),
-        None => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            (run.root.join(format!("{PREFIX}{now}.convlab")), now as f64)
-        }
-    }
+/// The event files already in the run folder, with the start time stamped in each name.
+fn event_files(run: &RunDir) -> Vec<(f64, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(&run.root) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|p| Some((started_at(&p)?, p)))
+        .collect()
 }
 
 /// The start time stamped in an event file's name.
@@ -89,44 +84,84 @@ fn started_at(path: &Path) -> Option<f64> {
         .map(|s| s as f64)
 }
 
-/// The event file's bytes for `records`: a version event, then one event per epoch (step =
-/// epoch, wall time = the run's start plus the seconds trained so far).
-fn events<R: EpochRecord>(records: &[R], started: f64) -> Vec<u8> {
-    let mut out = Vec::new();
-    let version = Event {
-        wall_time: started,
-        step: 0,
-        file_version: Some("brain.Event:2".into()),
-        summary: None,
+/// An epoch's event: step = epoch, wall time = the run's start plus the seconds trained so far.
+fn epoch_event<R: EpochRecord>(record: &R, wall_time: f64) -> Vec<u8> {
+    let event = Event {
+        wall_time,
+        step: record.epoch() as i64,
+        file_version: None,
+        summary: Some(Summary {
+            value: record
+                .scalars()
+                .into_iter()
+                .map(|(tag, value)| SummaryValue {
+                    tag: tag.into(),
+                    simple_value: Some(value as f32),
+                })
+                .collect(),
+        }),
     };
-    frame(&mut out, &version.encode_to_vec());
-    let mut elapsed = 0.0;
-    for record in records {
-        elapsed += record.seconds();
-        let event = Event {
-            wall_time: started + elapsed,
-            step: record.epoch() as i64,
-            file_version: None,
-            summary: Some(Summary {
-                value: record
-                    .scalars()
-                    .into_iter()
-                    .map(|(tag, value)| SummaryValue {
-                        tag: tag.into(),
-                        simple_value: Some(value as f32),
-                    })
-                    .collect(),
-            }),
-        };
-        frame(&mut out, &event.encode_to_vec());
-    }
-    out
+    event.encode_to_vec()
 }
 
-/// Writes the run's event file from its epoch records.
-pub fn write<R: EpochRecord>(run: &RunDir, records: &[R]) -> Result<(), RunError> {
-    let (path, started) = event_file(run);
-    write_atomic(&path, &events(records, started)).map_err(|e| RunError::io(&path, e))
+/// The event file of one training session.
+pub struct EventLog {
+    path: PathBuf,
+    /// The run's start (Unix seconds) and the seconds trained since.
+    started: f64,
+    elapsed: f64,
+}
+
+impl EventLog {
+    /// A new event file holding `history` (the epochs already trained), replacing the run's
+    /// older event files.
+    pub fn start<R: EpochRecord>(run: &RunDir, history: &[R]) -> Result<Self, RunError> {
+        let older = event_files(run);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let started = older.iter().map(|(t, _)| *t).fold(now as f64, f64::min);
+        let path = run.root.join(format!("{PREFIX}{now}.convlab"));
+        let mut log = EventLog {
+            path,
+            started,
+            elapsed: 0.0,
+        };
+        let mut bytes = Vec::new();
+        let version = Event {
+            wall_time: started,
+            step: 0,
+            file_version: Some("brain.Event:2".into()),
+            summary: None,
+        };
+        frame(&mut bytes, &version.encode_to_vec());
+        for record in history {
+            log.elapsed += record.seconds();
+            frame(&mut bytes, &epoch_event(record, started + log.elapsed));
+        }
+        write_atomic(&log.path, &bytes).map_err(|e| RunError::io(&log.path, e))?;
+        for (_, old) in older.iter().filter(|(_, p)| *p != log.path) {
+            std::fs::remove_file(old).map_err(|e| RunError::io(old, e))?;
+        }
+        Ok(log)
+    }
+
+    /// Appends an epoch (written through to the disk, so TensorBoard sees it now).
+    pub fn append<R: EpochRecord>(&mut self, record: &R) -> Result<(), RunError> {
+        self.elapsed += record.seconds();
+        let mut bytes = Vec::new();
+        frame(
+            &mut bytes,
+            &epoch_event(record, self.started + self.elapsed),
+        );
+        let io = |e| RunError::io(&self.path, e);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
+        file.write_all(&bytes).map_err(io)?;
+        file.sync_data().map_err(io)
+    }
 }
 
 #[cfg(test)]

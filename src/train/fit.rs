@@ -130,6 +130,7 @@ pub fn fit<T: TrainingTask>(
             );
         }
     }
+    let mut events = tensorboard::EventLog::start(run, &history)?;
     let steps_per_epoch = task.train_indices().len().div_ceil(params.batch_size());
     let total_steps = steps_per_epoch * params.epochs();
     let last_epoch = stop_after.unwrap_or(params.epochs()).min(params.epochs());
@@ -247,7 +248,7 @@ pub fn fit<T: TrainingTask>(
         timing.saving_s = saving.elapsed().as_secs_f64();
         *history.last_mut().expect("just pushed") = record(timing);
         write_log(&run.metrics_log(), &history)?;
-        tensorboard::write(run, &history)?;
+        events.append(history.last().expect("just pushed"))?;
     }
     Ok(history)
 }
