@@ -8,9 +8,15 @@ use common::{assert_bad_input, convlab, stderr};
 #[test]
 fn invalid_values_are_refused_before_any_work() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--lr", "0"], "--lr: must be a positive number"),
         (&["--lr=-1e-3"], "--lr: must be a positive number"),
+        // As a new user types it: convlab's message, not the parser's "unexpected argument".
+        (&["--lr", "-1"], "--lr: must be a positive number, got -1"),
+        (
+            &["--weight-decay", "-0.5"],
+            "--weight-decay: must be zero or positive, got -0.5",
+        ),
         (&["--batch-size", "0"], "--batch-size: must be at least 1"),
         (&["--epochs", "0"], "--epochs: must be at least 1"),
         (&["--limit", "0"], "--limit: must be at least 1"),

@@ -118,10 +118,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Adam learning rate.
-    #[arg(long)]
+    // Negative numbers reach convlab's own check (`--lr: must be a positive number, got -1`)
+    // instead of clap's "unexpected argument '-1'".
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// L2 weight decay added to the gradient (PyTorch's Adam `weight_decay`).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// Learning-rate schedule.
     #[arg(long, value_enum)]
@@ -196,10 +198,12 @@ pub struct SearchArgs {
     #[arg(long, default_value = "runs/search")]
     pub out: PathBuf,
     /// Learning-rate range (log-uniform).
-    #[arg(long, num_args = 2, value_names = ["MIN", "MAX"], default_values_t = [1e-4, 1e-2])]
+    #[arg(long, num_args = 2, value_names = ["MIN", "MAX"], default_values_t = [1e-4, 1e-2],
+          allow_negative_numbers = true)]
     pub lr_range: Vec<f64>,
     /// Weight-decay range (log-uniform).
-    #[arg(long, num_args = 2, value_names = ["MIN", "MAX"], default_values_t = [1e-6, 1e-3])]
+    #[arg(long, num_args = 2, value_names = ["MIN", "MAX"], default_values_t = [1e-6, 1e-3],
+          allow_negative_numbers = true)]
     pub weight_decay_range: Vec<f64>,
     /// Batch sizes to draw from.
     #[arg(long, value_delimiter = ',', default_values_t = [32, 64, 128])]
