@@ -170,29 +170,6 @@ impl TrainingTask for ClassificationTraining<'_> {
     }
 }
 
-fn train(
-    config: &ClassificationConfig,
-    data: &ClassificationData,
-    run: &RunDir,
-    compute: &Compute,
-    resume: bool,
-    stop_after: Option<usize>,
-) -> Result<Vec<ClassificationEpoch>, TrainError> {
-    let params = &config.params;
-    let task = ClassificationTraining {
-        config,
-        data,
-        loss: LossSpec::Image {
-            smoothing: params.label_smoothing(),
-        },
-        batcher: ClassificationBatcher {
-            normalization: config.normalization,
-            augment: params.augment(),
-        },
-    };
-    fit(&task, params, run, compute, resume, stop_after)
-}
-
 /// Predictions on a set: the confusion matrix, the mean cross-entropy (no smoothing) and each
 /// image's predicted class.
 pub struct Evaluation {
@@ -311,7 +288,19 @@ impl Task for Classification {
         resume: bool,
         stop_after: Option<usize>,
     ) -> Result<Vec<ClassificationEpoch>, TrainError> {
-        train(config, data, run, compute, resume, stop_after)
+        let params = &config.params;
+        let task = ClassificationTraining {
+            config,
+            data,
+            loss: LossSpec::Image {
+                smoothing: params.label_smoothing(),
+            },
+            batcher: ClassificationBatcher {
+                normalization: config.normalization,
+                augment: params.augment(),
+            },
+        };
+        fit(&task, params, run, compute, resume, stop_after)
     }
 
     fn best_score(history: &[ClassificationEpoch]) -> (f64, usize) {

@@ -279,41 +279,6 @@ pub fn evaluate(
     (report, predictions)
 }
 
-fn train(
-    config: &SegmentationConfig,
-    data: &SegmentationData,
-    run: &RunDir,
-    compute: &Compute,
-    resume: bool,
-    stop_after: Option<usize>,
-) -> Result<Vec<SegmentationEpoch>, TrainError> {
-    let task = SegmentationTraining {
-        config,
-        data,
-        batcher: SegmentationBatcher {
-            normalization: config.normalization,
-            augment: config.augment,
-        },
-        loss: LossSpec::Pixel {
-            weights: config
-                .class_weighting
-                .weights(data.train_indices.iter().map(|&i| data.sets.train.label(i))),
-        },
-    };
-    if let LossSpec::Pixel {
-        weights: Some(weights),
-    } = &task.loss
-    {
-        let shown: Vec<String> = CLASS_NAMES
-            .iter()
-            .zip(weights)
-            .map(|(name, w)| format!("{name} {w:.2}"))
-            .collect();
-        eprintln!("class weights: {}", shown.join(", "));
-    }
-    fit(&task, &config.params, run, compute, resume, stop_after)
-}
-
 /// Segmentation on Mini Facade.
 #[derive(Clone, Copy, Debug)]
 pub struct Segmentation;
@@ -380,7 +345,31 @@ impl Task for Segmentation {
         resume: bool,
         stop_after: Option<usize>,
     ) -> Result<Vec<SegmentationEpoch>, TrainError> {
-        train(config, data, run, compute, resume, stop_after)
+        let task = SegmentationTraining {
+            config,
+            data,
+            batcher: SegmentationBatcher {
+                normalization: config.normalization,
+                augment: config.augment,
+            },
+            loss: LossSpec::Pixel {
+                weights: config
+                    .class_weighting
+                    .weights(data.train_indices.iter().map(|&i| data.sets.train.label(i))),
+            },
+        };
+        if let LossSpec::Pixel {
+            weights: Some(weights),
+        } = &task.loss
+        {
+            let shown: Vec<String> = CLASS_NAMES
+                .iter()
+                .zip(weights)
+                .map(|(name, w)| format!("{name} {w:.2}"))
+                .collect();
+            eprintln!("class weights: {}", shown.join(", "));
+        }
+        fit(&task, &config.params, run, compute, resume, stop_after)
     }
 
     fn best_score(history: &[SegmentationEpoch]) -> (f64, usize) {
