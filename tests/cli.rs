@@ -136,7 +136,19 @@ fn train_then_eval_on_synthetic_data() {
         tmp.path(),
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("confusion matrix"));
+    let with_data = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(with_data.contains("confusion matrix"));
+    // The run remembers its --data: eval finds the same data without, from another folder too
+    // (the same tables, so not other data found elsewhere).
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let run_path = run.to_str().unwrap();
+    let out = convlab(
+        &["fashion", "eval", "--run", run_path, "--skip-checksums"],
+        &elsewhere,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), with_data);
 
     // A corrupt checkpoint is refused with its name; nothing panics.
     std::fs::write(run.join("checkpoints/best.ckpt"), b"garbage").unwrap();

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::RunError;
 use super::json::read_json;
@@ -254,6 +254,9 @@ pub trait RunConfig: Serialize + serde::de::DeserializeOwned {
     fn architecture(&self) -> &ModelSpec;
     fn params(&self) -> &HyperParams;
     fn with_params(self, params: HyperParams) -> Self;
+    /// The data set's folder, when training was given one (`--data`).
+    fn data_dir(&self) -> Option<&Path>;
+    fn with_data_dir(self, dir: Option<PathBuf>) -> Self;
 }
 
 /// A classification run's `config.json`.
@@ -266,6 +269,10 @@ pub struct ClassificationConfig {
     pub val_fraction: f64,
     pub normalization: Normalization,
     pub device: DeviceKind,
+    /// The data set's folder (absolute) when training was given `--data`, so that `eval`
+    /// finds the same data without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
 }
 
 /// A segmentation run's `config.json`.
@@ -282,6 +289,10 @@ pub struct SegmentationConfig {
     pub val_fraction: f64,
     pub normalization: Normalization,
     pub device: DeviceKind,
+    /// The data set's folder (absolute) when training was given `--data`, so that `eval`
+    /// finds the same data without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
 }
 
 impl RunConfig for ClassificationConfig {
@@ -300,6 +311,14 @@ impl RunConfig for ClassificationConfig {
     fn with_params(self, params: HyperParams) -> Self {
         ClassificationConfig { params, ..self }
     }
+
+    fn data_dir(&self) -> Option<&Path> {
+        self.data.as_deref()
+    }
+
+    fn with_data_dir(self, data: Option<PathBuf>) -> Self {
+        ClassificationConfig { data, ..self }
+    }
 }
 
 impl RunConfig for SegmentationConfig {
@@ -317,6 +336,14 @@ impl RunConfig for SegmentationConfig {
 
     fn with_params(self, params: HyperParams) -> Self {
         SegmentationConfig { params, ..self }
+    }
+
+    fn data_dir(&self) -> Option<&Path> {
+        self.data.as_deref()
+    }
+
+    fn with_data_dir(self, data: Option<PathBuf>) -> Self {
+        SegmentationConfig { data, ..self }
     }
 }
 

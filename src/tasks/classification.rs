@@ -262,6 +262,7 @@ impl Task for Classification {
             val_fraction: VAL_FRACTION,
             normalization: Normalization::FASHION_MNIST,
             device,
+            data: None,
         }
     }
 

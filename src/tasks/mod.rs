@@ -10,7 +10,7 @@ pub use classification::Classification;
 pub use error::TaskError;
 pub use segmentation::Segmentation;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -94,10 +94,11 @@ pub fn train_command<T: Task>(
     model: T::Model,
     request: &TrainRequest,
 ) -> Result<T::Metrics, TaskError> {
+    let data_dir = request.data.as_deref().map(absolute);
     let (run, config) = open_for_training(request, T::model_name(model), &T::recipe(model), |p| {
-        T::fresh_config(model, p, request.compute.device)
+        T::fresh_config(model, p, request.compute.device).with_data_dir(data_dir)
     })?;
-    let sets = task.load(request.data.as_deref())?;
+    let sets = task.load(request.data.as_deref().or(config.data_dir()))?;
     let data = T::prepare(sets, &config)?;
     run.start(&config)?;
     T::train(&config, &data, &run, &request.compute, request.resume, None)?;
@@ -141,9 +142,14 @@ pub fn eval_command<T: Task>(
 ) -> Result<T::Metrics, TaskError> {
     let run = RunDir::existing(run_dir)?;
     let config: T::Config = read_json(&run.config())?;
-    let sets = task.load(data)?;
+    let sets = task.load(data.or(config.data_dir()))?;
     let data = T::prepare(sets, &config)?;
     evaluate_run::<T>(&config, &data, &run, compute)
+}
+
+/// `dir` as an absolute path (as given when it cannot be resolved: loading it will say why).
+fn absolute(dir: &Path) -> PathBuf {
+    dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// Loads the run's best checkpoint, evaluates it on validation and test, writes `metrics.json`

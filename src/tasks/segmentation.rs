@@ -319,6 +319,7 @@ impl Task for Segmentation {
             val_fraction: VAL_FRACTION,
             normalization: Normalization::FACADE,
             device,
+            data: None,
         }
     }
 
