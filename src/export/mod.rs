@@ -15,6 +15,7 @@ use crate::engine::{Compute, Model};
 use crate::fsutil::write_atomic;
 use crate::run::config::AnyConfig;
 use crate::run::json::read_json;
+use crate::run::results::{ClassificationMetrics, SegmentationMetrics};
 use crate::run::{RunDir, RunError, checkpoint};
 use crate::tasks::TaskError;
 
@@ -153,11 +154,16 @@ fn metadata(config: &AnyConfig, run: &RunDir) -> Vec<(String, String)> {
 
 /// The run's headline test figure from `metrics.json`, when it has been evaluated.
 fn test_metric(config: &AnyConfig, run: &RunDir) -> Option<(&'static str, f64)> {
-    let metrics: serde_json::Value = read_json(&run.metrics()).ok()?;
-    let test = metrics.get("test")?;
+    let path = run.metrics();
     match config {
-        AnyConfig::Classification(_) => Some(("test_accuracy", test.get("accuracy")?.as_f64()?)),
-        AnyConfig::Segmentation(_) => Some(("test_map", test.get("map")?.as_f64()?)),
+        AnyConfig::Classification(_) => {
+            let metrics: ClassificationMetrics = read_json(&path).ok()?;
+            Some(("test_accuracy", metrics.test.accuracy))
+        }
+        AnyConfig::Segmentation(_) => {
+            let metrics: SegmentationMetrics = read_json(&path).ok()?;
+            Some(("test_map", metrics.test.map))
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch};
 use crate::figures::FigureError;
 use crate::metrics::Confusion;
 use crate::metrics::classification::ClassificationReport;
-use crate::models::{ClassifierKind, ModelSpec};
+use crate::models::ClassifierKind;
 use crate::run::RunDir;
 use crate::run::config::{ClassificationConfig, HyperParams, Recipe, VAL_FRACTION};
 use crate::run::records::{ClassificationEpoch, EpochTiming};
@@ -103,14 +103,6 @@ struct ClassificationTraining<'a> {
 impl TrainingTask for ClassificationTraining<'_> {
     type Validation = Evaluation;
     type Record = ClassificationEpoch;
-
-    fn model_name(&self) -> &str {
-        self.config.model.name()
-    }
-
-    fn architecture(&self) -> &ModelSpec {
-        &self.config.architecture
-    }
 
     fn train_indices(&self) -> &[usize] {
         &self.data.train_indices
@@ -301,7 +293,7 @@ impl Task for Classification {
                 augment: params.augment(),
             },
         };
-        fit(&task, params, run, compute, resume, stop_after)
+        fit(&task, config, run, compute, resume, stop_after)
     }
 
     fn best_score(history: &[ClassificationEpoch]) -> (f64, usize) {

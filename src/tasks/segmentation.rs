@@ -20,7 +20,7 @@ use crate::metrics::Confusion;
 use crate::metrics::segmentation::{
     SegmentationReport, average_precision_of_pairs, iou, mean_defined,
 };
-use crate::models::{ModelSpec, SegmenterKind};
+use crate::models::SegmenterKind;
 use crate::run::RunDir;
 use crate::run::config::{ClassWeighting, HyperParams, Recipe, SegmentationConfig, VAL_FRACTION};
 use crate::run::records::{EpochTiming, SegmentationEpoch};
@@ -122,14 +122,6 @@ struct SegmentationTraining<'a> {
 impl TrainingTask for SegmentationTraining<'_> {
     type Validation = SegmentationReport;
     type Record = SegmentationEpoch;
-
-    fn model_name(&self) -> &str {
-        self.config.model.name()
-    }
-
-    fn architecture(&self) -> &ModelSpec {
-        &self.config.architecture
-    }
 
     fn train_indices(&self) -> &[usize] {
         &self.data.train_indices
@@ -370,7 +362,7 @@ impl Task for Segmentation {
                 .collect();
             eprintln!("class weights: {}", shown.join(", "));
         }
-        fit(&task, &config.params, run, compute, resume, stop_after)
+        fit(&task, config, run, compute, resume, stop_after)
     }
 
     fn best_score(history: &[SegmentationEpoch]) -> (f64, usize) {

@@ -13,11 +13,10 @@ use serde::de::DeserializeOwned;
 
 use super::{TrainError, interrupt};
 use crate::engine::{Compute, LossSpec, Model, StepBatch, Trainer};
-use crate::models::ModelSpec;
 use crate::progress::epoch_bar;
 use crate::run::RunDir;
 use crate::run::checkpoint::{self, CheckpointHeader};
-use crate::run::config::HyperParams;
+use crate::run::config::RunConfig;
 use crate::run::json::{read_log, write_log};
 use crate::run::records::{EpochRecord, EpochTiming};
 use crate::run::tensorboard;
@@ -34,9 +33,6 @@ pub trait TrainingTask: Sync {
     type Validation;
     type Record: EpochRecord + Serialize + DeserializeOwned + Clone;
 
-    /// The model's name, recorded in checkpoints so another model's are refused.
-    fn model_name(&self) -> &str;
-    fn architecture(&self) -> &ModelSpec;
     /// The training examples (indices into the task's training set), before shuffling.
     fn train_indices(&self) -> &[usize];
     /// Assembles (and augments) a batch; runs on the prefetch thread.
@@ -75,21 +71,22 @@ fn step_seed(epoch_seed: u64, step_in_epoch: usize, stream: u64) -> u64 {
 const AUGMENT_STREAM: u64 = 1;
 const DROPOUT_STREAM: u64 = 2;
 
-/// Trains from scratch, or from the last checkpoint when `resume` is set, up to
-/// `params.epochs` (or `stop_after`, as an interrupted run would, with the schedule still planned
-/// for all epochs). Each epoch's randomness (order, augmentation, dropout) derives from the seed,
+/// Trains from scratch, or from the last checkpoint when `resume` is set, up to the
+/// configuration's epochs (or `stop_after`, as an interrupted run would, with the schedule still
+/// planned for all epochs). Each epoch's randomness (order, augmentation, dropout) derives from the seed,
 /// the epoch and the step alone, so a resumed run repeats an uninterrupted one. Ctrl-C stops
 /// after the current step with a checkpoint of it (resumable mid-epoch).
 pub fn fit<T: TrainingTask>(
     task: &T,
-    params: &HyperParams,
+    config: &impl RunConfig,
     run: &RunDir,
     compute: &Compute,
     resume: bool,
     stop_after: Option<usize>,
 ) -> Result<Vec<T::Record>, TrainError> {
+    let params = config.params();
     let mut trainer = Trainer::new(
-        task.architecture(),
+        config.architecture(),
         &params.optimizer(),
         params.seed(),
         compute,
@@ -97,7 +94,7 @@ pub fn fit<T: TrainingTask>(
     // Parameters and Adam's two moments, in f32, plus the header.
     run.check_space(12 * trainer.num_params() as u64 + 64 * 1024)?;
     let mut header = CheckpointHeader {
-        model: task.model_name().into(),
+        model: config.model_name().into(),
         epoch: 0,
         step: 0,
         best_score: f64::NEG_INFINITY,
@@ -119,7 +116,7 @@ pub fn fit<T: TrainingTask>(
     if resume {
         let path = run.last_checkpoint();
         let ckpt = checkpoint::load(&path)?;
-        ckpt.restore(&mut trainer, &path, task.model_name())?;
+        ckpt.restore(&mut trainer, &path, config.model_name())?;
         header = ckpt.header;
         history = read_log(&run.metrics_log())?;
         history.retain(|r| r.epoch() <= header.epoch);
