@@ -255,7 +255,7 @@ fn segmenter_round_trip(kind: SegmenterKind) {
     let (onnx, tensors) = export(&run, tmp.path());
     let model = model_and_parameters(&config, &run, &tmp.path().join("expected"));
 
-    let test: &facade::FacadeSet = &prepared.sets.test;
+    let test: &convlab::data::SegmentationSet = &prepared.sets.test;
     let count = 2;
     let [c, h, w] = config.architecture.input;
     let shape = [count, c, h, w];

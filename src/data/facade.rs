@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use image::imageops::FilterType;
 
 use super::label_map::{decode_label_map, resize_nearest};
-use super::{DataError, locate};
+use super::{DataError, SegmentationSet, locate};
 
 pub const CLASS_NAMES: [&str; 5] = ["others", "facade", "pillar", "window", "balcony"];
 pub const NUM_CLASSES: usize = 5;
@@ -42,42 +42,12 @@ pub fn cmp_to_mini(cmp: u8) -> Option<u8> {
     }
 }
 
-/// Photos (CHW, RGB) and label maps of one split, all `SIDE x SIDE`.
-#[derive(Clone, Debug)]
-pub struct FacadeSet {
-    pub names: Vec<String>,
-    /// `count * 3 * SIDE * SIDE` bytes.
-    pub photos: Vec<u8>,
-    /// `count * SIDE * SIDE` class indices.
-    pub labels: Vec<u8>,
-}
-
-impl FacadeSet {
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    pub fn photo(&self, i: usize) -> &[u8] {
-        let n = 3 * SIDE * SIDE;
-        &self.photos[i * n..(i + 1) * n]
-    }
-
-    pub fn label(&self, i: usize) -> &[u8] {
-        let n = SIDE * SIDE;
-        &self.labels[i * n..(i + 1) * n]
-    }
-}
-
 /// The Mini Facade folder's two splits.
 #[derive(Clone, Debug)]
 pub struct MiniFacade {
     pub dir: PathBuf,
-    pub train: FacadeSet,
-    pub test: FacadeSet,
+    pub train: SegmentationSet,
+    pub test: SegmentationSet,
 }
 
 impl MiniFacade {
@@ -124,7 +94,7 @@ fn layout_of(stem: &str) -> Option<Layout> {
 }
 
 /// Loads every photo/label pair of a split folder, in name order.
-pub fn load_split(dir: &Path) -> Result<FacadeSet, DataError> {
+pub fn load_split(dir: &Path) -> Result<SegmentationSet, DataError> {
     let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
     let (mut photos, mut labels) = (Vec::new(), Vec::new());
     for entry in entries {
@@ -169,7 +139,8 @@ pub fn load_split(dir: &Path) -> Result<FacadeSet, DataError> {
     if photos.is_empty() {
         return Err(DataError::EmptySplit { path: dir.into() });
     }
-    let mut set = FacadeSet {
+    let mut set = SegmentationSet {
+        side: SIDE,
         names: Vec::with_capacity(photos.len()),
         photos: Vec::with_capacity(photos.len() * 3 * SIDE * SIDE),
         labels: Vec::with_capacity(photos.len() * SIDE * SIDE),

@@ -65,3 +65,71 @@ impl LabelledImages {
         }
     }
 }
+
+/// Label value of a pixel that counts in neither the loss nor the metrics (VOC's and
+/// Cityscapes' convention).
+pub const IGNORE_LABEL: u8 = 255;
+
+/// Square RGB photos with a class index per pixel ([`IGNORE_LABEL`] where unlabelled), kept as
+/// decoded bytes.
+#[derive(Clone, Debug)]
+pub struct SegmentationSet {
+    /// Each photo's name (its file stem).
+    pub names: Vec<String>,
+    /// Every photo and label map is `side x side`.
+    pub side: usize,
+    /// `count * 3 * side * side` bytes, image-major, channel-major (CHW).
+    pub photos: Vec<u8>,
+    /// `count * side * side` class indices.
+    pub labels: Vec<u8>,
+}
+
+impl SegmentationSet {
+    pub fn empty(side: usize) -> Self {
+        SegmentationSet {
+            names: Vec::new(),
+            side,
+            photos: Vec::new(),
+            labels: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn plane(&self) -> usize {
+        self.side * self.side
+    }
+
+    pub fn photo(&self, i: usize) -> &[u8] {
+        let n = 3 * self.plane();
+        &self.photos[i * n..(i + 1) * n]
+    }
+
+    pub fn label(&self, i: usize) -> &[u8] {
+        let n = self.plane();
+        &self.labels[i * n..(i + 1) * n]
+    }
+
+    /// Appends one photo (CHW RGB) and its label map.
+    pub fn push(&mut self, name: String, photo: &[u8], label: &[u8]) {
+        debug_assert_eq!((photo.len(), label.len()), (3 * self.plane(), self.plane()));
+        self.names.push(name);
+        self.photos.extend_from_slice(photo);
+        self.labels.extend_from_slice(label);
+    }
+
+    /// A new set holding the photos at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> SegmentationSet {
+        let mut out = SegmentationSet::empty(self.side);
+        for &i in indices {
+            out.push(self.names[i].clone(), self.photo(i), self.label(i));
+        }
+        out
+    }
+}

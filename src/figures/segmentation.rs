@@ -8,7 +8,8 @@ use plotters::prelude::*;
 use super::charts::{self, BLUE_, GREEN_, ORANGE_, Series};
 use super::grids::{self, Cell, Picture, Row};
 use super::{FONT, FigureError, draw_png};
-use crate::data::facade::{CLASS_NAMES, COLORS, FacadeSet, SIDE};
+use crate::data::SegmentationSet;
+use crate::data::facade::{CLASS_NAMES, COLORS, SIDE};
 use crate::run::records::SegmentationEpoch;
 use crate::run::results::SegmentationMetrics;
 
@@ -18,7 +19,7 @@ pub fn draw_all(
     dir: &Path,
     history: &[SegmentationEpoch],
     metrics: &SegmentationMetrics,
-    test: &FacadeSet,
+    test: &SegmentationSet,
     predictions: &[u8],
 ) -> Result<(), FigureError> {
     curves(&dir.join("curves.png"), history)?;
@@ -123,7 +124,7 @@ pub fn photo_picture(chw: &[u8], side: usize) -> Picture {
 
 pub fn prediction_grid(
     path: &Path,
-    test: &FacadeSet,
+    test: &SegmentationSet,
     predictions: &[u8],
 ) -> Result<(), FigureError> {
     let plane = SIDE * SIDE;

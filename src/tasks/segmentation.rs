@@ -10,9 +10,9 @@ use rand_chacha::ChaCha8Rng;
 use super::{Task, TaskError};
 use crate::data::augment::FlipScaleCrop;
 use crate::data::batch::SegmentationBatcher;
-use crate::data::facade::{CLASS_NAMES, FacadeSet, MiniFacade, NUM_CLASSES, SIDE};
+use crate::data::facade::{CLASS_NAMES, MiniFacade, NUM_CLASSES, SIDE};
 use crate::data::split::{self, Split};
-use crate::data::{DataError, Normalization};
+use crate::data::{DataError, Normalization, SegmentationSet};
 use crate::engine::cpu::loss::softmax_channels;
 use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch};
 use crate::figures::FigureError;
@@ -77,7 +77,7 @@ pub struct SegmentationData {
     pub sets: MiniFacade,
     pub split: Split,
     pub train_indices: Vec<usize>,
-    pub val: FacadeSet,
+    pub val: SegmentationSet,
 }
 
 impl SegmentationData {
@@ -88,7 +88,7 @@ impl SegmentationData {
     ) -> Result<Self, DataError> {
         let split = split::random(sets.train.len(), val_fraction, params.seed());
         let train_indices = split::limited(&split.train, params.limit())?;
-        let val = select(&sets.train, &split.val);
+        let val = sets.train.select(&split.val);
         Ok(SegmentationData {
             sets,
             split,
@@ -96,20 +96,6 @@ impl SegmentationData {
             val,
         })
     }
-}
-
-fn select(set: &FacadeSet, indices: &[usize]) -> FacadeSet {
-    let mut out = FacadeSet {
-        names: Vec::new(),
-        photos: Vec::new(),
-        labels: Vec::new(),
-    };
-    for &i in indices {
-        out.names.push(set.names[i].clone());
-        out.photos.extend_from_slice(set.photo(i));
-        out.labels.extend_from_slice(set.label(i));
-    }
-    out
 }
 
 struct SegmentationTraining<'a> {
@@ -215,7 +201,7 @@ pub fn argmax_classes(image_probs: &[f32]) -> Vec<u8> {
 /// Evaluates over all pixels of `set`; also returns each image's predicted label map.
 pub fn evaluate(
     model: &Model,
-    set: &FacadeSet,
+    set: &SegmentationSet,
     normalization: Normalization,
 ) -> (SegmentationReport, Vec<u8>) {
     let batcher = SegmentationBatcher {
@@ -282,7 +268,7 @@ impl Task for Segmentation {
     type Config = SegmentationConfig;
     type Sets = MiniFacade;
     type Data = SegmentationData;
-    type Split = FacadeSet;
+    type Split = SegmentationSet;
     type Record = SegmentationEpoch;
     /// The report and each image's predicted label map.
     type Evaluation = (SegmentationReport, Vec<u8>);
@@ -369,17 +355,17 @@ impl Task for Segmentation {
         best_of(history.iter().map(|r| (r.val_map, r.epoch)))
     }
 
-    fn validation(data: &SegmentationData) -> &FacadeSet {
+    fn validation(data: &SegmentationData) -> &SegmentationSet {
         &data.val
     }
 
-    fn test(data: &SegmentationData) -> &FacadeSet {
+    fn test(data: &SegmentationData) -> &SegmentationSet {
         &data.sets.test
     }
 
     fn evaluate(
         model: &Model,
-        split: &FacadeSet,
+        split: &SegmentationSet,
         config: &SegmentationConfig,
     ) -> (SegmentationReport, Vec<u8>) {
         evaluate(model, split, config.normalization)

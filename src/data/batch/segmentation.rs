@@ -4,8 +4,9 @@
 use rand::Rng;
 
 use crate::data::Normalization;
+use crate::data::SegmentationSet;
 use crate::data::augment::FlipScaleCrop;
-use crate::data::facade::{FacadeSet, SIDE};
+use crate::data::facade::SIDE;
 
 /// Photos `[batch, 3, SIDE, SIDE]` and labels `[batch, SIDE, SIDE]`.
 #[derive(Clone, Debug)]
@@ -24,7 +25,7 @@ pub struct SegmentationBatcher {
 impl SegmentationBatcher {
     pub fn batch(
         &self,
-        set: &FacadeSet,
+        set: &SegmentationSet,
         indices: &[usize],
         rng: &mut impl Rng,
     ) -> SegmentationBatch {
