@@ -58,7 +58,8 @@ pub fn predict_command(
         let resized =
             image::imageops::resize(&photo, SIDE as u32, SIDE as u32, FilterType::Triangle);
         let chw = facade::hwc_to_chw(&resized);
-        let values: Vec<f32> = chw.iter().map(|&b| config.normalization.apply(b)).collect();
+        let mut values = Vec::with_capacity(chw.len());
+        config.normalization.extend(&mut values, &chw, SIDE * SIDE);
         let probs = probabilities(&model, values, 1);
         let labels = argmax_classes(&probs);
         let stem = path

@@ -126,6 +126,7 @@ pub fn export_command(
 /// convlab's version, and the run's test metric where it has been evaluated.
 fn metadata(config: &AnyConfig, run: &RunDir) -> Vec<(String, String)> {
     let normalization = config.normalization();
+    let channels = config.architecture().input[0];
     let mut out = vec![
         ("class_names".into(), json(&config.class_names())),
         (
@@ -136,7 +137,8 @@ fn metadata(config: &AnyConfig, run: &RunDir) -> Vec<(String, String)> {
             "normalization".into(),
             format!(
                 "{{\"mean\": {}, \"std\": {}, \"applied_to\": \"pixels / 255\"}}",
-                normalization.mean, normalization.std
+                json(&normalization.mean[..channels].to_vec()),
+                json(&normalization.std[..channels].to_vec())
             ),
         ),
         ("convlab_version".into(), env!("CARGO_PKG_VERSION").into()),

@@ -29,7 +29,7 @@ pub fn model_bytes(
     metadata: &[(String, String)],
 ) -> Vec<u8> {
     let mut graph = Graph::default();
-    let normalized = graph.normalize(normalization);
+    let normalized = graph.normalize(normalization, spec.input[0]);
     let last = graph.layers(spec, tensors, normalized);
     graph.node("Identity", &[&last], OUTPUT, Vec::new());
     let output_shape = spec
@@ -142,9 +142,10 @@ impl Graph {
     }
 
     /// `(image - mean) / std`: the input the network was trained on.
-    fn normalize(&mut self, normalization: Normalization) -> String {
-        let mean = self.initializer("normalization.mean", &[], &[normalization.mean]);
-        let std = self.initializer("normalization.std", &[], &[normalization.std]);
+    fn normalize(&mut self, normalization: Normalization, channels: usize) -> String {
+        let shape = [1, channels, 1, 1];
+        let mean = self.initializer("normalization.mean", &shape, &normalization.mean[..channels]);
+        let std = self.initializer("normalization.std", &shape, &normalization.std[..channels]);
         self.node("Sub", &[INPUT, &mean], "centred", Vec::new());
         self.node("Div", &["centred", &std], "normalized", Vec::new());
         "normalized".into()

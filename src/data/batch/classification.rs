@@ -46,7 +46,8 @@ impl ClassificationBatcher {
                 }
                 None => set.image(i),
             };
-            images.extend(source.iter().map(|&b| self.normalization.apply(b)));
+            self.normalization
+                .extend(&mut images, source, set.height * set.width);
         }
         ClassificationBatch {
             images,

@@ -47,7 +47,7 @@ impl SegmentationBatcher {
                 }
                 None => (set.photo(i), set.label(i)),
             };
-            photos.extend(photo.iter().map(|&b| self.normalization.apply(b)));
+            self.normalization.extend(&mut photos, photo, plane);
             labels.extend_from_slice(label);
         }
         SegmentationBatch {
