@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use image::imageops::FilterType;
 
 use super::label_map::{decode_label_map, resize_nearest};
-use super::{DataError, SegmentationSet, locate};
+use super::{ClassSpec, DataError, SegmentationSet, locate};
 
 pub const CLASS_NAMES: [&str; 5] = ["others", "facade", "pillar", "window", "balcony"];
 pub const NUM_CLASSES: usize = 5;
@@ -27,6 +27,15 @@ pub const COLORS: [[u8; 3]; NUM_CLASSES] = [
     [255, 0, 0],
 ];
 pub const SIDE: usize = 256;
+
+/// The five classes with their colours, as a user's `classes.json` would list them.
+pub fn classes() -> Vec<ClassSpec> {
+    CLASS_NAMES
+        .iter()
+        .zip(COLORS)
+        .map(|(name, color)| ClassSpec::new(name, color))
+        .collect()
+}
 
 /// The CMP Facade Database's 12 classes (1 background, 2 facade, 3 window, 4 door, 5 cornice,
 /// 6 sill, 7 balcony, 8 blind, 9 deco, 10 molding, 11 pillar, 12 shop) to the five: facade,

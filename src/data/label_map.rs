@@ -6,7 +6,9 @@ use std::io::Cursor;
 use std::path::Path;
 
 use super::DataError;
+use super::classes::IGNORE_COLOR;
 use super::facade::COLORS;
+use super::IGNORE_LABEL;
 
 /// Class indices read from a label PNG.
 #[derive(Clone, Debug, PartialEq)]
@@ -92,26 +94,52 @@ pub fn resize_nearest(map: &LabelMap, side: usize) -> Vec<u8> {
     out
 }
 
-/// Encodes class indices as a palette PNG with the dataset's colours (4-bit, like the data).
+/// Encodes class indices as a palette PNG with Mini Facade's colours (4-bit, like the data).
 pub fn encode_label_map(width: u32, height: u32, indices: &[u8]) -> Vec<u8> {
+    encode_label_map_with(width, height, indices, &COLORS)
+}
+
+/// Encodes class indices as a palette PNG whose entry `c` is `colors[c]`: 4-bit where every
+/// index fits (Mini Facade's own format), else 8-bit with the ignore label in
+/// [`IGNORE_COLOR`].
+pub fn encode_label_map_with(
+    width: u32,
+    height: u32,
+    indices: &[u8],
+    colors: &[[u8; 3]],
+) -> Vec<u8> {
+    let four_bits = colors.len() <= 16 && indices.iter().all(|&v| v < 16);
+    let mut palette: Vec<u8> = colors.iter().flatten().copied().collect();
+    if !four_bits {
+        palette.resize(3 * 256, 0);
+        palette[3 * IGNORE_LABEL as usize..].copy_from_slice(&IGNORE_COLOR);
+    }
     let mut out = Vec::new();
     {
         let mut encoder = png::Encoder::new(&mut out, width, height);
         encoder.set_color(png::ColorType::Indexed);
-        encoder.set_depth(png::BitDepth::Four);
-        encoder.set_palette(COLORS.iter().flatten().copied().collect::<Vec<u8>>());
-        let mut writer = encoder.write_header().expect("in-memory PNG header");
-        let row_bytes = (width as usize).div_ceil(2);
-        let mut packed = vec![0u8; row_bytes * height as usize];
-        for y in 0..height as usize {
-            for x in 0..width as usize {
-                let v = indices[y * width as usize + x] & 0x0f;
-                packed[y * row_bytes + x / 2] |= if x % 2 == 0 { v << 4 } else { v };
+        encoder.set_palette(palette);
+        if four_bits {
+            encoder.set_depth(png::BitDepth::Four);
+            let mut writer = encoder.write_header().expect("in-memory PNG header");
+            let row_bytes = (width as usize).div_ceil(2);
+            let mut packed = vec![0u8; row_bytes * height as usize];
+            for y in 0..height as usize {
+                for x in 0..width as usize {
+                    let v = indices[y * width as usize + x] & 0x0f;
+                    packed[y * row_bytes + x / 2] |= if x % 2 == 0 { v << 4 } else { v };
+                }
             }
+            writer
+                .write_image_data(&packed)
+                .expect("in-memory PNG data");
+        } else {
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header().expect("in-memory PNG header");
+            writer
+                .write_image_data(indices)
+                .expect("in-memory PNG data");
         }
-        writer
-            .write_image_data(&packed)
-            .expect("in-memory PNG data");
     }
     out
 }

@@ -5,6 +5,7 @@
 pub mod augment;
 #[cfg(feature = "full")]
 pub mod batch;
+pub mod classes;
 mod error;
 pub mod facade;
 #[cfg(feature = "full")]
@@ -14,10 +15,13 @@ pub mod label_map;
 pub mod locate;
 mod normalization;
 #[cfg(feature = "full")]
+pub mod sets;
+#[cfg(feature = "full")]
 pub mod split;
 #[cfg(feature = "full")]
 pub mod synthetic;
 
+pub use classes::ClassSpec;
 pub use error::DataError;
 pub use normalization::Normalization;
 

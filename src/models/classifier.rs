@@ -1,4 +1,5 @@
-//! Fashion-MNIST classifiers.
+//! Image classifiers, built for the data: input channels, size and class count are parameters
+//! (Fashion-MNIST's 1x28x28 and ten classes are one case).
 
 use serde::{Deserialize, Serialize};
 
@@ -15,11 +16,20 @@ pub enum ClassifierKind {
 }
 
 impl ClassifierKind {
+    /// The network for Fashion-MNIST (1x28x28, ten classes).
     pub fn spec(self) -> ModelSpec {
+        self.for_data([1, SIDE, SIDE], NUM_CLASSES)
+    }
+
+    /// The network for images of `input` (channels, height, width) and `classes` classes.
+    /// Every classifier halves the size twice before its dense layers.
+    pub fn for_data(self, input: [usize; 3], classes: usize) -> ModelSpec {
         use LayerSpec::*;
+        let [channels, height, width] = input;
+        let pooled = (height / 4) * (width / 4);
         let layers = match self {
             ClassifierKind::Base => vec![
-                LayerSpec::conv(1, 32, 3, 1),
+                LayerSpec::conv(channels, 32, 3, 1),
                 Relu,
                 MaxPool2,
                 LayerSpec::conv(32, 32, 3, 1),
@@ -27,19 +37,19 @@ impl ClassifierKind {
                 MaxPool2,
                 Flatten,
                 Linear {
-                    inputs: 32 * 7 * 7,
+                    inputs: 32 * pooled,
                     outputs: 128,
                 },
                 Relu,
                 Linear {
                     inputs: 128,
-                    outputs: NUM_CLASSES,
+                    outputs: classes,
                 },
             ],
             ClassifierKind::Wide => {
                 let leaky = LeakyRelu { slope: 0.01 };
                 vec![
-                    LayerSpec::conv(1, 64, 3, 1),
+                    LayerSpec::conv(channels, 64, 3, 1),
                     leaky,
                     MaxPool2,
                     LayerSpec::conv(64, 128, 3, 1),
@@ -47,19 +57,19 @@ impl ClassifierKind {
                     MaxPool2,
                     Flatten,
                     Linear {
-                        inputs: 128 * 7 * 7,
+                        inputs: 128 * pooled,
                         outputs: 256,
                     },
                     leaky,
                     Linear {
                         inputs: 256,
-                        outputs: NUM_CLASSES,
+                        outputs: classes,
                     },
                 ]
             }
             ClassifierKind::Own => {
                 let mut layers = Vec::new();
-                for (i, o) in [(1, 32), (32, 32)] {
+                for (i, o) in [(channels, 32), (32, 32)] {
                     layers.extend(LayerSpec::conv_bn(i, o));
                     layers.push(Relu);
                 }
@@ -73,14 +83,14 @@ impl ClassifierKind {
                     Dropout { prob: 0.2 },
                     Flatten,
                     Linear {
-                        inputs: 64 * 7 * 7,
+                        inputs: 64 * pooled,
                         outputs: 256,
                     },
                     Relu,
                     Dropout { prob: 0.4 },
                     Linear {
                         inputs: 256,
-                        outputs: NUM_CLASSES,
+                        outputs: classes,
                     },
                 ]);
                 layers
@@ -88,10 +98,13 @@ impl ClassifierKind {
         };
         ModelSpec {
             name: self.name().into(),
-            input: [1, SIDE, SIDE],
+            input,
             layers,
         }
     }
+
+    /// The smallest side the network takes (two 2x2 poolings).
+    pub const MIN_SIDE: usize = 4;
 
     pub const ALL: [ClassifierKind; 3] = [
         ClassifierKind::Base,
@@ -140,5 +153,20 @@ mod tests {
         }
         // Hand count for base: 320 + 9248 + 200832 + 1290.
         assert_eq!(ClassifierKind::Base.spec().num_params(), 211_690);
+    }
+
+    #[test]
+    fn classifiers_follow_the_data_they_are_built_for() {
+        for kind in ClassifierKind::ALL {
+            let spec = kind.for_data([3, 32, 36], 4);
+            let rows = spec.summary().unwrap();
+            assert_eq!(rows.last().unwrap().output_shape, vec![4]);
+            assert_eq!(spec.first_conv().unwrap().0, 3);
+        }
+        // base at 3x32x36, 4 classes: 896 + 9248 + (32*8*9*128 + 128) + (128*4 + 4).
+        assert_eq!(
+            ClassifierKind::Base.for_data([3, 32, 36], 4).num_params(),
+            896 + 9248 + 295_040 + 516
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! Mini Facade segmenters: fully convolutional, `[N, 3, 256, 256]` photos to
-//! `[N, 5, 256, 256]` per-pixel class logits.
+//! Segmenters: fully convolutional, `[N, 3, side, side]` photos to `[N, classes, side, side]`
+//! per-pixel class logits (Mini Facade: 256 pixels, five classes).
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,14 @@ pub enum SegmenterKind {
 const UNET_CHANNELS: [usize; 5] = [16, 32, 64, 128, 256];
 
 impl SegmenterKind {
+    /// The network for Mini Facade (256x256 photos, five classes).
     pub fn spec(self) -> ModelSpec {
+        self.for_data(SIDE, NUM_CLASSES)
+    }
+
+    /// The network for `side x side` photos and `classes` classes; `side` must be a multiple
+    /// of [`SegmenterKind::side_multiple`].
+    pub fn for_data(self, side: usize, classes: usize) -> ModelSpec {
         let mut layers = Vec::new();
         match self {
             SegmenterKind::Fcn => {
@@ -30,7 +37,7 @@ impl SegmenterKind {
                     layers.extend(LayerSpec::up_bn_relu(i, o));
                 }
                 layers.push(LayerSpec::conv(32, 32, 3, 1));
-                layers.push(LayerSpec::conv(32, NUM_CLASSES, 1, 0));
+                layers.push(LayerSpec::conv(32, classes, 1, 0));
             }
             SegmenterKind::Unet => {
                 let mut previous = 3;
@@ -50,13 +57,23 @@ impl SegmenterKind {
                 }
                 let top = UNET_CHANNELS[0];
                 layers.extend(LayerSpec::up_bn_relu(top, top));
-                layers.push(LayerSpec::conv(top, NUM_CLASSES, 1, 0));
+                layers.push(LayerSpec::conv(top, classes, 1, 0));
             }
         }
         ModelSpec {
             name: self.name().into(),
-            input: [3, SIDE, SIDE],
+            input: [3, side, side],
             layers,
+        }
+    }
+
+    /// The photo side must be a multiple of this: each stride-2 stage halves it on the way
+    /// down and each transposed conv doubles it on the way up, so the skips and the output
+    /// meet the input's size only then.
+    pub fn side_multiple(self) -> usize {
+        match self {
+            SegmenterKind::Fcn => 8,
+            SegmenterKind::Unet => 1 << UNET_CHANNELS.len(),
         }
     }
 
@@ -99,6 +116,15 @@ mod tests {
                 rows.last().unwrap().output_shape,
                 vec![NUM_CLASSES, SIDE, SIDE]
             );
+        }
+    }
+
+    #[test]
+    fn segmenters_follow_the_side_and_classes_they_are_built_for() {
+        for kind in SegmenterKind::ALL {
+            let side = 2 * kind.side_multiple();
+            let rows = kind.for_data(side, 3).summary().unwrap();
+            assert_eq!(rows.last().unwrap().output_shape, vec![3, side, side]);
         }
     }
 

@@ -11,19 +11,30 @@ use std::path::{Path, PathBuf};
 use super::RunError;
 use super::json::read_json;
 use super::schedule::Schedule;
-use crate::data::Normalization;
 use crate::data::augment::{CropFlip, FlipScaleCrop};
-use crate::data::facade::{
-    CLASS_NAMES as FACADE_CLASS_NAMES, COLORS as FACADE_COLORS, NUM_CLASSES as FACADE_CLASSES,
-};
 use crate::data::fashion_mnist::CLASS_NAMES as FASHION_CLASS_NAMES;
+use crate::data::split::Fractions;
+use crate::data::{ClassSpec, IGNORE_LABEL, Normalization, facade};
 use crate::engine::{DeviceKind, OptimizerSpec};
 use crate::models::{ClassifierKind, ModelSpec, SegmenterKind};
 
 pub const DEFAULT_SEED: u64 = 42;
 
-/// The share of the training images held out for validation.
+/// The share of the training images held out for validation where the data set has no
+/// validation split of its own.
 pub const VAL_FRACTION: f64 = 0.1;
+
+/// The share held out for testing where the data set has no test split of its own.
+pub const TEST_FRACTION: f64 = 0.1;
+
+/// What to split off the training part: validation and test where the data set lacks them
+/// (80/10/10 without either, 90/10 without validation).
+pub fn split_fractions(has_val: bool, has_test: bool) -> Fractions {
+    Fractions {
+        val: if has_val { 0.0 } else { VAL_FRACTION },
+        test: if has_test { 0.0 } else { TEST_FRACTION },
+    }
+}
 
 /// Training options as given on the command line; `None` where the user was silent.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -257,6 +268,12 @@ pub trait RunConfig: Serialize + serde::de::DeserializeOwned {
     /// The data set's folder, when training was given one (`--data`).
     fn data_dir(&self) -> Option<&Path>;
     fn with_data_dir(self, dir: Option<PathBuf>) -> Self;
+    /// The shares of the training part held out for validation and test.
+    fn fractions(&self) -> Fractions;
+}
+
+fn fashion_class_names() -> Vec<String> {
+    FASHION_CLASS_NAMES.iter().map(|s| s.to_string()).collect()
 }
 
 /// A classification run's `config.json`.
@@ -266,7 +283,14 @@ pub struct ClassificationConfig {
     pub model: ClassifierKind,
     pub architecture: ModelSpec,
     pub params: HyperParams,
+    /// The class names in index order (older run folders: Fashion-MNIST's).
+    #[serde(default = "fashion_class_names")]
+    pub classes: Vec<String>,
+    /// The share of the training images held out for validation (0: the data set's own).
     pub val_fraction: f64,
+    /// The share held out for testing (0: the data set's own test split).
+    #[serde(default)]
+    pub test_fraction: f64,
     pub normalization: Normalization,
     pub device: DeviceKind,
     /// The data set's folder (absolute) when training was given `--data`, so that `eval`
@@ -286,7 +310,14 @@ pub struct SegmentationConfig {
     /// Older run folders have no such key: they trained unweighted.
     #[serde(default)]
     pub class_weighting: ClassWeighting,
+    /// The classes and their colours in index order (older run folders: Mini Facade's).
+    #[serde(default = "facade::classes")]
+    pub classes: Vec<ClassSpec>,
+    /// The share of the training photos held out for validation (0: the data set's own).
     pub val_fraction: f64,
+    /// The share held out for testing (0: the data set's own test split).
+    #[serde(default)]
+    pub test_fraction: f64,
     pub normalization: Normalization,
     pub device: DeviceKind,
     /// The data set's folder (absolute) when training was given `--data`, so that `eval`
@@ -319,6 +350,13 @@ impl RunConfig for ClassificationConfig {
     fn with_data_dir(self, data: Option<PathBuf>) -> Self {
         ClassificationConfig { data, ..self }
     }
+
+    fn fractions(&self) -> Fractions {
+        Fractions {
+            val: self.val_fraction,
+            test: self.test_fraction,
+        }
+    }
 }
 
 impl RunConfig for SegmentationConfig {
@@ -345,6 +383,13 @@ impl RunConfig for SegmentationConfig {
     fn with_data_dir(self, data: Option<PathBuf>) -> Self {
         SegmentationConfig { data, ..self }
     }
+
+    fn fractions(&self) -> Fractions {
+        Fractions {
+            val: self.val_fraction,
+            test: self.test_fraction,
+        }
+    }
 }
 
 /// A run's `config.json` of either task, told apart by its `task` key.
@@ -364,24 +409,26 @@ impl AnyConfig {
             .unwrap_or_default();
         let typed = |e: serde_json::Error| RunError::bad_file(path, format!("invalid: {e}"));
         match task {
-            "fashion" => Ok(AnyConfig::Classification(
+            "fashion" | "classify" => Ok(AnyConfig::Classification(
                 serde_json::from_value(value).map_err(typed)?,
             )),
-            "facade" => Ok(AnyConfig::Segmentation(
+            "facade" | "segment" => Ok(AnyConfig::Segmentation(
                 serde_json::from_value(value).map_err(typed)?,
             )),
             other => Err(RunError::bad_file(
                 path,
-                format!("unknown task '{other}' (expected \"fashion\" or \"facade\")"),
+                format!(
+                    "unknown task '{other}' (expected \"fashion\", \"classify\", \"facade\" or \"segment\")"
+                ),
             )),
         }
     }
 
     /// The task's name as `config.json` and the command line spell it.
-    pub fn task(&self) -> &'static str {
+    pub fn task(&self) -> &str {
         match self {
-            AnyConfig::Classification(_) => "fashion",
-            AnyConfig::Segmentation(_) => "facade",
+            AnyConfig::Classification(c) => &c.task,
+            AnyConfig::Segmentation(c) => &c.task,
         }
     }
 
@@ -408,23 +455,17 @@ impl AnyConfig {
 
     /// The classes in index order.
     pub fn class_names(&self) -> Vec<String> {
-        let names: &[&str] = match self {
-            AnyConfig::Classification(_) => &FASHION_CLASS_NAMES,
-            AnyConfig::Segmentation(_) => &FACADE_CLASS_NAMES,
-        };
-        names.iter().map(|s| s.to_string()).collect()
+        match self {
+            AnyConfig::Classification(c) => c.classes.clone(),
+            AnyConfig::Segmentation(c) => c.classes.iter().map(|c| c.name.clone()).collect(),
+        }
     }
 
     /// Each class's colour (`#RRGGBB`) for segmenters.
     pub fn class_colors(&self) -> Option<Vec<String>> {
         match self {
             AnyConfig::Classification(_) => None,
-            AnyConfig::Segmentation(_) => Some(
-                FACADE_COLORS
-                    .iter()
-                    .map(|[r, g, b]| format!("#{r:02X}{g:02X}{b:02X}"))
-                    .collect(),
-            ),
+            AnyConfig::Segmentation(c) => Some(c.classes.iter().map(ClassSpec::hex).collect()),
         }
     }
 }
@@ -443,14 +484,19 @@ pub enum ClassWeighting {
 }
 
 impl ClassWeighting {
-    /// The weight of each class from the training label maps; `None` when unweighted.
-    pub fn weights<'a>(self, label_maps: impl Iterator<Item = &'a [u8]>) -> Option<Vec<f32>> {
+    /// The weight of each of `classes` classes from the training label maps (ignored pixels
+    /// not counted); `None` when unweighted.
+    pub fn weights<'a>(
+        self,
+        classes: usize,
+        label_maps: impl Iterator<Item = &'a [u8]>,
+    ) -> Option<Vec<f32>> {
         match self {
             ClassWeighting::None => None,
             ClassWeighting::SqrtMedianFrequency => {
-                let mut counts = [0u64; FACADE_CLASSES];
+                let mut counts = vec![0u64; classes];
                 for labels in label_maps {
-                    for &l in labels {
+                    for &l in labels.iter().filter(|&&l| l != IGNORE_LABEL) {
                         counts[l as usize] += 1;
                     }
                 }
@@ -581,12 +627,14 @@ mod tests {
         labels.extend([1u8; 100]);
         labels.extend([2u8; 25]);
         labels.extend([3u8; 100]);
+        // Ignored pixels count for no class.
+        labels.extend([IGNORE_LABEL; 1000]);
         let weights = ClassWeighting::SqrtMedianFrequency
-            .weights(std::iter::once(labels.as_slice()))
+            .weights(5, std::iter::once(labels.as_slice()))
             .unwrap();
         assert_eq!(weights, vec![0.5, 1.0, 2.0, 1.0, 0.0]);
         assert_eq!(
-            ClassWeighting::None.weights(std::iter::once(labels.as_slice())),
+            ClassWeighting::None.weights(5, std::iter::once(labels.as_slice())),
             None
         );
     }

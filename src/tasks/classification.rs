@@ -1,4 +1,5 @@
-//! Classification (today: Fashion-MNIST): its data, training loss, evaluation, metrics and
+//! Classification of Fashion-MNIST (a preset: known files, checksums) or of any folder of
+//! class folders (`convlab classify`): its data, training loss, evaluation, metrics and
 //! figures, for the commands in [`crate::tasks`].
 
 use std::path::Path;
@@ -6,9 +7,11 @@ use std::path::Path;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Task, TaskError};
+use super::{DataSummary, SplitSummary, Task, TaskError};
 use crate::data::batch::ClassificationBatcher;
-use crate::data::fashion_mnist::{CLASS_NAMES, Checksums, FashionMnist, NUM_CLASSES};
+use crate::data::fashion_mnist::{Checksums, FashionMnist};
+use crate::data::image_folder::{self, FolderOptions};
+use crate::data::sets::ClassificationSets;
 use crate::data::split::{self, Split};
 use crate::data::{DataError, LabelledImages, Normalization};
 use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch};
@@ -17,7 +20,9 @@ use crate::metrics::Confusion;
 use crate::metrics::classification::ClassificationReport;
 use crate::models::ClassifierKind;
 use crate::run::RunDir;
-use crate::run::config::{ClassificationConfig, HyperParams, Recipe, VAL_FRACTION};
+use crate::run::config::{
+    ClassificationConfig, HyperParams, Recipe, RunConfig, split_fractions,
+};
 use crate::run::records::{ClassificationEpoch, EpochTiming};
 use crate::run::results::ClassificationMetrics;
 use crate::run::schedule::Schedule;
@@ -65,29 +70,65 @@ pub fn recipe(kind: ClassifierKind) -> Recipe {
     }
 }
 
-/// The data a run uses: the full sets, the split, the training indices (after `--limit`) and
-/// the validation images.
+/// The data a run uses: the sets as loaded, the split of their training part, the training
+/// indices (after `--limit`), and the validation and test images.
 pub struct ClassificationData {
-    pub sets: FashionMnist,
+    pub sets: ClassificationSets,
     pub split: Split,
     pub train_indices: Vec<usize>,
     pub val: LabelledImages,
+    pub test: LabelledImages,
 }
 
 impl ClassificationData {
+    /// Splits `sets` as `config` says; refuses data whose classes or images are not the ones
+    /// the run was made for.
     pub fn prepare(
-        sets: FashionMnist,
-        params: &HyperParams,
-        val_fraction: f64,
+        sets: ClassificationSets,
+        config: &ClassificationConfig,
     ) -> Result<Self, DataError> {
-        let split = split::stratified(&sets.train.labels, NUM_CLASSES, val_fraction, params.seed());
-        let train_indices = split::limited(&split.train, params.limit())?;
-        let val = sets.train.select(&split.val);
+        let changed = |reason: String| DataError::DataChanged {
+            path: sets.origin.dir.clone(),
+            reason,
+        };
+        if sets.class_names != config.classes {
+            return Err(changed(format!(
+                "its classes are {:?}, the run's are {:?}",
+                sets.class_names, config.classes
+            )));
+        }
+        let input = [sets.train.channels, sets.train.height, sets.train.width];
+        if input != config.architecture.input {
+            return Err(changed(format!(
+                "its images are {input:?} (channels, height, width), the run's network takes {:?}",
+                config.architecture.input
+            )));
+        }
+        let fractions = config.fractions();
+        let split = split::stratified(
+            &sets.train.labels,
+            config.classes.len(),
+            fractions,
+            config.params.seed(),
+        );
+        let train_indices = split::limited(&split.train, config.params.limit())?;
+        let own_split = |own: &Option<LabelledImages>, taken: &[usize], share: f64, name: &str| {
+            match own {
+                Some(images) if share == 0.0 => Ok(images.clone()),
+                _ if share > 0.0 => Ok(sets.train.select(taken)),
+                _ => Err(changed(format!(
+                    "the run used its own {name} split, which is not there any more"
+                ))),
+            }
+        };
+        let val = own_split(&sets.val, &split.val, fractions.val, "validation")?;
+        let test = own_split(&sets.test, &split.test, fractions.test, "test")?;
         Ok(ClassificationData {
             sets,
             split,
             train_indices,
             val,
+            test,
         })
     }
 }
@@ -122,7 +163,7 @@ impl TrainingTask for ClassificationTraining<'_> {
     }
 
     fn validate(&self, model: &Model) -> Evaluation {
-        evaluate(model, &self.data.val, self.config.normalization)
+        evaluate(model, &self.data.val, self.config)
     }
 
     fn score(&self, validation: &Evaluation) -> f64 {
@@ -171,12 +212,13 @@ pub struct Evaluation {
 }
 
 /// Evaluates a model (no gradient tracking on either engine).
-pub fn evaluate(model: &Model, set: &LabelledImages, normalization: Normalization) -> Evaluation {
+pub fn evaluate(model: &Model, set: &LabelledImages, config: &ClassificationConfig) -> Evaluation {
     let batcher = ClassificationBatcher {
-        normalization,
+        normalization: config.normalization,
         augment: None,
     };
-    let mut confusion = Confusion::new(NUM_CLASSES);
+    let classes = config.classes.len();
+    let mut confusion = Confusion::new(classes);
     let mut predictions = Vec::with_capacity(set.len());
     let mut loss_sum = 0.0f64;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -184,7 +226,7 @@ pub fn evaluate(model: &Model, set: &LabelledImages, normalization: Normalizatio
     for chunk in indices.chunks(EVAL_BATCH) {
         let batch = batcher.batch(set, chunk, &mut rng);
         let (values, _) = model.forward(batch.images, batch.shape);
-        for (row, &label) in values.chunks(NUM_CLASSES).zip(&batch.labels) {
+        for (row, &label) in values.chunks(classes).zip(&batch.labels) {
             let (predicted, nll) = argmax_and_nll(row, label as usize);
             confusion.add(label as usize, predicted);
             predictions.push(predicted as u8);
@@ -215,23 +257,69 @@ fn argmax_and_nll(logits: &[f32], label: usize) -> (usize, f64) {
     (best, log_sum - (logits[label] - max) as f64)
 }
 
-/// Classification on Fashion-MNIST, read with `checksums`.
+/// Where the images come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClassificationSource {
+    /// Fashion-MNIST's four IDX files, read with `checksums`.
+    FashionMnist { checksums: Checksums },
+    /// The user's class folders (`--data DIR`), resized to `size` x `size` when given.
+    Folder { size: Option<usize> },
+}
+
+/// Classification of the images of `source`.
 #[derive(Clone, Copy, Debug)]
 pub struct Classification {
-    pub checksums: Checksums,
+    pub source: ClassificationSource,
+}
+
+impl Classification {
+    pub fn fashion_mnist(checksums: Checksums) -> Self {
+        Classification {
+            source: ClassificationSource::FashionMnist { checksums },
+        }
+    }
+
+    pub fn folder(size: Option<usize>) -> Self {
+        Classification {
+            source: ClassificationSource::Folder { size },
+        }
+    }
+
+    /// The folder read as the run was trained: its image size and channels.
+    fn folder_options(size: Option<usize>, config: Option<&ClassificationConfig>) -> FolderOptions {
+        match config {
+            Some(config) => {
+                let [channels, height, width] = config.architecture.input;
+                FolderOptions {
+                    size: (height == width).then_some(height),
+                    channels: Some(channels),
+                }
+            }
+            None => FolderOptions {
+                size,
+                channels: None,
+            },
+        }
+    }
 }
 
 impl Task for Classification {
-    const NAME: &'static str = "fashion";
     const SCORE_NAME: &'static str = "val_accuracy";
     type Model = ClassifierKind;
     type Config = ClassificationConfig;
-    type Sets = FashionMnist;
+    type Sets = ClassificationSets;
     type Data = ClassificationData;
     type Split = LabelledImages;
     type Record = ClassificationEpoch;
     type Evaluation = Evaluation;
     type Metrics = ClassificationMetrics;
+
+    fn name(&self) -> &'static str {
+        match self.source {
+            ClassificationSource::FashionMnist { .. } => "fashion",
+            ClassificationSource::Folder { .. } => "classify",
+        }
+    }
 
     fn model_name(model: ClassifierKind) -> &'static str {
         model.name()
@@ -242,35 +330,122 @@ impl Task for Classification {
     }
 
     fn fresh_config(
+        &self,
         model: ClassifierKind,
         params: HyperParams,
         device: DeviceKind,
-    ) -> ClassificationConfig {
-        ClassificationConfig {
-            task: Self::NAME.into(),
+        sets: &ClassificationSets,
+    ) -> Result<ClassificationConfig, TaskError> {
+        let train = &sets.train;
+        let fractions = split_fractions(sets.val.is_some(), sets.test.is_some());
+        let min = ClassifierKind::MIN_SIDE;
+        if train.height < min || train.width < min {
+            return Err(DataError::DataChanged {
+                path: sets.origin.dir.clone(),
+                reason: format!(
+                    "images of {}x{} are too small for '{}' (at least {min}x{min}); pass --size N",
+                    train.width,
+                    train.height,
+                    model.name()
+                ),
+            }
+            .into());
+        }
+        let normalization = match self.source {
+            ClassificationSource::FashionMnist { .. } => Normalization::FASHION_MNIST,
+            ClassificationSource::Folder { .. } => {
+                // The training part's statistics alone: validation and test stay unseen.
+                let split = split::stratified(
+                    &train.labels,
+                    sets.class_names.len(),
+                    fractions,
+                    params.seed(),
+                );
+                let pixels = train.select(&split.train).pixels;
+                Normalization::of_pixels(&pixels, train.channels, train.height * train.width)
+            }
+        };
+        let input = [train.channels, train.height, train.width];
+        Ok(ClassificationConfig {
+            task: self.name().into(),
             model,
-            architecture: model.spec(),
+            architecture: model.for_data(input, sets.class_names.len()),
             params,
-            val_fraction: VAL_FRACTION,
-            normalization: Normalization::FASHION_MNIST,
+            classes: sets.class_names.clone(),
+            val_fraction: fractions.val,
+            test_fraction: fractions.test,
+            normalization,
             device,
             data: None,
-        }
+        })
     }
 
-    fn load(&self, dir: Option<&Path>) -> Result<FashionMnist, TaskError> {
-        Ok(FashionMnist::find_and_load(dir, self.checksums)?)
+    fn load(
+        &self,
+        dir: Option<&Path>,
+        config: Option<&ClassificationConfig>,
+    ) -> Result<ClassificationSets, TaskError> {
+        Ok(match self.source {
+            ClassificationSource::FashionMnist { checksums } => ClassificationSets::fashion_mnist(
+                FashionMnist::find_and_load(dir, checksums)?,
+                checksums == Checksums::Verify,
+            ),
+            ClassificationSource::Folder { size } => {
+                let dir = dir.ok_or(DataError::FolderRequired {
+                    what: "a folder of class folders (DIR/<class>/*.png, or DIR/train/<class>/...)",
+                })?;
+                image_folder::load(dir, Self::folder_options(size, config))?.into()
+            }
+        })
     }
 
     fn prepare(
-        sets: FashionMnist,
+        sets: ClassificationSets,
         config: &ClassificationConfig,
     ) -> Result<ClassificationData, TaskError> {
-        Ok(ClassificationData::prepare(
-            sets,
-            &config.params,
-            config.val_fraction,
-        )?)
+        Ok(ClassificationData::prepare(sets, config)?)
+    }
+
+    fn summary(data: &ClassificationData, config: &ClassificationConfig) -> DataSummary {
+        let split_off = |share: f64| {
+            format!(
+                "{:.0}% of train split off, stratified, seed {}",
+                100.0 * share,
+                config.params.seed()
+            )
+        };
+        let how = |share: f64| {
+            if share > 0.0 {
+                split_off(share)
+            } else {
+                "the data set's own".into()
+            }
+        };
+        DataSummary {
+            origin: data.sets.origin.clone(),
+            splits: vec![
+                SplitSummary {
+                    name: "train",
+                    count: data.train_indices.len(),
+                    how: match config.params.limit() {
+                        Some(limit) => format!("first {limit} (--limit)"),
+                        None => String::new(),
+                    },
+                },
+                SplitSummary {
+                    name: "validation",
+                    count: data.val.len(),
+                    how: how(config.val_fraction),
+                },
+                SplitSummary {
+                    name: "test",
+                    count: data.test.len(),
+                    how: how(config.test_fraction),
+                },
+            ],
+            classes: config.classes.clone(),
+            input: config.architecture.input,
+        }
     }
 
     fn train(
@@ -305,7 +480,7 @@ impl Task for Classification {
     }
 
     fn test(data: &ClassificationData) -> &LabelledImages {
-        &data.sets.test
+        &data.test
     }
 
     fn evaluate(
@@ -313,7 +488,7 @@ impl Task for Classification {
         split: &LabelledImages,
         config: &ClassificationConfig,
     ) -> Evaluation {
-        evaluate(model, split, config.normalization)
+        evaluate(model, split, config)
     }
 
     fn metrics(
@@ -327,7 +502,7 @@ impl Task for Classification {
             model: config.model,
             checkpoint,
             epoch,
-            class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+            class_names: config.classes.clone(),
             val: ClassificationReport::new(&val.confusion, val.loss),
             test: ClassificationReport::new(&test.confusion, test.loss),
         }
@@ -349,7 +524,7 @@ impl Task for Classification {
             metrics,
             filters.as_deref(),
             config.architecture.first_conv(),
-            &data.sets.test,
+            &data.test,
             &test.predictions,
         )
     }

@@ -1,0 +1,75 @@
+//! A data set as a task sees it, whichever reader made it: a preset (Fashion-MNIST, Mini
+//! Facade) or the user's folder. The splits that the data set does not have are split off its
+//! training part later, seeded (see [`super::split`]).
+
+use std::path::PathBuf;
+
+use super::facade::{self, MiniFacade};
+use super::fashion_mnist::{self, FashionMnist};
+use super::{ClassSpec, LabelledImages, SegmentationSet};
+
+/// Where a data set came from, for the header `train` prints.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataOrigin {
+    pub dir: PathBuf,
+    /// What was read there, e.g. "Fashion-MNIST IDX files, SHA-256 verified".
+    pub description: String,
+}
+
+/// Images with one label each, and the splits the data set has of its own.
+#[derive(Clone, Debug)]
+pub struct ClassificationSets {
+    pub origin: DataOrigin,
+    pub class_names: Vec<String>,
+    pub train: LabelledImages,
+    pub val: Option<LabelledImages>,
+    pub test: Option<LabelledImages>,
+}
+
+/// Photos with a class per pixel, and the splits the data set has of its own.
+#[derive(Clone, Debug)]
+pub struct SegmentationSets {
+    pub origin: DataOrigin,
+    pub classes: Vec<ClassSpec>,
+    pub train: SegmentationSet,
+    pub val: Option<SegmentationSet>,
+    pub test: Option<SegmentationSet>,
+}
+
+impl ClassificationSets {
+    pub fn fashion_mnist(sets: FashionMnist, verified: bool) -> Self {
+        let check = if verified {
+            "SHA-256 verified"
+        } else {
+            "checksums not verified"
+        };
+        ClassificationSets {
+            origin: DataOrigin {
+                dir: sets.dir,
+                description: format!("Fashion-MNIST IDX files, {check}"),
+            },
+            class_names: fashion_mnist::CLASS_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            train: sets.train,
+            val: None,
+            test: Some(sets.test),
+        }
+    }
+}
+
+impl SegmentationSets {
+    pub fn mini_facade(sets: MiniFacade) -> Self {
+        SegmentationSets {
+            origin: DataOrigin {
+                dir: sets.dir,
+                description: "Mini Facade photos and label maps (train/, test_dev/)".into(),
+            },
+            classes: facade::classes(),
+            train: sets.train,
+            val: None,
+            test: Some(sets.test),
+        }
+    }
+}
