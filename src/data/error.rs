@@ -10,6 +10,36 @@ pub enum DataError {
     },
     #[error("{}: is a directory, expected a file", path.display())]
     IsDirectory { path: PathBuf },
+    #[error("{}: folder not found", path.display())]
+    FolderNotFound { path: PathBuf },
+    #[error("{}: is a file, expected a folder", path.display())]
+    NotAFolder { path: PathBuf },
+    #[error("{}: class folder has no images (.png, .jpg, .jpeg)", path.display())]
+    EmptyClass { path: PathBuf },
+    #[error("{}: no class folders (expected {}/<class>/*.png)", path.display(), path.display())]
+    NoClassFolders { path: PathBuf },
+    #[error("{}: class '{name}' is not among the training classes (train/ has: {})", path.display(), known.join(", "))]
+    UnknownClass {
+        path: PathBuf,
+        name: String,
+        known: Vec<String>,
+    },
+    #[error("{}: found {found} class folder(s); classification needs at least two (DIR/<class>/*.png or DIR/train/<class>/*.png)", path.display())]
+    TooFewClasses { path: PathBuf, found: usize },
+    #[error("{}: found {found} class folders; at most {max} are supported (labels are stored as bytes)", path.display())]
+    TooManyClasses {
+        path: PathBuf,
+        found: usize,
+        max: usize,
+    },
+    #[error("{}: image is {}x{} but {} is {}x{}; pass --size N to resize every image to N x N", path.display(), size.0, size.1, first.display(), first_size.0, first_size.1)]
+    MixedImageSizes {
+        path: PathBuf,
+        /// Width and height.
+        size: (usize, usize),
+        first: PathBuf,
+        first_size: (usize, usize),
+    },
     #[error("{}: corrupt gzip data: {reason}", path.display())]
     CorruptGzip { path: PathBuf, reason: String },
     #[error("{}: not an IDX {kind} file: magic number is 0x{found:08x}, expected 0x{expected:08x}", path.display())]

@@ -11,6 +11,8 @@ pub mod facade;
 #[cfg(feature = "full")]
 pub mod fashion_mnist;
 pub mod idx;
+#[cfg(feature = "full")]
+pub mod image_folder;
 pub mod label_map;
 pub mod locate;
 mod normalization;
