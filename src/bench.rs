@@ -17,17 +17,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::data::Normalization;
 use crate::data::batch::ClassificationBatcher;
 use crate::data::facade::NUM_CLASSES as FACADE_CLASSES;
 use crate::data::fashion_mnist::{Checksums, NUM_CLASSES};
 use crate::engine::{Compute, LossSpec, StepBatch, Trainer};
 use crate::models::{ClassifierKind, ModelSpec, SegmenterKind};
-use crate::run::RunDir;
-use crate::run::config::{Recipe, TrainOptions, VAL_FRACTION};
+use crate::run::config::{Recipe, TrainOptions};
 use crate::run::records::{EpochRecord, EpochTiming};
 use crate::tasks::classification::{ClassificationData, evaluate};
-use crate::tasks::{Classification, Segmentation, Task, TaskError};
+use crate::tasks::{self, Classification, Segmentation, Task, TaskError};
 use crate::train::TrainRequest;
 
 /// What `bench` measures.
@@ -328,9 +326,7 @@ fn time_epoch(
     let start = Instant::now();
     let result = match network {
         Network::Classifier(kind) => one_epoch(
-            &Classification {
-                checksums: Checksums::Verify,
-            },
+            &Classification::fashion_mnist(Checksums::Verify),
             kind,
             &request,
         ),
@@ -348,13 +344,15 @@ fn one_epoch<T: Task>(
     model: T::Model,
     request: &TrainRequest,
 ) -> Result<Option<EpochTiming>, TaskError> {
-    let run = RunDir::fresh(&request.out)?;
-    let params = request.options.check(&T::recipe(model))?;
-    let config = T::fresh_config(model, params, request.compute.device);
-    let sets = task.load(request.data.as_deref())?;
-    let data = T::prepare(sets, &config)?;
-    run.start(&config)?;
-    let history = T::train(&config, &data, &run, &request.compute, false, None)?;
+    let plan = tasks::plan_training(task, model, request)?;
+    let history = T::train(
+        &plan.config,
+        &plan.data,
+        &plan.run,
+        &request.compute,
+        false,
+        None,
+    )?;
     Ok(history.last().and_then(EpochRecord::timing))
 }
 
@@ -375,10 +373,8 @@ fn time_to_accuracy(
             reason: "time-to-90 is for Fashion-MNIST networks".into(),
         });
     };
-    let task = Classification {
-        checksums: Checksums::Verify,
-    };
-    let sets = task.load(args.data.as_deref())?;
+    let task = Classification::fashion_mnist(Checksums::Verify);
+    let sets = task.load(args.data.as_deref(), None)?;
     // Adam lr 1e-3 without weight decay, as the PyTorch reference.
     let params = TrainOptions {
         batch_size: Some(batch),
@@ -388,10 +384,11 @@ fn time_to_accuracy(
     }
     .check(&Classification::recipe(kind))
     .map_err(TaskError::from)?;
-    let data = ClassificationData::prepare(sets, &params, VAL_FRACTION).map_err(TaskError::from)?;
-    let normalization = Normalization::FASHION_MNIST;
+    let config = task.fresh_config(kind, params, compute.device, &sets)?;
+    let data = ClassificationData::prepare(sets, &config).map_err(TaskError::from)?;
+    let params = &config.params;
     let batcher = ClassificationBatcher {
-        normalization,
+        normalization: config.normalization,
         augment: None,
     };
     let mut trainer = Trainer::new(&kind.spec(), &params.optimizer(), params.seed(), compute)
@@ -419,7 +416,7 @@ fn time_to_accuracy(
                 })?;
             step += 1;
             if step.is_multiple_of(args.eval_every) {
-                let accuracy = evaluate(&trainer.model(), &data.val, normalization)
+                let accuracy = evaluate(&trainer.model(), &data.val, &config)
                     .confusion
                     .accuracy();
                 let t = start.elapsed().as_secs_f64();

@@ -134,6 +134,12 @@ pub enum DataError {
     BadImage { path: PathBuf, reason: String },
     #[error("--limit {limit}: larger than the {available} training images available")]
     LimitTooLarge { limit: usize, available: usize },
+    #[error("{}: the data no longer matches the run: {reason}", path.display())]
+    DataChanged { path: PathBuf, reason: String },
+    #[error("{}: {reason}", path.display())]
+    Unsuitable { path: PathBuf, reason: String },
+    #[error("--data: give {what}")]
+    FolderRequired { what: &'static str },
 }
 
 impl DataError {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::facade::{self, MiniFacade};
 use super::fashion_mnist::{self, FashionMnist};
+use super::image_folder::{FolderLayout, ImageFolder};
 use super::{ClassSpec, LabelledImages, SegmentationSet};
 
 /// Where a data set came from, for the header `train` prints.
@@ -55,6 +56,25 @@ impl ClassificationSets {
             train: sets.train,
             val: None,
             test: Some(sets.test),
+        }
+    }
+}
+
+impl From<ImageFolder> for ClassificationSets {
+    fn from(folder: ImageFolder) -> Self {
+        let description = match folder.layout {
+            FolderLayout::ClassFolders => "class folders (DIR/<class>/*)",
+            FolderLayout::Splits => "class folders per split (DIR/train|val|test/<class>/*)",
+        };
+        ClassificationSets {
+            origin: DataOrigin {
+                dir: folder.root,
+                description: description.into(),
+            },
+            class_names: folder.class_names,
+            train: folder.train,
+            val: folder.val,
+            test: folder.test,
         }
     }
 }

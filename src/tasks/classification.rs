@@ -340,7 +340,7 @@ impl Task for Classification {
         let fractions = split_fractions(sets.val.is_some(), sets.test.is_some());
         let min = ClassifierKind::MIN_SIDE;
         if train.height < min || train.width < min {
-            return Err(DataError::DataChanged {
+            return Err(DataError::Unsuitable {
                 path: sets.origin.dir.clone(),
                 reason: format!(
                     "images of {}x{} are too small for '{}' (at least {min}x{min}); pass --size N",

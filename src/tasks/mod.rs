@@ -6,7 +6,7 @@ pub mod classification;
 mod error;
 pub mod segmentation;
 
-pub use classification::Classification;
+pub use classification::{Classification, ClassificationSource};
 pub use error::TaskError;
 pub use segmentation::Segmentation;
 
@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::data::sets::DataOrigin;
 use crate::engine::{Compute, DeviceKind, Model};
 use crate::figures::FigureError;
 use crate::progress::count_bar;
@@ -28,8 +29,6 @@ use crate::train::{TrainError, TrainRequest, open_for_training};
 
 /// What a task supplies to the shared commands.
 pub trait Task {
-    /// The task's name in `config.json` and on the command line.
-    const NAME: &'static str;
     /// The validation score that picks the best checkpoint and ranks a search.
     const SCORE_NAME: &'static str;
     /// The networks the task trains.
@@ -48,12 +47,30 @@ pub trait Task {
     /// `metrics.json`.
     type Metrics: Serialize;
 
+    /// The task's name in `config.json` and on the command line.
+    fn name(&self) -> &'static str;
     fn model_name(model: Self::Model) -> &'static str;
     fn recipe(model: Self::Model) -> Recipe;
-    fn fresh_config(model: Self::Model, params: HyperParams, device: DeviceKind) -> Self::Config;
-    /// The data set from `dir`, or from the data roots when `None`.
-    fn load(&self, dir: Option<&Path>) -> Result<Self::Sets, TaskError>;
+    /// A new run's configuration: `model` built for the data in `sets` (channels, size,
+    /// classes), its normalisation and the shares to split off; or why the data does not fit.
+    fn fresh_config(
+        &self,
+        model: Self::Model,
+        params: HyperParams,
+        device: DeviceKind,
+        sets: &Self::Sets,
+    ) -> Result<Self::Config, TaskError>;
+    /// The data set from `dir`, or from the data roots when `None`; read as the run of
+    /// `config` was trained on it when given (evaluating or resuming).
+    fn load(
+        &self,
+        dir: Option<&Path>,
+        config: Option<&Self::Config>,
+    ) -> Result<Self::Sets, TaskError>;
+    /// Splits the sets as `config` says, refusing data that is not the run's.
     fn prepare(sets: Self::Sets, config: &Self::Config) -> Result<Self::Data, TaskError>;
+    /// What the run trains on, for the header `train` prints.
+    fn summary(data: &Self::Data, config: &Self::Config) -> DataSummary;
     /// Trains from scratch, or from the last checkpoint when `resume` is set, stopping after
     /// epoch `stop_after` when given (as an interrupted run would).
     fn train(
@@ -88,21 +105,97 @@ pub trait Task {
     ) -> Result<(), FigureError>;
 }
 
+/// One split of a run's data: its size and where it came from.
+#[derive(Clone, Debug)]
+pub struct SplitSummary {
+    pub name: &'static str,
+    pub count: usize,
+    /// How it was made (empty for the training part as given).
+    pub how: String,
+}
+
+/// What a run trains on.
+#[derive(Clone, Debug)]
+pub struct DataSummary {
+    pub origin: DataOrigin,
+    pub splits: Vec<SplitSummary>,
+    pub classes: Vec<String>,
+    /// Channels, height, width of the network's input.
+    pub input: [usize; 3],
+}
+
+/// Everything a `train` command checked and loaded, before the first epoch.
+pub struct TrainingPlan<T: Task> {
+    pub run: RunDir,
+    pub config: T::Config,
+    pub data: T::Data,
+    request: TrainRequest,
+}
+
+/// `convlab TASK train`, first half: validates the options, loads and checks the data, builds
+/// the network for it and opens the run folder.
+pub fn plan_training<T: Task>(
+    task: &T,
+    model: T::Model,
+    request: &TrainRequest,
+) -> Result<TrainingPlan<T>, TaskError> {
+    let data_dir = match (&request.data, request.resume) {
+        (Some(dir), _) => Some(absolute(dir)),
+        (None, true) => {
+            let saved: T::Config = read_json(&RunDir::existing(&request.out)?.config())?;
+            saved.data_dir().map(Path::to_path_buf)
+        }
+        (None, false) => None,
+    };
+    let saved = match request.resume {
+        true => Some(read_json::<T::Config>(&RunDir::existing(&request.out)?.config())?),
+        false => None,
+    };
+    let sets = task.load(data_dir.as_deref(), saved.as_ref())?;
+    let (run, config) = open_for_training(request, T::model_name(model), &T::recipe(model), |p| {
+        Ok::<_, TaskError>(
+            task.fresh_config(model, p, request.compute.device, &sets)?
+                .with_data_dir(data_dir.clone()),
+        )
+    })?;
+    let data = T::prepare(sets, &config)?;
+    run.start(&config)?;
+    Ok(TrainingPlan {
+        run,
+        config,
+        data,
+        request: request.clone(),
+    })
+}
+
+impl<T: Task> TrainingPlan<T> {
+    /// What the run trains on.
+    pub fn summary(&self) -> DataSummary {
+        T::summary(&self.data, &self.config)
+    }
+
+    /// `convlab TASK train`, second half: trains, evaluates and draws the figures.
+    pub fn train(self) -> Result<T::Metrics, TaskError> {
+        let compute = &self.request.compute;
+        T::train(
+            &self.config,
+            &self.data,
+            &self.run,
+            compute,
+            self.request.resume,
+            None,
+        )?;
+        evaluate_run::<T>(&self.config, &self.data, &self.run, compute)
+    }
+}
+
 /// `convlab TASK train`: validates everything, then trains, evaluates and draws the figures.
 pub fn train_command<T: Task>(
     task: &T,
     model: T::Model,
     request: &TrainRequest,
 ) -> Result<T::Metrics, TaskError> {
-    let data_dir = request.data.as_deref().map(absolute);
-    let (run, config) = open_for_training(request, T::model_name(model), &T::recipe(model), |p| {
-        T::fresh_config(model, p, request.compute.device).with_data_dir(data_dir)
-    })?;
-    let sets = task.load(request.data.as_deref().or(config.data_dir()))?;
-    let data = T::prepare(sets, &config)?;
-    run.start(&config)?;
-    T::train(&config, &data, &run, &request.compute, request.resume, None)?;
-    evaluate_run::<T>(&config, &data, &run, &request.compute)
+    plan_training(task, model, request)?.train()
 }
 
 /// `convlab TASK search`: short runs with random hyper-parameters, scored on validation.
@@ -112,18 +205,18 @@ pub fn search_command<T: Task>(
     options: SearchOptions,
 ) -> Result<Leaderboard, TaskError> {
     let plan = options.check()?;
-    let sets = task.load(plan.options().data.as_deref())?;
+    let sets = task.load(plan.options().data.as_deref(), None)?;
     let name = T::model_name(model);
     let recipe = T::recipe(model);
     search::run(
         &plan,
-        T::NAME,
+        task.name(),
         name,
         recipe.epochs,
         T::SCORE_NAME,
         |trial| {
             let (run, config) = open_for_training(trial, name, &recipe, |params| {
-                T::fresh_config(model, params, trial.compute.device)
+                task.fresh_config(model, params, trial.compute.device, &sets)
             })?;
             let data = T::prepare(sets.clone(), &config)?;
             run.start(&config)?;
@@ -142,7 +235,7 @@ pub fn eval_command<T: Task>(
 ) -> Result<T::Metrics, TaskError> {
     let run = RunDir::existing(run_dir)?;
     let config: T::Config = read_json(&run.config())?;
-    let sets = task.load(data.or(config.data_dir()))?;
+    let sets = task.load(data.or(config.data_dir()), Some(&config))?;
     let data = T::prepare(sets, &config)?;
     evaluate_run::<T>(&config, &data, &run, compute)
 }

@@ -22,30 +22,31 @@ pub struct TrainRequest {
 
 /// The run folder and configuration a `train` command works with: for `--resume`, the saved
 /// configuration (checked against `model` and the given options); otherwise a fresh folder and
-/// the configuration `fresh` builds from the checked hyper-parameters.
-pub fn open_for_training<C: RunConfig>(
+/// the configuration `fresh` builds from the checked hyper-parameters (before the folder is
+/// made, so a configuration refused leaves nothing behind).
+pub fn open_for_training<C: RunConfig, E: From<RunError>>(
     request: &TrainRequest,
     model: &str,
     recipe: &Recipe,
-    fresh: impl FnOnce(HyperParams) -> C,
-) -> Result<(RunDir, C), RunError> {
+    fresh: impl FnOnce(HyperParams) -> Result<C, E>,
+) -> Result<(RunDir, C), E> {
     if request.resume {
         let run = RunDir::existing(&request.out)?;
         let saved: C = read_json(&run.config())?;
         if saved.model_name() != model {
-            return Err(RunError::invalid(
+            return Err(E::from(RunError::invalid(
                 "--model",
                 format!(
                     "the run in {} trains '{}'",
                     request.out.display(),
                     saved.model_name()
                 ),
-            ));
+            )));
         }
         let params = request.options.resume_with(saved.params())?;
         Ok((run, saved.with_params(params)))
     } else {
-        let params = request.options.check(recipe)?;
-        Ok((RunDir::fresh(&request.out)?, fresh(params)))
+        let config = fresh(request.options.check(recipe)?)?;
+        Ok((RunDir::fresh(&request.out)?, config))
     }
 }
