@@ -12,6 +12,8 @@ pub mod fashion_mnist;
 pub mod idx;
 pub mod label_map;
 pub mod locate;
+#[cfg(feature = "full")]
+pub mod mask_folder;
 mod normalization;
 #[cfg(feature = "full")]
 pub mod split;
