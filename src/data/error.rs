@@ -130,6 +130,32 @@ pub enum DataError {
     },
     #[error("{}: {reason}", path.display())]
     BadLabelMap { path: PathBuf, reason: String },
+    #[error("{}: {reason}", path.display())]
+    BadClasses { path: PathBuf, reason: String },
+    #[error("{}: no photos (.jpg, .jpeg or .png) in this folder", path.display())]
+    NoPhotos { path: PathBuf },
+    #[error("{}: mask has no photo (expected {}.jpg or .png)", path.display(), expected_stem.display())]
+    MaskWithoutPhoto {
+        path: PathBuf,
+        expected_stem: PathBuf,
+    },
+    #[error("{}: has the same stem as {}; keep one (photos and masks pair by stem)", path.display(), other.display())]
+    DuplicateStem { path: PathBuf, other: PathBuf },
+    #[error("{}: class index {value} at ({x}, {y}) is out of range (0..={max}, or 255 to ignore)", path.display())]
+    ClassIndexOutOfRange {
+        path: PathBuf,
+        x: u32,
+        y: u32,
+        value: u8,
+        max: u8,
+    },
+    #[error("{}: colour #{:02X}{:02X}{:02X} at ({x}, {y}) is not one of classes.json's colours", path.display(), colour[0], colour[1], colour[2])]
+    UnknownColour {
+        path: PathBuf,
+        x: u32,
+        y: u32,
+        colour: [u8; 3],
+    },
     #[error("{}: cannot decode image: {reason}", path.display())]
     BadImage { path: PathBuf, reason: String },
     #[error("--limit {limit}: larger than the {available} training images available")]

@@ -15,6 +15,8 @@ pub mod idx;
 pub mod image_folder;
 pub mod label_map;
 pub mod locate;
+#[cfg(feature = "full")]
+pub mod mask_folder;
 mod normalization;
 #[cfg(feature = "full")]
 pub mod sets;
