@@ -330,7 +330,7 @@ fn time_epoch(
             kind,
             &request,
         ),
-        Network::Segmenter(kind) => one_epoch(&Segmentation, kind, &request),
+        Network::Segmenter(kind) => one_epoch(&Segmentation::MINI_FACADE, kind, &request),
     };
     let seconds = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&out);

@@ -1,5 +1,6 @@
 //! Atomic file output: write to a temporary file beside the target, fsync, rename.
-//! A reader (or a crash) sees either the old file or the new one, never a torn one.
+//! A reader (or a crash) sees either the old file or the new one, never a torn one. Also the
+//! quoting of CSV fields, so names from the user's folders stay data.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -82,6 +83,16 @@ fn temp_path(path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
+}
+
+/// A CSV field as RFC 4180 writes it: quoted when it holds a comma, a quote or a line break,
+/// quotes doubled.
+pub fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
 }
 
 #[cfg(test)]

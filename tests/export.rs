@@ -87,8 +87,11 @@ fn short_run<T: Task>(
         ..Default::default()
     };
     let params = options.check(&T::recipe(model)).unwrap();
-    let config = T::fresh_config(model, params, Default::default());
-    let prepared = T::prepare(task.load(data).unwrap(), &config).unwrap();
+    let sets = task.load(data, None).unwrap();
+    let config = task
+        .fresh_config(model, params, Default::default(), &sets)
+        .unwrap();
+    let prepared = T::prepare(sets, &config).unwrap();
     let run = RunDir::new(dir);
     run.start(&config).unwrap();
     T::train(
@@ -175,7 +178,7 @@ fn classifier_round_trip(kind: ClassifierKind) {
     } else {
         Checksums::Verify
     };
-    let task = Classification { checksums };
+    let task = Classification::fashion_mnist(checksums);
     let (config, prepared, run) = short_run(
         &task,
         kind,
@@ -186,7 +189,7 @@ fn classifier_round_trip(kind: ClassifierKind) {
     let (onnx, tensors) = export(&run, tmp.path());
     let model = model_and_parameters(&config, &run, &tmp.path().join("expected"));
 
-    let test = &prepared.sets.test;
+    let test = &prepared.test;
     let count = 64.min(test.len());
     let shape = [count, test.channels, test.height, test.width];
     let (plain, normalized) = inputs(
@@ -250,7 +253,7 @@ fn segmenter_round_trip(kind: SegmenterKind) {
         dir
     };
     let (config, prepared, run) = short_run(
-        &Segmentation,
+        &Segmentation::MINI_FACADE,
         kind,
         Some(&data),
         &tmp.path().join("run"),
@@ -259,7 +262,7 @@ fn segmenter_round_trip(kind: SegmenterKind) {
     let (onnx, tensors) = export(&run, tmp.path());
     let model = model_and_parameters(&config, &run, &tmp.path().join("expected"));
 
-    let test: &convlab::data::SegmentationSet = &prepared.sets.test;
+    let test: &convlab::data::SegmentationSet = &prepared.test;
     let count = 2;
     let [c, h, w] = config.architecture.input;
     let shape = [count, c, h, w];
@@ -350,13 +353,19 @@ fn bad_exports_are_refused_naming_what_is_wrong() {
     let root = tmp.path();
     // A run folder without a checkpoint.
     std::fs::create_dir_all(root.join("run")).unwrap();
-    let config = Classification::fresh_config(
-        ClassifierKind::Base,
-        TrainOptions::default()
-            .check(&Classification::recipe(ClassifierKind::Base))
-            .unwrap(),
-        Default::default(),
-    );
+    convlab::data::synthetic::write_fashion_dir(&root.join("synth"), 8, 4).unwrap();
+    let task = Classification::fashion_mnist(Checksums::Skip);
+    let sets = task.load(Some(&root.join("synth")), None).unwrap();
+    let config = task
+        .fresh_config(
+            ClassifierKind::Base,
+            TrainOptions::default()
+                .check(&Classification::recipe(ClassifierKind::Base))
+                .unwrap(),
+            Default::default(),
+            &sets,
+        )
+        .unwrap();
     RunDir::new(root.join("run")).start(&config).unwrap();
     let out = convlab(&["export", "--run", "run", "--format", "onnx"], root);
     assert_bad_input(&out, "run/checkpoints/last.ckpt");
@@ -374,9 +383,7 @@ fn an_unwritable_output_is_refused_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     synthetic::write_fashion_dir(&root.join("synth"), 100, 20).unwrap();
-    let task = Classification {
-        checksums: Checksums::Skip,
-    };
+    let task = Classification::fashion_mnist(Checksums::Skip);
     let (_, _, run) = short_run(
         &task,
         ClassifierKind::Base,

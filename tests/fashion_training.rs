@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use convlab::data::LabelledImages;
 use convlab::data::fashion_mnist::{Checksums, FashionMnist};
+use convlab::data::sets::ClassificationSets;
 use convlab::data::synthetic;
 use convlab::engine::Compute;
 use convlab::models::ClassifierKind;
@@ -15,7 +17,30 @@ use convlab::tasks::{Classification, Task, evaluate_run};
 
 fn config(kind: ClassifierKind, args: TrainOptions) -> FashionConfig {
     let params = args.check(&Classification::recipe(kind)).unwrap();
-    Classification::fresh_config(kind, params, Default::default())
+    // Fashion-MNIST's configuration depends on the files' shape alone: none is read here.
+    let empty = LabelledImages {
+        pixels: Vec::new(),
+        labels: Vec::new(),
+        channels: 1,
+        height: 28,
+        width: 28,
+    };
+    let shape = ClassificationSets::fashion_mnist(
+        FashionMnist {
+            dir: PathBuf::new(),
+            train: empty.clone(),
+            test: empty,
+        },
+        false,
+    );
+    Classification::fashion_mnist(Checksums::Skip)
+        .fresh_config(kind, params, Default::default(), &shape)
+        .unwrap()
+}
+
+/// Fashion-MNIST files as the classification task takes them.
+fn prepare(sets: FashionMnist, config: &FashionConfig) -> FashionData {
+    FashionData::prepare(ClassificationSets::fashion_mnist(sets, false), config).unwrap()
 }
 
 /// burn's CPU backend keeps one random generator per process (dropout draws from it), so
@@ -36,7 +61,7 @@ fn train_in(
     sets: &FashionMnist,
     resume: bool,
 ) -> Vec<EpochRecord> {
-    let data = FashionData::prepare(sets.clone(), &config.params, config.val_fraction).unwrap();
+    let data = prepare(sets.clone(), &config);
     let run = RunDir::new(run);
     run.prepare().unwrap();
     Classification::train(config, &data, &run, &Compute::cpu_engine(), resume, None).unwrap()
@@ -70,7 +95,7 @@ fn base_learns_a_synthetic_task_and_writes_the_run_folder() {
         history[2].val_accuracy
     );
 
-    let data = FashionData::prepare(sets, &config.params, config.val_fraction).unwrap();
+    let data = prepare(sets, &config);
     let run = RunDir::new(&run_path);
     let metrics =
         evaluate_run::<Classification>(&config, &data, &run, &Compute::cpu_engine()).unwrap();
@@ -236,7 +261,7 @@ fn divergence_names_epoch_and_step_and_keeps_the_last_good_checkpoint() {
             ..Default::default()
         },
     );
-    let data = FashionData::prepare(sets.clone(), &wild.params, wild.val_fraction).unwrap();
+    let data = prepare(sets.clone(), &wild);
     let err =
         Classification::train(&wild, &data, &run, &Compute::cpu_engine(), true, None).unwrap_err();
     let steps_per_epoch = 540usize.div_ceil(64);
@@ -268,7 +293,7 @@ fn train_in_until(
     sets: &FashionMnist,
     stop_after: usize,
 ) -> Vec<EpochRecord> {
-    let data = FashionData::prepare(sets.clone(), &config.params, config.val_fraction).unwrap();
+    let data = prepare(sets.clone(), &config);
     let run = RunDir::new(run);
     run.prepare().unwrap();
     Classification::train(
@@ -343,14 +368,14 @@ fn a_run_trained_on_one_engine_is_evaluated_and_resumed_on_the_other() {
     );
     let run_path = tmp.path().join("run");
     train_in(&run_path, &one, &sets, false);
-    let data = FashionData::prepare(sets.clone(), &one.params, one.val_fraction).unwrap();
+    let data = prepare(sets.clone(), &one);
     let run = RunDir::new(&run_path);
     let on_cpu = evaluate_run::<Classification>(&one, &data, &run, &Compute::cpu_engine()).unwrap();
     let on_burn = evaluate_run::<Classification>(&one, &data, &run, &Compute::burn_cpu()).unwrap();
     // The engines' logits differ by rounding (~1e-6), which could flip a near-tie: one image.
     for (a, b, images) in [
         (&on_cpu.val, &on_burn.val, data.val.len()),
-        (&on_cpu.test, &on_burn.test, data.sets.test.len()),
+        (&on_cpu.test, &on_burn.test, data.test.len()),
     ] {
         assert!((a.accuracy - b.accuracy).abs() <= 1.0 / images as f64 + 1e-12);
         assert!((a.loss - b.loss).abs() < 1e-4, "{} vs {}", a.loss, b.loss);

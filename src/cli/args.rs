@@ -38,6 +38,18 @@ pub enum Command {
         #[command(subcommand)]
         command: FacadeCommand,
     },
+    /// Classification of your own images: a folder of class folders (DIR/<class>/*.png, or
+    /// DIR/train/<class>/... with optional val/ and test/).
+    Classify {
+        #[command(subcommand)]
+        command: ClassifyCommand,
+    },
+    /// Segmentation of your own photos: DIR/classes.json, DIR/train/images/*.jpg and
+    /// DIR/train/masks/*.png (optional val/ and test/ alike).
+    Segment {
+        #[command(subcommand)]
+        command: SegmentCommand,
+    },
     /// Write an HTML report (index.html + images) of finished runs of either task.
     Report(ReportArgs),
     /// Write a run's best checkpoint as ONNX or as safetensors in PyTorch's layout.
@@ -55,6 +67,33 @@ pub enum FashionCommand {
     Eval(FashionEval),
     /// Random hyper-parameter search: short runs scored on validation, a leaderboard.
     Search(FashionSearch),
+    /// Classify any images (PNG or JPEG, any size) with a trained run; writes predictions.csv.
+    Predict(ClassifyPredictArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClassifyCommand {
+    /// Train a classifier on --data DIR; writes the run folder (config, metrics, checkpoints,
+    /// figures).
+    Train(ClassifyTrain),
+    /// Evaluate a run's best checkpoint on validation and test (the run remembers its data).
+    Eval(RunArgs),
+    /// Random hyper-parameter search on --data DIR: short runs scored on validation.
+    Search(ClassifySearch),
+    /// Classify any images with a trained run; writes predictions.csv.
+    Predict(ClassifyPredictArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SegmentCommand {
+    /// Train a segmenter on --data DIR; writes the run folder.
+    Train(SegmentTrain),
+    /// Evaluate a run's best checkpoint on validation and test (the run remembers its data).
+    Eval(RunArgs),
+    /// Segment any photos with a trained run.
+    Predict(PredictArgs),
+    /// Random hyper-parameter search on --data DIR: short runs scored by validation mAP.
+    Search(SegmentSearch),
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,6 +143,30 @@ pub struct FacadeTrain {
     /// The network to train.
     #[arg(long, value_enum, default_value = "fcn")]
     pub model: SegmenterKind,
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ClassifyTrain {
+    /// The network to train (built for your images' channels, size and classes).
+    #[arg(long, value_enum, default_value = "base")]
+    pub model: ClassifierKind,
+    /// Resize every image to N x N (default: the images' own size, when they all share one).
+    #[arg(long, value_name = "N")]
+    pub size: Option<usize>,
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SegmentTrain {
+    /// The network to train.
+    #[arg(long, value_enum, default_value = "fcn")]
+    pub model: SegmenterKind,
+    /// Resize every photo and mask to N x N (a multiple of 8 for fcn, of 32 for unet).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub size: usize,
     #[command(flatten)]
     pub train: TrainArgs,
 }
@@ -182,6 +245,28 @@ pub struct FashionSearch {
 pub struct FacadeSearch {
     #[arg(long, value_enum, default_value = "fcn")]
     pub model: SegmenterKind,
+    #[command(flatten)]
+    pub search: SearchArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ClassifySearch {
+    #[arg(long, value_enum, default_value = "base")]
+    pub model: ClassifierKind,
+    /// Resize every image to N x N (default: the images' own size).
+    #[arg(long, value_name = "N")]
+    pub size: Option<usize>,
+    #[command(flatten)]
+    pub search: SearchArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SegmentSearch {
+    #[arg(long, value_enum, default_value = "fcn")]
+    pub model: SegmenterKind,
+    /// Resize every photo and mask to N x N.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub size: usize,
     #[command(flatten)]
     pub search: SearchArgs,
 }
@@ -278,8 +363,26 @@ pub struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ClassifyPredictArgs {
+    /// The run folder made by `train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Images to classify (PNG or JPEG, any size and colour type).
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Folder for predictions.csv.
+    #[arg(long, default_value = "predictions")]
+    pub out: PathBuf,
+    /// How many of the most probable classes to print and write per image.
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    pub top: usize,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+}
+
+#[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// The run folder made by `facade train`.
+    /// The run folder made by `facade train` or `segment train`.
     #[arg(long)]
     pub run: PathBuf,
     /// Photos to segment.
@@ -288,7 +391,7 @@ pub struct PredictArgs {
     /// Folder for NAME_mask.png, NAME_color.png, NAME_overlay.png (and NAME_probs.npy).
     #[arg(long, default_value = "predictions")]
     pub out: PathBuf,
-    /// Also write the softmax probabilities as NAME_probs.npy (float32, [5, 256, 256]).
+    /// Also write the softmax probabilities as NAME_probs.npy (float32, [classes, side, side]).
     #[arg(long)]
     pub save_probs: bool,
     #[command(flatten)]
@@ -297,7 +400,7 @@ pub struct PredictArgs {
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// Run folders made by `fashion train` or `facade train` (and evaluated).
+    /// Run folders made by any `train` command (and evaluated).
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
     /// Folder for index.html and its images.

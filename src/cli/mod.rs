@@ -10,77 +10,140 @@ mod values;
 pub use args::Cli;
 pub use error::Error;
 
-use args::{Command, FacadeCommand, FashionCommand};
+use args::{
+    ClassifyCommand, ClassifyPredictArgs, Command, FacadeCommand, FashionCommand, PredictArgs,
+    RunArgs, SegmentCommand, TrainArgs,
+};
 
-use crate::tasks::{self, Classification, Segmentation};
+use crate::run::RunError;
+use crate::tasks::{self, Classification, Segmentation, Task, TaskError};
 use crate::{bench, export, predict, report};
 
-fn finished_training(out: &std::path::Path) {
+/// `train`: the header, the epochs, the result tables, then where everything went.
+fn train<T: Task>(
+    task: &T,
+    model: T::Model,
+    args: &TrainArgs,
+    tables: fn(&T::Metrics),
+) -> Result<(), Error> {
+    let plan = tasks::plan_training(task, model, &args.request()?)?;
+    print::training_header(&plan.header());
+    let metrics = plan.train()?;
+    tables(&metrics);
     if let Some(line) = crate::process::peak_rss_line() {
         println!("\n{line}");
     }
-    println!("run folder: {}", out.display());
+    print::training_footer(&args.out);
+    Ok(())
+}
+
+fn eval<T: Task>(task: &T, r: &RunArgs, tables: fn(&T::Metrics)) -> Result<(), Error> {
+    let metrics = tasks::eval_command(task, &r.run, r.data.as_deref(), &r.compute.compute()?)?;
+    tables(&metrics);
+    Ok(())
+}
+
+fn search<T: Task>(
+    task: &T,
+    model: T::Model,
+    args: &args::SearchArgs,
+) -> Result<(), Error> {
+    let board = tasks::search_command(task, model, args.options()?)?;
+    print::leaderboard(&board);
+    Ok(())
+}
+
+fn segment_photos(args: &PredictArgs) -> Result<(), Error> {
+    let predictions = predict::predict_command(
+        &args.run,
+        &args.photos,
+        &args.out,
+        args.save_probs,
+        &args.compute.compute()?,
+    )?;
+    predictions.iter().for_each(print::prediction);
+    Ok(())
+}
+
+fn classify_images(args: &ClassifyPredictArgs) -> Result<(), Error> {
+    let written = predict::classification::classify_command(
+        &args.run,
+        &args.images,
+        &args.out,
+        args.top,
+        &args.compute.compute()?,
+    )?;
+    print::class_predictions(&written);
+    Ok(())
+}
+
+/// `--size` as the folder tasks take it: a side of at least one pixel.
+fn checked_size(size: usize) -> Result<usize, Error> {
+    if size == 0 {
+        return Err(TaskError::from(RunError::invalid("--size", "must be at least 1, got 0")).into());
+    }
+    Ok(size)
 }
 
 pub fn run(cli: Cli) -> Result<(), Error> {
+    let classification_tables: fn(&_) = print::classification_tables;
+    let segmentation_tables: fn(&_) = print::segmentation_tables;
     match cli.task {
         Command::Fashion { command } => match command {
             FashionCommand::Train(args) => {
-                let task = Classification {
-                    checksums: args.checks.policy(),
-                };
-                let metrics = tasks::train_command(&task, args.model, &args.train.request()?)?;
-                print::classification_tables(&metrics);
-                finished_training(&args.train.out);
+                let task = Classification::fashion_mnist(args.checks.policy());
+                train(&task, args.model, &args.train, classification_tables)?;
             }
             FashionCommand::Search(args) => {
-                let task = Classification {
-                    checksums: args.checks.policy(),
-                };
-                let board = tasks::search_command(&task, args.model, args.search.options()?)?;
-                print::leaderboard(&board);
+                let task = Classification::fashion_mnist(args.checks.policy());
+                search(&task, args.model, &args.search)?;
             }
             FashionCommand::Eval(args) => {
-                let task = Classification {
-                    checksums: args.checks.policy(),
-                };
-                let r = &args.run;
-                let metrics =
-                    tasks::eval_command(&task, &r.run, r.data.as_deref(), &r.compute.compute()?)?;
-                print::classification_tables(&metrics);
+                let task = Classification::fashion_mnist(args.checks.policy());
+                eval(&task, &args.run, classification_tables)?;
             }
+            FashionCommand::Predict(args) => classify_images(&args)?,
         },
         Command::Facade { command } => match command {
             FacadeCommand::Train(args) => {
-                let metrics =
-                    tasks::train_command(&Segmentation, args.model, &args.train.request()?)?;
-                print::segmentation_tables(&metrics);
-                finished_training(&args.train.out);
-            }
-            FacadeCommand::Eval(r) => {
-                let metrics = tasks::eval_command(
-                    &Segmentation,
-                    &r.run,
-                    r.data.as_deref(),
-                    &r.compute.compute()?,
+                train(
+                    &Segmentation::MINI_FACADE,
+                    args.model,
+                    &args.train,
+                    segmentation_tables,
                 )?;
-                print::segmentation_tables(&metrics);
             }
+            FacadeCommand::Eval(r) => eval(&Segmentation::MINI_FACADE, &r, segmentation_tables)?,
             FacadeCommand::Search(args) => {
-                let board =
-                    tasks::search_command(&Segmentation, args.model, args.search.options()?)?;
-                print::leaderboard(&board);
+                search(&Segmentation::MINI_FACADE, args.model, &args.search)?;
             }
-            FacadeCommand::Predict(args) => {
-                let predictions = predict::predict_command(
-                    &args.run,
-                    &args.photos,
-                    &args.out,
-                    args.save_probs,
-                    &args.compute.compute()?,
-                )?;
-                predictions.iter().for_each(print::prediction);
+            FacadeCommand::Predict(args) => segment_photos(&args)?,
+        },
+        Command::Classify { command } => match command {
+            ClassifyCommand::Train(args) => {
+                let task = Classification::folder(args.size.map(checked_size).transpose()?);
+                train(&task, args.model, &args.train, classification_tables)?;
             }
+            ClassifyCommand::Eval(r) => {
+                eval(&Classification::folder(None), &r, classification_tables)?;
+            }
+            ClassifyCommand::Search(args) => {
+                let task = Classification::folder(args.size.map(checked_size).transpose()?);
+                search(&task, args.model, &args.search)?;
+            }
+            ClassifyCommand::Predict(args) => classify_images(&args)?,
+        },
+        Command::Segment { command } => match command {
+            SegmentCommand::Train(args) => {
+                let task = Segmentation::folder(Some(checked_size(args.size)?));
+                train(&task, args.model, &args.train, segmentation_tables)?;
+            }
+            SegmentCommand::Eval(r) => eval(&Segmentation::folder(None), &r, segmentation_tables)?,
+            SegmentCommand::Search(args) => {
+                let task = Segmentation::folder(Some(checked_size(args.size)?));
+                search(&task, args.model, &args.search)?;
+            }
+            SegmentCommand::Predict(args) => segment_photos(&args)?,
         },
         Command::Export(args) => {
             let written = export::export_command(&args.run, args.format, args.out.as_deref())?;

@@ -1,7 +1,11 @@
 //! What the command line prints for the terminal: result tables, the search's leaderboard,
 //! one line per report run or predicted photo.
 
+use std::path::Path;
+
 use crate::predict::Prediction;
+use crate::predict::classification::ClassPredictions;
+use crate::tasks::TrainingHeader;
 use crate::report::runs::{LoadedRun, TaskRun};
 use crate::run::results::{ClassificationMetrics, SegmentationMetrics};
 use crate::train::search::Leaderboard;
@@ -15,10 +19,11 @@ pub fn classification_tables(metrics: &ClassificationMetrics) {
         100.0 * metrics.val.accuracy,
         100.0 * metrics.test.accuracy
     );
-    println!("\n{:<12} {:>8} {:>8}", "class", "val %", "test %");
+    let width = name_width(&metrics.class_names);
+    println!("\n{:<width$} {:>8} {:>8}", "class", "val %", "test %");
     for (i, name) in metrics.class_names.iter().enumerate() {
         println!(
-            "{name:<12} {:>8.2} {:>8.2}",
+            "{name:<width$} {:>8.2} {:>8.2}",
             100.0 * metrics.val.per_class_accuracy[i],
             100.0 * metrics.test.per_class_accuracy[i]
         );
@@ -40,6 +45,102 @@ pub fn classification_tables(metrics: &ClassificationMetrics) {
 
 fn short(name: &str) -> String {
     name.chars().take(9).collect()
+}
+
+/// The width of a column of class names (at least the 12 Fashion-MNIST's need).
+fn name_width(names: &[String]) -> usize {
+    names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12)
+}
+
+/// What `train` says before the first epoch: the data and its splits, the classes, the
+/// network, the engine and the run folder.
+pub fn training_header(h: &TrainingHeader) {
+    let d = &h.data;
+    println!("data: {} ({})", d.origin.dir.display(), d.origin.description);
+    for split in &d.splits {
+        let how = if split.how.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", split.how)
+        };
+        println!("  {:<10} {:>7} images{how}", split.name, split.count);
+    }
+    let [c, height, width] = d.input;
+    let colour = if c == 1 { "grey" } else { "RGB" };
+    println!(
+        "classes ({}): {}",
+        d.classes.len(),
+        d.classes.join(", ")
+    );
+    println!("input: {colour} {width}x{height}");
+    println!(
+        "model: {} ({} parameters), {} epochs",
+        h.model,
+        thousands(h.params),
+        h.epochs
+    );
+    println!(
+        "engine: {} on the {} ({} threads)",
+        h.compute.engine.name(),
+        h.compute.device.name(),
+        h.threads
+    );
+    let verb = if h.resumed { "resuming" } else { "writing" };
+    println!("run folder: {} ({verb})\n", h.run.display());
+}
+
+/// What `train` says last: where the figures are and how to make the report.
+pub fn training_footer(run: &Path) {
+    println!("run folder: {}", run.display());
+    let figures = run.join("figures");
+    let mut names: Vec<String> = std::fs::read_dir(&figures)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".png"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    if !names.is_empty() {
+        println!("figures: {}/{{{}}}", figures.display(), names.join(", "));
+    }
+    println!(
+        "report: convlab report {} --out report   (then open report/index.html)",
+        run.display()
+    );
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// One line per image: its most probable classes; then where the CSV went.
+pub fn class_predictions(written: &ClassPredictions) {
+    for p in &written.predictions {
+        let top: Vec<String> = p
+            .top
+            .iter()
+            .map(|(name, probability)| format!("{name} {:.1}%", 100.0 * probability))
+            .collect();
+        println!("{}: {}", p.image.display(), top.join(", "));
+    }
+    println!("predictions: {}", written.csv.display());
 }
 
 pub fn segmentation_tables(m: &SegmentationMetrics) {

@@ -20,16 +20,8 @@ use serde_json::Value;
 
 use super::facade::{hwc_to_chw, read_photo};
 use super::label_map::{LabelMap, MAX_LABEL_SIDE, decode_label_map, resize_nearest};
-use super::{DataError, IGNORE_LABEL, SegmentationSet};
-
-/// One class of classes.json.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ClassSpec {
-    pub name: String,
-    /// Written as `"#RRGGBB"`.
-    #[serde(with = "hex_colour")]
-    pub color: [u8; 3],
-}
+use super::classes::hex_color;
+use super::{ClassSpec, DataError, IGNORE_LABEL, SegmentationSet};
 
 /// Index 255 is [`IGNORE_LABEL`], so it cannot be a class.
 pub const MAX_CLASSES: usize = IGNORE_LABEL as usize;
@@ -39,35 +31,6 @@ const CLASSES_EXAMPLE: &str =
 
 /// The expected layout, for errors about a missing part of it.
 const LAYOUT_HINT: &str = "a mask folder holds classes.json, train/images/ (photos: .jpg, .jpeg or .png) and train/masks/ (one <stem>.png per photo), and optionally val/ and test/ laid out like train/";
-
-mod hex_colour {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(colour: &[u8; 3], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&super::format_colour(*colour))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 3], D::Error> {
-        let text = String::deserialize(deserializer)?;
-        super::parse_colour(&text).ok_or_else(|| {
-            serde::de::Error::custom(format!("colour {text:?} is not #RRGGBB (six hex digits)"))
-        })
-    }
-}
-
-fn format_colour([r, g, b]: [u8; 3]) -> String {
-    format!("#{r:02X}{g:02X}{b:02X}")
-}
-
-/// `"#RRGGBB"`, hex digits of either case.
-fn parse_colour(text: &str) -> Option<[u8; 3]> {
-    let hex = text.strip_prefix('#')?;
-    if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let channel = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).ok();
-    Some([channel(0)?, channel(2)?, channel(4)?])
-}
 
 fn json_kind(value: &Value) -> &'static str {
     match value {
@@ -146,7 +109,7 @@ pub fn read_classes(path: &Path) -> Result<Vec<ClassSpec>, DataError> {
                 )));
             }
             None => return Err(bad(format!("entry {i} ({name}) has no \"color\""))),
-            Some(Value::String(text)) => parse_colour(text).ok_or_else(|| {
+            Some(Value::String(text)) => hex_color::parse(text).ok_or_else(|| {
                 bad(format!(
                     "entry {i} ({name}): colour {text:?} is not #RRGGBB (six hex digits, e.g. \"#FF8000\")"
                 ))
@@ -166,7 +129,7 @@ pub fn read_classes(path: &Path) -> Result<Vec<ClassSpec>, DataError> {
         if let Some(j) = classes.iter().position(|c| c.color == color) {
             return Err(bad(format!(
                 "entry {i} ({name}): colour {} is already entry {j}'s ({})",
-                format_colour(color),
+                hex_color::format(color),
                 classes[j].name
             )));
         }
@@ -377,12 +340,7 @@ fn load_pair(
 /// One mask file decoded to class indices ([`IGNORE_LABEL`] kept) with its (width, height): an
 /// index map (palette or 8-bit grey PNG: pixel value = class index, 255 = ignore) or an
 /// RGB/RGBA PNG using exactly the colours of `classes` (RGBA: alpha ignored).
-///
-/// An index map whose values all show classes.json colours, in an order that disagrees with
-/// the class indices, is read by colour instead: that is a colour mask an optimiser (optipng,
-/// pngquant, PIL's "P" mode) stored as a palette, or a black-and-white mask saved as grey
-/// (grey only when every class colour is a grey level), and reading its raw values would
-/// silently swap classes (or ignore every white pixel).
+
 pub fn read_mask(path: &Path, classes: &[ClassSpec]) -> Result<(Vec<u8>, u32, u32), DataError> {
     if path.is_dir() {
         return Err(DataError::IsDirectory { path: path.into() });
@@ -400,32 +358,11 @@ pub fn read_mask(path: &Path, classes: &[ClassSpec]) -> Result<(Vec<u8>, u32, u3
     let info = reader.info();
     let (width, height) = (info.width, info.height);
     let bits = info.bit_depth as u8;
-    let palette = info.palette.as_ref().map(|p| p.to_vec());
     match (info.color_type, bits) {
         (png::ColorType::Indexed, _) | (png::ColorType::Grayscale, ..=8) => {
             let map = decode_label_map(path, &bytes)?;
-            // A grey PNG can only be a colour mask when every class colour is a grey level;
-            // otherwise an all-zero index map would be read as whichever class is black.
-            let greys_only = classes.iter().all(|c| c.color == [c.color[0]; 3]);
-            let colour_of = |value: u8| -> Option<[u8; 3]> {
-                match &palette {
-                    Some(p) => p
-                        .get(3 * value as usize..3 * value as usize + 3)
-                        .map(|c| [c[0], c[1], c[2]]),
-                    None if greys_only => {
-                        let grey = value * (255 / ((1u16 << bits) - 1) as u8);
-                        Some([grey; 3])
-                    }
-                    None => None,
-                }
-            };
-            let indices = match read_by_colour(&map.indices, colour_of, classes) {
-                Some(indices) => indices,
-                None => {
-                    check_indices(path, &map, classes)?;
-                    map.indices
-                }
-            };
+            check_indices(path, &map, classes)?;
+            let indices = map.indices;
             Ok((indices, width, height))
         }
         (png::ColorType::Grayscale, _) => Err(bad(format!(
@@ -448,28 +385,6 @@ pub fn read_mask(path: &Path, classes: &[ClassSpec]) -> Result<(Vec<u8>, u32, u3
             Ok((map_colours(path, &rgb, classes)?, width, height))
         }
     }
-}
-
-/// An index map's values read as classes.json colours, when every value used shows one and
-/// the raw values would mean other classes (see [`read_mask`]); `None` to read raw values.
-fn read_by_colour(
-    values: &[u8],
-    colour_of: impl Fn(u8) -> Option<[u8; 3]>,
-    classes: &[ClassSpec],
-) -> Option<Vec<u8>> {
-    let mut used = [false; 256];
-    for &v in values {
-        used[v as usize] = true;
-    }
-    let mut class_of_value = [0u8; 256];
-    let mut agrees_with_raw = true;
-    for value in (0..=255u8).filter(|&v| used[v as usize]) {
-        let colour = colour_of(value)?;
-        let class = classes.iter().position(|c| c.color == colour)?;
-        class_of_value[value as usize] = class as u8;
-        agrees_with_raw &= class == value as usize;
-    }
-    (!agrees_with_raw).then(|| values.iter().map(|&v| class_of_value[v as usize]).collect())
 }
 
 fn check_indices(path: &Path, map: &LabelMap, classes: &[ClassSpec]) -> Result<(), DataError> {
@@ -673,45 +588,6 @@ mod tests {
     }
 
     #[test]
-    fn palette_and_grey_masks_in_class_colours_are_read_by_colour() {
-        let classes = vec![
-            ClassSpec {
-                name: "background".into(),
-                color: [0, 0, 0],
-            },
-            ClassSpec {
-                name: "road".into(),
-                color: [255, 255, 255],
-            },
-        ];
-        let dir = tempfile::tempdir().unwrap();
-        // A black-and-white mask saved as grey: raw values would make every road pixel 255.
-        let grey = dir.path().join("grey.png");
-        write_index_mask(&grey, png::ColorType::Grayscale, 2, 1, &[255, 0]);
-        assert_eq!(read_mask(&grey, &classes).unwrap().0, [1, 0]);
-
-        // A colour mask an optimiser stored as a palette with white first.
-        let palette = dir.path().join("palette.png");
-        let mut bytes = Vec::new();
-        {
-            let mut e = png::Encoder::new(&mut bytes, 3, 1);
-            e.set_color(png::ColorType::Indexed);
-            e.set_depth(png::BitDepth::Eight);
-            e.set_palette(vec![255, 255, 255, 0, 0, 0]);
-            e.write_header()
-                .unwrap()
-                .write_image_data(&[0, 1, 0])
-                .unwrap();
-        }
-        std::fs::write(&palette, bytes).unwrap();
-        assert_eq!(read_mask(&palette, &classes).unwrap().0, [1, 0, 1]);
-
-        // Values whose colours are not all class colours stay raw indices (255 = ignore).
-        write_index_mask(&grey, png::ColorType::Grayscale, 3, 1, &[255, 0, 1]);
-        assert_eq!(read_mask(&grey, &classes).unwrap().0, [255, 0, 1]);
-    }
-
-    #[test]
     fn photos_and_masks_are_resized_to_side() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -735,20 +611,6 @@ mod tests {
         for row in set.label(0).chunks(8) {
             assert_eq!(row, [0, 0, 0, 0, 1, 1, 1, 1]);
         }
-    }
-
-    #[test]
-    fn class_spec_serialises_its_colour_as_hex() {
-        let spec = ClassSpec {
-            name: "window".into(),
-            color: [255, 128, 0],
-        };
-        let json = serde_json::to_string(&spec).unwrap();
-        assert_eq!(json, r##"{"name":"window","color":"#FF8000"}"##);
-        assert_eq!(serde_json::from_str::<ClassSpec>(&json).unwrap(), spec);
-        let lower: ClassSpec = serde_json::from_str(r##"{"name":"w","color":"#ff8000"}"##).unwrap();
-        assert_eq!(lower.color, [255, 128, 0]);
-        assert!(serde_json::from_str::<ClassSpec>(r##"{"name":"w","color":"red"}"##).is_err());
     }
 
     #[test]

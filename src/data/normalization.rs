@@ -27,11 +27,17 @@ impl Normalization {
         }
     }
 
-    /// The mean and standard deviation of each channel of `images` (CHW, `channels` planes of
-    /// `plane` bytes each), as fractions of 255; a flat channel gets a spread of 1.
-    pub fn of_pixels(images: &[u8], channels: usize, plane: usize) -> Self {
+    /// The mean and standard deviation of each channel of `images` (each CHW, `channels`
+    /// planes of `plane` bytes), as fractions of 255; a flat channel gets a spread of 1.
+    pub fn of_images<'a>(
+        images: impl Iterator<Item = &'a [u8]>,
+        channels: usize,
+        plane: usize,
+    ) -> Self {
         let mut sums = [(0u64, 0u64); 3];
-        for image in images.chunks(channels * plane) {
+        let mut count = 0usize;
+        for image in images {
+            count += plane;
             for (c, values) in image.chunks(plane).enumerate() {
                 let (sum, squares) = &mut sums[c];
                 for &v in values {
@@ -40,7 +46,7 @@ impl Normalization {
                 }
             }
         }
-        let count = (images.len() / channels.max(1)).max(1) as f64;
+        let count = count.max(1) as f64;
         let mut out = Normalization::same(0.0, 1.0);
         for c in 0..3 {
             // A grey set's statistics stand for every channel (the files say one number).
@@ -121,7 +127,7 @@ mod tests {
     fn statistics_of_two_channels_by_hand() {
         // Channel 0: 0 and 255 (mean 0.5, std 0.5); channel 1: 51 twice (mean 0.2, flat).
         let images = [0u8, 255, 51, 51];
-        let n = Normalization::of_pixels(&images, 2, 2);
+        let n = Normalization::of_images(images.chunks(4), 2, 2);
         assert_eq!((n.mean[0], n.std[0]), (0.5, 0.5));
         assert!((n.mean[1] - 0.2).abs() < 1e-6 && n.std[1] == 1.0);
         assert_eq!(n.apply(0, 255), 1.0);

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::facade::{self, MiniFacade};
 use super::fashion_mnist::{self, FashionMnist};
 use super::image_folder::{FolderLayout, ImageFolder};
+use super::mask_folder::MaskFolder;
 use super::{ClassSpec, LabelledImages, SegmentationSet};
 
 /// Where a data set came from, for the header `train` prints.
@@ -90,6 +91,22 @@ impl SegmentationSets {
             train: sets.train,
             val: None,
             test: Some(sets.test),
+        }
+    }
+}
+
+impl From<MaskFolder> for SegmentationSets {
+    fn from(folder: MaskFolder) -> Self {
+        SegmentationSets {
+            origin: DataOrigin {
+                dir: folder.root,
+                description: "photos and masks (classes.json, DIR/train|val|test/{images,masks})"
+                    .into(),
+            },
+            classes: folder.classes,
+            train: folder.train,
+            val: folder.val,
+            test: folder.test,
         }
     }
 }

@@ -97,6 +97,12 @@ pub fn engine_for(
     }
 }
 
+/// The threads the CPU engine computes with (rayon's pool: `RAYON_NUM_THREADS`, else one per
+/// core).
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
 /// Where and how a run computes: the engine and the device it runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Compute {

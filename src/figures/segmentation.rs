@@ -9,7 +9,8 @@ use super::charts::{self, BLUE_, GREEN_, ORANGE_, Series};
 use super::grids::{self, Cell, Picture, Row};
 use super::{FONT, FigureError, draw_png};
 use crate::data::SegmentationSet;
-use crate::data::facade::{CLASS_NAMES, COLORS, SIDE};
+use crate::data::ClassSpec;
+use crate::data::classes::color_of;
 use crate::run::records::SegmentationEpoch;
 use crate::run::results::SegmentationMetrics;
 
@@ -21,11 +22,12 @@ pub fn draw_all(
     metrics: &SegmentationMetrics,
     test: &SegmentationSet,
     predictions: &[u8],
+    classes: &[ClassSpec],
 ) -> Result<(), FigureError> {
     curves(&dir.join("curves.png"), history)?;
     ap(&dir.join("ap.png"), metrics)?;
-    prediction_grid(&dir.join("predictions.png"), test, predictions)?;
-    legend(&dir.join("legend.png"))?;
+    prediction_grid(&dir.join("predictions.png"), test, predictions, classes)?;
+    legend(&dir.join("legend.png"), classes)?;
     grids::confusion(
         &dir.join("confusion.png"),
         &format!(
@@ -102,12 +104,9 @@ pub fn ap(path: &Path, m: &SegmentationMetrics) -> Result<(), FigureError> {
     })
 }
 
-/// Class indices to the dataset's colours.
-pub fn colorize(labels: &[u8]) -> Vec<u8> {
-    labels
-        .iter()
-        .flat_map(|&l| COLORS[(l as usize).min(COLORS.len() - 1)])
-        .collect()
+/// Class indices to the classes' colours (ignored pixels in the ignore colour).
+pub fn colorize(labels: &[u8], classes: &[ClassSpec]) -> Vec<u8> {
+    labels.iter().flat_map(|&l| color_of(classes, l)).collect()
 }
 
 /// CHW photo bytes to an RGB picture.
@@ -126,8 +125,9 @@ pub fn prediction_grid(
     path: &Path,
     test: &SegmentationSet,
     predictions: &[u8],
+    classes: &[ClassSpec],
 ) -> Result<(), FigureError> {
-    let plane = SIDE * SIDE;
+    let (side, plane) = (test.side, test.plane());
     let rows: Vec<Row> = (0..test.len().min(PREDICTION_ROWS))
         .map(|i| {
             let cell = |picture: Picture| Cell {
@@ -138,16 +138,16 @@ pub fn prediction_grid(
             Row {
                 title: test.names[i].clone(),
                 groups: vec![
-                    vec![cell(photo_picture(test.photo(i), SIDE))],
+                    vec![cell(photo_picture(test.photo(i), side))],
                     vec![cell(Picture {
-                        width: SIDE,
-                        height: SIDE,
-                        rgb: colorize(test.label(i)),
+                        width: side,
+                        height: side,
+                        rgb: colorize(test.label(i), classes),
                     })],
                     vec![cell(Picture {
-                        width: SIDE,
-                        height: SIDE,
-                        rgb: colorize(&predictions[i * plane..(i + 1) * plane]),
+                        width: side,
+                        height: side,
+                        rgb: colorize(&predictions[i * plane..(i + 1) * plane], classes),
                     })],
                 ],
             }
@@ -162,11 +162,11 @@ pub fn prediction_grid(
     )
 }
 
-/// The five classes and their colours.
-pub fn legend(path: &Path) -> Result<(), FigureError> {
-    draw_png(path, (200, 30 + 28 * CLASS_NAMES.len() as u32), |root| {
+/// The classes and their colours.
+pub fn legend(path: &Path, classes: &[ClassSpec]) -> Result<(), FigureError> {
+    draw_png(path, (200, 30 + 28 * classes.len() as u32), |root| {
         root.draw(&Text::new("Classes", (10, 6), (FONT, 16).into_font()))?;
-        draw_legend(root, 10, 30)
+        draw_legend(root, 10, 30, classes)
     })
 }
 
@@ -175,8 +175,9 @@ pub fn draw_legend(
     root: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
     x: i32,
     y: i32,
+    classes: &[ClassSpec],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    for (i, (name, color)) in CLASS_NAMES.iter().zip(COLORS).enumerate() {
+    for (i, ClassSpec { name, color }) in classes.iter().enumerate() {
         let top = y + 28 * i as i32;
         let rgb = RGBColor(color[0], color[1], color[2]);
         root.draw(&Rectangle::new(
@@ -199,8 +200,9 @@ pub fn overlay(
     photo_rgb: &[u8],
     labels: &[u8],
     side: usize,
+    classes: &[ClassSpec],
 ) -> Result<(), FigureError> {
-    let colors = colorize(labels);
+    let colors = colorize(labels, classes);
     let blended: Vec<u8> = photo_rgb
         .iter()
         .zip(&colors)
@@ -211,8 +213,9 @@ pub fn overlay(
         height: side,
         rgb: blended,
     };
-    draw_png(path, (side as u32 + 150, (side as u32).max(170)), |root| {
+    let legend_height = 24 + 28 * classes.len() as u32;
+    draw_png(path, (side as u32 + 150, (side as u32).max(legend_height)), |root| {
         grids::blit(root, &picture, 0, 0, 1)?;
-        draw_legend(root, side as i32 + 12, 12)
+        draw_legend(root, side as i32 + 12, 12, classes)
     })
 }

@@ -359,6 +359,13 @@ impl RunConfig for ClassificationConfig {
     }
 }
 
+impl SegmentationConfig {
+    /// The side of the photos the network takes.
+    pub fn side(&self) -> usize {
+        self.architecture.input[1]
+    }
+}
+
 impl RunConfig for SegmentationConfig {
     fn model_name(&self) -> &str {
         self.model.name()

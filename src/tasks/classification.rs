@@ -361,8 +361,11 @@ impl Task for Classification {
                     fractions,
                     params.seed(),
                 );
-                let pixels = train.select(&split.train).pixels;
-                Normalization::of_pixels(&pixels, train.channels, train.height * train.width)
+                Normalization::of_images(
+                    split.train.iter().map(|&i| train.image(i)),
+                    train.channels,
+                    train.height * train.width,
+                )
             }
         };
         let input = [train.channels, train.height, train.width];

@@ -168,10 +168,32 @@ pub fn plan_training<T: Task>(
     })
 }
 
+/// What `train` says before its first epoch.
+#[derive(Clone, Debug)]
+pub struct TrainingHeader {
+    pub data: DataSummary,
+    pub model: String,
+    pub params: usize,
+    pub epochs: usize,
+    pub compute: Compute,
+    pub threads: usize,
+    pub run: PathBuf,
+    pub resumed: bool,
+}
+
 impl<T: Task> TrainingPlan<T> {
-    /// What the run trains on.
-    pub fn summary(&self) -> DataSummary {
-        T::summary(&self.data, &self.config)
+    /// What the run trains on, with what, and where it writes.
+    pub fn header(&self) -> TrainingHeader {
+        TrainingHeader {
+            data: T::summary(&self.data, &self.config),
+            model: self.config.model_name().to_string(),
+            params: self.config.architecture().num_params(),
+            epochs: self.config.params().epochs(),
+            compute: self.request.compute,
+            threads: crate::engine::threads(),
+            run: self.run.root.clone(),
+            resumed: self.request.resume,
+        }
     }
 
     /// `convlab TASK train`, second half: trains, evaluates and draws the figures.

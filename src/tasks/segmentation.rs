@@ -1,18 +1,21 @@
-//! Segmentation (today: Mini Facade): its data, class-weighted pixel loss, evaluation over all
-//! pixels, metrics and figures, for the commands in [`crate::tasks`]; and the softmax maps that
-//! `predict` turns into masks.
+//! Segmentation of Mini Facade (a preset) or of any folder of photos and masks
+//! (`convlab segment`): its data, class-weighted pixel loss (ignored pixels left out),
+//! evaluation over all labelled pixels, metrics and figures, for the commands in
+//! [`crate::tasks`]; and the softmax maps that `predict` turns into masks.
 
 use std::path::Path;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Task, TaskError};
+use super::{DataSummary, SplitSummary, Task, TaskError};
 use crate::data::augment::FlipScaleCrop;
 use crate::data::batch::SegmentationBatcher;
-use crate::data::facade::{CLASS_NAMES, MiniFacade, NUM_CLASSES, SIDE};
+use crate::data::facade::{MiniFacade, SIDE};
+use crate::data::mask_folder;
+use crate::data::sets::SegmentationSets;
 use crate::data::split::{self, Split};
-use crate::data::{DataError, Normalization, SegmentationSet};
+use crate::data::{DataError, IGNORE_LABEL, Normalization, SegmentationSet};
 use crate::engine::cpu::loss::softmax_channels;
 use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch};
 use crate::figures::FigureError;
@@ -22,7 +25,9 @@ use crate::metrics::segmentation::{
 };
 use crate::models::SegmenterKind;
 use crate::run::RunDir;
-use crate::run::config::{ClassWeighting, HyperParams, Recipe, SegmentationConfig, VAL_FRACTION};
+use crate::run::config::{
+    ClassWeighting, HyperParams, Recipe, RunConfig, SegmentationConfig, split_fractions,
+};
 use crate::run::records::{EpochTiming, SegmentationEpoch};
 use crate::run::results::SegmentationMetrics;
 use crate::run::schedule::Schedule;
@@ -74,26 +79,61 @@ fn augmentation(_kind: SegmenterKind) -> Option<FlipScaleCrop> {
 }
 
 pub struct SegmentationData {
-    pub sets: MiniFacade,
+    pub sets: SegmentationSets,
     pub split: Split,
     pub train_indices: Vec<usize>,
     pub val: SegmentationSet,
+    pub test: SegmentationSet,
 }
 
 impl SegmentationData {
-    pub fn prepare(
-        sets: MiniFacade,
-        params: &HyperParams,
-        val_fraction: f64,
-    ) -> Result<Self, DataError> {
-        let split = split::random(sets.train.len(), val_fraction, params.seed());
-        let train_indices = split::limited(&split.train, params.limit())?;
-        let val = sets.train.select(&split.val);
+    /// Splits `sets` as `config` says; refuses data whose classes or size are not the run's.
+    pub fn prepare(sets: SegmentationSets, config: &SegmentationConfig) -> Result<Self, DataError> {
+        let changed = |reason: String| DataError::DataChanged {
+            path: sets.origin.dir.clone(),
+            reason,
+        };
+        if sets.classes != config.classes {
+            let names = |classes: &[crate::data::ClassSpec]| {
+                classes
+                    .iter()
+                    .map(|c| format!("{} {}", c.name, c.hex()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(changed(format!(
+                "its classes are [{}], the run's are [{}]",
+                names(&sets.classes),
+                names(&config.classes)
+            )));
+        }
+        if sets.train.side != config.side() {
+            return Err(changed(format!(
+                "its photos are {0}x{0}, the run's network takes {1}x{1}",
+                sets.train.side,
+                config.side()
+            )));
+        }
+        let fractions = config.fractions();
+        let split = split::random(sets.train.len(), fractions, config.params.seed());
+        let train_indices = split::limited(&split.train, config.params.limit())?;
+        let own_split = |own: &Option<SegmentationSet>, taken: &[usize], share: f64, name: &str| {
+            match own {
+                Some(set) if share == 0.0 => Ok(set.clone()),
+                _ if share > 0.0 => Ok(sets.train.select(taken)),
+                _ => Err(changed(format!(
+                    "the run used its own {name} split, which is not there any more"
+                ))),
+            }
+        };
+        let val = own_split(&sets.val, &split.val, fractions.val, "validation")?;
+        let test = own_split(&sets.test, &split.test, fractions.test, "test")?;
         Ok(SegmentationData {
             sets,
             split,
             train_indices,
             val,
+            test,
         })
     }
 }
@@ -115,9 +155,10 @@ impl TrainingTask for SegmentationTraining<'_> {
 
     fn batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> StepBatch {
         let batch = self.batcher.batch(&self.data.sets.train, indices, rng);
+        let side = self.data.sets.train.side;
         StepBatch {
             images: batch.photos,
-            shape: [batch.count, 3, SIDE, SIDE],
+            shape: [batch.count, 3, side, side],
             targets: batch.labels,
         }
     }
@@ -127,7 +168,7 @@ impl TrainingTask for SegmentationTraining<'_> {
     }
 
     fn validate(&self, model: &Model) -> SegmentationReport {
-        evaluate(model, &self.data.val, self.config.normalization).0
+        evaluate(model, &self.data.val, self.config).0
     }
 
     fn score(&self, v: &SegmentationReport) -> f64 {
@@ -174,21 +215,22 @@ impl TrainingTask for SegmentationTraining<'_> {
     }
 }
 
-/// Softmax probabilities `[N, 5, H, W]` (flattened) of `photos` `[N, 3, SIDE, SIDE]`.
-pub fn probabilities(model: &Model, photos: Vec<f32>, count: usize) -> Vec<f32> {
-    let (mut probs, shape) = model.forward(photos, [count, 3, SIDE, SIDE]);
+/// Softmax probabilities `[N, classes, side, side]` (flattened) of `photos`
+/// `[N, 3, side, side]`.
+pub fn probabilities(model: &Model, photos: Vec<f32>, count: usize, side: usize) -> Vec<f32> {
+    let (mut probs, shape) = model.forward(photos, [count, 3, side, side]);
     softmax_channels(&mut probs, shape[1], shape[2] * shape[3]);
     probs
 }
 
 /// Each pixel's most probable class (the first on ties, as PyTorch's `argmax`) from one
-/// image's probabilities `[classes, SIDE, SIDE]`.
-pub fn argmax_classes(image_probs: &[f32]) -> Vec<u8> {
-    let plane = SIDE * SIDE;
+/// image's probabilities `[classes, plane]`.
+pub fn argmax_classes(image_probs: &[f32], classes: usize) -> Vec<u8> {
+    let plane = image_probs.len() / classes;
     (0..plane)
         .map(|p| {
             let mut best = 0;
-            for c in 1..NUM_CLASSES {
+            for c in 1..classes {
                 if image_probs[c * plane + p] > image_probs[best * plane + p] {
                     best = c;
                 }
@@ -198,48 +240,67 @@ pub fn argmax_classes(image_probs: &[f32]) -> Vec<u8> {
         .collect()
 }
 
-/// Evaluates over all pixels of `set`; also returns each image's predicted label map.
+/// Evaluates over all labelled pixels of `set` (those labelled [`IGNORE_LABEL`] count in no
+/// metric); also returns each image's predicted label map.
 pub fn evaluate(
     model: &Model,
     set: &SegmentationSet,
-    normalization: Normalization,
+    config: &SegmentationConfig,
 ) -> (SegmentationReport, Vec<u8>) {
     let batcher = SegmentationBatcher {
-        normalization,
+        normalization: config.normalization,
         augment: None,
     };
-    let plane = SIDE * SIDE;
-    let mut scores: Vec<Vec<f32>> = (0..NUM_CLASSES)
-        .map(|_| Vec::with_capacity(set.len() * plane))
+    let classes = config.classes.len();
+    let plane = set.plane();
+    let labelled = set.labels.iter().filter(|&&l| l != IGNORE_LABEL).count();
+    let mut scores: Vec<Vec<f32>> = (0..classes)
+        .map(|_| Vec::with_capacity(labelled))
         .collect();
     let mut predictions = Vec::with_capacity(set.len() * plane);
-    let mut confusion = Confusion::new(NUM_CLASSES);
+    let mut confusion = Confusion::new(classes);
     let mut loss_sum = 0.0f64;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let indices: Vec<usize> = (0..set.len()).collect();
     for chunk in indices.chunks(EVAL_BATCH) {
         let batch = batcher.batch(set, chunk, &mut rng);
-        let probs = probabilities(model, batch.photos.clone(), batch.count);
-        for (b, image_probs) in probs.chunks(NUM_CLASSES * plane).enumerate() {
+        let probs = probabilities(model, batch.photos, batch.count, set.side);
+        for (b, image_probs) in probs.chunks(classes * plane).enumerate() {
+            let truths = &batch.labels[b * plane..(b + 1) * plane];
             for (c, class_scores) in scores.iter_mut().enumerate() {
-                class_scores.extend_from_slice(&image_probs[c * plane..(c + 1) * plane]);
+                let class_probs = &image_probs[c * plane..(c + 1) * plane];
+                class_scores.extend(
+                    class_probs
+                        .iter()
+                        .zip(truths)
+                        .filter(|&(_, &t)| t != IGNORE_LABEL)
+                        .map(|(&p, _)| p),
+                );
             }
-            let predicted = argmax_classes(image_probs);
-            for (p, &best) in predicted.iter().enumerate() {
-                let truth = batch.labels[b * plane + p] as usize;
-                confusion.add(truth, best as usize);
-                loss_sum -= (image_probs[truth * plane + p].max(1e-30) as f64).ln();
+            let predicted = argmax_classes(image_probs, classes);
+            for (p, (&best, &truth)) in predicted.iter().zip(truths).enumerate() {
+                if truth == IGNORE_LABEL {
+                    continue;
+                }
+                confusion.add(truth as usize, best as usize);
+                loss_sum -= (image_probs[truth as usize * plane + p].max(1e-30) as f64).ln();
             }
             predictions.extend_from_slice(&predicted);
         }
     }
+    let truths: Vec<u8> = set
+        .labels
+        .iter()
+        .copied()
+        .filter(|&l| l != IGNORE_LABEL)
+        .collect();
     let ap: Vec<f64> = scores
         .into_iter()
         .enumerate()
         .map(|(c, class_scores)| {
             let mut pairs: Vec<(f32, bool)> = class_scores
                 .into_iter()
-                .zip(set.labels.iter().map(|&l| l as usize == c))
+                .zip(truths.iter().map(|&l| l as usize == c))
                 .collect();
             average_precision_of_pairs(&mut pairs)
         })
@@ -251,28 +312,59 @@ pub fn evaluate(
         miou: mean_defined(&ious),
         iou: ious,
         pixel_accuracy: confusion.accuracy(),
-        loss: loss_sum / predictions.len().max(1) as f64,
+        loss: loss_sum / labelled.max(1) as f64,
         confusion: confusion.counts,
     };
     (report, predictions)
 }
 
-/// Segmentation on Mini Facade.
+/// Where the photos and masks come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentationSource {
+    /// Mini Facade's `train/` and `test_dev/` folders.
+    MiniFacade,
+    /// The user's folder (`--data DIR`: classes.json, train/images, train/masks, ...), photos
+    /// resized to `size` x `size` (a run's own side when evaluating or resuming it; 256 when
+    /// neither says).
+    Folder { size: Option<usize> },
+}
+
+/// Segmentation of the photos of `source`.
 #[derive(Clone, Copy, Debug)]
-pub struct Segmentation;
+pub struct Segmentation {
+    pub source: SegmentationSource,
+}
+
+impl Segmentation {
+    pub const MINI_FACADE: Segmentation = Segmentation {
+        source: SegmentationSource::MiniFacade,
+    };
+
+    pub fn folder(size: Option<usize>) -> Self {
+        Segmentation {
+            source: SegmentationSource::Folder { size },
+        }
+    }
+}
 
 impl Task for Segmentation {
-    const NAME: &'static str = "facade";
     const SCORE_NAME: &'static str = "val_map";
     type Model = SegmenterKind;
     type Config = SegmentationConfig;
-    type Sets = MiniFacade;
+    type Sets = SegmentationSets;
     type Data = SegmentationData;
     type Split = SegmentationSet;
     type Record = SegmentationEpoch;
     /// The report and each image's predicted label map.
     type Evaluation = (SegmentationReport, Vec<u8>);
     type Metrics = SegmentationMetrics;
+
+    fn name(&self) -> &'static str {
+        match self.source {
+            SegmentationSource::MiniFacade => "facade",
+            SegmentationSource::Folder { .. } => "segment",
+        }
+    }
 
     fn model_name(model: SegmenterKind) -> &'static str {
         model.name()
@@ -283,37 +375,121 @@ impl Task for Segmentation {
     }
 
     fn fresh_config(
+        &self,
         model: SegmenterKind,
         params: HyperParams,
         device: DeviceKind,
-    ) -> SegmentationConfig {
-        SegmentationConfig {
-            task: Self::NAME.into(),
+        sets: &SegmentationSets,
+    ) -> Result<SegmentationConfig, TaskError> {
+        let side = sets.train.side;
+        let multiple = model.side_multiple();
+        if !side.is_multiple_of(multiple) {
+            return Err(DataError::Unsuitable {
+                path: sets.origin.dir.clone(),
+                reason: format!(
+                    "'{}' needs photos whose side is a multiple of {multiple}, these are {side}x{side}: pass --size (e.g. {})",
+                    model.name(),
+                    (side / multiple).max(1) * multiple
+                ),
+            }
+            .into());
+        }
+        let fractions = split_fractions(sets.val.is_some(), sets.test.is_some());
+        let normalization = match self.source {
+            SegmentationSource::MiniFacade => Normalization::FACADE,
+            SegmentationSource::Folder { .. } => {
+                // The training part's statistics alone: validation and test stay unseen.
+                let split = split::random(sets.train.len(), fractions, params.seed());
+                let train = &sets.train;
+                Normalization::of_images(
+                    split.train.iter().map(|&i| train.photo(i)),
+                    3,
+                    train.plane(),
+                )
+            }
+        };
+        Ok(SegmentationConfig {
+            task: self.name().into(),
             model,
-            architecture: model.spec(),
+            architecture: model.for_data(side, sets.classes.len()),
             params,
             augment: augmentation(model),
             class_weighting: class_weighting(model),
-            val_fraction: VAL_FRACTION,
-            normalization: Normalization::FACADE,
+            classes: sets.classes.clone(),
+            val_fraction: fractions.val,
+            test_fraction: fractions.test,
+            normalization,
             device,
             data: None,
-        }
+        })
     }
 
-    fn load(&self, dir: Option<&Path>) -> Result<MiniFacade, TaskError> {
-        Ok(MiniFacade::find_and_load(dir)?)
+    fn load(
+        &self,
+        dir: Option<&Path>,
+        config: Option<&SegmentationConfig>,
+    ) -> Result<SegmentationSets, TaskError> {
+        Ok(match self.source {
+            SegmentationSource::MiniFacade => {
+                SegmentationSets::mini_facade(MiniFacade::find_and_load(dir)?)
+            }
+            SegmentationSource::Folder { size } => {
+                let dir = dir.ok_or(DataError::FolderRequired {
+                    what: "a folder with classes.json, train/images/ and train/masks/",
+                })?;
+                let side = config
+                    .map(SegmentationConfig::side)
+                    .or(size)
+                    .unwrap_or(SIDE);
+                mask_folder::load(dir, side)?.into()
+            }
+        })
     }
 
     fn prepare(
-        sets: MiniFacade,
+        sets: SegmentationSets,
         config: &SegmentationConfig,
     ) -> Result<SegmentationData, TaskError> {
-        Ok(SegmentationData::prepare(
-            sets,
-            &config.params,
-            config.val_fraction,
-        )?)
+        Ok(SegmentationData::prepare(sets, config)?)
+    }
+
+    fn summary(data: &SegmentationData, config: &SegmentationConfig) -> DataSummary {
+        let how = |share: f64| {
+            if share > 0.0 {
+                format!(
+                    "{:.0}% of train split off, seed {}",
+                    100.0 * share,
+                    config.params.seed()
+                )
+            } else {
+                "the data set's own".into()
+            }
+        };
+        DataSummary {
+            origin: data.sets.origin.clone(),
+            splits: vec![
+                SplitSummary {
+                    name: "train",
+                    count: data.train_indices.len(),
+                    how: match config.params.limit() {
+                        Some(limit) => format!("first {limit} (--limit)"),
+                        None => String::new(),
+                    },
+                },
+                SplitSummary {
+                    name: "validation",
+                    count: data.val.len(),
+                    how: how(config.val_fraction),
+                },
+                SplitSummary {
+                    name: "test",
+                    count: data.test.len(),
+                    how: how(config.test_fraction),
+                },
+            ],
+            classes: config.classes.iter().map(|c| c.name.clone()).collect(),
+            input: config.architecture.input,
+        }
     }
 
     fn train(
@@ -332,19 +508,21 @@ impl Task for Segmentation {
                 augment: config.augment,
             },
             loss: LossSpec::Pixel {
-                weights: config
-                    .class_weighting
-                    .weights(data.train_indices.iter().map(|&i| data.sets.train.label(i))),
+                weights: config.class_weighting.weights(
+                    config.classes.len(),
+                    data.train_indices.iter().map(|&i| data.sets.train.label(i)),
+                ),
             },
         };
         if let LossSpec::Pixel {
             weights: Some(weights),
         } = &task.loss
         {
-            let shown: Vec<String> = CLASS_NAMES
+            let shown: Vec<String> = config
+                .classes
                 .iter()
                 .zip(weights)
-                .map(|(name, w)| format!("{name} {w:.2}"))
+                .map(|(class, w)| format!("{} {w:.2}", class.name))
                 .collect();
             eprintln!("class weights: {}", shown.join(", "));
         }
@@ -360,7 +538,7 @@ impl Task for Segmentation {
     }
 
     fn test(data: &SegmentationData) -> &SegmentationSet {
-        &data.sets.test
+        &data.test
     }
 
     fn evaluate(
@@ -368,7 +546,7 @@ impl Task for Segmentation {
         split: &SegmentationSet,
         config: &SegmentationConfig,
     ) -> (SegmentationReport, Vec<u8>) {
-        evaluate(model, split, config.normalization)
+        evaluate(model, split, config)
     }
 
     fn metrics(
@@ -382,7 +560,7 @@ impl Task for Segmentation {
             model: config.model,
             checkpoint,
             epoch,
-            class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+            class_names: config.classes.iter().map(|c| c.name.clone()).collect(),
             val: val.0.clone(),
             test: test.0.clone(),
         }
@@ -393,7 +571,7 @@ impl Task for Segmentation {
         history: &[SegmentationEpoch],
         metrics: &SegmentationMetrics,
         _model: &Model,
-        _config: &SegmentationConfig,
+        config: &SegmentationConfig,
         data: &SegmentationData,
         test: &(SegmentationReport, Vec<u8>),
     ) -> Result<(), FigureError> {
@@ -401,8 +579,9 @@ impl Task for Segmentation {
             &run.figures(),
             history,
             metrics,
-            &data.sets.test,
+            &data.test,
             &test.1,
+            &config.classes,
         )
     }
 }

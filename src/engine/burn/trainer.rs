@@ -10,6 +10,7 @@ use burn::tensor::Bytes;
 use burn::tensor::activation::log_softmax;
 
 use super::{BurnModel, Net, convert};
+use crate::data::IGNORE_LABEL;
 use crate::engine::{DeviceKind, EngineError, LossSpec, OptimizerSpec, StepBatch, StepOutcome};
 use crate::models::ModelSpec;
 
@@ -42,8 +43,15 @@ fn optimizer(spec: &OptimizerSpec) -> ModuleOptimizer {
 }
 
 /// burn's loss for `spec`: PyTorch's cross-entropy, with label smoothing per image or class
-/// weights per pixel (the weighted mean `sum(w[y] nll) / sum(w[y])`).
-fn burn_loss(spec: &LossSpec, logits: Tensor<4>, labels: Tensor<1, Int>) -> Tensor<1> {
+/// weights per pixel (the weighted mean `sum(w[y] nll) / sum(w[y])`); `counted` is 1 for each
+/// pixel that counts and 0 for those labelled [`IGNORE_LABEL`] (PyTorch's `ignore_index`),
+/// `None` when every pixel counts.
+fn burn_loss(
+    spec: &LossSpec,
+    logits: Tensor<4>,
+    labels: Tensor<1, Int>,
+    counted: Option<Tensor<1>>,
+) -> Tensor<1> {
     let [n, classes, h, w] = logits.dims();
     let device = &logits.device();
     match spec {
@@ -60,34 +68,55 @@ fn burn_loss(spec: &LossSpec, logits: Tensor<4>, labels: Tensor<1, Int>) -> Tens
             let picked = log_softmax(logits, 1)
                 .gather(1, labels.clone().reshape([n, 1, h, w]))
                 .reshape([n * h * w]);
-            match weights {
-                None => picked.mean().neg(),
-                Some(weights) => {
-                    let pixel_weights =
-                        Tensor::<1>::from_floats(weights.as_slice(), device).select(0, labels);
-                    (picked * pixel_weights.clone()).sum().neg() / pixel_weights.sum()
-                }
-            }
+            let class_weights = weights
+                .as_ref()
+                .map(|weights| Tensor::<1>::from_floats(weights.as_slice(), device).select(0, labels));
+            let pixel_weights = match (class_weights, counted) {
+                (None, None) => return picked.mean().neg(),
+                (Some(weights), None) => weights,
+                (None, Some(counted)) => counted,
+                (Some(weights), Some(counted)) => weights * counted,
+            };
+            (picked * pixel_weights.clone()).sum().neg() / pixel_weights.sum()
         }
     }
 }
 
-/// The class indices `[n * plane]` of a batch's images or pixels, on `device`.
+/// The class indices `[n * plane]` of a batch's images or pixels, on `device` (ignored pixels
+/// as class 0, which [`counted`] then leaves out).
 fn burn_labels(targets: &[u8], device: &Device) -> Tensor<1, Int> {
-    let labels: Vec<i64> = targets.iter().map(|&t| t as i64).collect();
+    let labels: Vec<i64> = targets
+        .iter()
+        .map(|&t| if t == IGNORE_LABEL { 0 } else { t as i64 })
+        .collect();
     Tensor::from_data(TensorData::new(labels, [targets.len()]), device)
 }
 
-/// Correct arg-max predictions of `logits [n, classes, h, w]` against `labels [n * h * w]`.
-fn burn_hits(logits: Tensor<4>, labels: Tensor<1, Int>) -> usize {
+/// 1 for each target that counts, 0 for the ignored; `None` when none is ignored.
+fn counted(targets: &[u8], device: &Device) -> Option<Tensor<1>> {
+    targets.contains(&IGNORE_LABEL).then(|| {
+        let ones: Vec<f32> = targets
+            .iter()
+            .map(|&t| (t != IGNORE_LABEL) as u8 as f32)
+            .collect();
+        Tensor::from_data(TensorData::new(ones, [targets.len()]), device)
+    })
+}
+
+/// Correct arg-max predictions of `logits [n, classes, h, w]` against `labels [n * h * w]`,
+/// among the targets that count.
+fn burn_hits(logits: Tensor<4>, labels: Tensor<1, Int>, counted: Option<Tensor<1>>) -> usize {
     let [n, _, h, w] = logits.dims();
-    let hits: i64 = logits
+    let equal = logits
         .argmax(1)
         .equal(labels.reshape([n, 1, h, w]))
-        .int()
-        .sum()
-        .into_scalar();
-    hits as usize
+        .float()
+        .reshape([n * h * w]);
+    let hits: f32 = match counted {
+        Some(counted) => (equal * counted).sum().into_scalar(),
+        None => equal.sum().into_scalar(),
+    };
+    hits.round() as usize
 }
 
 impl BurnTrainer {
@@ -122,14 +151,19 @@ impl BurnTrainer {
         lr: f64,
         dropout_seed: u64,
     ) -> Result<StepOutcome, f32> {
-        let count = batch.targets.len();
+        let count = batch
+            .targets
+            .iter()
+            .filter(|&&t| t != IGNORE_LABEL)
+            .count();
         self.device.seed(dropout_seed);
         let images =
             Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), &self.device);
         let logits = self.model.forward_maps(images);
         let labels = burn_labels(&batch.targets, &self.device);
-        let hits = burn_hits(logits.clone(), labels.clone());
-        let loss = burn_loss(loss, logits, labels);
+        let counted = counted(&batch.targets, &self.device);
+        let hits = burn_hits(logits.clone(), labels.clone(), counted.clone());
+        let loss = burn_loss(loss, logits, labels, counted);
         let value: f32 = loss.clone().into_scalar();
         if !value.is_finite() {
             return Err(value);
@@ -191,15 +225,32 @@ mod tests {
             || Tensor::<1>::from_floats([0.0, 0.0, 0.0, 3f32.ln()], &device).reshape([1, 2, 1, 2]);
         let (nll0, nll1) = (2f64.ln(), (4.0f64 / 3.0).ln());
         let plain = LossSpec::Pixel { weights: None };
-        let plain: f32 = burn_loss(&plain, logits(), burn_labels(&[0, 1], &device)).into_scalar();
-        assert!((plain as f64 - (nll0 + nll1) / 2.0).abs() < 1e-6);
+        let plain_loss: f32 =
+            burn_loss(&plain, logits(), burn_labels(&[0, 1], &device), None).into_scalar();
+        assert!((plain_loss as f64 - (nll0 + nll1) / 2.0).abs() < 1e-6);
+        // PyTorch's ignore_index: pixel 1 ignored leaves pixel 0's ln 2, and no hit of its own.
+        let targets = [0, IGNORE_LABEL];
+        let one_ignored: f32 = burn_loss(
+            &plain,
+            logits(),
+            burn_labels(&targets, &device),
+            counted(&targets, &device),
+        )
+        .into_scalar();
+        assert!((one_ignored as f64 - nll0).abs() < 1e-6);
+        let hits = burn_hits(
+            logits(),
+            burn_labels(&targets, &device),
+            counted(&targets, &device),
+        );
+        assert_eq!(hits, 1);
         // torch.nn.functional.cross_entropy(logits, targets, weight=torch.tensor([1., 3.]))
         // divides by the summed weights of the targets: (1 ln 2 + 3 ln 4/3) / 4 = 0.3890.
         let weighted = LossSpec::Pixel {
             weights: Some(vec![1.0, 3.0]),
         };
         let weighted: f32 =
-            burn_loss(&weighted, logits(), burn_labels(&[0, 1], &device)).into_scalar();
+            burn_loss(&weighted, logits(), burn_labels(&[0, 1], &device), None).into_scalar();
         assert!((weighted as f64 - (nll0 + 3.0 * nll1) / 4.0).abs() < 1e-6);
         assert!((weighted - 0.3890).abs() < 1e-4);
     }

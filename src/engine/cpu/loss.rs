@@ -2,14 +2,17 @@
 
 use rayon::prelude::*;
 
+use crate::data::IGNORE_LABEL;
+
 /// The training loss of a task; both engines compute it from this description.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LossSpec {
     /// Mean over images of logits `[n, classes]`, with optional label smoothing `alpha`: the
     /// target is `(1 - alpha) one_hot + alpha / classes` (PyTorch's `label_smoothing`).
     Image { smoothing: Option<f32> },
-    /// Over every pixel of logits `[n, classes, h, w]`; with class weights, PyTorch's weighted
-    /// mean `sum(w[y] nll) / sum(w[y])`.
+    /// Over every pixel of logits `[n, classes, h, w]` but those labelled
+    /// [`IGNORE_LABEL`]; with class weights, PyTorch's weighted mean `sum(w[y] nll) / sum(w[y])`
+    /// (its `ignore_index`).
     Pixel { weights: Option<Vec<f32>> },
 }
 
@@ -19,6 +22,7 @@ pub struct LossOutput {
     pub grad: Vec<f32>,
     /// Predictions (arg-max) equal to the target.
     pub hits: usize,
+    /// The targets that count (ignored pixels left out).
     pub count: usize,
 }
 
@@ -68,14 +72,18 @@ pub fn cross_entropy(
     targets: &[u8],
 ) -> LossOutput {
     let plane = logits.len() / (n * classes);
-    let count = n * plane;
-    assert_eq!(targets.len(), count, "one target per prediction");
+    assert_eq!(targets.len(), n * plane, "one target per prediction");
     let (smoothing, weights) = match spec {
         LossSpec::Image { smoothing } => (smoothing.unwrap_or(0.0), None),
         LossSpec::Pixel { weights } => (0.0, weights.as_deref()),
     };
-    let weight_of = |t: u8| weights.map_or(1.0, |w| w[t as usize] as f64);
-    let total_weight: f64 = targets.iter().map(|&t| weight_of(t)).sum();
+    let weight_of = |t: u8| match t {
+        IGNORE_LABEL => 0.0,
+        t => weights.map_or(1.0, |w| w[t as usize] as f64),
+    };
+    let count = targets.iter().filter(|&&t| t != IGNORE_LABEL).count();
+    // A batch with every pixel ignored contributes nothing (not a division by zero).
+    let total_weight: f64 = targets.iter().map(|&t| weight_of(t)).sum::<f64>().max(f64::MIN_POSITIVE);
     let mut grad = vec![0.0; logits.len()];
     // Per-image sums collected in order and then added: the same total whatever the schedule.
     let per_image: Vec<(f64, usize)> = grad
@@ -85,6 +93,9 @@ pub fn cross_entropy(
         .map(|((g, l), t)| {
             let (mut loss, mut hits) = (0.0, 0);
             for (p, &label) in t.iter().enumerate() {
+                if label == IGNORE_LABEL {
+                    continue;
+                }
                 let w = weight_of(label);
                 let (nll, hit) = row(
                     &l[p..],
@@ -191,6 +202,24 @@ mod tests {
         );
         assert!((out.loss - 0.3890).abs() < 1e-4, "{}", out.loss);
         let plain = cross_entropy(&LossSpec::Pixel { weights: None }, &logits, 1, 2, &[0, 1]);
+        // An ignored pixel adds no loss, no gradient and no count: the loss is the other's.
+        let one_ignored = cross_entropy(
+            &LossSpec::Pixel { weights: None },
+            &logits,
+            1,
+            2,
+            &[0, IGNORE_LABEL],
+        );
+        let alone = cross_entropy(
+            &LossSpec::Pixel { weights: None },
+            &[logits[0], logits[2]],
+            1,
+            2,
+            &[0],
+        );
+        assert_eq!(one_ignored.loss, alone.loss);
+        assert_eq!(one_ignored.count, 1);
+        assert_eq!((one_ignored.grad[1], one_ignored.grad[3]), (0.0, 0.0));
         assert!((plain.loss - (2f32.ln() + (4.0f32 / 3.0).ln()) / 2.0).abs() < 1e-6);
     }
 }

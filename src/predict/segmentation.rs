@@ -1,13 +1,14 @@
-//! Prediction on any photo with a trained segmenter: rescaled to 256x256, written as a class-index
-//! mask, a colour-coded picture, an overlay with legend, and optionally the probabilities (.npy).
+//! Segmentation of any photo with a trained segmenter: rescaled to the run's side, written as a
+//! class-index mask, a colour-coded picture, an overlay with legend, and optionally the
+//! probabilities (.npy).
 
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
 
-use crate::data::DataError;
-use crate::data::facade::{self, NUM_CLASSES, SIDE};
-use crate::data::label_map::encode_label_map;
+use super::npy_f32;
+use crate::data::label_map::encode_label_map_with;
+use crate::data::{ClassSpec, DataError, facade};
 use crate::engine::Compute;
 use crate::figures::{FigureError, segmentation};
 use crate::fsutil::write_atomic;
@@ -23,7 +24,7 @@ pub struct Prediction {
     pub photo: PathBuf,
     pub files: PredictionFiles,
     /// `(class name, share of the pixels)` in class order.
-    pub shares: Vec<(&'static str, f64)>,
+    pub shares: Vec<(String, f64)>,
 }
 
 /// The files written for one photo.
@@ -35,7 +36,7 @@ pub struct PredictionFiles {
     pub probs: Option<PathBuf>,
 }
 
-/// `convlab facade predict --run DIR PHOTO... --out DIR [--save-probs]`.
+/// `convlab facade|segment predict --run DIR PHOTO... --out DIR [--save-probs]`.
 pub fn predict_command(
     run_dir: &Path,
     photos: &[PathBuf],
@@ -54,14 +55,15 @@ pub fn predict_command(
         checkpoint::load_final(&run, config.model.name(), &config.architecture, compute)?;
     std::fs::create_dir_all(out).map_err(|e| RunError::not_writable(out, e))?;
     let mut written = Vec::new();
+    let side = config.side();
     for (path, photo) in decoded {
         let resized =
-            image::imageops::resize(&photo, SIDE as u32, SIDE as u32, FilterType::Triangle);
+            image::imageops::resize(&photo, side as u32, side as u32, FilterType::Triangle);
         let chw = facade::hwc_to_chw(&resized);
         let mut values = Vec::with_capacity(chw.len());
-        config.normalization.extend(&mut values, &chw, SIDE * SIDE);
-        let probs = probabilities(&model, values, 1);
-        let labels = argmax_classes(&probs);
+        config.normalization.extend(&mut values, &chw, side * side);
+        let probs = probabilities(&model, values, 1, side);
+        let labels = argmax_classes(&probs, config.classes.len());
         let stem = path
             .file_stem()
             .unwrap_or_default()
@@ -71,26 +73,28 @@ pub fn predict_command(
             out,
             &stem,
             resized.as_raw(),
+            side,
             &labels,
             save_probs.then_some(&probs[..]),
+            &config.classes,
         )?;
         written.push(Prediction {
             photo: path,
             files,
-            shares: class_shares(&labels),
+            shares: class_shares(&labels, &config.classes),
         });
     }
     Ok(written)
 }
 
-fn class_shares(labels: &[u8]) -> Vec<(&'static str, f64)> {
-    facade::CLASS_NAMES
+fn class_shares(labels: &[u8], classes: &[ClassSpec]) -> Vec<(String, f64)> {
+    classes
         .iter()
         .enumerate()
-        .map(|(c, &name)| {
+        .map(|(c, class)| {
             let share =
                 labels.iter().filter(|&&l| l as usize == c).count() as f64 / labels.len() as f64;
-            (name, share)
+            (class.name.clone(), share)
         })
         .collect()
 }
@@ -99,9 +103,12 @@ fn write_outputs(
     out: &Path,
     stem: &str,
     photo_rgb: &[u8],
+    side: usize,
     labels: &[u8],
     probs: Option<&[f32]>,
+    classes: &[ClassSpec],
 ) -> Result<PredictionFiles, TaskError> {
+    let colors: Vec<[u8; 3]> = classes.iter().map(|c| c.color).collect();
     let files = PredictionFiles {
         mask: out.join(format!("{stem}_mask.png")),
         color: out.join(format!("{stem}_color.png")),
@@ -111,69 +118,25 @@ fn write_outputs(
     let io = |path: &Path, e: std::io::Error| RunError::io(path, e);
     write_atomic(
         &files.mask,
-        &encode_label_map(SIDE as u32, SIDE as u32, labels),
+        &encode_label_map_with(side as u32, side as u32, labels, &colors),
     )
     .map_err(|e| io(&files.mask, e))?;
-    let color = image::RgbImage::from_raw(SIDE as u32, SIDE as u32, segmentation::colorize(labels))
-        .expect("sized buffer");
+    let color = image::RgbImage::from_raw(
+        side as u32,
+        side as u32,
+        segmentation::colorize(labels, classes),
+    )
+    .expect("sized buffer");
     let mut png = Vec::new();
     color
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| FigureError::new(&files.color, e))?;
     write_atomic(&files.color, &png).map_err(|e| io(&files.color, e))?;
-    segmentation::overlay(&files.overlay, photo_rgb, labels, SIDE)?;
+    segmentation::overlay(&files.overlay, photo_rgb, labels, side, classes)?;
     if let (Some(probs), Some(path)) = (probs, &files.probs) {
-        write_atomic(path, &npy_f32(probs, &[NUM_CLASSES, SIDE, SIDE])).map_err(|e| io(path, e))?;
+        write_atomic(path, &npy_f32(probs, &[classes.len(), side, side]))
+            .map_err(|e| io(path, e))?;
     }
     Ok(files)
 }
 
-/// NumPy's `.npy` format, version 1.0, little-endian float32, C order.
-pub fn npy_f32(values: &[f32], shape: &[usize]) -> Vec<u8> {
-    let dims = shape
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let shape_text = if shape.len() == 1 {
-        format!("({dims},)")
-    } else {
-        format!("({dims})")
-    };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
-    // Magic (6) + version (2) + header length (2) + header + '\n' is a multiple of 64.
-    let unpadded = 10 + header.len() + 1;
-    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + 4 * values.len());
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn npy_header_is_aligned_and_describes_the_array() {
-        let bytes = npy_f32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[1, 2, 3]);
-        assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
-        let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-        assert_eq!((10 + header_len) % 64, 0);
-        let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
-        assert!(
-            header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 3), }")
-        );
-        assert!(header.ends_with('\n'));
-        assert_eq!(
-            &bytes[10 + header_len..10 + header_len + 4],
-            &1.0f32.to_le_bytes()
-        );
-        assert_eq!(bytes.len(), 10 + header_len + 24);
-    }
-}
