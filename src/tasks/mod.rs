@@ -139,19 +139,21 @@ pub fn plan_training<T: Task>(
     model: T::Model,
     request: &TrainRequest,
 ) -> Result<TrainingPlan<T>, TaskError> {
-    let data_dir = match (&request.data, request.resume) {
-        (Some(dir), _) => Some(absolute(dir)),
-        (None, true) => {
-            let saved: T::Config = read_json(&RunDir::existing(&request.out)?.config())?;
-            saved.data_dir().map(Path::to_path_buf)
-        }
-        (None, false) => None,
-    };
+    // The options are checked before the data is read: a typo costs no loading.
+    if !request.resume {
+        request.options.check(&T::recipe(model))?;
+    }
     let saved = match request.resume {
         true => Some(read_json::<T::Config>(&RunDir::existing(&request.out)?.config())?),
         false => None,
     };
+    // Read from where the user said (so errors name the folder as given); kept absolute.
+    let data_dir = request
+        .data
+        .clone()
+        .or_else(|| saved.as_ref()?.data_dir().map(Path::to_path_buf));
     let sets = task.load(data_dir.as_deref(), saved.as_ref())?;
+    let data_dir = data_dir.as_deref().map(absolute);
     let (run, config) = open_for_training(request, T::model_name(model), &T::recipe(model), |p| {
         Ok::<_, TaskError>(
             task.fresh_config(model, p, request.compute.device, &sets)?
