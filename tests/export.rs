@@ -152,10 +152,10 @@ fn model_and_parameters<C: RunConfig>(config: &C, run: &RunDir, dir: &Path) -> M
 fn inputs(
     pixels: &[u8],
     normalization: convlab::data::Normalization,
-    plane: usize,
+    [channels, height, width]: [usize; 3],
 ) -> (Vec<f32>, Vec<f32>) {
     let mut normalized = Vec::with_capacity(pixels.len());
-    normalization.extend(&mut normalized, pixels, plane);
+    normalization.extend(&mut normalized, pixels, channels, height * width);
     (pixels.iter().map(|&b| b as f32 / 255.0).collect(), normalized)
 }
 
@@ -195,7 +195,7 @@ fn classifier_round_trip(kind: ClassifierKind) {
     let (plain, normalized) = inputs(
         &test.pixels[..count * test.image_len()],
         config.normalization,
-        test.height * test.width,
+        config.architecture.input,
     );
     let (logits, out_shape) = model.forward(normalized, shape);
     let images = write(&tmp.path().join("images.npy"), &npy_f32(&plain, &shape));
@@ -219,7 +219,7 @@ fn classifier_round_trip(kind: ClassifierKind) {
             evaluate_run::<Classification>(&config, &prepared, &run, &Compute::cpu_engine())
                 .unwrap();
         let all = [test.len(), test.channels, test.height, test.width];
-        let (plain, _) = inputs(&test.pixels, config.normalization, test.height * test.width);
+        let (plain, _) = inputs(&test.pixels, config.normalization, config.architecture.input);
         let images = write(&tmp.path().join("test.npy"), &npy_f32(&plain, &all));
         let labels: Vec<f32> = test.labels.iter().map(|&l| l as f32).collect();
         let labels = write(
@@ -267,7 +267,7 @@ fn segmenter_round_trip(kind: SegmenterKind) {
     let [c, h, w] = config.architecture.input;
     let shape = [count, c, h, w];
     let pixels: Vec<u8> = (0..count).flat_map(|i| test.photo(i).to_vec()).collect();
-    let (plain, normalized) = inputs(&pixels, config.normalization, h * w);
+    let (plain, normalized) = inputs(&pixels, config.normalization, [c, h, w]);
     let (logits, out_shape) = model.forward(normalized, shape);
     let images = write(&tmp.path().join("images.npy"), &npy_f32(&plain, &shape));
     let expected = write(
@@ -303,7 +303,7 @@ fn segmenter_round_trip(kind: SegmenterKind) {
     let stem = photo.file_stem().unwrap().to_string_lossy();
     let probs = tmp.path().join(format!("predicted/{stem}_probs.npy"));
     let decoded = facade::hwc_to_chw(&facade::read_photo(&photo).unwrap());
-    let (plain, _) = inputs(&decoded, config.normalization, h * w);
+    let (plain, _) = inputs(&decoded, config.normalization, [c, h, w]);
     let one = write(
         &tmp.path().join("photo.npy"),
         &npy_f32(&plain, &[1, c, h, w]),

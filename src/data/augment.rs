@@ -3,7 +3,6 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::facade::SIDE;
 
 /// Random translation (a crop of the image zero-padded by `pad` pixels) and horizontal flip:
 /// torchvision's `RandomCrop(size, padding=pad)` + `RandomHorizontalFlip()`.
@@ -56,8 +55,8 @@ impl CropFlip {
     }
 }
 
-/// Random horizontal flip and random zoom: a square window of side `SIDE / s`, with `s` drawn
-/// from `1..=max_scale`, cropped at a random place and resized back to `SIDE` (photo bilinear,
+/// Random horizontal flip and random zoom: a square window of side `side / s`, with `s` drawn
+/// from `1..=max_scale`, cropped at a random place and resized back to `side` (photo bilinear,
 /// labels nearest-neighbour), as torchvision's `RandomResizedCrop` with a fixed aspect ratio.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlipScaleCrop {
@@ -66,9 +65,11 @@ pub struct FlipScaleCrop {
 }
 
 impl FlipScaleCrop {
-    /// Augments one photo (CHW) and its labels into `photo_out` / `label_out`.
+    /// Augments one `side` x `side` photo (CHW) and its labels into `photo_out` /
+    /// `label_out`.
     pub fn apply(
         &self,
+        side: usize,
         photo: &[u8],
         label: &[u8],
         photo_out: &mut [u8],
@@ -81,32 +82,32 @@ impl FlipScaleCrop {
         } else {
             1.0
         };
-        let window = SIDE as f32 / scale;
-        let x0 = rng.random_range(0.0..=(SIDE as f32 - window));
-        let y0 = rng.random_range(0.0..=(SIDE as f32 - window));
-        let step = window / SIDE as f32;
-        let plane = SIDE * SIDE;
-        for y in 0..SIDE {
+        let window = side as f32 / scale;
+        let x0 = rng.random_range(0.0..=(side as f32 - window));
+        let y0 = rng.random_range(0.0..=(side as f32 - window));
+        let step = window / side as f32;
+        let plane = side * side;
+        for y in 0..side {
             let sy = y0 + (y as f32 + 0.5) * step - 0.5;
-            for x in 0..SIDE {
-                let xo = if flip { SIDE - 1 - x } else { x };
+            for x in 0..side {
+                let xo = if flip { side - 1 - x } else { x };
                 let sx = x0 + (xo as f32 + 0.5) * step - 0.5;
-                let (ny, nx) = (clamp_index(sy.round()), clamp_index(sx.round()));
-                label_out[y * SIDE + x] = label[ny * SIDE + nx];
+                let (ny, nx) = (clamp_index(sy.round(), side), clamp_index(sx.round(), side));
+                label_out[y * side + x] = label[ny * side + nx];
                 let (fy, fx) = (
-                    sy.clamp(0.0, (SIDE - 1) as f32),
-                    sx.clamp(0.0, (SIDE - 1) as f32),
+                    sy.clamp(0.0, (side - 1) as f32),
+                    sx.clamp(0.0, (side - 1) as f32),
                 );
                 let (iy, ix) = (fy.floor() as usize, fx.floor() as usize);
-                let (iy1, ix1) = ((iy + 1).min(SIDE - 1), (ix + 1).min(SIDE - 1));
+                let (iy1, ix1) = ((iy + 1).min(side - 1), (ix + 1).min(side - 1));
                 let (wy, wx) = (fy - iy as f32, fx - ix as f32);
                 for c in 0..3 {
                     let p = &photo[c * plane..(c + 1) * plane];
                     let top =
-                        p[iy * SIDE + ix] as f32 * (1.0 - wx) + p[iy * SIDE + ix1] as f32 * wx;
+                        p[iy * side + ix] as f32 * (1.0 - wx) + p[iy * side + ix1] as f32 * wx;
                     let bottom =
-                        p[iy1 * SIDE + ix] as f32 * (1.0 - wx) + p[iy1 * SIDE + ix1] as f32 * wx;
-                    photo_out[c * plane + y * SIDE + x] =
+                        p[iy1 * side + ix] as f32 * (1.0 - wx) + p[iy1 * side + ix1] as f32 * wx;
+                    photo_out[c * plane + y * side + x] =
                         (top * (1.0 - wy) + bottom * wy).round() as u8;
                 }
             }
@@ -114,13 +115,14 @@ impl FlipScaleCrop {
     }
 }
 
-fn clamp_index(v: f32) -> usize {
-    v.clamp(0.0, (SIDE - 1) as f32) as usize
+fn clamp_index(v: f32, side: usize) -> usize {
+    v.clamp(0.0, (side - 1) as f32) as usize
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::facade::SIDE;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
@@ -185,7 +187,7 @@ mod tests {
         let (mut p, mut l) = (vec![0u8; 3 * plane], vec![0u8; plane]);
         let mut changed = false;
         for _ in 0..8 {
-            aug.apply(&photo, &label, &mut p, &mut l, &mut rng);
+            aug.apply(SIDE, &photo, &label, &mut p, &mut l, &mut rng);
             changed |= l != label;
             let mismatched = (0..plane)
                 .filter(|&i| (p[i] as i32 - l[i] as i32 * 50).abs() > 25)

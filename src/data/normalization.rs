@@ -63,9 +63,10 @@ impl Normalization {
         (byte as f32 / 255.0 - self.mean[channel]) / self.std[channel]
     }
 
-    /// Appends `image` (CHW, planes of `plane` bytes) normalised to `out`.
-    pub fn extend(&self, out: &mut Vec<f32>, image: &[u8], plane: usize) {
-        for (c, values) in image.chunks(plane).enumerate() {
+    /// Appends `images` (each CHW: `channels` planes of `plane` bytes) normalised to `out`.
+    pub fn extend(&self, out: &mut Vec<f32>, images: &[u8], channels: usize, plane: usize) {
+        for (i, values) in images.chunks(plane).enumerate() {
+            let c = i % channels;
             out.extend(values.iter().map(|&b| self.apply(c, b)));
         }
     }

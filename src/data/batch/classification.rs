@@ -47,7 +47,7 @@ impl ClassificationBatcher {
                 None => set.image(i),
             };
             self.normalization
-                .extend(&mut images, source, set.height * set.width);
+                .extend(&mut images, source, set.channels, set.height * set.width);
         }
         ClassificationBatch {
             images,

@@ -6,9 +6,8 @@ use rand::Rng;
 use crate::data::Normalization;
 use crate::data::SegmentationSet;
 use crate::data::augment::FlipScaleCrop;
-use crate::data::facade::SIDE;
 
-/// Photos `[batch, 3, SIDE, SIDE]` and labels `[batch, SIDE, SIDE]`.
+/// Photos `[batch, 3, side, side]` and labels `[batch, side, side]`.
 #[derive(Clone, Debug)]
 pub struct SegmentationBatch {
     pub photos: Vec<f32>,
@@ -29,7 +28,7 @@ impl SegmentationBatcher {
         indices: &[usize],
         rng: &mut impl Rng,
     ) -> SegmentationBatch {
-        let plane = SIDE * SIDE;
+        let plane = set.plane();
         let mut photos = Vec::with_capacity(indices.len() * 3 * plane);
         let mut labels = Vec::with_capacity(indices.len() * plane);
         let (mut photo_buf, mut label_buf) = (vec![0u8; 3 * plane], vec![0u8; plane]);
@@ -37,6 +36,7 @@ impl SegmentationBatcher {
             let (photo, label) = match &self.augment {
                 Some(aug) => {
                     aug.apply(
+                        set.side,
                         set.photo(i),
                         set.label(i),
                         &mut photo_buf,
@@ -47,7 +47,7 @@ impl SegmentationBatcher {
                 }
                 None => (set.photo(i), set.label(i)),
             };
-            self.normalization.extend(&mut photos, photo, plane);
+            self.normalization.extend(&mut photos, photo, 3, plane);
             labels.extend_from_slice(label);
         }
         SegmentationBatch {
