@@ -156,7 +156,10 @@ fn inputs(
 ) -> (Vec<f32>, Vec<f32>) {
     let mut normalized = Vec::with_capacity(pixels.len());
     normalization.extend(&mut normalized, pixels, channels, height * width);
-    (pixels.iter().map(|&b| b as f32 / 255.0).collect(), normalized)
+    (
+        pixels.iter().map(|&b| b as f32 / 255.0).collect(),
+        normalized,
+    )
 }
 
 fn classifier_round_trip(kind: ClassifierKind) {
@@ -219,7 +222,11 @@ fn classifier_round_trip(kind: ClassifierKind) {
             evaluate_run::<Classification>(&config, &prepared, &run, &Compute::cpu_engine())
                 .unwrap();
         let all = [test.len(), test.channels, test.height, test.width];
-        let (plain, _) = inputs(&test.pixels, config.normalization, config.architecture.input);
+        let (plain, _) = inputs(
+            &test.pixels,
+            config.normalization,
+            config.architecture.input,
+        );
         let images = write(&tmp.path().join("test.npy"), &npy_f32(&plain, &all));
         let labels: Vec<f32> = test.labels.iter().map(|&l| l as f32).collect();
         let labels = write(

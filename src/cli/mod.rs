@@ -43,11 +43,7 @@ fn eval<T: Task>(task: &T, r: &RunArgs, tables: fn(&T::Metrics)) -> Result<(), E
     Ok(())
 }
 
-fn search<T: Task>(
-    task: &T,
-    model: T::Model,
-    args: &args::SearchArgs,
-) -> Result<(), Error> {
+fn search<T: Task>(task: &T, model: T::Model, args: &args::SearchArgs) -> Result<(), Error> {
     let board = tasks::search_command(task, model, args.options()?)?;
     print::leaderboard(&board);
     Ok(())
@@ -80,7 +76,9 @@ fn classify_images(args: &ClassifyPredictArgs) -> Result<(), Error> {
 /// `--size` as the folder tasks take it: a side of at least one pixel.
 fn checked_size(size: usize) -> Result<usize, Error> {
     if size == 0 {
-        return Err(TaskError::from(RunError::invalid("--size", "must be at least 1, got 0")).into());
+        return Err(
+            TaskError::from(RunError::invalid("--size", "must be at least 1, got 0")).into(),
+        );
     }
     Ok(size)
 }

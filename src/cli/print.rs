@@ -5,9 +5,9 @@ use std::path::Path;
 
 use crate::predict::Prediction;
 use crate::predict::classification::ClassPredictions;
-use crate::tasks::TrainingHeader;
 use crate::report::runs::{LoadedRun, TaskRun};
 use crate::run::results::{ClassificationMetrics, SegmentationMetrics};
+use crate::tasks::TrainingHeader;
 use crate::train::search::Leaderboard;
 
 pub fn classification_tables(metrics: &ClassificationMetrics) {
@@ -61,7 +61,11 @@ fn name_width(names: &[String]) -> usize {
 /// network, the engine and the run folder.
 pub fn training_header(h: &TrainingHeader) {
     let d = &h.data;
-    println!("data: {} ({})", d.origin.dir.display(), d.origin.description);
+    println!(
+        "data: {} ({})",
+        d.origin.dir.display(),
+        d.origin.description
+    );
     for split in &d.splits {
         let how = if split.how.is_empty() {
             String::new()
@@ -72,11 +76,7 @@ pub fn training_header(h: &TrainingHeader) {
     }
     let [c, height, width] = d.input;
     let colour = if c == 1 { "grey" } else { "RGB" };
-    println!(
-        "classes ({}): {}",
-        d.classes.len(),
-        d.classes.join(", ")
-    );
+    println!("classes ({}): {}", d.classes.len(), d.classes.join(", "));
     println!("input: {colour} {width}x{height}");
     println!(
         "model: {} ({} parameters), {} epochs",

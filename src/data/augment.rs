@@ -3,7 +3,6 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-
 /// Random translation (a crop of the image zero-padded by `pad` pixels) and horizontal flip:
 /// torchvision's `RandomCrop(size, padding=pad)` + `RandomHorizontalFlip()`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

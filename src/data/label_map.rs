@@ -6,9 +6,9 @@ use std::io::Cursor;
 use std::path::Path;
 
 use super::DataError;
+use super::IGNORE_LABEL;
 use super::classes::IGNORE_COLOR;
 use super::facade::COLORS;
-use super::IGNORE_LABEL;
 
 /// Class indices read from a label PNG.
 #[derive(Clone, Debug, PartialEq)]

@@ -18,9 +18,9 @@ use image::imageops::FilterType;
 use rayon::prelude::*;
 use serde_json::Value;
 
+use super::classes::hex_color;
 use super::facade::{hwc_to_chw, read_photo};
 use super::label_map::{LabelMap, MAX_LABEL_SIDE, decode_label_map, resize_nearest};
-use super::classes::hex_color;
 use super::{ClassSpec, DataError, IGNORE_LABEL, SegmentationSet};
 
 /// Index 255 is [`IGNORE_LABEL`], so it cannot be a class.

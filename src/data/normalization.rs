@@ -120,7 +120,10 @@ mod tests {
         };
         let text = serde_json::to_string(&colour).unwrap();
         assert_eq!(text, r#"{"mean":[0.1,0.2,0.3],"std":[1.0,1.0,0.5]}"#);
-        assert_eq!(serde_json::from_str::<Normalization>(&text).unwrap(), colour);
+        assert_eq!(
+            serde_json::from_str::<Normalization>(&text).unwrap(),
+            colour
+        );
         assert!(serde_json::from_str::<Normalization>(r#"{"mean":[1,2],"std":1}"#).is_err());
     }
 

@@ -141,7 +141,10 @@ mod tests {
             (48_000, 6_000, 6_000)
         );
         for class in 0..10u8 {
-            assert_eq!(three.test.iter().filter(|&&i| labels[i] == class).count(), 600);
+            assert_eq!(
+                three.test.iter().filter(|&&i| labels[i] == class).count(),
+                600
+            );
         }
         let mut all: Vec<usize> = [&three.train, &three.val, &three.test]
             .into_iter()

@@ -144,7 +144,11 @@ impl Graph {
     /// `(image - mean) / std`: the input the network was trained on.
     fn normalize(&mut self, normalization: Normalization, channels: usize) -> String {
         let shape = [1, channels, 1, 1];
-        let mean = self.initializer("normalization.mean", &shape, &normalization.mean[..channels]);
+        let mean = self.initializer(
+            "normalization.mean",
+            &shape,
+            &normalization.mean[..channels],
+        );
         let std = self.initializer("normalization.std", &shape, &normalization.std[..channels]);
         self.node("Sub", &[INPUT, &mean], "centred", Vec::new());
         self.node("Div", &["centred", &std], "normalized", Vec::new());

@@ -8,8 +8,8 @@ use plotters::prelude::*;
 use super::charts::{self, BLUE_, GREEN_, ORANGE_, Series};
 use super::grids::{self, Cell, Picture, Row};
 use super::{FONT, FigureError, draw_png};
-use crate::data::SegmentationSet;
 use crate::data::ClassSpec;
+use crate::data::SegmentationSet;
 use crate::data::classes::color_of;
 use crate::run::records::SegmentationEpoch;
 use crate::run::results::SegmentationMetrics;
@@ -214,8 +214,12 @@ pub fn overlay(
         rgb: blended,
     };
     let legend_height = 24 + 28 * classes.len() as u32;
-    draw_png(path, (side as u32 + 150, (side as u32).max(legend_height)), |root| {
-        grids::blit(root, &picture, 0, 0, 1)?;
-        draw_legend(root, side as i32 + 12, 12, classes)
-    })
+    draw_png(
+        path,
+        (side as u32 + 150, (side as u32).max(legend_height)),
+        |root| {
+            grids::blit(root, &picture, 0, 0, 1)?;
+            draw_legend(root, side as i32 + 12, 12, classes)
+        },
+    )
 }

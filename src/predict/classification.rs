@@ -56,7 +56,9 @@ pub fn classify_command(
             }
             .into());
         }
-        config.normalization.extend(&mut values, &chw, channels, h * w);
+        config
+            .normalization
+            .extend(&mut values, &chw, channels, h * w);
     }
     let (model, _, _) =
         checkpoint::load_final(&run, config.model.name(), &config.architecture, compute)?;

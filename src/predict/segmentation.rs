@@ -61,7 +61,9 @@ pub fn predict_command(
             image::imageops::resize(&photo, side as u32, side as u32, FilterType::Triangle);
         let chw = facade::hwc_to_chw(&resized);
         let mut values = Vec::with_capacity(chw.len());
-        config.normalization.extend(&mut values, &chw, 3, side * side);
+        config
+            .normalization
+            .extend(&mut values, &chw, 3, side * side);
         let probs = probabilities(&model, values, 1, side);
         let labels = argmax_classes(&probs, config.classes.len());
         let stem = path
@@ -139,4 +141,3 @@ fn write_outputs(
     }
     Ok(files)
 }
-

@@ -20,9 +20,7 @@ use crate::metrics::Confusion;
 use crate::metrics::classification::ClassificationReport;
 use crate::models::ClassifierKind;
 use crate::run::RunDir;
-use crate::run::config::{
-    ClassificationConfig, HyperParams, Recipe, RunConfig, split_fractions,
-};
+use crate::run::config::{ClassificationConfig, HyperParams, Recipe, RunConfig, split_fractions};
 use crate::run::records::{ClassificationEpoch, EpochTiming};
 use crate::run::results::ClassificationMetrics;
 use crate::run::schedule::Schedule;
@@ -112,15 +110,14 @@ impl ClassificationData {
             config.params.seed(),
         );
         let train_indices = split::limited(&split.train, config.params.limit())?;
-        let own_split = |own: &Option<LabelledImages>, taken: &[usize], share: f64, name: &str| {
-            match own {
+        let own_split =
+            |own: &Option<LabelledImages>, taken: &[usize], share: f64, name: &str| match own {
                 Some(images) if share == 0.0 => Ok(images.clone()),
                 _ if share > 0.0 => Ok(sets.train.select(taken)),
                 _ => Err(changed(format!(
                     "the run used its own {name} split, which is not there any more"
                 ))),
-            }
-        };
+            };
         let val = own_split(&sets.val, &split.val, fractions.val, "validation")?;
         let test = own_split(&sets.test, &split.test, fractions.test, "test")?;
         Ok(ClassificationData {

@@ -144,7 +144,9 @@ pub fn plan_training<T: Task>(
         request.options.check(&T::recipe(model))?;
     }
     let saved = match request.resume {
-        true => Some(read_json::<T::Config>(&RunDir::existing(&request.out)?.config())?),
+        true => Some(read_json::<T::Config>(
+            &RunDir::existing(&request.out)?.config(),
+        )?),
         false => None,
     };
     // Read from where the user said (so errors name the folder as given); kept absolute.

@@ -117,15 +117,14 @@ impl SegmentationData {
         let fractions = config.fractions();
         let split = split::random(sets.train.len(), fractions, config.params.seed());
         let train_indices = split::limited(&split.train, config.params.limit())?;
-        let own_split = |own: &Option<SegmentationSet>, taken: &[usize], share: f64, name: &str| {
-            match own {
+        let own_split =
+            |own: &Option<SegmentationSet>, taken: &[usize], share: f64, name: &str| match own {
                 Some(set) if share == 0.0 => Ok(set.clone()),
                 _ if share > 0.0 => Ok(sets.train.select(taken)),
                 _ => Err(changed(format!(
                     "the run used its own {name} split, which is not there any more"
                 ))),
-            }
-        };
+            };
         let val = own_split(&sets.val, &split.val, fractions.val, "validation")?;
         let test = own_split(&sets.test, &split.test, fractions.test, "test")?;
         Ok(SegmentationData {
@@ -254,9 +253,7 @@ pub fn evaluate(
     let classes = config.classes.len();
     let plane = set.plane();
     let labelled = set.labels.iter().filter(|&&l| l != IGNORE_LABEL).count();
-    let mut scores: Vec<Vec<f32>> = (0..classes)
-        .map(|_| Vec::with_capacity(labelled))
-        .collect();
+    let mut scores: Vec<Vec<f32>> = (0..classes).map(|_| Vec::with_capacity(labelled)).collect();
     let mut predictions = Vec::with_capacity(set.len() * plane);
     let mut confusion = Confusion::new(classes);
     let mut loss_sum = 0.0f64;

@@ -68,9 +68,9 @@ fn burn_loss(
             let picked = log_softmax(logits, 1)
                 .gather(1, labels.clone().reshape([n, 1, h, w]))
                 .reshape([n * h * w]);
-            let class_weights = weights
-                .as_ref()
-                .map(|weights| Tensor::<1>::from_floats(weights.as_slice(), device).select(0, labels));
+            let class_weights = weights.as_ref().map(|weights| {
+                Tensor::<1>::from_floats(weights.as_slice(), device).select(0, labels)
+            });
             let pixel_weights = match (class_weights, counted) {
                 (None, None) => return picked.mean().neg(),
                 (Some(weights), None) => weights,
@@ -151,11 +151,7 @@ impl BurnTrainer {
         lr: f64,
         dropout_seed: u64,
     ) -> Result<StepOutcome, f32> {
-        let count = batch
-            .targets
-            .iter()
-            .filter(|&&t| t != IGNORE_LABEL)
-            .count();
+        let count = batch.targets.iter().filter(|&&t| t != IGNORE_LABEL).count();
         self.device.seed(dropout_seed);
         let images =
             Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), &self.device);

@@ -83,7 +83,11 @@ pub fn cross_entropy(
     };
     let count = targets.iter().filter(|&&t| t != IGNORE_LABEL).count();
     // A batch with every pixel ignored contributes nothing (not a division by zero).
-    let total_weight: f64 = targets.iter().map(|&t| weight_of(t)).sum::<f64>().max(f64::MIN_POSITIVE);
+    let total_weight: f64 = targets
+        .iter()
+        .map(|&t| weight_of(t))
+        .sum::<f64>()
+        .max(f64::MIN_POSITIVE);
     let mut grad = vec![0.0; logits.len()];
     // Per-image sums collected in order and then added: the same total whatever the schedule.
     let per_image: Vec<(f64, usize)> = grad
