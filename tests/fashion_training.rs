@@ -61,7 +61,7 @@ fn train_in(
     sets: &FashionMnist,
     resume: bool,
 ) -> Vec<EpochRecord> {
-    let data = prepare(sets.clone(), &config);
+    let data = prepare(sets.clone(), config);
     let run = RunDir::new(run);
     run.prepare().unwrap();
     Classification::train(config, &data, &run, &Compute::cpu_engine(), resume, None).unwrap()
@@ -293,7 +293,7 @@ fn train_in_until(
     sets: &FashionMnist,
     stop_after: usize,
 ) -> Vec<EpochRecord> {
-    let data = prepare(sets.clone(), &config);
+    let data = prepare(sets.clone(), config);
     let run = RunDir::new(run);
     run.prepare().unwrap();
     Classification::train(

@@ -340,7 +340,6 @@ fn load_pair(
 /// One mask file decoded to class indices ([`IGNORE_LABEL`] kept) with its (width, height): an
 /// index map (palette or 8-bit grey PNG: pixel value = class index, 255 = ignore) or an
 /// RGB/RGBA PNG using exactly the colours of `classes` (RGBA: alpha ignored).
-
 pub fn read_mask(path: &Path, classes: &[ClassSpec]) -> Result<(Vec<u8>, u32, u32), DataError> {
     if path.is_dir() {
         return Err(DataError::IsDirectory { path: path.into() });

@@ -9,20 +9,20 @@ use super::runs::{LoadedRun, TaskRun};
 use crate::run::config::{HyperParams, SegmentationConfig};
 
 pub(super) fn eval_command(run: &LoadedRun) -> String {
-    let task = if run.is_classification() {
-        "fashion"
-    } else {
-        "facade"
-    };
-    format!("convlab {task} eval --run {}", run.dir.root.display())
+    format!(
+        "convlab {} eval --run {}",
+        run.task_name(),
+        run.dir.root.display()
+    )
 }
 
-pub(super) fn task_title(run: &LoadedRun) -> &'static str {
-    if run.is_classification() {
-        "Fashion-MNIST classification"
+pub(super) fn task_title(run: &LoadedRun) -> String {
+    let kind = if run.is_classification() {
+        "classification"
     } else {
-        "Mini Facade segmentation"
-    }
+        "segmentation"
+    };
+    format!("{} {kind}", run.data_title())
 }
 
 /// One row per run of the same task; the best headline figure is highlighted.
@@ -43,7 +43,7 @@ pub(super) fn comparison(runs: &[&LoadedRun]) -> Result<String, ReportError> {
         )
     } else {
         Table::new(
-            "Segmentation runs compared (test_dev set)",
+            format!("Segmentation runs compared ({} set)", runs[0].test_split()),
             &[
                 "run",
                 "model",
@@ -99,13 +99,9 @@ pub(super) fn comparison(runs: &[&LoadedRun]) -> Result<String, ReportError> {
             name.push_str(" (best)");
         }
     }
-    let title = if classification {
-        "Comparison: Fashion-MNIST"
-    } else {
-        "Comparison: Mini Facade"
-    };
     Ok(format!(
-        "<section class=\"compare\"><h2>{title}</h2>\n{}</section>\n",
+        "<section class=\"compare\"><h2>Comparison: {}</h2>\n{}</section>\n",
+        html::escape(&runs[0].data_title()),
         table.render()
     ))
 }

@@ -84,10 +84,18 @@ pub fn report_command(
 
     let mut body = String::new();
     body.push_str(&contents(&loaded));
-    for classification in [true, false] {
+    // Runs are compared with runs of the same task on the same data.
+    let mut groups: Vec<(String, bool)> = Vec::new();
+    for run in &loaded {
+        let key = (run.data_title(), run.is_classification());
+        if !groups.contains(&key) {
+            groups.push(key);
+        }
+    }
+    for key in groups {
         let same_task: Vec<&LoadedRun> = loaded
             .iter()
-            .filter(|r| r.is_classification() == classification)
+            .filter(|r| (r.data_title(), r.is_classification()) == key)
             .collect();
         if same_task.len() >= 2 {
             body.push_str(&comparison(&same_task)?);
@@ -171,7 +179,7 @@ fn contents(runs: &[LoadedRun]) -> String {
             i + 1,
             slug(&run.name),
             html::escape(&run.name),
-            task_title(run),
+            html::escape(&task_title(run)),
             html::escape(run.model()),
         ));
     }
@@ -190,7 +198,7 @@ fn section(
         html::escape(&assets.folder),
         html::escape(&run.name),
         html::escape(run.model()),
-        task_title(run)
+        html::escape(&task_title(run))
     );
     out.push_str(&headline(run)?);
     out.push_str("<div class=\"grid\"><div>\n");

@@ -35,6 +35,39 @@ pub enum TaskRun {
 }
 
 impl LoadedRun {
+    /// The task as `config.json` and the command line name it (`fashion`, `classify`, ...).
+    pub fn task_name(&self) -> &str {
+        match &self.task {
+            TaskRun::Classification { config, .. } => &config.task,
+            TaskRun::Segmentation { config, .. } => &config.task,
+        }
+    }
+
+    /// The data set: the preset's name, or the user's folder's.
+    pub fn data_title(&self) -> String {
+        let folder = match &self.task {
+            TaskRun::Classification { config, .. } => config.data.as_deref(),
+            TaskRun::Segmentation { config, .. } => config.data.as_deref(),
+        }
+        .and_then(|d| d.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+        match (self.task_name(), folder) {
+            ("fashion", _) => "Fashion-MNIST".into(),
+            ("facade", _) => "Mini Facade".into(),
+            (_, Some(folder)) => folder,
+            (_, None) => "your data".into(),
+        }
+    }
+
+    /// The name of the split the test figures come from.
+    pub fn test_split(&self) -> &'static str {
+        if self.task_name() == "facade" {
+            "test_dev"
+        } else {
+            "test"
+        }
+    }
+
     pub fn load(root: &Path) -> Result<Self, ReportError> {
         let dir = RunDir::existing(root)?;
         let evaluated = |command: &str| -> Result<PathBuf, ReportError> {
@@ -48,9 +81,11 @@ impl LoadedRun {
                 })
             }
         };
-        let task = match AnyConfig::read(&dir.config())? {
+        let config = AnyConfig::read(&dir.config())?;
+        let command = config.task().to_string();
+        let task = match config {
             AnyConfig::Classification(config) => {
-                let metrics = read_json(&evaluated("fashion")?)?;
+                let metrics = read_json(&evaluated(&command)?)?;
                 let examples_json = dir.figures().join("examples.json");
                 TaskRun::Classification {
                     config,
@@ -64,7 +99,7 @@ impl LoadedRun {
                 }
             }
             AnyConfig::Segmentation(config) => TaskRun::Segmentation {
-                metrics: read_json(&evaluated("facade")?)?,
+                metrics: read_json(&evaluated(&command)?)?,
                 config,
                 history: read_log(&dir.metrics_log())?,
             },

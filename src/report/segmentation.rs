@@ -61,23 +61,24 @@ pub(super) fn segmentation(
         "Bar chart of test average precision per class with the mean",
         "Test AP per class; the mean is the mAP.",
     )?);
-    out.push_str("</div></div>\n<h3>Predictions on test_dev</h3>\n");
+    let split = run.test_split();
+    out.push_str(&format!("</div></div>\n<h3>Predictions on {split}</h3>\n"));
     out.push_str(&assets.figure(
         run,
         "legend.png",
-        "Colour legend: others, facade, pillar, window, balcony",
-        "Colours of the five classes.",
+        &format!("Colour legend: {}", metrics.class_names.join(", ")),
+        "Colours of the classes.",
     )?);
     out.push_str(&assets.figure(
         run,
         "predictions.png",
         "Rows of test photos, their ground-truth label maps and the predicted label maps",
-        "Photo | ground truth | prediction, for test_dev images.",
+        &format!("Photo | ground truth | prediction, for {split} images."),
     )?);
     out.push_str(&assets.figure(
         run,
         "confusion.png",
-        "Pixel confusion matrix of test_dev: true class in rows, predicted in columns",
+        &format!("Pixel confusion matrix of {split}: true class in rows, predicted in columns"),
         "Test pixel confusion matrix: rows are true classes, columns predictions.",
     )?);
     if !photos.is_empty() {
