@@ -148,7 +148,7 @@ pub fn examples(
 ) -> Result<(), FigureError> {
     let chosen = choose_examples(names, test, predictions);
     let cell = |i: usize, border: RGBColor| Cell {
-        picture: Picture::from_grey(test.width, test.height, test.image(i)),
+        picture: Picture::from_chw(test.channels, test.width, test.height, test.image(i)),
         caption: names[test.labels[i] as usize].clone(),
         border,
     };

@@ -23,6 +23,21 @@ impl Picture {
             rgb: grey.iter().flat_map(|&g| [g, g, g]).collect(),
         }
     }
+
+    /// A grey (1 channel) or RGB (3) image stored channel-major, as the data sets keep them.
+    pub fn from_chw(channels: usize, width: usize, height: usize, chw: &[u8]) -> Self {
+        if channels == 1 {
+            return Picture::from_grey(width, height, chw);
+        }
+        let plane = width * height;
+        Picture {
+            width,
+            height,
+            rgb: (0..plane)
+                .flat_map(|i| [chw[i], chw[plane + i], chw[2 * plane + i]])
+                .collect(),
+        }
+    }
 }
 
 /// Draws `picture` with its top-left corner at `(x0, y0)`, each pixel `scale` x `scale`.

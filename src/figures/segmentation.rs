@@ -109,18 +109,6 @@ pub fn colorize(labels: &[u8], classes: &[ClassSpec]) -> Vec<u8> {
     labels.iter().flat_map(|&l| color_of(classes, l)).collect()
 }
 
-/// CHW photo bytes to an RGB picture.
-pub fn photo_picture(chw: &[u8], side: usize) -> Picture {
-    let plane = side * side;
-    Picture {
-        width: side,
-        height: side,
-        rgb: (0..plane)
-            .flat_map(|i| [chw[i], chw[plane + i], chw[2 * plane + i]])
-            .collect(),
-    }
-}
-
 pub fn prediction_grid(
     path: &Path,
     test: &SegmentationSet,
@@ -138,7 +126,7 @@ pub fn prediction_grid(
             Row {
                 title: test.names[i].clone(),
                 groups: vec![
-                    vec![cell(photo_picture(test.photo(i), side))],
+                    vec![cell(Picture::from_chw(3, side, side, test.photo(i)))],
                     vec![cell(Picture {
                         width: side,
                         height: side,
