@@ -81,7 +81,7 @@ pub fn training_header(h: &TrainingHeader) {
     println!(
         "model: {} ({} parameters), {} epochs",
         h.model,
-        thousands(h.params),
+        crate::report::html::count(h.params),
         h.epochs
     );
     println!(
@@ -115,19 +115,6 @@ pub fn training_footer(run: &Path) {
         "report: convlab report {} --out report   (then open report/index.html)",
         run.display()
     );
-}
-
-/// `1234567` as `1,234,567`.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// One line per image: its most probable classes; then where the CSV went.

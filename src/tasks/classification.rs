@@ -7,7 +7,7 @@ use std::path::Path;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{DataSummary, SplitSummary, Task, TaskError};
+use super::{DataSummary, Task, TaskError, split_summaries};
 use crate::data::batch::ClassificationBatcher;
 use crate::data::fashion_mnist::{Checksums, FashionMnist};
 use crate::data::image_folder::{self, FolderOptions};
@@ -407,42 +407,14 @@ impl Task for Classification {
     }
 
     fn summary(data: &ClassificationData, config: &ClassificationConfig) -> DataSummary {
-        let split_off = |share: f64| {
-            format!(
-                "{:.0}% of train split off, stratified, seed {}",
-                100.0 * share,
-                config.params.seed()
-            )
-        };
-        let how = |share: f64| {
-            if share > 0.0 {
-                split_off(share)
-            } else {
-                "the data set's own".into()
-            }
-        };
         DataSummary {
             origin: data.sets.origin.clone(),
-            splits: vec![
-                SplitSummary {
-                    name: "train",
-                    count: data.train_indices.len(),
-                    how: match config.params.limit() {
-                        Some(limit) => format!("first {limit} (--limit)"),
-                        None => String::new(),
-                    },
-                },
-                SplitSummary {
-                    name: "validation",
-                    count: data.val.len(),
-                    how: how(config.val_fraction),
-                },
-                SplitSummary {
-                    name: "test",
-                    count: data.test.len(),
-                    how: how(config.test_fraction),
-                },
-            ],
+            splits: split_summaries(
+                [data.train_indices.len(), data.val.len(), data.test.len()],
+                &config.params,
+                config.fractions(),
+                true,
+            ),
             classes: config.classes.clone(),
             input: config.architecture.input,
         }

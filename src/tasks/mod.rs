@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::data::sets::DataOrigin;
+use crate::data::split::Fractions;
 use crate::engine::{Compute, DeviceKind, Model};
 use crate::figures::FigureError;
 use crate::progress::count_bar;
@@ -112,6 +113,48 @@ pub struct SplitSummary {
     pub count: usize,
     /// How it was made (empty for the training part as given).
     pub how: String,
+}
+
+/// The three splits of a run: `counts` of train (after `--limit`), validation and test, each
+/// said to be the data set's own or split off (`stratified` per class, or not) with the seed.
+pub fn split_summaries(
+    counts: [usize; 3],
+    params: &HyperParams,
+    fractions: Fractions,
+    stratified: bool,
+) -> Vec<SplitSummary> {
+    let how = |share: f64| {
+        if share > 0.0 {
+            let strata = if stratified { ", stratified" } else { "" };
+            format!(
+                "{:.0}% of train split off{strata}, seed {}",
+                100.0 * share,
+                params.seed()
+            )
+        } else {
+            "the data set's own".into()
+        }
+    };
+    vec![
+        SplitSummary {
+            name: "train",
+            count: counts[0],
+            how: match params.limit() {
+                Some(limit) => format!("first {limit} (--limit)"),
+                None => String::new(),
+            },
+        },
+        SplitSummary {
+            name: "validation",
+            count: counts[1],
+            how: how(fractions.val),
+        },
+        SplitSummary {
+            name: "test",
+            count: counts[2],
+            how: how(fractions.test),
+        },
+    ]
 }
 
 /// What a run trains on.

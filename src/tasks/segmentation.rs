@@ -8,7 +8,7 @@ use std::path::Path;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{DataSummary, SplitSummary, Task, TaskError};
+use super::{DataSummary, Task, TaskError, split_summaries};
 use crate::data::augment::FlipScaleCrop;
 use crate::data::batch::SegmentationBatcher;
 use crate::data::facade::{MiniFacade, SIDE};
@@ -451,39 +451,14 @@ impl Task for Segmentation {
     }
 
     fn summary(data: &SegmentationData, config: &SegmentationConfig) -> DataSummary {
-        let how = |share: f64| {
-            if share > 0.0 {
-                format!(
-                    "{:.0}% of train split off, seed {}",
-                    100.0 * share,
-                    config.params.seed()
-                )
-            } else {
-                "the data set's own".into()
-            }
-        };
         DataSummary {
             origin: data.sets.origin.clone(),
-            splits: vec![
-                SplitSummary {
-                    name: "train",
-                    count: data.train_indices.len(),
-                    how: match config.params.limit() {
-                        Some(limit) => format!("first {limit} (--limit)"),
-                        None => String::new(),
-                    },
-                },
-                SplitSummary {
-                    name: "validation",
-                    count: data.val.len(),
-                    how: how(config.val_fraction),
-                },
-                SplitSummary {
-                    name: "test",
-                    count: data.test.len(),
-                    how: how(config.test_fraction),
-                },
-            ],
+            splits: split_summaries(
+                [data.train_indices.len(), data.val.len(), data.test.len()],
+                &config.params,
+                config.fractions(),
+                false,
+            ),
             classes: config.classes.iter().map(|c| c.name.clone()).collect(),
             input: config.architecture.input,
         }
