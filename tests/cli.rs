@@ -203,7 +203,9 @@ fn search_writes_a_sorted_leaderboard_and_the_rerun_command() {
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("to train it longer:\n  convlab fashion train --model base --lr"),
+        stdout.contains(
+            "to train it longer:\n  convlab fashion train --data synth --skip-checksums --model base --lr"
+        ),
         "{stdout}"
     );
     let csv = std::fs::read_to_string(tmp.path().join("runs/search/leaderboard.csv")).unwrap();

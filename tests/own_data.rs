@@ -188,6 +188,18 @@ fn split_folders_colour_and_size_are_read_as_given() {
     let means = config["normalization"]["mean"].as_array().unwrap();
     assert_eq!(means.len(), 3);
     assert!(means[0].as_f64() > means[1].as_f64());
+    // A search on the folder prints the command that trains its best trial on the same data.
+    let searched = run_ok(
+        &[
+            "classify", "search", "--data", "pets", "--size", "12", "--trials", "1", "--epochs",
+            "1", "--out", "search",
+        ],
+        root,
+    );
+    assert!(
+        searched.contains("convlab classify train --data pets --size 12 --model base --lr"),
+        "{searched}"
+    );
     // Images of different sizes without --size: refused, asking for it.
     GrayImage::new(24, 24)
         .save(data.join("train/dog/big.png"))

@@ -318,6 +318,16 @@ impl Task for Classification {
         }
     }
 
+    fn data_options(&self) -> String {
+        match self.source {
+            ClassificationSource::FashionMnist {
+                checksums: Checksums::Skip,
+            } => " --skip-checksums".into(),
+            ClassificationSource::Folder { size: Some(size) } => format!(" --size {size}"),
+            _ => String::new(),
+        }
+    }
+
     fn model_name(model: ClassifierKind) -> &'static str {
         model.name()
     }

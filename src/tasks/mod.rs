@@ -50,6 +50,11 @@ pub trait Task {
 
     /// The task's name in `config.json` and on the command line.
     fn name(&self) -> &'static str;
+    /// The command-line options that read the data as this task does beyond `--data`
+    /// (e.g. ` --size 64`), for the command a search prints.
+    fn data_options(&self) -> String {
+        String::new()
+    }
     fn model_name(model: Self::Model) -> &'static str;
     fn recipe(model: Self::Model) -> Recipe;
     /// A new run's configuration: `model` built for the data in `sets` (channels, size,
@@ -277,22 +282,22 @@ pub fn search_command<T: Task>(
     let sets = task.load(plan.options().data.as_deref(), None)?;
     let name = T::model_name(model);
     let recipe = T::recipe(model);
-    search::run(
-        &plan,
-        task.name(),
-        name,
-        recipe.epochs,
-        T::SCORE_NAME,
-        |trial| {
-            let (run, config) = open_for_training(trial, name, &recipe, |params| {
-                task.fresh_config(model, params, trial.compute.device, &sets)
-            })?;
-            let data = T::prepare(sets.clone(), &config)?;
-            run.start(&config)?;
-            let history = T::train(&config, &data, &run, &trial.compute, false, None)?;
-            Ok::<_, TaskError>(T::best_score(&history))
-        },
-    )
+    let data = plan
+        .options()
+        .data
+        .as_deref()
+        .map(|dir| format!(" --data {}", shell_word(&dir.display().to_string())))
+        .unwrap_or_default();
+    let train = format!("convlab {} train{data}{}", task.name(), task.data_options());
+    search::run(&plan, &train, name, recipe.epochs, T::SCORE_NAME, |trial| {
+        let (run, config) = open_for_training(trial, name, &recipe, |params| {
+            task.fresh_config(model, params, trial.compute.device, &sets)
+        })?;
+        let data = T::prepare(sets.clone(), &config)?;
+        run.start(&config)?;
+        let history = T::train(&config, &data, &run, &trial.compute, false, None)?;
+        Ok::<_, TaskError>(T::best_score(&history))
+    })
 }
 
 /// `convlab TASK eval --run DIR`.
@@ -307,6 +312,16 @@ pub fn eval_command<T: Task>(
     let sets = task.load(data.or(config.data_dir()), Some(&config))?;
     let data = T::prepare(sets, &config)?;
     evaluate_run::<T>(&config, &data, &run, compute)
+}
+
+/// `text` as one shell word: as it is when it holds only safe characters, else single-quoted.
+fn shell_word(text: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 /// `dir` as an absolute path (as given when it cannot be resolved: loading it will say why).

@@ -363,6 +363,13 @@ impl Task for Segmentation {
         }
     }
 
+    fn data_options(&self) -> String {
+        match self.source {
+            SegmentationSource::Folder { size: Some(size) } => format!(" --size {size}"),
+            _ => String::new(),
+        }
+    }
+
     fn model_name(model: SegmenterKind) -> &'static str {
         model.name()
     }

@@ -144,11 +144,12 @@ pub struct Leaderboard {
 }
 
 /// Runs every trial with `train` (which returns the best validation score and its epoch),
-/// writing the leaderboard after each; returns it with the `convlab TASK train` command (with
-/// `rerun_epochs`) that trains the best trial longer.
+/// writing the leaderboard after each; returns it with the command (`train_command`, e.g.
+/// `convlab classify train --data DIR`, then the trial's values and `rerun_epochs`) that trains
+/// the best trial longer.
 pub fn run<E: From<TrainError>>(
     plan: &SearchPlan,
-    task: &str,
+    train_command: &str,
     model: &str,
     rerun_epochs: usize,
     score_name: &'static str,
@@ -177,7 +178,7 @@ pub fn run<E: From<TrainError>>(
     let rerun = board.first().map(|best| {
         let t = &best.trial;
         format!(
-            "convlab {task} train --model {model} --lr {:.3e} --weight-decay {:.3e} --batch-size {} --epochs {rerun_epochs} --out runs/{model}-best",
+            "{train_command} --model {model} --lr {:.3e} --weight-decay {:.3e} --batch-size {} --epochs {rerun_epochs} --out runs/{model}-best",
             t.lr, t.weight_decay, t.batch_size
         )
     });
