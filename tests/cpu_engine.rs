@@ -254,6 +254,33 @@ fn linear_flatten_and_skip_concat_match_burn() {
     }
 }
 
+#[test]
+fn residual_additions_and_global_average_pooling_match_burn() {
+    let residual = vec![
+        conv(2, 3, 3, 1, 1, false),
+        LayerSpec::BatchNorm { channels: 3 },
+        LayerSpec::Relu,
+        LayerSpec::SaveSkip,
+        conv(3, 3, 3, 1, 1, false),
+        LayerSpec::BatchNorm { channels: 3 },
+        LayerSpec::Relu,
+        // A residual inside a residual: the stack pairs each add with its own skip.
+        LayerSpec::SaveSkip,
+        conv(3, 3, 3, 1, 1, true),
+        LayerSpec::AddSkip,
+        LayerSpec::AddSkip,
+        LayerSpec::GlobalAvgPool,
+        LayerSpec::Flatten,
+        LayerSpec::Linear {
+            inputs: 3,
+            outputs: 4,
+        },
+    ];
+    for batch in [1, 3] {
+        check_against_burn(&spec([2, 5, 5], residual.clone()), batch, 21);
+    }
+}
+
 /// Central differences of `loss = sum(output · r)` in a few weights of a conv + batch norm +
 /// ReLU + pool + linear network agree with the backward pass.
 #[test]
@@ -539,6 +566,14 @@ fn one_training_step_of_each_classifier_matches_burn() {
     one_step_matches(
         &without_dropout(ClassifierKind::Own.spec()),
         3,
+        LossSpec::Image {
+            smoothing: Some(0.1),
+        },
+        OptimizerKind::AdamW { weight_decay: 0.02 },
+    );
+    one_step_matches(
+        &ClassifierKind::Res.spec(),
+        2,
         LossSpec::Image {
             smoothing: Some(0.1),
         },

@@ -345,6 +345,11 @@ fn own_exports_to_onnx_and_safetensors() {
 }
 
 #[test]
+fn res_exports_to_onnx_and_safetensors() {
+    classifier_round_trip(ClassifierKind::Res);
+}
+
+#[test]
 fn fcn_exports_to_onnx_and_safetensors() {
     segmenter_round_trip(SegmenterKind::Fcn);
 }

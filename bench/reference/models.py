@@ -60,15 +60,20 @@ def own() -> nn.Module:
 
 
 class SaveSkip(nn.Identity):
-    """Keeps the activation for the next `ConcatSkip` (convlab's `save_skip`)."""
+    """Keeps the activation for the next `ConcatSkip` or `AddSkip` (convlab's `save_skip`)."""
 
 
 class ConcatSkip(nn.Identity):
     """`torch.cat([x, skip], dim=1)` with the most recently saved activation."""
 
 
+class AddSkip(nn.Identity):
+    """`x + skip` with the most recently saved activation (a residual connection)."""
+
+
 class SkipSequential(nn.Sequential):
-    """`nn.Sequential` (same names) whose `SaveSkip` / `ConcatSkip` layers join a U-Net."""
+    """`nn.Sequential` (same names) whose `SaveSkip` / `ConcatSkip` / `AddSkip` layers join a
+    U-Net's or a ResNet's skips."""
 
     def forward(self, x):
         saved = []
@@ -77,9 +82,24 @@ class SkipSequential(nn.Sequential):
                 saved.append(x)
             elif isinstance(layer, ConcatSkip):
                 x = torch.cat([x, saved.pop()], dim=1)
+            elif isinstance(layer, AddSkip):
+                x = x + saved.pop()
             else:
                 x = layer(x)
         return x
+
+
+def _residual(channels: int) -> list:
+    return [SaveSkip()] + _conv_bn_relu(channels, channels, 1) + \
+        _conv_bn_relu(channels, channels, 1) + [AddSkip()]
+
+
+def res() -> nn.Module:
+    layers = _conv_bn_relu(1, 32, 1) + _conv_bn_relu(32, 32, 1) + [nn.MaxPool2d(2)]
+    layers += _residual(32) + _conv_bn_relu(32, 64, 1) + [nn.MaxPool2d(2)]
+    layers += _residual(64) + _conv_bn_relu(64, 128, 1)
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)]
+    return SkipSequential(*layers)
 
 
 UNET_CHANNELS = [16, 32, 64, 128, 256]
@@ -100,7 +120,7 @@ def unet() -> nn.Module:
     return SkipSequential(*layers)
 
 
-NETWORKS = {"base": base, "wide": wide, "own": own, "fcn": fcn, "unet": unet}
+NETWORKS = {"base": base, "wide": wide, "own": own, "res": res, "fcn": fcn, "unet": unet}
 SEGMENTERS = {"fcn", "unet"}
 
 

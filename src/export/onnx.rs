@@ -230,6 +230,13 @@ impl Graph {
                     let skip = saved.pop().expect("ModelSpec::summary pairs every concat");
                     self.node("Concat", &[&x, &skip], &out, vec![int("axis", 1)]);
                 }
+                LayerSpec::AddSkip => {
+                    let skip = saved.pop().expect("ModelSpec::summary pairs every add");
+                    self.node("Add", &[&x, &skip], &out, Vec::new());
+                }
+                LayerSpec::GlobalAvgPool => {
+                    self.node("GlobalAveragePool", &[&x], &out, Vec::new());
+                }
             }
             x = out;
         }

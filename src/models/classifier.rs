@@ -13,6 +13,7 @@ pub enum ClassifierKind {
     Base,
     Wide,
     Own,
+    Res,
 }
 
 impl ClassifierKind {
@@ -95,6 +96,34 @@ impl ClassifierKind {
                 ]);
                 layers
             }
+            ClassifierKind::Res => {
+                let residual = |channels: usize| {
+                    let mut block = vec![SaveSkip];
+                    for _ in 0..2 {
+                        block.extend(LayerSpec::conv_bn_relu(channels, channels, 1));
+                    }
+                    block.push(AddSkip);
+                    block
+                };
+                let mut layers = Vec::new();
+                layers.extend(LayerSpec::conv_bn_relu(channels, 32, 1));
+                layers.extend(LayerSpec::conv_bn_relu(32, 32, 1));
+                layers.push(MaxPool2);
+                layers.extend(residual(32));
+                layers.extend(LayerSpec::conv_bn_relu(32, 64, 1));
+                layers.push(MaxPool2);
+                layers.extend(residual(64));
+                layers.extend(LayerSpec::conv_bn_relu(64, 128, 1));
+                layers.extend([
+                    GlobalAvgPool,
+                    Flatten,
+                    Linear {
+                        inputs: 128,
+                        outputs: classes,
+                    },
+                ]);
+                layers
+            }
         };
         ModelSpec {
             name: self.name().into(),
@@ -106,10 +135,11 @@ impl ClassifierKind {
     /// The smallest side the network takes (two 2x2 poolings).
     pub const MIN_SIDE: usize = 4;
 
-    pub const ALL: [ClassifierKind; 3] = [
+    pub const ALL: [ClassifierKind; 4] = [
         ClassifierKind::Base,
         ClassifierKind::Wide,
         ClassifierKind::Own,
+        ClassifierKind::Res,
     ];
 
     pub fn name(self) -> &'static str {
@@ -117,6 +147,7 @@ impl ClassifierKind {
             ClassifierKind::Base => "base",
             ClassifierKind::Wide => "wide",
             ClassifierKind::Own => "own",
+            ClassifierKind::Res => "res",
         }
     }
 
@@ -136,6 +167,9 @@ impl ClassifierKind {
             }
             ClassifierKind::Own => {
                 "convlab's own: VGG-style pairs of 3x3 conv + batch norm, dropout (trained with augmentation, label smoothing and a cosine schedule)"
+            }
+            ClassifierKind::Res => {
+                "a small ResNet-9-style network: 3x3 conv + batch norm + ReLU stages of 32, 64 and 128 channels, each of the first two followed by a residual block of two such convs, global average pooling and one linear layer"
             }
         }
     }

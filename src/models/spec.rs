@@ -40,11 +40,18 @@ pub enum LayerSpec {
         outputs: usize,
     },
     /// Keeps the current activation for a later [`LayerSpec::ConcatSkip`] (a U-Net's skip
-    /// connection); the activation itself passes on unchanged.
+    /// connection) or [`LayerSpec::AddSkip`] (a residual one); the activation itself passes on
+    /// unchanged.
     SaveSkip,
     /// Joins the most recently saved activation (taken off the stack) behind the current one
     /// along the channels: PyTorch's `torch.cat([x, skip], dim=1)`.
     ConcatSkip,
+    /// Adds the most recently saved activation (taken off the stack) to the current one, of
+    /// the same shape: a residual connection, PyTorch's `x + skip`.
+    AddSkip,
+    /// The mean of each channel's plane, `[c, h, w]` to `[c, 1, 1]`: PyTorch's
+    /// `AdaptiveAvgPool2d(1)`.
+    GlobalAvgPool,
 }
 
 /// An architecture: a name, the input shape (channels, height, width) and its layers in order.
@@ -157,6 +164,8 @@ impl LayerSpec {
             LayerSpec::Linear { inputs, outputs } => format!("Linear {inputs}->{outputs}"),
             LayerSpec::SaveSkip => "Save skip".into(),
             LayerSpec::ConcatSkip => "Concat skip".into(),
+            LayerSpec::AddSkip => "Add skip".into(),
+            LayerSpec::GlobalAvgPool => "Global average pool".into(),
         }
     }
 
@@ -200,6 +209,14 @@ impl LayerSpec {
                 )),
                 None => Err("Concat skip has no saved activation".into()),
             },
+            (LayerSpec::AddSkip, _) => match saved.pop() {
+                Some(skip) if skip == input => Ok(input.to_vec()),
+                Some(skip) => Err(format!(
+                    "Add skip cannot add {skip:?} to input of shape {input:?}"
+                )),
+                None => Err("Add skip has no saved activation".into()),
+            },
+            (LayerSpec::GlobalAvgPool, &[c, _, _]) => Ok(vec![c, 1, 1]),
             (
                 LayerSpec::Conv {
                     in_channels,
@@ -307,6 +324,25 @@ mod tests {
         layers.push(LayerSpec::ConcatSkip);
         let rows = spec(layers).summary().unwrap();
         assert_eq!(rows.last().unwrap().output_shape, vec![7, 8, 8]);
+    }
+
+    #[test]
+    fn a_residual_adds_a_skip_of_its_own_shape_and_pooling_keeps_the_channels() {
+        let mut layers = vec![LayerSpec::SaveSkip];
+        layers.extend(LayerSpec::conv_bn_relu(3, 3, 1));
+        layers.extend([
+            LayerSpec::AddSkip,
+            LayerSpec::GlobalAvgPool,
+            LayerSpec::Flatten,
+        ]);
+        let rows = spec(layers).summary().unwrap();
+        assert_eq!(rows[4].output_shape, vec![3, 8, 8]);
+        assert_eq!(rows.last().unwrap().output_shape, vec![3]);
+        let mut wider = vec![LayerSpec::SaveSkip];
+        wider.extend(LayerSpec::conv_bn_relu(3, 4, 1));
+        wider.push(LayerSpec::AddSkip);
+        let err = spec(wider).summary().unwrap_err().to_string();
+        assert!(err.contains("Add skip cannot add [3, 8, 8]"), "{err}");
     }
 
     #[test]

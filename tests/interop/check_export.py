@@ -213,7 +213,8 @@ def stub_torch():
         Module=Module, Sequential=Sequential, Identity=Module, Conv2d=conv,
         ConvTranspose2d=conv_t, BatchNorm2d=batch_norm, BatchNorm1d=batch_norm, Linear=linear,
         ReLU=lambda: Module(), LeakyReLU=lambda slope=0.01: Module(),
-        MaxPool2d=lambda k: Module(), Flatten=lambda: Module(), Dropout=lambda p=0.5: Module())
+        MaxPool2d=lambda k: Module(), Flatten=lambda: Module(), Dropout=lambda p=0.5: Module(),
+        AdaptiveAvgPool2d=lambda size: Module())
     torch = types.ModuleType("torch")
     torch.nn = nn
     sys.modules["torch"] = torch

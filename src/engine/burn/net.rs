@@ -23,6 +23,8 @@ pub enum Layer {
     Linear(Linear),
     SaveSkip(Identity),
     ConcatSkip(Identity),
+    AddSkip(Identity),
+    GlobalAvgPool(Identity),
 }
 
 /// A sequential network. Parameters are named `layers.<index>.<weight|bias|...>`.
@@ -83,6 +85,8 @@ impl Layer {
             }
             LayerSpec::SaveSkip => Layer::SaveSkip(Identity),
             LayerSpec::ConcatSkip => Layer::ConcatSkip(Identity),
+            LayerSpec::AddSkip => Layer::AddSkip(Identity),
+            LayerSpec::GlobalAvgPool => Layer::GlobalAvgPool(Identity),
         }
     }
 
@@ -97,6 +101,11 @@ impl Layer {
                 let skip = saved.pop().expect("ModelSpec::summary pairs every concat");
                 Maps(Tensor::cat(vec![x, skip], 1))
             }
+            (Layer::AddSkip(_), Maps(x)) => {
+                let skip = saved.pop().expect("ModelSpec::summary pairs every add");
+                Maps(x + skip)
+            }
+            (Layer::GlobalAvgPool(_), Maps(x)) => Maps(x.mean_dim(2).mean_dim(3)),
             (Layer::Conv(l), Maps(x)) => Maps(l.forward(x)),
             (Layer::ConvTranspose(l), Maps(x)) => Maps(l.forward(x)),
             (Layer::BatchNorm(l), Maps(x)) => Maps(l.forward(x)),

@@ -80,6 +80,8 @@ enum Saved {
         first: usize,
         shape: [usize; 4],
     },
+    /// The input's shape, for a layer whose gradient needs only that.
+    Shape([usize; 4]),
 }
 
 /// A training forward pass's record, consumed by [`CpuNet::backward`].
@@ -454,6 +456,16 @@ impl CpuNet {
                     Saved::Concat { first: c, shape },
                 )
             }
+            (LayerSpec::AddSkip, _) => {
+                let skip = skips.pop().expect("ModelSpec::summary pairs every add");
+                let mut x = x;
+                layers::add_in_place(Arc::make_mut(&mut x.data).as_mut_slice(), &skip.data);
+                (x, Saved::Nothing)
+            }
+            (LayerSpec::GlobalAvgPool, _) => {
+                let out = layers::global_avg_pool(&x.data, h * w);
+                (Activation::new(out, [n, c, 1, 1]), Saved::Shape(x.shape))
+            }
             (layer, params) => unreachable!("layer {layer:?} built with {params:?}"),
         }
     }
@@ -621,6 +633,12 @@ impl CpuNet {
                     let (dx, dskip) = layers::split_channels(&grad, n, first * h * w);
                     skip_grads.push(dskip);
                     grad = dx;
+                }
+                // Both the sum's inputs receive its gradient: the skip's waits on the stack
+                // for the layer that saved it.
+                (LayerSpec::AddSkip, _, Saved::Nothing) => skip_grads.push(grad.clone()),
+                (LayerSpec::GlobalAvgPool, _, Saved::Shape([_, _, h, w])) => {
+                    grad = layers::global_avg_pool_backward(&grad, h * w);
                 }
                 (LayerSpec::Dropout { .. } | LayerSpec::Flatten, _, Saved::Nothing) => {}
                 (layer, _, _) => {
