@@ -369,6 +369,29 @@ pub fn split_channels(grad: &[f32], n: usize, first_len: usize) -> (Vec<f32>, Ve
     (first, rest)
 }
 
+/// `x += skip`, element by element (a residual connection).
+pub fn add_in_place(x: &mut [f32], skip: &[f32]) {
+    x.par_iter_mut()
+        .zip(skip.par_iter())
+        .for_each(|(a, &b)| *a += b);
+}
+
+/// The mean of each plane of `plane` values: `[n, c, h, w]` to `[n, c]`.
+pub fn global_avg_pool(x: &[f32], plane: usize) -> Vec<f32> {
+    x.par_chunks(plane)
+        .map(|values| values.iter().sum::<f32>() / plane as f32)
+        .collect()
+}
+
+/// The gradient of [`global_avg_pool`]: each plane's gradient spread evenly over its values.
+pub fn global_avg_pool_backward(grad: &[f32], plane: usize) -> Vec<f32> {
+    let mut out = vec![0.0; grad.len() * plane];
+    out.par_chunks_mut(plane)
+        .zip(grad.par_iter())
+        .for_each(|(values, &g)| values.fill(g / plane as f32));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,27 +447,4 @@ mod tests {
             "{kept} {mean}"
         );
     }
-}
-
-/// `x += skip`, element by element (a residual connection).
-pub fn add_in_place(x: &mut [f32], skip: &[f32]) {
-    x.par_iter_mut()
-        .zip(skip.par_iter())
-        .for_each(|(a, &b)| *a += b);
-}
-
-/// The mean of each plane of `plane` values: `[n, c, h, w]` to `[n, c]`.
-pub fn global_avg_pool(x: &[f32], plane: usize) -> Vec<f32> {
-    x.par_chunks(plane)
-        .map(|values| values.iter().sum::<f32>() / plane as f32)
-        .collect()
-}
-
-/// The gradient of [`global_avg_pool`]: each plane's gradient spread evenly over its values.
-pub fn global_avg_pool_backward(grad: &[f32], plane: usize) -> Vec<f32> {
-    let mut out = vec![0.0; grad.len() * plane];
-    out.par_chunks_mut(plane)
-        .zip(grad.par_iter())
-        .for_each(|(values, &g)| values.fill(g / plane as f32));
-    out
 }
