@@ -227,3 +227,50 @@ fn search_writes_a_sorted_leaderboard_and_the_rerun_command() {
         assert!(tmp.path().join(r[8]).join("config.json").is_file());
     }
 }
+
+#[test]
+fn patience_stops_training_once_validation_stops_improving() {
+    let tmp = tempfile::tempdir().unwrap();
+    convlab::data::synthetic::write_fashion_dir(&tmp.path().join("synth"), 600, 100).unwrap();
+    let args = [
+        "fashion",
+        "train",
+        "--data",
+        "synth",
+        "--skip-checksums",
+        "--epochs",
+        "12",
+        "--patience",
+        "1",
+        "--out",
+        "run",
+    ];
+    let out = convlab(&args, tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The blocks are learnt within a few epochs; validation then stops improving.
+    let epochs = std::fs::read_to_string(tmp.path().join("run/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(epochs < 12, "{epochs} epochs");
+    assert!(
+        stderr(&out).contains(&format!(
+            "early stop after epoch {epochs}: no better validation score for 1 epochs"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("run/metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        metrics["epoch"].as_u64(),
+        Some(epochs as u64 - 1),
+        "the best checkpoint is evaluated"
+    );
+    let out = convlab(
+        &["fashion", "train", "--patience", "0", "--out", "x"],
+        tmp.path(),
+    );
+    assert_bad_input(&out, "--patience: must be at least 1");
+}

@@ -197,6 +197,10 @@ pub struct TrainArgs {
     /// Train on the first N training images only (a quick run).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Stop when the validation score has not improved for N epochs (the best checkpoint is
+    /// kept and evaluated, as Keras' and Lightning's early stopping).
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
     /// Continue the run in --out from its last checkpoint (its config.json is reused; only
     /// --epochs may be raised).
     #[arg(long)]
@@ -222,6 +226,7 @@ impl TrainArgs {
                 schedule: self.schedule,
                 seed: self.seed,
                 limit: self.limit,
+                patience: self.patience,
             },
             resume: self.resume,
             out: self.out.clone(),

@@ -46,6 +46,8 @@ pub struct TrainOptions {
     pub schedule: Option<Schedule>,
     pub seed: Option<u64>,
     pub limit: Option<usize>,
+    /// Stop when the validation score has not improved for this many epochs.
+    pub patience: Option<usize>,
 }
 
 /// A model's recommended training recipe, used where the command line is silent.
@@ -77,6 +79,9 @@ pub struct HyperParams {
     limit: Option<usize>,
     augment: Option<CropFlip>,
     label_smoothing: Option<f32>,
+    /// Early stopping (runs written before it existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    patience: Option<usize>,
 }
 
 /// `config.json`'s hyper-parameters as read, before their check.
@@ -92,6 +97,8 @@ struct UncheckedParams {
     limit: Option<usize>,
     augment: Option<CropFlip>,
     label_smoothing: Option<f32>,
+    #[serde(default)]
+    patience: Option<usize>,
 }
 
 impl TryFrom<UncheckedParams> for HyperParams {
@@ -109,6 +116,7 @@ impl TryFrom<UncheckedParams> for HyperParams {
             limit: p.limit,
             augment: p.augment,
             label_smoothing: p.label_smoothing,
+            patience: p.patience,
         }
         .checked()
     }
@@ -128,12 +136,14 @@ impl TrainOptions {
             limit: self.limit,
             augment: recipe.augment,
             label_smoothing: recipe.label_smoothing,
+            patience: self.patience,
         }
         .checked()
     }
 
-    /// For `--resume`: the saved parameters, with `--epochs` raised if given; any other option
-    /// given must agree with the saved one.
+    /// For `--resume`: the saved parameters, with `--epochs` raised and `--patience` changed if
+    /// given (neither changes the steps already taken); any other option given must agree with
+    /// the saved one.
     pub fn resume_with(&self, saved: &HyperParams) -> Result<HyperParams, RunError> {
         let differs = |flag: &str, given: String, saved: String| {
             RunError::invalid(
@@ -172,6 +182,9 @@ impl TrainOptions {
         if let Some(epochs) = self.epochs {
             params.epochs = epochs;
         }
+        if self.patience.is_some() {
+            params.patience = self.patience;
+        }
         params.checked()
     }
 }
@@ -203,6 +216,9 @@ impl HyperParams {
         }
         if self.limit == Some(0) {
             return Err(RunError::invalid("--limit", "must be at least 1"));
+        }
+        if self.patience == Some(0) {
+            return Err(RunError::invalid("--patience", "must be at least 1"));
         }
         Ok(self)
     }
@@ -248,6 +264,11 @@ impl HyperParams {
 
     pub fn label_smoothing(&self) -> Option<f32> {
         self.label_smoothing
+    }
+
+    /// Early stopping: the epochs without a better validation score after which training stops.
+    pub fn patience(&self) -> Option<usize> {
+        self.patience
     }
 
     /// The optimiser these parameters ask for.

@@ -246,6 +246,15 @@ pub fn fit<T: TrainingTask>(
         *history.last_mut().expect("just pushed") = record(timing);
         write_log(&run.metrics_log(), &history)?;
         events.append(history.last().expect("just pushed"))?;
+        if let Some(patience) = params.patience()
+            && epoch - header.best_epoch >= patience
+        {
+            eprintln!(
+                "early stop after epoch {epoch}: no better validation score for {patience} epochs (best: epoch {})",
+                header.best_epoch
+            );
+            break;
+        }
     }
     Ok(history)
 }

@@ -126,6 +126,7 @@ impl SearchPlan {
                 seed: Some(o.seed),
                 limit: o.limit,
                 schedule: None,
+                patience: None,
             },
             resume: false,
             out: o.out.join(format!("trial-{:02}", trial.index)),
