@@ -2,7 +2,7 @@
 that machine noise hits both. Prints a table of medians and ratios and writes all results as
 JSON.
 
-  python3 bench/compare.py                      # CPU: steps for base, wide, fcn; epochs; time to 90%
+  python3 bench/compare.py                      # CPU: steps for every network; epochs; time to 90%
   python3 bench/compare.py --measures steps     # only the step timings (a few minutes)
   python3 bench/compare.py --device gpu         # convlab on wgpu against PyTorch on CUDA
   python3 bench/compare.py --engines cpu        # only convlab's own CPU engine (default: cpu,burn)
@@ -27,7 +27,7 @@ ROOT = HERE.parent
 
 def parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--networks", default="base,wide,fcn")
+    p.add_argument("--networks", default="base,wide,own,res,fcn,unet")
     p.add_argument("--measures", default="steps,epoch,time-to-90")
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the step timings")
     p.add_argument("--steps", type=int, default=10)
@@ -99,7 +99,7 @@ def main():
     results = []
     for network in networks:
         for what in measures:
-            if what == "time-to-90" and network == "fcn":
+            if what == "time-to-90" and network in ("fcn", "unet"):
                 continue
             repeats = args.repeats if what == "steps" else 1
             for _ in range(repeats):
@@ -118,8 +118,12 @@ def main():
             print(f"warning: {network}: parameter counts differ: {counts}", file=sys.stderr)
 
     torch_version = next((r.get("torch") for r in results if r.get("torch")), "?")
+    peak = None
+    if args.device == "cpu":
+        peak = run([args.convlab, "bench", "--measure", "peak"], env)
+    peak_text = f"; fp32 peak {peak['peak_gflops']:.0f} GFLOP/s ({peak['isa']})" if peak else ""
     header = (f"{cpu_name()}, {os.cpu_count()} cores, {args.threads} threads, device {args.device}; "
-              f"PyTorch {torch_version}; medians of {args.repeats} interleaved runs for steps")
+              f"PyTorch {torch_version}; medians of {args.repeats} interleaved runs for steps{peak_text}")
     print("\n" + header)
     ours = frameworks[:-1]
     print(f"{'network':<8} {'figure':<24} " + " ".join(f"{f:>13}" for f in ours)
@@ -140,6 +144,13 @@ def main():
                           **{f: m for f, m in med.items()}, **{f"ratio {f}": r for f, r in ratios.items()}})
             print(f"{network:<8} {label:<24} " + " ".join(f"{med[f]:>13.1f}" for f in ours)
                   + f" {pb:>10.1f} " + " ".join(f"{ratios[f]:>10.2f}x" for f in ours))
+    for network in networks:
+        rates = values("convlab cpu", network, "steps", "products_gflops")
+        shares = values("convlab cpu", network, "steps", "products_share_of_step")
+        if rates and peak:
+            rate = statistics.median(rates)
+            print(f"convlab cpu {network}: matrix products {100 * statistics.median(shares):.0f}% of a "
+                  f"training step, at {rate:.0f} GFLOP/s = {100 * rate / peak['peak_gflops']:.0f}% of the peak")
     for r in results:
         t = r.get("epoch_timing")
         if r["framework"].startswith("convlab") and t:
@@ -149,7 +160,8 @@ def main():
             print(f"{r['framework']} {r['network']} epoch {total:.1f} s: steps {share(t['steps_s'])}, "
                   f"validation {share(t['validation_s'])}, waiting for batches {share(t['data_wait_s'])}, "
                   f"saving {share(t['saving_s'])}, loading and the rest {share(total - loop)}")
-    Path(args.out).write_text(json.dumps({"machine": header, "table": table, "runs": results}, indent=1))
+    Path(args.out).write_text(json.dumps({"machine": header, "peak": peak, "table": table, "runs": results},
+                                         indent=1))
     print(f"\nresults: {args.out}")
 
 

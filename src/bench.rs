@@ -5,7 +5,9 @@
 //! - `epoch`: one epoch from the files on disk through convlab's own training loop (loading,
 //!   batching, augmentation, validation, checkpoint), as `convlab ... train` runs it;
 //! - `time-to-90`: wall time until validation accuracy first reaches the target (Fashion-MNIST,
-//!   Adam lr 1e-3, batch 64, validation every `--eval-every` steps).
+//!   Adam lr 1e-3, batch 64, validation every `--eval-every` steps);
+//! - `peak`: the machine's fp32 peak (FMAs on all threads, no network), which `steps` also
+//!   measures to give the matrix products' share of it.
 //!
 //! Each measurement runs in its own process, so its peak memory (RSS) is its own.
 
@@ -20,7 +22,9 @@ use serde::Serialize;
 use crate::data::batch::ClassificationBatcher;
 use crate::data::facade::NUM_CLASSES as FACADE_CLASSES;
 use crate::data::fashion_mnist::{Checksums, NUM_CLASSES};
-use crate::engine::{Compute, LossSpec, StepBatch, Trainer};
+use crate::engine::cpu::matmul::{self, ProductWork};
+use crate::engine::cpu::peak::{self, VectorIsa};
+use crate::engine::{Compute, EngineKind, LossSpec, StepBatch, Trainer, Tta};
 use crate::models::{ClassifierKind, ModelSpec, SegmenterKind};
 use crate::run::config::{Recipe, TrainOptions};
 use crate::run::records::{EpochRecord, EpochTiming};
@@ -36,16 +40,23 @@ pub enum Measure {
     Epoch,
     #[serde(rename = "time-to-90")]
     TimeTo90,
+    Peak,
 }
 
 impl Measure {
-    pub const ALL: [Measure; 3] = [Measure::Steps, Measure::Epoch, Measure::TimeTo90];
+    pub const ALL: [Measure; 4] = [
+        Measure::Steps,
+        Measure::Epoch,
+        Measure::TimeTo90,
+        Measure::Peak,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Measure::Steps => "steps",
             Measure::Epoch => "epoch",
             Measure::TimeTo90 => "time-to-90",
+            Measure::Peak => "peak",
         }
     }
 }
@@ -75,8 +86,9 @@ impl BenchError {
 /// A benchmark as asked for (`convlab bench`).
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// The network: base, wide, own (Fashion-MNIST) or fcn, unet (Mini Facade).
-    pub network: String,
+    /// The network: base, wide, own, res (Fashion-MNIST) or fcn, unet (Mini Facade); none
+    /// for `peak`.
+    pub network: Option<String>,
     pub measure: Measure,
     /// Timed steps (after the warm-up).
     pub steps: usize,
@@ -111,7 +123,7 @@ impl Network {
         }
         Err(BenchError::InvalidOption {
             flag: "--network",
-            reason: format!("unknown network '{name}' (base, wide, own, fcn, unet)"),
+            reason: format!("unknown network '{name}' (base, wide, own, res, fcn, unet)"),
         })
     }
 
@@ -143,13 +155,27 @@ pub struct BenchResult {
     pub framework: &'static str,
     /// convlab's engine: cpu (its own) or burn.
     pub engine: &'static str,
-    pub network: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     pub measure: Measure,
     pub device: String,
     pub threads: usize,
-    pub batch_size: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
     /// Trainable parameters (the reference must have as many).
-    pub params: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<usize>,
+    /// steps, peak: the fp32 peak of all threads (GFLOP/s) and the instructions that reach it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_gflops: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isa: Option<VectorIsa>,
+    /// steps (CPU engine): the training step's matrix products, their GFLOP/s over the time
+    /// they held the threads, and that time's share of the step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub products_gflops: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub products_share_of_step: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_step_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,26 +210,25 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+/// Rounds of FMAs per thread for the peak: about a tenth of a second on the machines seen.
+const PEAK_ROUNDS: usize = 20_000_000;
+
 /// `convlab bench`: runs the measurement (the CLI prints it as one JSON line).
 pub fn bench_command(args: &BenchOptions) -> Result<BenchResult, BenchError> {
-    let network = Network::parse(&args.network)?;
-    let batch_size = args.batch_size.unwrap_or(network.default_batch());
-    if batch_size == 0 || args.steps == 0 || args.eval_every == 0 {
-        return Err(BenchError::InvalidOption {
-            flag: "--batch-size/--steps/--eval-every",
-            reason: "must be at least 1".into(),
-        });
-    }
-    let compute = args.compute;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut result = BenchResult {
         framework: "convlab",
-        engine: compute.engine.name(),
+        engine: args.compute.engine.name(),
         network: args.network.clone(),
         measure: args.measure,
-        device: compute.device.name().into(),
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        batch_size,
-        params: network.spec().num_params(),
+        device: args.compute.device.name().into(),
+        threads,
+        batch_size: None,
+        params: None,
+        peak_gflops: None,
+        isa: None,
+        products_gflops: None,
+        products_share_of_step: None,
         train_step_ms: None,
         infer_ms: None,
         train_images_per_s: None,
@@ -214,9 +239,40 @@ pub fn bench_command(args: &BenchOptions) -> Result<BenchResult, BenchError> {
         trace: Vec::new(),
         peak_rss_mib: None,
     };
+    if matches!(args.measure, Measure::Steps | Measure::Peak) {
+        let (gflops, isa) = peak::measure(threads, PEAK_ROUNDS, 3);
+        result.peak_gflops = Some(gflops);
+        result.isa = Some(isa);
+    }
+    let Some(name) = &args.network else {
+        if args.measure == Measure::Peak {
+            return Ok(result);
+        }
+        return Err(BenchError::InvalidOption {
+            flag: "--network",
+            reason: format!("--measure {} needs a network", args.measure.name()),
+        });
+    };
+    let network = Network::parse(name)?;
+    let batch_size = args.batch_size.unwrap_or(network.default_batch());
+    if batch_size == 0 || args.steps == 0 || args.eval_every == 0 {
+        return Err(BenchError::InvalidOption {
+            flag: "--batch-size/--steps/--eval-every",
+            reason: "must be at least 1".into(),
+        });
+    }
+    let compute = args.compute;
+    result.batch_size = Some(batch_size);
+    result.params = Some(network.spec().num_params());
     match args.measure {
+        Measure::Peak => {}
         Measure::Steps => {
-            let (train, infer) = time_steps(network, batch_size, args, &compute)?;
+            let (train, infer, products) = time_steps(network, batch_size, args, &compute)?;
+            if compute.engine == EngineKind::Cpu && products.flops > 0.0 {
+                let held = products.thread_seconds / threads as f64;
+                result.products_gflops = Some(products.flops / held / 1e9);
+                result.products_share_of_step = Some(held / (train * 1e-3 * args.steps as f64));
+            }
             result.train_step_ms = Some(train);
             result.infer_ms = Some(infer);
             result.train_images_per_s = Some(batch_size as f64 / train * 1e3);
@@ -237,13 +293,14 @@ pub fn bench_command(args: &BenchOptions) -> Result<BenchResult, BenchError> {
     Ok(result)
 }
 
-/// Median ms of a training step and of an inference batch on a fixed random batch.
+/// Median ms of a training step and of an inference batch on a fixed random batch, and the
+/// work of the matrix products over the timed training steps.
 fn time_steps(
     network: Network,
     batch: usize,
     args: &BenchOptions,
     compute: &Compute,
-) -> Result<(f64, f64), BenchError> {
+) -> Result<(f64, f64, ProductWork), BenchError> {
     let spec = network.spec();
     let [c, h, w] = spec.input;
     let shape = [batch, c, h, w];
@@ -282,6 +339,9 @@ fn time_steps(
             shape,
             targets: targets.clone(),
         };
+        if i == args.warmup {
+            matmul::count_products(true);
+        }
         let start = Instant::now();
         trainer
             .step(step_batch, &loss, params.lr(), i as u64)
@@ -290,6 +350,8 @@ fn time_steps(
             train_ms.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
+    let products = matmul::counted_products();
+    matmul::count_products(false);
     let model = trainer.model();
     let mut infer_ms = Vec::with_capacity(args.steps);
     for i in 0..args.warmup + args.steps {
@@ -300,7 +362,7 @@ fn time_steps(
             infer_ms.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    Ok((median(&mut train_ms), median(&mut infer_ms)))
+    Ok((median(&mut train_ms), median(&mut infer_ms), products))
 }
 
 /// Seconds for one epoch from the files on disk, through the same path as `train`, and the
@@ -416,7 +478,7 @@ fn time_to_accuracy(
                 })?;
             step += 1;
             if step.is_multiple_of(args.eval_every) {
-                let accuracy = evaluate(&trainer.model(), &data.val, &config)
+                let accuracy = evaluate(&trainer.model(), &data.val, &config, Tta::None)
                     .confusion
                     .accuracy();
                 let t = start.elapsed().as_secs_f64();
@@ -445,7 +507,7 @@ mod tests {
     #[test]
     fn steps_of_a_small_network_are_timed() {
         let args = BenchOptions {
-            network: "base".into(),
+            network: Some("base".into()),
             measure: Measure::Steps,
             steps: 2,
             warmup: 1,
@@ -457,9 +519,18 @@ mod tests {
             compute: Compute::cpu_engine(),
         };
         for compute in [Compute::cpu_engine(), Compute::burn_cpu()] {
-            let (train, infer) =
+            let (train, infer, products) =
                 time_steps(Network::parse("base").unwrap(), 4, &args, &compute).unwrap();
             assert!(train > 0.0 && infer > 0.0 && train.is_finite() && infer.is_finite());
+            if compute.engine == EngineKind::Cpu {
+                // At least the first linear layer of the two timed steps: three products of
+                // 4 x 1568 x 128 each (forward, input gradient, weight gradient).
+                assert!(
+                    products.flops >= 2.0 * 3.0 * 2.0 * 4.0 * 1568.0 * 128.0,
+                    "{products:?}"
+                );
+                assert!(products.thread_seconds > 0.0);
+            }
         }
         assert!(Network::parse("resnet").is_err());
     }

@@ -138,6 +138,42 @@ fn train_then_eval_on_synthetic_data() {
     assert!(out.status.success(), "{}", stderr(&out));
     let with_data = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(with_data.contains("confusion matrix"));
+
+    // Test-time augmentation is reported separately: its own metrics file, metrics.json and
+    // the figures as they were.
+    let plain = std::fs::read(run.join("metrics.json")).unwrap();
+    let out = convlab(
+        &[
+            "fashion",
+            "eval",
+            "--run",
+            "runs/a",
+            "--data",
+            "synth",
+            "--skip-checksums",
+            "--tta",
+            "flip",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let flipped = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        flipped.contains("test-time augmentation: flip")
+            && flipped.contains("metrics_tta_flip.json"),
+        "{flipped}"
+    );
+    assert_eq!(std::fs::read(run.join("metrics.json")).unwrap(), plain);
+    let tta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("metrics_tta_flip.json")).unwrap()).unwrap();
+    assert_eq!(tta["tta"], "flip");
+    let plain: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+    assert!(plain.get("tta").is_none());
+    assert_eq!(tta["test"]["confusion"].as_array().unwrap().len(), 10);
+    assert_ne!(
+        tta["val"]["loss"], plain["val"]["loss"],
+        "the mirror images count"
+    );
     // The run remembers its --data: eval finds the same data without, from another folder too
     // (the same tables, so not other data found elsewhere).
     let elsewhere = tmp.path().join("elsewhere");

@@ -16,7 +16,7 @@ use common::{assert_bad_input, convlab};
 use convlab::data::facade;
 use convlab::data::fashion_mnist::Checksums;
 use convlab::data::synthetic;
-use convlab::engine::{Compute, Model};
+use convlab::engine::{Compute, Model, Tta};
 use convlab::models::{ClassifierKind, SegmenterKind};
 use convlab::predict::npy_f32;
 use convlab::run::config::{RunConfig, TrainOptions};
@@ -218,9 +218,14 @@ fn classifier_round_trip(kind: ClassifierKind) {
 
     if kind == ClassifierKind::Base {
         // The whole test set: ONNX's accuracy is convlab's.
-        let metrics =
-            evaluate_run::<Classification>(&config, &prepared, &run, &Compute::cpu_engine())
-                .unwrap();
+        let metrics = evaluate_run::<Classification>(
+            &config,
+            &prepared,
+            &run,
+            &Compute::cpu_engine(),
+            Tta::None,
+        )
+        .unwrap();
         let all = [test.len(), test.channels, test.height, test.width];
         let (plain, _) = inputs(
             &test.pixels,

@@ -6,7 +6,7 @@ use convlab::data::LabelledImages;
 use convlab::data::fashion_mnist::{Checksums, FashionMnist};
 use convlab::data::sets::ClassificationSets;
 use convlab::data::synthetic;
-use convlab::engine::Compute;
+use convlab::engine::{Compute, Tta};
 use convlab::models::ClassifierKind;
 use convlab::run::RunDir;
 use convlab::run::config::{ClassificationConfig as FashionConfig, RunConfig, TrainOptions};
@@ -98,7 +98,8 @@ fn base_learns_a_synthetic_task_and_writes_the_run_folder() {
     let data = prepare(sets, &config);
     let run = RunDir::new(&run_path);
     let metrics =
-        evaluate_run::<Classification>(&config, &data, &run, &Compute::cpu_engine()).unwrap();
+        evaluate_run::<Classification>(&config, &data, &run, &Compute::cpu_engine(), Tta::None)
+            .unwrap();
     assert!(metrics.test.accuracy > 0.95);
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.metrics()).unwrap()).unwrap();
@@ -370,8 +371,11 @@ fn a_run_trained_on_one_engine_is_evaluated_and_resumed_on_the_other() {
     train_in(&run_path, &one, &sets, false);
     let data = prepare(sets.clone(), &one);
     let run = RunDir::new(&run_path);
-    let on_cpu = evaluate_run::<Classification>(&one, &data, &run, &Compute::cpu_engine()).unwrap();
-    let on_burn = evaluate_run::<Classification>(&one, &data, &run, &Compute::burn_cpu()).unwrap();
+    let on_cpu =
+        evaluate_run::<Classification>(&one, &data, &run, &Compute::cpu_engine(), Tta::None)
+            .unwrap();
+    let on_burn =
+        evaluate_run::<Classification>(&one, &data, &run, &Compute::burn_cpu(), Tta::None).unwrap();
     // The engines' logits differ by rounding (~1e-6), which could flip a near-tie: one image.
     for (a, b, images) in [
         (&on_cpu.val, &on_burn.val, data.val.len()),

@@ -374,6 +374,30 @@ fn segment_trains_evaluates_and_predicts_on_photos_with_masks() {
     assert!(root.join("run/figures/legend.png").exists());
 
     run_ok(&["segment", "eval", "--run", "run"], root);
+    let flipped = run_ok(&["segment", "eval", "--run", "run", "--tta", "flip"], root);
+    assert!(
+        flipped.contains("test-time augmentation: flip"),
+        "{flipped}"
+    );
+    let tta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("run/metrics_tta_flip.json")).unwrap())
+            .unwrap();
+    assert_eq!(tta["test"]["ap"].as_array().unwrap().len(), 3);
+    run_ok(
+        &[
+            "segment",
+            "predict",
+            "--run",
+            "run",
+            "--tta",
+            "flip",
+            "--out",
+            "pred_tta",
+            "street/train/images/p00.jpg",
+        ],
+        root,
+    );
+    assert!(root.join("pred_tta/p00_mask.png").exists());
     let predicted = run_ok(
         &[
             "segment",

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::bench::{BenchOptions, Measure};
 use crate::data::fashion_mnist::Checksums;
-use crate::engine::{Compute, DeviceKind, EngineError, EngineKind};
+use crate::engine::{Compute, DeviceKind, EngineError, EngineKind, Tta};
 use crate::export::ExportFormat;
 use crate::models::{ClassifierKind, SegmenterKind};
 use crate::run::config::{DEFAULT_SEED, TrainOptions};
@@ -308,6 +308,10 @@ pub struct SearchArgs {
     /// Folder holding the data set.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Test-time augmentation: `flip` averages the outputs for each image and its mirror
+    /// image; its metrics go to metrics_tta_flip.json, leaving metrics.json as it is.
+    #[arg(long, value_name = "VIEWS", default_value = "none")]
+    pub tta: Tta,
     #[command(flatten)]
     pub compute: ComputeArgs,
 }
@@ -363,6 +367,10 @@ pub struct RunArgs {
     /// Folder holding the data set.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Test-time augmentation: `flip` averages the outputs for each image and its mirror
+    /// image; its metrics go to metrics_tta_flip.json, leaving metrics.json as it is.
+    #[arg(long, value_name = "VIEWS", default_value = "none")]
+    pub tta: Tta,
     #[command(flatten)]
     pub compute: ComputeArgs,
 }
@@ -381,6 +389,9 @@ pub struct ClassifyPredictArgs {
     /// How many of the most probable classes to print and write per image.
     #[arg(long, value_name = "K", default_value_t = 3)]
     pub top: usize,
+    /// Test-time augmentation: `flip` averages the outputs for each image and its mirror image.
+    #[arg(long, value_name = "VIEWS", default_value = "none")]
+    pub tta: Tta,
     #[command(flatten)]
     pub compute: ComputeArgs,
 }
@@ -399,6 +410,9 @@ pub struct PredictArgs {
     /// Also write the softmax probabilities as NAME_probs.npy (float32, [classes, side, side]).
     #[arg(long)]
     pub save_probs: bool,
+    /// Test-time augmentation: `flip` averages the outputs for each image and its mirror image.
+    #[arg(long, value_name = "VIEWS", default_value = "none")]
+    pub tta: Tta,
     #[command(flatten)]
     pub compute: ComputeArgs,
 }
@@ -433,9 +447,10 @@ pub struct ExportArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// The network: base, wide, own (Fashion-MNIST) or fcn, unet (Mini Facade).
+    /// The network: base, wide, own, res (Fashion-MNIST) or fcn, unet (Mini Facade); not
+    /// needed for `--measure peak`.
     #[arg(long)]
-    pub network: String,
+    pub network: Option<String>,
     #[arg(long, value_enum, default_value = "steps")]
     pub measure: Measure,
     /// Timed steps (after the warm-up).

@@ -15,7 +15,7 @@ use args::{
     RunArgs, SegmentCommand, TrainArgs,
 };
 
-use crate::run::RunError;
+use crate::run::{RunDir, RunError};
 use crate::tasks::{self, Classification, Segmentation, Task, TaskError};
 use crate::{bench, export, predict, report};
 
@@ -38,7 +38,9 @@ fn train<T: Task>(
 }
 
 fn eval<T: Task>(task: &T, r: &RunArgs, tables: fn(&T::Metrics)) -> Result<(), Error> {
-    let metrics = tasks::eval_command(task, &r.run, r.data.as_deref(), &r.compute.compute()?)?;
+    let compute = r.compute.compute()?;
+    let metrics = tasks::eval_command(task, &r.run, r.data.as_deref(), &compute, r.tta)?;
+    print::evaluation_views(r.tta, &RunDir::new(&r.run).metrics_with(r.tta));
     tables(&metrics);
     Ok(())
 }
@@ -55,6 +57,7 @@ fn segment_photos(args: &PredictArgs) -> Result<(), Error> {
         &args.photos,
         &args.out,
         args.save_probs,
+        args.tta,
         &args.compute.compute()?,
     )?;
     predictions.iter().for_each(print::prediction);
@@ -67,6 +70,7 @@ fn classify_images(args: &ClassifyPredictArgs) -> Result<(), Error> {
         &args.images,
         &args.out,
         args.top,
+        args.tta,
         &args.compute.compute()?,
     )?;
     print::class_predictions(&written);

@@ -3,12 +3,26 @@
 
 use std::path::Path;
 
+use crate::engine::Tta;
 use crate::predict::Prediction;
 use crate::predict::classification::ClassPredictions;
 use crate::report::runs::{LoadedRun, TaskRun};
 use crate::run::results::{ClassificationMetrics, SegmentationMetrics};
 use crate::tasks::TrainingHeader;
 use crate::train::search::Leaderboard;
+
+/// Says which test-time augmentation an evaluation used and where its metrics went (nothing
+/// for a plain evaluation, which rewrites metrics.json as `train` did).
+pub fn evaluation_views(tta: Tta, metrics: &Path) {
+    if !tta.is_none() {
+        println!(
+            "test-time augmentation: {} ({}); written to {}\n",
+            tta.name(),
+            tta.about().to_lowercase(),
+            metrics.display()
+        );
+    }
+}
 
 pub fn classification_tables(metrics: &ClassificationMetrics) {
     println!(

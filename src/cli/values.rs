@@ -5,7 +5,7 @@ use clap::ValueEnum;
 use clap::builder::PossibleValue;
 
 use crate::bench::Measure;
-use crate::engine::{DeviceKind, EngineKind};
+use crate::engine::{DeviceKind, EngineKind, Tta};
 use crate::export::ExportFormat;
 use crate::models::{ClassifierKind, SegmenterKind};
 use crate::run::schedule::Schedule;
@@ -38,6 +38,7 @@ macro_rules! value_enum {
 
 value_enum!(DeviceKind);
 value_enum!(EngineKind);
+value_enum!(Tta);
 value_enum!(ClassifierKind);
 value_enum!(SegmenterKind);
 value_enum!(Schedule);

@@ -56,11 +56,20 @@ impl CropFlip {
 
 /// Random horizontal flip and random zoom: a square window of side `side / s`, with `s` drawn
 /// from `1..=max_scale`, cropped at a random place and resized back to `side` (photo bilinear,
-/// labels nearest-neighbour), as torchvision's `RandomResizedCrop` with a fixed aspect ratio.
+/// labels nearest-neighbour), as torchvision's `RandomResizedCrop` with a fixed aspect ratio;
+/// then, when `color_jitter` is above 0, torchvision's `ColorJitter(j, j, j)` on the photo.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlipScaleCrop {
     pub flip: bool,
     pub max_scale: f32,
+    /// Brightness, contrast and saturation factors drawn from `1 - j..=1 + j` (0: none, as in
+    /// runs written before it existed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub color_jitter: f32,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 impl FlipScaleCrop {
@@ -111,6 +120,41 @@ impl FlipScaleCrop {
                 }
             }
         }
+        if self.color_jitter > 0.0 {
+            let j = self.color_jitter;
+            let mut factor = || rng.random_range(1.0 - j..=1.0 + j);
+            let factors = [factor(), factor(), factor()];
+            jitter_colors(&mut photo_out[..3 * plane], factors);
+        }
+    }
+}
+
+/// torchvision's `adjust_brightness`, `adjust_contrast` and `adjust_saturation` by
+/// `[brightness, contrast, saturation]`, in that order (torchvision draws the order), on a CHW
+/// RGB photo: each blends the
+/// photo with black, its mean grey level, or each pixel's own grey (ITU-R 601 weights), and
+/// clamps to 0..=255.
+fn jitter_colors(photo: &mut [u8], [brightness, contrast, saturation]: [f32; 3]) {
+    let plane = photo.len() / 3;
+    let mut rgb: Vec<f32> = photo
+        .iter()
+        .map(|&v| (v as f32 * brightness).min(255.0))
+        .collect();
+    let grey = |rgb: &[f32], i: usize| {
+        0.299 * rgb[i] + 0.587 * rgb[plane + i] + 0.114 * rgb[2 * plane + i]
+    };
+    let mean = (0..plane).map(|i| grey(&rgb, i)).sum::<f32>() / plane as f32;
+    let blend =
+        |v: f32, toward: f32, factor: f32| (factor * v + (1.0 - factor) * toward).clamp(0.0, 255.0);
+    rgb.iter_mut().for_each(|v| *v = blend(*v, mean, contrast));
+    for i in 0..plane {
+        let g = grey(&rgb, i);
+        for c in 0..3 {
+            rgb[c * plane + i] = blend(rgb[c * plane + i], g, saturation);
+        }
+    }
+    for (out, v) in photo.iter_mut().zip(rgb) {
+        *out = v.round() as u8;
     }
 }
 
@@ -181,6 +225,7 @@ mod tests {
         let aug = FlipScaleCrop {
             flip: true,
             max_scale: 1.6,
+            color_jitter: 0.0,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let (mut p, mut l) = (vec![0u8; 3 * plane], vec![0u8; plane]);
@@ -196,5 +241,33 @@ mod tests {
             assert!(p[plane..2 * plane].iter().all(|&g| g == 7));
         }
         assert!(changed, "augmentation must change something");
+    }
+
+    /// Factors of 1 change nothing; brightness 0.5 halves each value; saturation 0 leaves
+    /// every pixel grey; contrast 0 leaves the mean grey everywhere.
+    #[test]
+    fn color_jitter_matches_torchvision_adjustments() {
+        let photo: Vec<u8> = vec![200, 100, 0, 50, 10, 250, 60, 30, 90, 20, 240, 120];
+        let jittered = |factors| {
+            let mut p = photo.clone();
+            jitter_colors(&mut p, factors);
+            p
+        };
+        assert_eq!(jittered([1.0, 1.0, 1.0]), photo);
+        assert_eq!(
+            jittered([0.5, 1.0, 1.0]),
+            [100, 50, 0, 25, 5, 125, 30, 15, 45, 10, 120, 60]
+        );
+        let grey = jittered([1.0, 1.0, 0.0]);
+        for i in 0..4 {
+            assert!(
+                grey[i] == grey[4 + i] && grey[4 + i] == grey[8 + i],
+                "{grey:?}"
+            );
+        }
+        // Pixel 0 is (200, 10, 90): grey 0.299 * 200 + 0.587 * 10 + 0.114 * 90 = 75.93.
+        assert_eq!(grey[0], 76);
+        let flat = jittered([1.0, 0.0, 1.0]);
+        assert!(flat.iter().all(|&v| v == flat[0]), "{flat:?}");
     }
 }

@@ -12,7 +12,7 @@ mod trainer;
 
 pub use cpu::LossSpec;
 pub use error::EngineError;
-pub use model::Model;
+pub use model::{Model, Tta};
 pub use trainer::{OptimizerSpec, StepBatch, StepOutcome, Trainer};
 
 use serde::{Deserialize, Serialize};

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::data::DataError;
 use crate::data::image_folder::read_image;
-use crate::engine::Compute;
 use crate::engine::cpu::loss::softmax_channels;
+use crate::engine::{Compute, Tta};
 use crate::fsutil::{csv_field, write_atomic};
 use crate::run::config::ClassificationConfig;
 use crate::run::json::read_json;
@@ -29,12 +29,13 @@ pub struct ClassPredictions {
     pub predictions: Vec<ClassPrediction>,
 }
 
-/// `convlab fashion|classify predict --run DIR [--out DIR] [--top K] IMAGE...`.
+/// `convlab fashion|classify predict --run DIR [--out DIR] [--top K] [--tta flip] IMAGE...`.
 pub fn classify_command(
     run_dir: &Path,
     images: &[PathBuf],
     out: &Path,
     top: usize,
+    tta: Tta,
     compute: &Compute,
 ) -> Result<ClassPredictions, TaskError> {
     if top == 0 {
@@ -68,7 +69,8 @@ pub fn classify_command(
     let mut done = 0;
     for chunk in values.chunks(per_batch) {
         let count = chunk.len() / (channels * height * width);
-        let (mut probs, _) = model.forward(chunk.to_vec(), [count, channels, height, width]);
+        let (mut probs, _) =
+            model.forward_with(chunk.to_vec(), [count, channels, height, width], tta);
         softmax_channels(&mut probs, classes, 1);
         for row in probs.chunks(classes) {
             predictions.push(ClassPrediction {

@@ -9,7 +9,7 @@ use image::imageops::FilterType;
 use super::npy_f32;
 use crate::data::label_map::encode_label_map_with;
 use crate::data::{ClassSpec, DataError, facade};
-use crate::engine::Compute;
+use crate::engine::{Compute, Tta};
 use crate::figures::{FigureError, segmentation};
 use crate::fsutil::write_atomic;
 use crate::run::config::SegmentationConfig;
@@ -36,12 +36,13 @@ pub struct PredictionFiles {
     pub probs: Option<PathBuf>,
 }
 
-/// `convlab facade|segment predict --run DIR PHOTO... --out DIR [--save-probs]`.
+/// `convlab facade|segment predict --run DIR PHOTO... --out DIR [--save-probs] [--tta flip]`.
 pub fn predict_command(
     run_dir: &Path,
     photos: &[PathBuf],
     out: &Path,
     save_probs: bool,
+    tta: Tta,
     compute: &Compute,
 ) -> Result<Vec<Prediction>, TaskError> {
     let run = RunDir::existing(run_dir)?;
@@ -64,7 +65,7 @@ pub fn predict_command(
         config
             .normalization
             .extend(&mut values, &chw, 3, side * side);
-        let probs = probabilities(&model, values, 1, side);
+        let probs = probabilities(&model, values, 1, side, tta);
         let labels = argmax_classes(&probs, config.classes.len());
         let stem = path
             .file_stem()

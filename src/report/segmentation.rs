@@ -9,7 +9,7 @@ use super::common::details;
 use super::html::{self, Cell, Table};
 use super::runs::LoadedRun;
 
-use crate::engine::Compute;
+use crate::engine::{Compute, Tta};
 use crate::run::records::SegmentationEpoch;
 use crate::run::results::SegmentationMetrics;
 
@@ -95,8 +95,14 @@ fn extra_photos(
     compute: &Compute,
 ) -> Result<String, ReportError> {
     let out_dir = assets.dir().join("photos");
-    let predictions =
-        crate::predict::predict_command(&run.dir.root, photos, &out_dir, false, compute)?;
+    let predictions = crate::predict::predict_command(
+        &run.dir.root,
+        photos,
+        &out_dir,
+        false,
+        Tta::None,
+        compute,
+    )?;
     let files: Vec<_> = predictions.into_iter().map(|p| p.files).collect();
     let mut t = Table::new(
         "Predictions on your photos (rescaled to 256×256)",

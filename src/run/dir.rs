@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::RunError;
 use super::json::write_json;
+use crate::engine::Tta;
 
 #[derive(Clone, Debug)]
 pub struct RunDir {
@@ -27,6 +28,15 @@ impl RunDir {
 
     pub fn metrics(&self) -> PathBuf {
         self.root.join("metrics.json")
+    }
+
+    /// Where an evaluation with test-time augmentation `tta` writes its metrics:
+    /// `metrics.json` without, else `metrics_tta_<views>.json`, so the plain figures stay.
+    pub fn metrics_with(&self, tta: Tta) -> PathBuf {
+        match tta {
+            Tta::None => self.metrics(),
+            _ => self.root.join(format!("metrics_tta_{}.json", tta.name())),
+        }
     }
 
     pub fn checkpoints(&self) -> PathBuf {

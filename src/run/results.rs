@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::Tta;
 use crate::metrics::classification::ClassificationReport;
 use crate::metrics::segmentation::SegmentationReport;
 use crate::models::{ClassifierKind, SegmenterKind};
@@ -13,6 +14,10 @@ pub struct ClassificationMetrics {
     pub model: ClassifierKind,
     pub checkpoint: String,
     pub epoch: usize,
+    /// The test-time augmentation of this evaluation (absent for none, as in runs written
+    /// before it existed).
+    #[serde(default, skip_serializing_if = "Tta::is_none")]
+    pub tta: Tta,
     pub class_names: Vec<String>,
     pub val: ClassificationReport,
     pub test: ClassificationReport,
@@ -24,6 +29,10 @@ pub struct SegmentationMetrics {
     pub model: SegmenterKind,
     pub checkpoint: String,
     pub epoch: usize,
+    /// The test-time augmentation of this evaluation (absent for none, as in runs written
+    /// before it existed).
+    #[serde(default, skip_serializing_if = "Tta::is_none")]
+    pub tta: Tta,
     pub class_names: Vec<String>,
     pub val: SegmentationReport,
     pub test: SegmentationReport,

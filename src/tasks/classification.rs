@@ -14,7 +14,7 @@ use crate::data::image_folder::{self, FolderOptions};
 use crate::data::sets::ClassificationSets;
 use crate::data::split::{self, Split};
 use crate::data::{DataError, LabelledImages, Normalization};
-use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch};
+use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch, Tta};
 use crate::figures::FigureError;
 use crate::metrics::Confusion;
 use crate::metrics::classification::ClassificationReport;
@@ -165,7 +165,7 @@ impl TrainingTask for ClassificationTraining<'_> {
     }
 
     fn validate(&self, model: &Model) -> Evaluation {
-        evaluate(model, &self.data.val, self.config)
+        evaluate(model, &self.data.val, self.config, Tta::None)
     }
 
     fn score(&self, validation: &Evaluation) -> f64 {
@@ -214,7 +214,12 @@ pub struct Evaluation {
 }
 
 /// Evaluates a model (no gradient tracking on either engine).
-pub fn evaluate(model: &Model, set: &LabelledImages, config: &ClassificationConfig) -> Evaluation {
+pub fn evaluate(
+    model: &Model,
+    set: &LabelledImages,
+    config: &ClassificationConfig,
+    tta: Tta,
+) -> Evaluation {
     let batcher = ClassificationBatcher {
         normalization: config.normalization,
         augment: None,
@@ -227,7 +232,7 @@ pub fn evaluate(model: &Model, set: &LabelledImages, config: &ClassificationConf
     let indices: Vec<usize> = (0..set.len()).collect();
     for chunk in indices.chunks(EVAL_BATCH) {
         let batch = batcher.batch(set, chunk, &mut rng);
-        let (values, _) = model.forward(batch.images, batch.shape);
+        let (values, _) = model.forward_with(batch.images, batch.shape, tta);
         for (row, &label) in values.chunks(classes).zip(&batch.labels) {
             let (predicted, nll) = argmax_and_nll(row, label as usize);
             confusion.add(label as usize, predicted);
@@ -474,14 +479,16 @@ impl Task for Classification {
         model: &Model,
         split: &LabelledImages,
         config: &ClassificationConfig,
+        tta: Tta,
     ) -> Evaluation {
-        evaluate(model, split, config)
+        evaluate(model, split, config, tta)
     }
 
     fn metrics(
         config: &ClassificationConfig,
         checkpoint: String,
         epoch: usize,
+        tta: Tta,
         val: &Evaluation,
         test: &Evaluation,
     ) -> ClassificationMetrics {
@@ -489,6 +496,7 @@ impl Task for Classification {
             model: config.model,
             checkpoint,
             epoch,
+            tta,
             class_names: config.classes.clone(),
             val: ClassificationReport::new(&val.confusion, val.loss),
             test: ClassificationReport::new(&test.confusion, test.loss),

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use crate::data::sets::DataOrigin;
 use crate::data::split::Fractions;
-use crate::engine::{Compute, DeviceKind, Model};
+use crate::engine::{Compute, DeviceKind, Model, Tta};
 use crate::figures::FigureError;
 use crate::progress::count_bar;
 use crate::run::RunDir;
@@ -91,11 +91,17 @@ pub trait Task {
     fn best_score(history: &[Self::Record]) -> (f64, usize);
     fn validation(data: &Self::Data) -> &Self::Split;
     fn test(data: &Self::Data) -> &Self::Split;
-    fn evaluate(model: &Model, split: &Self::Split, config: &Self::Config) -> Self::Evaluation;
+    fn evaluate(
+        model: &Model,
+        split: &Self::Split,
+        config: &Self::Config,
+        tta: Tta,
+    ) -> Self::Evaluation;
     fn metrics(
         config: &Self::Config,
         checkpoint: String,
         epoch: usize,
+        tta: Tta,
         val: &Self::Evaluation,
         test: &Self::Evaluation,
     ) -> Self::Metrics;
@@ -259,7 +265,7 @@ impl<T: Task> TrainingPlan<T> {
             self.request.resume,
             None,
         )?;
-        evaluate_run::<T>(&self.config, &self.data, &self.run, compute)
+        evaluate_run::<T>(&self.config, &self.data, &self.run, compute, Tta::None)
     }
 }
 
@@ -300,18 +306,19 @@ pub fn search_command<T: Task>(
     })
 }
 
-/// `convlab TASK eval --run DIR`.
+/// `convlab TASK eval --run DIR [--tta flip]`.
 pub fn eval_command<T: Task>(
     task: &T,
     run_dir: &Path,
     data: Option<&Path>,
     compute: &Compute,
+    tta: Tta,
 ) -> Result<T::Metrics, TaskError> {
     let run = RunDir::existing(run_dir)?;
     let config: T::Config = read_json(&run.config())?;
     let sets = task.load(data.or(config.data_dir()), Some(&config))?;
     let data = T::prepare(sets, &config)?;
-    evaluate_run::<T>(&config, &data, &run, compute)
+    evaluate_run::<T>(&config, &data, &run, compute, tta)
 }
 
 /// `text` as one shell word: as it is when it holds only safe characters, else single-quoted.
@@ -330,27 +337,32 @@ fn absolute(dir: &Path) -> PathBuf {
 }
 
 /// Loads the run's best checkpoint, evaluates it on validation and test, writes `metrics.json`
-/// and the figures.
+/// and the figures. With test-time augmentation the metrics go to their own file (see
+/// [`RunDir::metrics_with`]) and the figures stay those of the plain evaluation.
 pub fn evaluate_run<T: Task>(
     config: &T::Config,
     data: &T::Data,
     run: &RunDir,
     compute: &Compute,
+    tta: Tta,
 ) -> Result<T::Metrics, TaskError> {
     let (model, header, path) =
         checkpoint::load_final(run, config.model_name(), config.architecture(), compute)?;
     let bar = count_bar(2, "evaluating");
-    let val = T::evaluate(&model, T::validation(data), config);
+    let val = T::evaluate(&model, T::validation(data), config, tta);
     bar.inc(1);
-    let test = T::evaluate(&model, T::test(data), config);
+    let test = T::evaluate(&model, T::test(data), config, tta);
     bar.finish_and_clear();
     let checkpoint = path
         .file_name()
         .unwrap_or_default()
         .to_string_lossy()
         .into();
-    let metrics = T::metrics(config, checkpoint, header.epoch, &val, &test);
-    write_json(&run.metrics(), &metrics)?;
+    let metrics = T::metrics(config, checkpoint, header.epoch, tta, &val, &test);
+    write_json(&run.metrics_with(tta), &metrics)?;
+    if !tta.is_none() {
+        return Ok(metrics);
+    }
     let history: Vec<T::Record> = read_log(&run.metrics_log())?;
     T::draw_figures(run, &history, &metrics, &model, config, data, &test)?;
     Ok(metrics)

@@ -17,7 +17,7 @@ use crate::data::sets::SegmentationSets;
 use crate::data::split::{self, Split};
 use crate::data::{DataError, IGNORE_LABEL, Normalization, SegmentationSet};
 use crate::engine::cpu::loss::softmax_channels;
-use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch};
+use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch, Tta};
 use crate::figures::FigureError;
 use crate::metrics::Confusion;
 use crate::metrics::segmentation::{
@@ -52,7 +52,7 @@ pub fn recipe(kind: SegmenterKind) -> Recipe {
         // Cheap enough per epoch to train long within the CPU budget: a larger rate with a
         // warm-up and cosine decay, AdamW as usual for U-Nets.
         SegmenterKind::Unet => Recipe {
-            epochs: 48,
+            epochs: 60,
             batch_size: 8,
             lr: 2e-3,
             weight_decay: 1e-4,
@@ -71,10 +71,14 @@ fn class_weighting(kind: SegmenterKind) -> ClassWeighting {
     }
 }
 
-fn augmentation(_kind: SegmenterKind) -> Option<FlipScaleCrop> {
+fn augmentation(kind: SegmenterKind) -> Option<FlipScaleCrop> {
     Some(FlipScaleCrop {
         flip: true,
         max_scale: 1.5,
+        color_jitter: match kind {
+            SegmenterKind::Fcn => 0.0,
+            SegmenterKind::Unet => 0.2,
+        },
     })
 }
 
@@ -167,7 +171,7 @@ impl TrainingTask for SegmentationTraining<'_> {
     }
 
     fn validate(&self, model: &Model) -> SegmentationReport {
-        evaluate(model, &self.data.val, self.config).0
+        evaluate(model, &self.data.val, self.config, Tta::None).0
     }
 
     fn score(&self, v: &SegmentationReport) -> f64 {
@@ -215,9 +219,15 @@ impl TrainingTask for SegmentationTraining<'_> {
 }
 
 /// Softmax probabilities `[N, classes, side, side]` (flattened) of `photos`
-/// `[N, 3, side, side]`.
-pub fn probabilities(model: &Model, photos: Vec<f32>, count: usize, side: usize) -> Vec<f32> {
-    let (mut probs, shape) = model.forward(photos, [count, 3, side, side]);
+/// `[N, 3, side, side]`, averaged over the views of `tta` before the softmax.
+pub fn probabilities(
+    model: &Model,
+    photos: Vec<f32>,
+    count: usize,
+    side: usize,
+    tta: Tta,
+) -> Vec<f32> {
+    let (mut probs, shape) = model.forward_with(photos, [count, 3, side, side], tta);
     softmax_channels(&mut probs, shape[1], shape[2] * shape[3]);
     probs
 }
@@ -245,6 +255,7 @@ pub fn evaluate(
     model: &Model,
     set: &SegmentationSet,
     config: &SegmentationConfig,
+    tta: Tta,
 ) -> (SegmentationReport, Vec<u8>) {
     let batcher = SegmentationBatcher {
         normalization: config.normalization,
@@ -261,7 +272,7 @@ pub fn evaluate(
     let indices: Vec<usize> = (0..set.len()).collect();
     for chunk in indices.chunks(EVAL_BATCH) {
         let batch = batcher.batch(set, chunk, &mut rng);
-        let probs = probabilities(model, batch.photos, batch.count, set.side);
+        let probs = probabilities(model, batch.photos, batch.count, set.side, tta);
         for (b, image_probs) in probs.chunks(classes * plane).enumerate() {
             let truths = &batch.labels[b * plane..(b + 1) * plane];
             for (c, class_scores) in scores.iter_mut().enumerate() {
@@ -524,14 +535,16 @@ impl Task for Segmentation {
         model: &Model,
         split: &SegmentationSet,
         config: &SegmentationConfig,
+        tta: Tta,
     ) -> (SegmentationReport, Vec<u8>) {
-        evaluate(model, split, config)
+        evaluate(model, split, config, tta)
     }
 
     fn metrics(
         config: &SegmentationConfig,
         checkpoint: String,
         epoch: usize,
+        tta: Tta,
         val: &(SegmentationReport, Vec<u8>),
         test: &(SegmentationReport, Vec<u8>),
     ) -> SegmentationMetrics {
@@ -539,6 +552,7 @@ impl Task for Segmentation {
             model: config.model,
             checkpoint,
             epoch,
+            tta,
             class_names: config.classes.iter().map(|c| c.name.clone()).collect(),
             val: val.0.clone(),
             test: test.0.clone(),

@@ -1,6 +1,9 @@
 //! Matrix products through the `gemm` crate, which picks its AVX-512, AVX2 or SSE kernels at
 //! run time, so one binary runs on every x86-64 CPU.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
 use gemm::Parallelism;
 
 /// A read-only matrix view: element (i, j) is `data[i * row_stride + j * col_stride]`.
@@ -54,10 +57,66 @@ pub enum Threads {
     All,
 }
 
+/// The work of the products run while counting is on (see [`count_products`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ProductWork {
+    /// Floating-point operations (2 per multiply-add).
+    pub flops: f64,
+    /// Seconds the products held threads, summed over the threads (a product on all threads
+    /// counts its time once per thread).
+    pub thread_seconds: f64,
+}
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static FLOPS: AtomicU64 = AtomicU64::new(0);
+static THREAD_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// Starts (from zero) or stops counting every product's work, for the benchmark's share of a
+/// step spent in products and their achieved GFLOP/s.
+pub fn count_products(on: bool) {
+    FLOPS.store(0, Ordering::Relaxed);
+    THREAD_NANOS.store(0, Ordering::Relaxed);
+    COUNTING.store(on, Ordering::Relaxed);
+}
+
+/// What the products did since [`count_products`] turned counting on.
+pub fn counted_products() -> ProductWork {
+    ProductWork {
+        flops: FLOPS.load(Ordering::Relaxed) as f64,
+        thread_seconds: THREAD_NANOS.load(Ordering::Relaxed) as f64 * 1e-9,
+    }
+}
+
 /// `dst[m, n] (+)= a[m, k] · b[k, n]`; `dst` is row-major with rows `dst_row_stride` apart and
 /// is added to when `accumulate` is set, overwritten otherwise.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    accumulate: bool,
+    a: View,
+    b: View,
+    threads: Threads,
+) {
+    if !COUNTING.load(Ordering::Relaxed) {
+        return uncounted(m, n, k, dst, dst_row_stride, accumulate, a, b, threads);
+    }
+    let start = Instant::now();
+    uncounted(m, n, k, dst, dst_row_stride, accumulate, a, b, threads);
+    let held = match threads {
+        Threads::One => 1,
+        Threads::All => rayon::current_num_threads() as u64,
+    };
+    let nanos = start.elapsed().as_nanos() as u64 * held;
+    FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
+    THREAD_NANOS.fetch_add(nanos, Ordering::Relaxed);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn uncounted(
     m: usize,
     n: usize,
     k: usize,

@@ -16,6 +16,7 @@ pub mod matmul;
 pub mod memory;
 pub mod net;
 pub mod optim;
+pub mod peak;
 pub mod winograd;
 
 pub use loss::LossSpec;

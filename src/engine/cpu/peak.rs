@@ -1,0 +1,145 @@
+//! The machine's measured fp32 peak: fused multiply-adds on independent registers, on every
+//! thread at once, with the widest vectors the CPU has (AVX-512, else AVX2 + FMA, else plain
+//! scalar code). It is the physical limit the engine's matrix products are measured against.
+
+use std::time::Instant;
+
+/// The widest instruction set [`measure`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VectorIsa {
+    Avx512,
+    Avx2Fma,
+    Scalar,
+}
+
+impl VectorIsa {
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return VectorIsa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return VectorIsa::Avx2Fma;
+            }
+        }
+        VectorIsa::Scalar
+    }
+}
+
+/// Independent accumulators per thread: enough to hide an FMA's latency (4 cycles) on two
+/// FMA units.
+const CHAINS: usize = 12;
+
+/// fp32 GFLOP/s of `threads` threads each running `rounds` rounds of [`CHAINS`] vector FMAs
+/// (2 flops per lane), the best of `repeats` timings.
+pub fn measure(threads: usize, rounds: usize, repeats: usize) -> (f64, VectorIsa) {
+    let isa = VectorIsa::detect();
+    let lanes = match isa {
+        VectorIsa::Avx512 => 16,
+        VectorIsa::Avx2Fma => 8,
+        VectorIsa::Scalar => 1,
+    };
+    let flops = (threads * rounds * CHAINS * lanes * 2) as f64;
+    let mut best = 0.0f64;
+    for _ in 0..repeats.max(1) {
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| std::hint::black_box(fma_rounds(isa, rounds)));
+            }
+        });
+        best = best.max(flops / start.elapsed().as_secs_f64() / 1e9);
+    }
+    (best, isa)
+}
+
+fn fma_rounds(isa: VectorIsa, rounds: usize) -> f32 {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `detect` found the instructions these functions are compiled for.
+        VectorIsa::Avx512 => unsafe { x86::avx512(rounds) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        VectorIsa::Avx2Fma => unsafe { x86::avx2(rounds) },
+        _ => scalar(rounds),
+    }
+}
+
+fn scalar(rounds: usize) -> f32 {
+    let mut acc = [0.0f32; CHAINS];
+    let (a, b) = (std::hint::black_box(0.999_999), std::hint::black_box(1e-7));
+    for _ in 0..rounds {
+        for v in &mut acc {
+            *v = v.mul_add(a, b);
+        }
+    }
+    acc.iter().sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::CHAINS;
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn avx512(rounds: usize) -> f32 {
+        let a = _mm512_set1_ps(std::hint::black_box(0.999_999));
+        let b = _mm512_set1_ps(std::hint::black_box(1e-7));
+        let mut acc = [_mm512_setzero_ps(); CHAINS];
+        for _ in 0..rounds {
+            for v in &mut acc {
+                *v = _mm512_fmadd_ps(*v, a, b);
+            }
+        }
+        let mut sum = _mm512_setzero_ps();
+        for v in acc {
+            sum = _mm512_add_ps(sum, v);
+        }
+        _mm512_reduce_add_ps(sum)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn avx2(rounds: usize) -> f32 {
+        let a = _mm256_set1_ps(std::hint::black_box(0.999_999));
+        let b = _mm256_set1_ps(std::hint::black_box(1e-7));
+        let mut acc = [_mm256_setzero_ps(); CHAINS];
+        for _ in 0..rounds {
+            for v in &mut acc {
+                *v = _mm256_fmadd_ps(*v, a, b);
+            }
+        }
+        let mut lanes = [0.0f32; 8];
+        for v in acc {
+            let mut l = [0.0f32; 8];
+            // SAFETY: `l` holds 8 floats.
+            unsafe { _mm256_storeu_ps(l.as_mut_ptr(), v) };
+            lanes.iter_mut().zip(l).for_each(|(s, x)| *s += x);
+        }
+        lanes.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every path computes the same recurrence: x <- x * a + b from 0, summed over the chains.
+    #[test]
+    fn every_instruction_set_computes_the_same_sums() {
+        let want = scalar(1000);
+        assert!(want > 0.0);
+        let got = fma_rounds(VectorIsa::detect(), 1000);
+        let lanes = match VectorIsa::detect() {
+            VectorIsa::Avx512 => 16.0,
+            VectorIsa::Avx2Fma => 8.0,
+            VectorIsa::Scalar => 1.0,
+        };
+        assert!((got / lanes - want).abs() <= 1e-4 * want, "{got} vs {want}");
+        let (gflops, _) = measure(1, 10_000, 1);
+        assert!(gflops.is_finite() && gflops > 0.0);
+    }
+}
