@@ -174,6 +174,14 @@ fn train_then_eval_on_synthetic_data() {
         tta["val"]["loss"], plain["val"]["loss"],
         "the mirror images count"
     );
+    let out = convlab(&["report", "runs/a", "--out", "report"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = std::fs::read_to_string(tmp.path().join("report/index.html")).unwrap();
+    let reported = format!(
+        "With test-time flips (<code>eval --tta flip</code>): test accuracy {:.2}%",
+        100.0 * tta["test"]["accuracy"].as_f64().unwrap()
+    );
+    assert!(page.contains(&reported), "the report shows {reported:?}");
     // The run remembers its --data: eval finds the same data without, from another folder too
     // (the same tables, so not other data found elsewhere).
     let elsewhere = tmp.path().join("elsewhere");

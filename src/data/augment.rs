@@ -136,25 +136,24 @@ impl FlipScaleCrop {
 /// clamps to 0..=255.
 fn jitter_colors(photo: &mut [u8], [brightness, contrast, saturation]: [f32; 3]) {
     let plane = photo.len() / 3;
-    let mut rgb: Vec<f32> = photo
-        .iter()
-        .map(|&v| (v as f32 * brightness).min(255.0))
-        .collect();
-    let grey = |rgb: &[f32], i: usize| {
-        0.299 * rgb[i] + 0.587 * rgb[plane + i] + 0.114 * rgb[2 * plane + i]
-    };
-    let mean = (0..plane).map(|i| grey(&rgb, i)).sum::<f32>() / plane as f32;
+    let (red, rest) = photo.split_at_mut(plane);
+    let (green, blue) = rest.split_at_mut(plane);
+    let bright = |v: u8| (v as f32 * brightness).min(255.0);
+    let grey = |r: f32, g: f32, b: f32| 0.299 * r + 0.587 * g + 0.114 * b;
     let blend =
         |v: f32, toward: f32, factor: f32| (factor * v + (1.0 - factor) * toward).clamp(0.0, 255.0);
-    rgb.iter_mut().for_each(|v| *v = blend(*v, mean, contrast));
-    for i in 0..plane {
-        let g = grey(&rgb, i);
-        for c in 0..3 {
-            rgb[c * plane + i] = blend(rgb[c * plane + i], g, saturation);
-        }
-    }
-    for (out, v) in photo.iter_mut().zip(rgb) {
-        *out = v.round() as u8;
+    // Two passes over the photo, none over a copy: the mean grey after the brightness, then
+    // each pixel through all three adjustments.
+    let mean = (0..plane)
+        .map(|i| grey(bright(red[i]), bright(green[i]), bright(blue[i])))
+        .sum::<f32>()
+        / plane as f32;
+    for ((r, g), b) in red.iter_mut().zip(green.iter_mut()).zip(blue.iter_mut()) {
+        let [r1, g1, b1] = [*r, *g, *b].map(|v| blend(bright(v), mean, contrast));
+        let pixel_grey = grey(r1, g1, b1);
+        *r = blend(r1, pixel_grey, saturation).round() as u8;
+        *g = blend(g1, pixel_grey, saturation).round() as u8;
+        *b = blend(b1, pixel_grey, saturation).round() as u8;
     }
 }
 

@@ -132,8 +132,21 @@ pub(super) fn headline(run: &LoadedRun) -> Result<String, ReportError> {
             best_note(&metrics.checkpoint, history.len()),
         ),
     };
+    let tta = match (run.tta_flip, run.is_classification()) {
+        (None, _) => String::new(),
+        (Some((test, val)), true) => format!(
+            "<br>With test-time flips (<code>eval --tta flip</code>): test accuracy {:.2}% · \
+             validation {:.2}%",
+            100.0 * test,
+            100.0 * val
+        ),
+        (Some((test, val)), false) => format!(
+            "<br>With test-time flips (<code>eval --tta flip</code>): test mAP {test:.3} · \
+             validation mAP {val:.3}"
+        ),
+    };
     Ok(format!(
-        "<p class=\"headline\">{results}<br>{epochs} epochs in {} · {} parameters</p>\n",
+        "<p class=\"headline\">{results}{tta}<br>{epochs} epochs in {} · {} parameters</p>\n",
         html::duration(seconds),
         html::count(params)
     ))

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::ReportError;
+use crate::engine::Tta;
 use crate::models::LayerSummary;
 use crate::run::RunDir;
 use crate::run::config::{AnyConfig, ClassificationConfig, HyperParams, SegmentationConfig};
@@ -17,6 +18,8 @@ pub struct LoadedRun {
     /// The run folder's own name, e.g. `own` for `runs/own`.
     pub name: String,
     pub task: TaskRun,
+    /// The headline figure on test and validation of `eval --tta flip`, where it was run.
+    pub tta_flip: Option<(f64, f64)>,
 }
 
 pub enum TaskRun {
@@ -104,13 +107,30 @@ impl LoadedRun {
                 history: read_log(&dir.metrics_log())?,
             },
         };
+        let tta_path = dir.metrics_with(Tta::Flip);
+        let tta_flip = match &task {
+            _ if !tta_path.is_file() => None,
+            TaskRun::Classification { .. } => {
+                let m: ClassificationMetrics = read_json(&tta_path)?;
+                Some((m.test.accuracy, m.val.accuracy))
+            }
+            TaskRun::Segmentation { .. } => {
+                let m: SegmentationMetrics = read_json(&tta_path)?;
+                Some((m.test.map, m.val.map))
+            }
+        };
         let name = root
             .canonicalize()
             .unwrap_or_else(|_| root.to_path_buf())
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "run".into());
-        Ok(LoadedRun { dir, name, task })
+        Ok(LoadedRun {
+            dir,
+            name,
+            task,
+            tta_flip,
+        })
     }
 
     pub fn is_classification(&self) -> bool {
