@@ -87,6 +87,37 @@ pub fn counted_products() -> ProductWork {
     }
 }
 
+/// While counting is on, one product's flops and the time it held the threads, added when it
+/// ends (whichever way [`matmul`] returns).
+struct CountedProduct {
+    flops: u64,
+    threads: Threads,
+    start: Option<Instant>,
+}
+
+impl CountedProduct {
+    fn start(flops: u64, threads: Threads) -> Self {
+        let start = COUNTING.load(Ordering::Relaxed).then(Instant::now);
+        CountedProduct {
+            flops,
+            threads,
+            start,
+        }
+    }
+}
+
+impl Drop for CountedProduct {
+    fn drop(&mut self) {
+        let Some(start) = self.start else { return };
+        let held = match self.threads {
+            Threads::One => 1,
+            Threads::All => rayon::current_num_threads() as u64,
+        };
+        FLOPS.fetch_add(self.flops, Ordering::Relaxed);
+        THREAD_NANOS.fetch_add(start.elapsed().as_nanos() as u64 * held, Ordering::Relaxed);
+    }
+}
+
 /// `dst[m, n] (+)= a[m, k] · b[k, n]`; `dst` is row-major with rows `dst_row_stride` apart and
 /// is added to when `accumulate` is set, overwritten otherwise.
 #[allow(clippy::too_many_arguments)]
@@ -101,32 +132,7 @@ pub fn matmul(
     b: View,
     threads: Threads,
 ) {
-    if !COUNTING.load(Ordering::Relaxed) {
-        return uncounted(m, n, k, dst, dst_row_stride, accumulate, a, b, threads);
-    }
-    let start = Instant::now();
-    uncounted(m, n, k, dst, dst_row_stride, accumulate, a, b, threads);
-    let held = match threads {
-        Threads::One => 1,
-        Threads::All => rayon::current_num_threads() as u64,
-    };
-    let nanos = start.elapsed().as_nanos() as u64 * held;
-    FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
-    THREAD_NANOS.fetch_add(nanos, Ordering::Relaxed);
-}
-
-#[allow(clippy::too_many_arguments)]
-fn uncounted(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    dst_row_stride: usize,
-    accumulate: bool,
-    a: View,
-    b: View,
-    threads: Threads,
-) {
+    let _counted = CountedProduct::start(2 * (m * n * k) as u64, threads);
     if m == 0 || n == 0 {
         return;
     }
