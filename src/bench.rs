@@ -171,7 +171,7 @@ pub struct BenchResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub isa: Option<VectorIsa>,
     /// steps (CPU engine): the training step's matrix products, their GFLOP/s over the time
-    /// they held the threads, and that time's share of the step.
+    /// they held the threads, and that time per timed step as a share of the median step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub products_gflops: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]

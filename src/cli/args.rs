@@ -308,10 +308,6 @@ pub struct SearchArgs {
     /// Folder holding the data set.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Test-time augmentation: `flip` averages the outputs for each image and its mirror
-    /// image; its metrics go to metrics_tta_flip.json, leaving metrics.json as it is.
-    #[arg(long, value_name = "VIEWS", default_value = "none")]
-    pub tta: Tta,
     #[command(flatten)]
     pub compute: ComputeArgs,
 }

@@ -184,9 +184,8 @@ fn resample(
 
 /// torchvision's `adjust_brightness`, `adjust_contrast` and `adjust_saturation` by
 /// `[brightness, contrast, saturation]`, in that order (torchvision draws the order), on a CHW
-/// RGB photo: each blends the
-/// photo with black, its mean grey level, or each pixel's own grey (ITU-R 601 weights), and
-/// clamps to 0..=255.
+/// RGB photo: each blends the photo with black, its mean grey level, or each pixel's own grey
+/// (ITU-R 601 weights), and clamps to 0..=255.
 fn jitter_colors(photo: &mut [u8], [brightness, contrast, saturation]: [f32; 3]) {
     let plane = photo.len() / 3;
     let (red, rest) = photo.split_at_mut(plane);

@@ -28,6 +28,15 @@ impl VectorIsa {
         }
         VectorIsa::Scalar
     }
+
+    /// fp32 values per vector register.
+    pub fn lanes(self) -> usize {
+        match self {
+            VectorIsa::Avx512 => 16,
+            VectorIsa::Avx2Fma => 8,
+            VectorIsa::Scalar => 1,
+        }
+    }
 }
 
 /// Independent accumulators per thread: enough to hide an FMA's latency (4 cycles) on two
@@ -38,12 +47,7 @@ const CHAINS: usize = 12;
 /// (2 flops per lane), the best of `repeats` timings.
 pub fn measure(threads: usize, rounds: usize, repeats: usize) -> (f64, VectorIsa) {
     let isa = VectorIsa::detect();
-    let lanes = match isa {
-        VectorIsa::Avx512 => 16,
-        VectorIsa::Avx2Fma => 8,
-        VectorIsa::Scalar => 1,
-    };
-    let flops = (threads * rounds * CHAINS * lanes * 2) as f64;
+    let flops = (threads * rounds * CHAINS * isa.lanes() * 2) as f64;
     let mut best = 0.0f64;
     for _ in 0..repeats.max(1) {
         let start = Instant::now();
@@ -132,12 +136,9 @@ mod tests {
     fn every_instruction_set_computes_the_same_sums() {
         let want = scalar(1000);
         assert!(want > 0.0);
-        let got = fma_rounds(VectorIsa::detect(), 1000);
-        let lanes = match VectorIsa::detect() {
-            VectorIsa::Avx512 => 16.0,
-            VectorIsa::Avx2Fma => 8.0,
-            VectorIsa::Scalar => 1.0,
-        };
+        let isa = VectorIsa::detect();
+        let got = fma_rounds(isa, 1000);
+        let lanes = isa.lanes() as f32;
         assert!((got / lanes - want).abs() <= 1e-4 * want, "{got} vs {want}");
         let (gflops, _) = measure(1, 10_000, 1);
         assert!(gflops.is_finite() && gflops > 0.0);
