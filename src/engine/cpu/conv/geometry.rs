@@ -149,6 +149,9 @@ impl ConvGeometry {
         row_stride: usize,
         offset: usize,
     ) {
+        if self.stride == 1 && self.w_out == self.w {
+            return self.im2col_by_spans(image, y0, y1, cols, row_stride, offset);
+        }
         let (k, w_out) = (self.k, self.w_out);
         let mut phases = RowPhases::new(self.w, self.stride);
         for c in 0..self.c_in {
@@ -173,6 +176,63 @@ impl ConvGeometry {
                         dst[last..].fill(0.0);
                         let run = phases.run(src, self.offset_x(kx), first, last);
                         dst[first..last].copy_from_slice(run);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`ConvGeometry::im2col`] of a stride-1 convolution whose output rows are as wide as
+    /// its input rows: each patch row is then the input plane shifted, so it is one copy of
+    /// consecutive rows (instead of one per output row: the copies of a 28-wide plane were
+    /// mostly call overhead), after which the columns that wrapped round from the next or
+    /// previous row and the rows above or below the input are zeroed.
+    fn im2col_by_spans(
+        &self,
+        image: &[f32],
+        y0: usize,
+        y1: usize,
+        cols: &mut [f32],
+        row_stride: usize,
+        offset: usize,
+    ) {
+        let (k, w, plane_len) = (self.k, self.w, self.h * self.w);
+        let block = (y1 - y0) * w;
+        for c in 0..self.c_in {
+            let plane = &image[c * plane_len..(c + 1) * plane_len];
+            for ky in 0..k {
+                // Output rows whose source row `y + ky - pad` is inside the input.
+                let first = y0.max(self.pad.saturating_sub(ky));
+                let last = y1.min((self.h + self.pad).saturating_sub(ky)).max(first);
+                for kx in 0..k {
+                    let start = ((c * k + ky) * k + kx) * row_stride + offset;
+                    let dst = &mut cols[start..start + block];
+                    dst[..(first - y0) * w].fill(0.0);
+                    dst[(last - y0) * w..].fill(0.0);
+                    if first == last {
+                        continue;
+                    }
+                    // Value `(y, x)` is the input's `(y + ky - pad) * w + x + shift`.
+                    let shift = kx as isize - self.pad as isize;
+                    let src_start = ((first + ky - self.pad) * w) as isize + shift;
+                    let (mut lo, mut hi) = ((first - y0) * w, (last - y0) * w);
+                    let skip_front = (-src_start).max(0) as usize;
+                    let src_end = src_start + (hi - lo) as isize;
+                    let skip_back = (src_end - plane_len as isize).max(0) as usize;
+                    let src_from = (src_start + skip_front as isize) as usize;
+                    lo += skip_front;
+                    hi -= skip_back;
+                    dst[lo..hi].copy_from_slice(&plane[src_from..src_from + hi - lo]);
+                    let wrapped = shift.unsigned_abs();
+                    if wrapped == 0 {
+                        continue;
+                    }
+                    for row in dst[(first - y0) * w..(last - y0) * w].chunks_exact_mut(w) {
+                        if shift < 0 {
+                            row[..wrapped].fill(0.0);
+                        } else {
+                            row[w - wrapped..].fill(0.0);
+                        }
                     }
                 }
             }

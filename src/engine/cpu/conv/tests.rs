@@ -151,3 +151,49 @@ fn backward_passes_are_the_adjoints_of_the_forward_pass() {
         );
     }
 }
+
+/// Unfolded columns against their definition: patch row `(c, ky, kx)`, output `(y, x)` holds
+/// input `(c, y * stride + ky - pad, x * stride + kx - pad)`, zero outside the input. Covers
+/// the stride-1 copies of whole spans (kernel 3 and 5, one-pixel planes, a row block in the
+/// middle of the plane, beside other images) and the row-by-row path.
+#[test]
+fn unfolding_matches_the_definition_in_row_blocks_beside_other_images() {
+    for (c_in, h, w, k, stride, pad) in [
+        (2, 5, 7, 3, 1, 1),
+        (3, 4, 1, 3, 1, 1),
+        (1, 1, 1, 3, 1, 1),
+        (2, 6, 9, 5, 1, 2),
+        (2, 3, 3, 1, 1, 0),
+        (2, 7, 6, 3, 2, 1),
+        (1, 5, 5, 3, 1, 0),
+    ] {
+        let g = ConvGeometry::conv(c_in, h, w, 1, k, stride, pad);
+        let image = ramp(g.in_len(), 0.1);
+        for (y0, y1) in [(0, g.h_out), (g.h_out / 3, g.h_out.div_ceil(2).max(1))] {
+            let width = (y1 - y0) * g.w_out;
+            let (row_stride, offset) = (width + 5, 3);
+            let mut cols = vec![f32::NAN; g.patch() * row_stride];
+            g.im2col(&image, y0, y1, &mut cols, row_stride, offset);
+            for c in 0..c_in {
+                for (ky, kx) in (0..k).flat_map(|ky| (0..k).map(move |kx| (ky, kx))) {
+                    for (y, x) in (y0..y1).flat_map(|y| (0..g.w_out).map(move |x| (y, x))) {
+                        let iy = (y * stride + ky) as isize - pad as isize;
+                        let ix = (x * stride + kx) as isize - pad as isize;
+                        let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
+                        let expected = if inside {
+                            image[(c * h + iy as usize) * w + ix as usize]
+                        } else {
+                            0.0
+                        };
+                        let at =
+                            ((c * k + ky) * k + kx) * row_stride + offset + (y - y0) * g.w_out + x;
+                        assert_eq!(
+                            cols[at], expected,
+                            "{g:?} rows {y0}..{y1} c {c} k ({ky}, {kx}) at ({y}, {x})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
