@@ -66,7 +66,7 @@ fn forward_matches_the_definition_for_strides_paddings_and_odd_sizes() {
 #[test]
 fn winograd_convolutions_match_the_definition_for_odd_sizes_and_several_images() {
     for (n, h, w) in [(3, 7, 5), (2, 6, 6), (1, 1, 3)] {
-        let g = ConvGeometry::conv(64, h, w, 65, 3, 1, 1);
+        let g = ConvGeometry::conv(128, h, w, 129, 3, 1, 1);
         assert!(winograd::applies(&g) && g.groups_images());
         let x = ramp(n * g.in_len(), 0.1);
         let wt = ramp(g.weight_len(), 0.05);
@@ -86,7 +86,7 @@ fn winograd_convolutions_match_the_definition_for_odd_sizes_and_several_images()
 #[test]
 fn winograd_weight_gradient_matches_the_unfolded_product() {
     for (n, h, w) in [(3, 7, 5), (2, 6, 6)] {
-        let g = ConvGeometry::conv(64, h, w, 65, 3, 1, 1);
+        let g = ConvGeometry::conv(128, h, w, 129, 3, 1, 1);
         let x = ramp(n * g.in_len(), 0.1);
         let dy = ramp(n * g.out_len(), 0.07);
         let mut scratch = Scratch::default();
