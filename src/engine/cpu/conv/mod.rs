@@ -26,7 +26,7 @@ pub use transposed::{
     conv_transpose_forward, conv_transpose_input_grad, conv_transpose_weight_grad,
 };
 
-use schedule::{Scratch, for_each_group, in_runs};
+use schedule::{for_each_group, in_runs, with_scratch};
 
 /// `out [n, c_out, h_out, w_out]` of the convolution of `input [n, c_in, h, w]`.
 pub fn conv_forward(
@@ -73,10 +73,12 @@ pub fn conv_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Ve
         .zip(input.chunks(images * g.in_len()))
         .collect();
     in_runs(&mut groups, |run, threads| {
-        let (mut acc, mut scratch) = (vec![0.0; g.weight_len()], Scratch::default());
-        for &mut (dy, x) in run {
-            g.weight_grad_part(dy, x, &mut acc, &mut scratch, threads);
-        }
+        let mut acc = vec![0.0; g.weight_len()];
+        with_scratch(|scratch| {
+            for &mut (dy, x) in run {
+                g.weight_grad_part(dy, x, &mut acc, scratch, threads);
+            }
+        });
         acc
     })
     .into_iter()

@@ -3,7 +3,7 @@
 
 use super::add_channel_sums;
 use super::geometry::ConvGeometry;
-use super::schedule::{Scratch, for_each_group, in_runs};
+use super::schedule::{for_each_group, in_runs, with_scratch};
 use crate::engine::cpu::layers::{max_pool2_backward_planes, max_pool2_planes};
 
 /// The convolution followed by 2x2 max-pooling, a group of images at a time: each group's
@@ -66,22 +66,24 @@ pub fn conv_pool_backward(
     };
     let partials = in_runs(&mut groups, |run, threads| {
         let (mut dw, mut db) = (vec![0.0; g.weight_len()], vec![0.0f64; g.c_out]);
-        let (mut scratch, mut full) = (Scratch::default(), Vec::new());
-        for (((x, pooled), argmax), dx) in run {
-            full.resize(x.len() / g.in_len() * g.out_len(), 0.0);
-            max_pool2_backward_planes(pooled, argmax, g.h_out, g.w_out, &mut full);
-            add_channel_sums(&full, g.out_plane(), &mut db);
-            g.weight_grad_part(&full, x, &mut dw, &mut scratch, threads);
-            match (dx, &flipped) {
-                (Some(dx), Some((flipped, kernels))) => {
-                    flipped.forward_part(&full, kernels, None, dx, &mut scratch, threads)
+        let mut full = Vec::new();
+        with_scratch(|scratch| {
+            for (((x, pooled), argmax), dx) in run {
+                full.resize(x.len() / g.in_len() * g.out_len(), 0.0);
+                max_pool2_backward_planes(pooled, argmax, g.h_out, g.w_out, &mut full);
+                add_channel_sums(&full, g.out_plane(), &mut db);
+                g.weight_grad_part(&full, x, &mut dw, scratch, threads);
+                match (dx, &flipped) {
+                    (Some(dx), Some((flipped, kernels))) => {
+                        flipped.forward_part(&full, kernels, None, dx, scratch, threads)
+                    }
+                    (Some(dx), None) => {
+                        g.input_grad_part(&full, weight, &phases, dx, scratch, threads)
+                    }
+                    (None, _) => {}
                 }
-                (Some(dx), None) => {
-                    g.input_grad_part(&full, weight, &phases, dx, &mut scratch, threads)
-                }
-                (None, _) => {}
             }
-        }
+        });
         (dw, db)
     });
     let mut parts = partials.into_iter();
