@@ -10,6 +10,7 @@
 //! own (`optim.rs`).
 
 pub mod conv;
+pub mod kernel;
 pub mod layers;
 pub mod loss;
 pub mod matmul;

@@ -13,6 +13,7 @@
 
 mod gemm;
 mod geometry;
+mod packed;
 mod phases;
 mod pooled;
 mod schedule;

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use super::geometry::ConvGeometry;
 use super::phases::PhaseKernel;
+use crate::engine::cpu::kernel;
 use crate::engine::cpu::matmul::Threads;
 use crate::engine::cpu::winograd;
 
@@ -24,6 +25,9 @@ pub(super) struct Scratch {
     pub(super) rows: Vec<f32>,
     /// A group's full-size output, pooled before it leaves the cache.
     pub(super) full: Vec<f32>,
+    /// The weights packed for the micro-kernel, and the block of results of one panel.
+    pub(super) weights: Vec<f32>,
+    pub(super) block: Vec<f32>,
 }
 
 impl ConvGeometry {
@@ -60,6 +64,8 @@ impl ConvGeometry {
         if self.groups_images() && winograd::applies(self) {
             let Scratch { cols, rows, .. } = scratch;
             winograd::forward(self, images, weight, bias, out, cols, rows, threads)
+        } else if self.groups_images() && threads == Threads::One && kernel::available() {
+            self.forward_group_packed(images, weight, bias, out, scratch)
         } else if self.groups_images() {
             self.forward_group(images, weight, bias, out, scratch, threads)
         } else {

@@ -1,6 +1,7 @@
 //! The convolutions against their definition, the Winograd and phase paths against the
 //! unfolded ones, and the backward passes as adjoints of the forward pass.
 
+use super::schedule::Scratch;
 use super::*;
 use crate::engine::cpu::matmul::Threads;
 use crate::engine::cpu::winograd;
@@ -194,6 +195,42 @@ fn unfolding_matches_the_definition_in_row_blocks_beside_other_images() {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The micro-kernel's forward pass of a group against the definition: panels that straddle
+/// images, output channels that are not a multiple of the kernel's rows, patches deeper than
+/// one pass (30 x 9 = 270 > 256), one-pixel planes, and the layouts unfolded by shifting
+/// (stride 1) and by dealing rows out (stride 2, kernel 4).
+#[test]
+fn forward_on_the_micro_kernel_matches_the_definition() {
+    if !crate::engine::cpu::kernel::available() {
+        eprintln!("skipped: this CPU has no AVX-512, so the micro-kernel never runs here");
+        return;
+    }
+    for (n, c_in, h, w, c_out, k, stride, pad) in [
+        (3, 2, 5, 7, 13, 3, 1, 1),
+        (2, 30, 6, 5, 9, 3, 1, 1),
+        (4, 3, 1, 1, 8, 3, 1, 1),
+        (2, 1, 28, 28, 32, 3, 1, 1),
+        (3, 2, 9, 8, 5, 4, 2, 1),
+        (2, 3, 6, 6, 4, 5, 1, 2),
+        (2, 2, 5, 5, 3, 3, 1, 0),
+    ] {
+        let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
+        let x = ramp(n * g.in_len(), 0.1);
+        let wt = ramp(g.weight_len(), 0.05);
+        let bias = ramp(c_out, 0.3);
+        let mut out = vec![f32::NAN; n * g.out_len()];
+        let mut scratch = Scratch::default();
+        g.forward_group_packed(&x, &wt, Some(&bias), &mut out, &mut scratch);
+        for (image_out, image) in out.chunks(g.out_len()).zip(x.chunks(g.in_len())) {
+            let mut expected = naive_conv(&g, image, &wt);
+            for (channel, &b) in expected.chunks_mut(g.out_plane()).zip(&bias) {
+                channel.iter_mut().for_each(|v| *v += b);
+            }
+            assert_close(image_out, &expected, 1e-4, &g);
         }
     }
 }
