@@ -5,6 +5,8 @@
 //! bias added on the way. On an Intel Xeon the `gemm` crate's path spent about as long moving
 //! the columns as multiplying them.
 
+use std::ops::Range;
+
 use super::geometry::ConvGeometry;
 use super::schedule::Scratch;
 use crate::engine::cpu::kernel::{self, MR, NR};
@@ -14,6 +16,17 @@ use crate::engine::cpu::kernel::{self, MR, NR};
 const KC: usize = 64;
 
 impl ConvGeometry {
+    /// Whether [`ConvGeometry::forward_group_packed`] and [`ConvGeometry::forward_image_packed`]
+    /// run this convolution: the micro-kernel is there, and the columns can be unfolded by
+    /// shifting (stride 1, output planes the size of the input's; 1x1 convolutions read their
+    /// input as it lies and gain nothing).
+    pub(super) fn runs_packed(&self) -> bool {
+        kernel::available()
+            && self.stride == 1
+            && (self.h_out, self.w_out) == (self.h, self.w)
+            && !self.is_pointwise()
+    }
+
     /// Whole images: the forward pass through the micro-kernel ([`kernel::available`] must
     /// hold).
     pub(super) fn forward_group_packed(
@@ -24,74 +37,97 @@ impl ConvGeometry {
         out: &mut [f32],
         scratch: &mut Scratch,
     ) {
-        let (plane, patch) = (self.out_plane(), self.patch());
-        let width = images.len() / self.in_len() * plane;
-        let panels = width.div_ceil(NR);
+        let width = images.len() / self.in_len() * self.out_plane();
+        kernel::pack_rows(weight, self.c_out, self.patch(), &mut scratch.weights);
+        self.unfold_into_panels(images, width.div_ceil(NR), scratch);
+        self.multiply_panels(scratch, |panel, block| {
+            self.scatter_panel(block, panel * NR, width, bias, out)
+        });
+    }
+
+    /// One image with a large plane, a few output rows at a time ([`ConvGeometry::runs_packed`]
+    /// must hold).
+    pub(super) fn forward_image_packed(
+        &self,
+        image: &[f32],
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        let (plane, patch, w) = (self.out_plane(), self.patch(), self.w);
         kernel::pack_rows(weight, self.c_out, patch, &mut scratch.weights);
-        self.unfold_into_panels(images, panels, scratch);
-        let row_panels = self.c_out.div_ceil(MR);
-        scratch.block.resize(row_panels * MR * NR, 0.0);
-        for (jp, columns) in scratch.cols.chunks_exact(patch * NR).enumerate() {
+        for (y0, y1) in self.blocks() {
+            let width = (y1 - y0) * w;
+            let panels = width.div_ceil(NR);
+            scratch.cols.resize(panels * patch * NR, 0.0);
+            zero_padding(&mut scratch.cols, panels, patch, width);
+            self.unfold_shifted(image, y0..y1, 0, &mut scratch.cols);
+            self.multiply_panels(scratch, |panel, block| {
+                let first = panel * NR;
+                let run = NR.min(width - first);
+                for (c, channel) in out.chunks_exact_mut(plane).enumerate() {
+                    let b = bias.map_or(0.0, |b| b[c]);
+                    channel[y0 * w + first..][..run]
+                        .iter_mut()
+                        .zip(&block[c * NR..][..run])
+                        .for_each(|(o, &v)| *o = v + b);
+                }
+            });
+        }
+    }
+
+    /// The micro-kernel over every panel of columns in `scratch.cols` against the weights in
+    /// `scratch.weights`; each panel's block of results (`[c_out rounded up to MR][NR]`) goes
+    /// to `write(panel, block)` while it is in the L1 cache.
+    fn multiply_panels(&self, scratch: &mut Scratch, mut write: impl FnMut(usize, &[f32])) {
+        let patch = self.patch();
+        let Scratch {
+            cols,
+            weights,
+            block,
+            ..
+        } = scratch;
+        block.resize(self.c_out.div_ceil(MR) * MR * NR, 0.0);
+        for (panel, columns) in cols.chunks_exact(patch * NR).enumerate() {
             for p0 in (0..patch).step_by(KC) {
                 let steps = KC.min(patch - p0);
-                for (ip, block) in scratch.block.chunks_exact_mut(MR * NR).enumerate() {
-                    let weights = &scratch.weights[(ip * patch + p0) * MR..];
-                    let columns = &columns[p0 * NR..];
-                    kernel::block(steps, weights, columns, NR, block, NR, p0 > 0);
+                for (ip, rows) in block.chunks_exact_mut(MR * NR).enumerate() {
+                    let weights = &weights[(ip * patch + p0) * MR..];
+                    kernel::block(steps, weights, &columns[p0 * NR..], NR, rows, NR, p0 > 0);
                 }
             }
-            self.scatter_panel(&scratch.block, jp * NR, width, bias, out);
+            write(panel, block);
         }
     }
 
     /// The columns of whole images as panels of [`NR`] columns, each laid out patch row by
     /// patch row (`[panel][patch][NR]`), the last padded with zeros.
-    pub(super) fn unfold_into_panels(&self, images: &[f32], panels: usize, scratch: &mut Scratch) {
+    fn unfold_into_panels(&self, images: &[f32], panels: usize, scratch: &mut Scratch) {
         let (plane, patch) = (self.out_plane(), self.patch());
-        let Scratch { cols, rows, .. } = scratch;
+        let cols = &mut scratch.cols;
         cols.resize(panels * patch * NR, 0.0);
-        let filled = images.len() / self.in_len() * plane - (panels - 1) * NR;
-        let last = &mut cols[(panels - 1) * patch * NR..];
-        last.chunks_exact_mut(NR)
-            .for_each(|step| step[filled..].fill(0.0));
-        if self.stride == 1 && (self.h_out, self.w_out) == (self.h, self.w) {
-            for (i, image) in images.chunks(self.in_len()).enumerate() {
-                self.unfold_shifted(image, i * plane, cols);
-            }
-            return;
-        }
-        // Otherwise each image is unfolded into `rows` (it stays in the L2 cache) and its rows
-        // dealt out to the panels.
-        rows.resize(patch * plane, 0.0);
+        zero_padding(cols, panels, patch, images.len() / self.in_len() * plane);
         for (i, image) in images.chunks(self.in_len()).enumerate() {
-            self.im2col(image, 0, self.h_out, rows, plane, 0);
-            for (p, row) in rows.chunks_exact(plane).enumerate() {
-                let mut x = 0;
-                while x < plane {
-                    let (panel, lane) = ((i * plane + x) / NR, (i * plane + x) % NR);
-                    let run = (NR - lane).min(plane - x);
-                    let at = (panel * patch + p) * NR + lane;
-                    if run == NR {
-                        // A whole step: a copy of fixed size, a few vector moves instead of a
-                        // call to `memmove`.
-                        let step: &mut [f32; NR] = (&mut cols[at..at + NR]).try_into().unwrap();
-                        *step = row[x..x + NR].try_into().unwrap();
-                    } else {
-                        cols[at..at + run].copy_from_slice(&row[x..x + run]);
-                    }
-                    x += run;
-                }
-            }
+            self.unfold_shifted(image, 0..self.h, i * plane, cols);
         }
     }
 
-    /// [`ConvGeometry::unfold_into_panels`] of one image whose output planes are the size of
-    /// its input planes (stride 1): patch row `(c, ky, kx)` is then input plane `c` shifted by
+    /// The panels of one image ([`ConvGeometry::runs_packed`] holds): patch row `(c, ky, kx)` is then input plane `c` shifted by
     /// `(ky - pad) * w + kx - pad`, so each panel's share of it is copied from the input in
     /// one piece, and the values that fall outside the input (rows above or below it, columns
     /// that wrapped round from the next or previous row) are zeroed after. Unfolding into a
     /// buffer first and dealing its rows out to the panels took three times as long.
-    fn unfold_shifted(&self, image: &[f32], first_column: usize, cols: &mut [f32]) {
+    ///
+    /// Only output rows `rows` are unfolded; position `(y, x)` goes to column
+    /// `first_column + (y - rows.start) * w + x`.
+    fn unfold_shifted(
+        &self,
+        image: &[f32],
+        rows: Range<usize>,
+        first_column: usize,
+        cols: &mut [f32],
+    ) {
         let (h, w, k, pad) = (self.h, self.w, self.k, self.pad);
         let (plane, patch) = (h * w, self.patch());
         for (c, input) in image.chunks_exact(plane).enumerate() {
@@ -109,11 +145,11 @@ impl ConvGeometry {
                 } else {
                     (w + pad).saturating_sub(kx).min(w)..w
                 };
-                let mut x = 0;
-                while x < plane {
-                    let column = first_column + x;
+                let (mut x, end_x) = (rows.start * w, rows.end * w);
+                while x < end_x {
+                    let column = first_column + x - rows.start * w;
                     let (panel, lane) = (column / NR, column % NR);
-                    let run = (NR - lane).min(plane - x);
+                    let run = (NR - lane).min(end_x - x);
                     let dst = &mut cols[(panel * patch + p) * NR + lane..][..run];
                     // Positions x..x + run: copied where the source is inside the plane and
                     // the row inside the input, zero elsewhere.
@@ -185,4 +221,12 @@ impl ConvGeometry {
             j += run;
         }
     }
+}
+
+/// Zeroes the columns of the last of `panels` panels past `width` columns in all.
+fn zero_padding(cols: &mut [f32], panels: usize, patch: usize, width: usize) {
+    let filled = width - (panels - 1) * NR;
+    cols[(panels - 1) * patch * NR..panels * patch * NR]
+        .chunks_exact_mut(NR)
+        .for_each(|step| step[filled..].fill(0.0));
 }

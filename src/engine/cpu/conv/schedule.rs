@@ -9,7 +9,6 @@ use rayon::prelude::*;
 
 use super::geometry::ConvGeometry;
 use super::phases::PhaseKernel;
-use crate::engine::cpu::kernel;
 use crate::engine::cpu::matmul::Threads;
 use crate::engine::cpu::winograd;
 
@@ -64,7 +63,7 @@ impl ConvGeometry {
         if self.groups_images() && winograd::applies(self) {
             let Scratch { cols, rows, .. } = scratch;
             winograd::forward(self, images, weight, bias, out, cols, rows, threads)
-        } else if self.groups_images() && threads == Threads::One && kernel::available() {
+        } else if self.groups_images() && threads == Threads::One && self.runs_packed() {
             self.forward_group_packed(images, weight, bias, out, scratch)
         } else if self.groups_images() {
             self.forward_group(images, weight, bias, out, scratch, threads)
@@ -73,7 +72,11 @@ impl ConvGeometry {
                 .chunks(self.in_len())
                 .zip(out.chunks_mut(self.out_len()))
             {
-                self.forward_image(x, weight, bias, o, &mut scratch.cols, threads)
+                if threads == Threads::One && self.runs_packed() {
+                    self.forward_image_packed(x, weight, bias, o, scratch)
+                } else {
+                    self.forward_image(x, weight, bias, o, &mut scratch.cols, threads)
+                }
             }
         }
     }

@@ -199,10 +199,10 @@ fn unfolding_matches_the_definition_in_row_blocks_beside_other_images() {
     }
 }
 
-/// The micro-kernel's forward pass of a group against the definition: panels that straddle
-/// images, output channels that are not a multiple of the kernel's rows, patches deeper than
-/// one pass (30 x 9 = 270 > 256), one-pixel planes, and the layouts unfolded by shifting
-/// (stride 1) and by dealing rows out (stride 2, kernel 4).
+/// The micro-kernel's forward passes against the definition: a group of images with panels
+/// that straddle images, output channels that are not a multiple of the kernel's rows, patches
+/// deeper than one pass (30 x 9 = 270 > 256), one-pixel planes and 5x5 kernels; and one large
+/// image in two blocks of rows.
 #[test]
 fn forward_on_the_micro_kernel_matches_the_definition() {
     if !crate::engine::cpu::kernel::available() {
@@ -214,17 +214,22 @@ fn forward_on_the_micro_kernel_matches_the_definition() {
         (2, 30, 6, 5, 9, 3, 1, 1),
         (4, 3, 1, 1, 8, 3, 1, 1),
         (2, 1, 28, 28, 32, 3, 1, 1),
-        (3, 2, 9, 8, 5, 4, 2, 1),
         (2, 3, 6, 6, 4, 5, 1, 2),
-        (2, 2, 5, 5, 3, 3, 1, 0),
+        (1, 16, 40, 64, 5, 3, 1, 1),
     ] {
         let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
+        assert!(g.runs_packed());
         let x = ramp(n * g.in_len(), 0.1);
         let wt = ramp(g.weight_len(), 0.05);
         let bias = ramp(c_out, 0.3);
         let mut out = vec![f32::NAN; n * g.out_len()];
         let mut scratch = Scratch::default();
-        g.forward_group_packed(&x, &wt, Some(&bias), &mut out, &mut scratch);
+        if g.groups_images() {
+            g.forward_group_packed(&x, &wt, Some(&bias), &mut out, &mut scratch);
+        } else {
+            assert!(g.blocks().count() > 1);
+            g.forward_image_packed(&x, &wt, Some(&bias), &mut out, &mut scratch);
+        }
         for (image_out, image) in out.chunks(g.out_len()).zip(x.chunks(g.in_len())) {
             let mut expected = naive_conv(&g, image, &wt);
             for (channel, &b) in expected.chunks_mut(g.out_plane()).zip(&bias) {
