@@ -88,15 +88,17 @@ pub fn counted_products() -> ProductWork {
 }
 
 /// While counting is on, one product's flops and the time it held the threads, added when it
-/// ends (whichever way [`matmul`] returns).
-struct CountedProduct {
+/// ends (whichever way [`matmul`] returns). The convolutions that run on convlab's own
+/// micro-kernel rather than through [`matmul`] count theirs with one too.
+pub struct CountedProduct {
     flops: u64,
     threads: Threads,
     start: Option<Instant>,
 }
 
 impl CountedProduct {
-    fn start(flops: u64, threads: Threads) -> Self {
+    /// Starts timing a product of `flops` floating-point operations on `threads`.
+    pub fn start(flops: u64, threads: Threads) -> Self {
         let start = COUNTING.load(Ordering::Relaxed).then(Instant::now);
         CountedProduct {
             flops,

@@ -7,8 +7,9 @@
 //! output rows at a time, so the block the GEMM reads stays in cache and the buffer stays small.
 //!
 //! By concern: `geometry` (the shape, im2col / col2im, row blocks), `schedule` (groups, scratch
-//! buffers, which method a group takes, threads), `gemm` (the unfolded products of one group),
-//! `phases` (strided input gradients by sub-pixel phase), `pooled` (convolution fused with
+//! buffers, which method a group takes, threads), `gemm` (the unfolded products through the
+//! `gemm` crate), `packed` (stride-1 forward passes on convlab's own micro-kernel, columns
+//! unfolded straight into its panels), `phases` (strided input gradients by sub-pixel phase), `pooled` (convolution fused with
 //! max-pooling), `transposed` (transposed convolution); here the entry points and bias sums.
 
 mod gemm;

@@ -10,6 +10,7 @@ use std::ops::Range;
 use super::geometry::ConvGeometry;
 use super::schedule::Scratch;
 use crate::engine::cpu::kernel::{self, MR, NR};
+use crate::engine::cpu::matmul::{CountedProduct, Threads};
 
 /// Steps of one pass of the micro-kernel: a 256 x 48 panel of columns (48 KiB) stays in the L1
 /// cache while every panel of weights passes over it.
@@ -40,7 +41,7 @@ impl ConvGeometry {
         let width = images.len() / self.in_len() * self.out_plane();
         kernel::pack_rows(weight, self.c_out, self.patch(), &mut scratch.weights);
         self.unfold_into_panels(images, width.div_ceil(NR), scratch);
-        self.multiply_panels(scratch, |panel, block| {
+        self.multiply_panels(scratch, width, |panel, block| {
             self.scatter_panel(block, panel * NR, width, bias, out)
         });
     }
@@ -63,7 +64,7 @@ impl ConvGeometry {
             scratch.cols.resize(panels * patch * NR, 0.0);
             zero_padding(&mut scratch.cols, panels, patch, width);
             self.unfold_shifted(image, y0..y1, 0, &mut scratch.cols);
-            self.multiply_panels(scratch, |panel, block| {
+            self.multiply_panels(scratch, width, |panel, block| {
                 let first = panel * NR;
                 let run = NR.min(width - first);
                 for (c, channel) in out.chunks_exact_mut(plane).enumerate() {
@@ -77,11 +78,20 @@ impl ConvGeometry {
         }
     }
 
-    /// The micro-kernel over every panel of columns in `scratch.cols` against the weights in
-    /// `scratch.weights`; each panel's block of results (`[c_out rounded up to MR][NR]`) goes
+    /// The micro-kernel over every panel of `width` columns in `scratch.cols` against the
+    /// weights in `scratch.weights`; each panel's block of results (`[c_out rounded up to MR][NR]`) goes
     /// to `write(panel, block)` while it is in the L1 cache.
-    fn multiply_panels(&self, scratch: &mut Scratch, mut write: impl FnMut(usize, &[f32])) {
+    fn multiply_panels(
+        &self,
+        scratch: &mut Scratch,
+        width: usize,
+        mut write: impl FnMut(usize, &[f32]),
+    ) {
         let patch = self.patch();
+        // The products' work, counted as `matmul` counts its: `width` real columns, not the
+        // padding of the last panel.
+        let flops = 2 * (self.c_out * width * patch) as u64;
+        let _counted = CountedProduct::start(flops, Threads::One);
         let Scratch {
             cols,
             weights,
