@@ -2,7 +2,10 @@
 //! unfolding: im2col and its adjoint col2im, a few output rows at a time (row blocks) or whole
 //! images side by side, with `RowPhases` for strided rows.
 
+use std::ops::Range;
+
 use super::schedule::BLOCK_FLOATS;
+use crate::engine::cpu::kernel::NR;
 
 /// A convolution from `[c_in, h, w]` to `[c_out, h_out, w_out]` with a square kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,11 +185,8 @@ impl ConvGeometry {
         }
     }
 
-    /// [`ConvGeometry::im2col`] of a stride-1 convolution whose output rows are as wide as
-    /// its input rows: each patch row is then the input plane shifted, so it is one copy of
-    /// consecutive rows (instead of one per output row: the copies of a 28-wide plane were
-    /// mostly call overhead), after which the columns that wrapped round from the next or
-    /// previous row and the rows above or below the input are zeroed.
+    /// [`ConvGeometry::im2col`] of a stride-1 convolution whose output planes are the size of
+    /// its input planes: each patch row is one run ([`ConvGeometry::unfold_shifted`]).
     fn im2col_by_spans(
         &self,
         image: &[f32],
@@ -196,48 +196,83 @@ impl ConvGeometry {
         row_stride: usize,
         offset: usize,
     ) {
-        let (k, w, plane_len) = (self.k, self.w, self.h * self.w);
-        let block = (y1 - y0) * w;
-        for c in 0..self.c_in {
-            let plane = &image[c * plane_len..(c + 1) * plane_len];
-            for ky in 0..k {
-                // Output rows whose source row `y + ky - pad` is inside the input.
-                let first = y0.max(self.pad.saturating_sub(ky));
-                let last = y1.min((self.h + self.pad).saturating_sub(ky)).max(first);
-                for kx in 0..k {
-                    let start = ((c * k + ky) * k + kx) * row_stride + offset;
-                    let dst = &mut cols[start..start + block];
-                    dst[..(first - y0) * w].fill(0.0);
-                    dst[(last - y0) * w..].fill(0.0);
-                    if first == last {
-                        continue;
+        let first = y0 * self.w;
+        self.unfold_shifted(image, y0..y1, cols, |p, x| {
+            (p * row_stride + offset + x - first, usize::MAX)
+        });
+    }
+
+    /// Unfolds output rows `rows` of one image of a stride-1 convolution whose output planes
+    /// are the size of its input planes. Patch row `(c, ky, kx)` is then input plane `c`
+    /// shifted by `(ky - pad) * w + kx - pad`, so it is copied in long runs (one copy per run
+    /// instead of one per output row: the copies of a 28-wide plane were mostly call
+    /// overhead), and the values outside the input (rows above or below it, columns that
+    /// wrapped round from the next or previous row) are zeroed after.
+    ///
+    /// `place(p, x)` says where output position `x` (`y * w + x` in the plane) of patch row `p`
+    /// goes in `cols` and how many positions may follow it there contiguously: the caller's
+    /// layout (a row-major matrix, or the micro-kernel's panels).
+    pub(super) fn unfold_shifted(
+        &self,
+        image: &[f32],
+        rows: Range<usize>,
+        cols: &mut [f32],
+        place: impl Fn(usize, usize) -> (usize, usize),
+    ) {
+        debug_assert!(self.stride == 1 && (self.h_out, self.w_out) == (self.h, self.w));
+        let (h, w, k, pad) = (self.h, self.w, self.k, self.pad);
+        let plane = h * w;
+        for (c, input) in image.chunks_exact(plane).enumerate() {
+            for (ky, kx) in (0..k).flat_map(|ky| (0..k).map(move |kx| (ky, kx))) {
+                let p = (c * k + ky) * k + kx;
+                let shift = (ky as isize - pad as isize) * w as isize + kx as isize - pad as isize;
+                // Output positions in rows whose source row lies inside the input, and the
+                // columns whose source lies outside it: at the left edge when the kernel
+                // column reads left of the centre, at the right edge otherwise.
+                let rows_inside =
+                    pad.saturating_sub(ky) * w..(h + pad).saturating_sub(ky).min(h) * w;
+                let outside = if kx < pad {
+                    0..pad - kx
+                } else {
+                    (w + pad).saturating_sub(kx).min(w)..w
+                };
+                let (mut x, end_x) = (rows.start * w, rows.end * w);
+                while x < end_x {
+                    let (at, room) = place(p, x);
+                    let run = room.min(end_x - x);
+                    let dst = &mut cols[at..at + run];
+                    // Copied where the source is inside the plane and the row inside the
+                    // input, zero elsewhere.
+                    let start = rows_inside
+                        .start
+                        .max(x)
+                        .max((-shift).max(0) as usize)
+                        .min(x + run);
+                    let end = rows_inside
+                        .end
+                        .min(x + run)
+                        .min((plane as isize - shift).max(0) as usize)
+                        .max(start);
+                    if start > x {
+                        dst[..start - x].fill(0.0);
                     }
-                    // Value `(y, x)` is the input's `(y + ky - pad) * w + x + shift`.
-                    let shift = kx as isize - self.pad as isize;
-                    let src_start = ((first + ky - self.pad) * w) as isize + shift;
-                    let (mut lo, mut hi) = ((first - y0) * w, (last - y0) * w);
-                    let skip_front = (-src_start).max(0) as usize;
-                    let src_end = src_start + (hi - lo) as isize;
-                    let skip_back = (src_end - plane_len as isize).max(0) as usize;
-                    let src_from = (src_start + skip_front as isize) as usize;
-                    lo += skip_front;
-                    hi -= skip_back;
-                    dst[lo..hi].copy_from_slice(&plane[src_from..src_from + hi - lo]);
-                    let wrapped = shift.unsigned_abs();
-                    if wrapped == 0 {
-                        continue;
+                    if end < x + run {
+                        dst[end - x..].fill(0.0);
                     }
-                    // Down the columns rather than along each row: a `fill` of one value
-                    // per row was a call to `memset` per row.
-                    let columns = if shift < 0 {
-                        0..wrapped
-                    } else {
-                        w - wrapped..w
-                    };
-                    let rows = &mut dst[(first - y0) * w..(last - y0) * w];
-                    for x in columns {
-                        rows[x..].iter_mut().step_by(w).for_each(|v| *v = 0.0);
+                    if end > start {
+                        copy_run(
+                            &mut dst[start - x..end - x],
+                            &input[(start as isize + shift) as usize..],
+                        );
                     }
+                    for column in outside.clone() {
+                        let mut at = start + (column + w - start % w) % w;
+                        while at < end {
+                            dst[at - x] = 0.0;
+                            at += w;
+                        }
+                    }
+                    x += run;
                 }
             }
         }
@@ -380,5 +415,15 @@ impl RowPhases {
         let stride = self.stride as isize;
         let (phase, shift) = (offset.rem_euclid(stride), offset.div_euclid(stride));
         (phase as usize, (first as isize + shift) as usize)
+    }
+}
+
+/// Copies `src`'s first `dst.len()` values. A run of exactly one micro-kernel step is a copy of
+/// fixed size, a few vector moves; a copy whose length is known only at run time calls
+/// `memmove`, which costs more than the copy at this size.
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    match <&mut [f32; NR]>::try_from(&mut *dst) {
+        Ok(step) => *step = src[..NR].try_into().expect("NR values"),
+        Err(_) => dst.copy_from_slice(&src[..dst.len()]),
     }
 }

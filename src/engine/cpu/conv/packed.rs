@@ -63,7 +63,7 @@ impl ConvGeometry {
             let panels = width.div_ceil(NR);
             scratch.cols.resize(panels * patch * NR, 0.0);
             zero_padding(&mut scratch.cols, panels, patch, width);
-            self.unfold_shifted(image, y0..y1, 0, &mut scratch.cols);
+            self.unfold_into_panel_layout(image, y0..y1, 0, &mut scratch.cols);
             self.multiply_panels(scratch, width, |panel, block| {
                 let first = panel * NR;
                 let run = NR.min(width - first);
@@ -119,88 +119,26 @@ impl ConvGeometry {
         cols.resize(panels * patch * NR, 0.0);
         zero_padding(cols, panels, patch, images.len() / self.in_len() * plane);
         for (i, image) in images.chunks(self.in_len()).enumerate() {
-            self.unfold_shifted(image, 0..self.h, i * plane, cols);
+            self.unfold_into_panel_layout(image, 0..self.h, i * plane, cols);
         }
     }
 
-    /// The panels of one image ([`ConvGeometry::runs_packed`] holds): patch row `(c, ky, kx)` is then input plane `c` shifted by
-    /// `(ky - pad) * w + kx - pad`, so each panel's share of it is copied from the input in
-    /// one piece, and the values that fall outside the input (rows above or below it, columns
-    /// that wrapped round from the next or previous row) are zeroed after. Unfolding into a
+    /// The panels of one image's output rows `rows` ([`ConvGeometry::runs_packed`] holds):
+    /// position `(y, x)` is column `first_column + (y - rows.start) * w + x`. Unfolding into a
     /// buffer first and dealing its rows out to the panels took three times as long.
-    ///
-    /// Only output rows `rows` are unfolded; position `(y, x)` goes to column
-    /// `first_column + (y - rows.start) * w + x`.
-    fn unfold_shifted(
+    fn unfold_into_panel_layout(
         &self,
         image: &[f32],
         rows: Range<usize>,
         first_column: usize,
         cols: &mut [f32],
     ) {
-        let (h, w, k, pad) = (self.h, self.w, self.k, self.pad);
-        let (plane, patch) = (h * w, self.patch());
-        for (c, input) in image.chunks_exact(plane).enumerate() {
-            for (ky, kx) in (0..k).flat_map(|ky| (0..k).map(move |kx| (ky, kx))) {
-                let p = (c * k + ky) * k + kx;
-                let shift = (ky as isize - pad as isize) * w as isize + kx as isize - pad as isize;
-                // Output positions in rows whose source row lies inside the input, and the
-                // columns whose source column does.
-                let rows_inside =
-                    pad.saturating_sub(ky) * w..(h + pad).saturating_sub(ky).min(h) * w;
-                // Columns whose source lies outside the input: at the left edge when the
-                // kernel column reads left of the centre, at the right edge otherwise.
-                let outside = if kx < pad {
-                    0..pad - kx
-                } else {
-                    (w + pad).saturating_sub(kx).min(w)..w
-                };
-                let (mut x, end_x) = (rows.start * w, rows.end * w);
-                while x < end_x {
-                    let column = first_column + x - rows.start * w;
-                    let (panel, lane) = (column / NR, column % NR);
-                    let run = (NR - lane).min(end_x - x);
-                    let dst = &mut cols[(panel * patch + p) * NR + lane..][..run];
-                    // Positions x..x + run: copied where the source is inside the plane and
-                    // the row inside the input, zero elsewhere.
-                    let start = rows_inside
-                        .start
-                        .max(x)
-                        .max((-shift).max(0) as usize)
-                        .min(x + run);
-                    let end = rows_inside
-                        .end
-                        .min(x + run)
-                        .min((plane as isize - shift).max(0) as usize)
-                        .max(start);
-                    if start > x {
-                        dst[..start - x].fill(0.0);
-                    }
-                    if end < x + run {
-                        dst[end - x..].fill(0.0);
-                    }
-                    let source = (start as isize + shift) as usize;
-                    if end == start {
-                        x += run;
-                        continue;
-                    } else if end - start == NR {
-                        let whole: &mut [f32; NR] = dst.try_into().expect("a whole step");
-                        *whole = input[source..source + NR].try_into().expect("a whole step");
-                    } else {
-                        dst[start - x..end - x]
-                            .copy_from_slice(&input[source..source + end - start]);
-                    }
-                    for column in outside.clone() {
-                        let mut at = start + (column + w - start % w) % w;
-                        while at < end {
-                            dst[at - x] = 0.0;
-                            at += w;
-                        }
-                    }
-                    x += run;
-                }
-            }
-        }
+        let (patch, first) = (self.patch(), rows.start * self.w);
+        self.unfold_shifted(image, rows, cols, |p, x| {
+            let column = first_column + x - first;
+            let (panel, lane) = (column / NR, column % NR);
+            ((panel * patch + p) * NR + lane, NR - lane)
+        });
     }
 
     /// Columns `first..first + NR` (those before `width`) of the block's rows, plus the bias,
