@@ -12,8 +12,10 @@ use super::schedule::Scratch;
 use crate::engine::cpu::kernel::{self, MR, NR};
 use crate::engine::cpu::matmul::{CountedProduct, Threads};
 
-/// Steps of one pass of the micro-kernel: a 256 x 48 panel of columns (48 KiB) stays in the L1
-/// cache while every panel of weights passes over it.
+/// Steps of one pass of the micro-kernel: a 64 x 48 panel of columns (12 KiB) stays in the L1
+/// cache beside the block of results while every panel of weights passes over it. Chosen over
+/// 128 from one per-layer timing of `own` on a noisy host; every figure in README was measured
+/// with it.
 const KC: usize = 64;
 
 impl ConvGeometry {
@@ -28,8 +30,8 @@ impl ConvGeometry {
             && !self.is_pointwise()
     }
 
-    /// Whole images: the forward pass through the micro-kernel ([`kernel::available`] must
-    /// hold).
+    /// Whole images: the forward pass through the micro-kernel ([`ConvGeometry::runs_packed`]
+    /// must hold).
     pub(super) fn forward_group_packed(
         &self,
         images: &[f32],
@@ -38,12 +40,8 @@ impl ConvGeometry {
         out: &mut [f32],
         scratch: &mut Scratch,
     ) {
-        let width = images.len() / self.in_len() * self.out_plane();
         kernel::pack_rows(weight, self.c_out, self.patch(), &mut scratch.weights);
-        self.unfold_into_panels(images, width.div_ceil(NR), scratch);
-        self.multiply_panels(scratch, width, |panel, block| {
-            self.scatter_panel(block, panel * NR, width, bias, out)
-        });
+        self.forward_rows_packed(images, 0..self.h, bias, out, scratch);
     }
 
     /// One image with a large plane, a few output rows at a time ([`ConvGeometry::runs_packed`]
@@ -56,26 +54,35 @@ impl ConvGeometry {
         out: &mut [f32],
         scratch: &mut Scratch,
     ) {
-        let (plane, patch, w) = (self.out_plane(), self.patch(), self.w);
-        kernel::pack_rows(weight, self.c_out, patch, &mut scratch.weights);
+        kernel::pack_rows(weight, self.c_out, self.patch(), &mut scratch.weights);
         for (y0, y1) in self.blocks() {
-            let width = (y1 - y0) * w;
-            let panels = width.div_ceil(NR);
-            scratch.cols.resize(panels * patch * NR, 0.0);
-            zero_padding(&mut scratch.cols, panels, patch, width);
-            self.unfold_into_panel_layout(image, y0..y1, 0, &mut scratch.cols);
-            self.multiply_panels(scratch, width, |panel, block| {
-                let first = panel * NR;
-                let run = NR.min(width - first);
-                for (c, channel) in out.chunks_exact_mut(plane).enumerate() {
-                    let b = bias.map_or(0.0, |b| b[c]);
-                    channel[y0 * w + first..][..run]
-                        .iter_mut()
-                        .zip(&block[c * NR..][..run])
-                        .for_each(|(o, &v)| *o = v + b);
-                }
-            });
+            self.forward_rows_packed(image, y0..y1, bias, out, scratch);
         }
+    }
+
+    /// Output rows `rows` of every image in `images`, with the weights already packed in
+    /// `scratch.weights`.
+    fn forward_rows_packed(
+        &self,
+        images: &[f32],
+        rows: Range<usize>,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        let span = rows.len() * self.w;
+        let width = images.len() / self.in_len() * span;
+        self.unfold_into_panels(images, rows.clone(), width, &mut scratch.cols);
+        self.multiply_panels(scratch, width, |panel, block| {
+            self.scatter_panel(
+                block,
+                panel * NR,
+                width,
+                (span, rows.start * self.w),
+                bias,
+                out,
+            )
+        });
     }
 
     /// The micro-kernel over every panel of `width` columns in `scratch.cols` against the
@@ -111,43 +118,43 @@ impl ConvGeometry {
         }
     }
 
-    /// The columns of whole images as panels of [`NR`] columns, each laid out patch row by
-    /// patch row (`[panel][patch][NR]`), the last padded with zeros.
-    fn unfold_into_panels(&self, images: &[f32], panels: usize, scratch: &mut Scratch) {
-        let (plane, patch) = (self.out_plane(), self.patch());
-        let cols = &mut scratch.cols;
+    /// Output rows `rows` of each image as `width` columns in panels of [`NR`], each laid out
+    /// patch row by patch row (`[panel][patch][NR]`), the last padded with zeros: position
+    /// `(y, x)` of image `i` is column `i * span + (y - rows.start) * w + x`, `span` being the
+    /// rows' positions. Unfolding into a buffer first and dealing its rows out to the panels
+    /// took three times as long.
+    fn unfold_into_panels(
+        &self,
+        images: &[f32],
+        rows: Range<usize>,
+        width: usize,
+        cols: &mut Vec<f32>,
+    ) {
+        let (patch, span, first) = (self.patch(), rows.len() * self.w, rows.start * self.w);
+        let panels = width.div_ceil(NR);
         cols.resize(panels * patch * NR, 0.0);
-        zero_padding(cols, panels, patch, images.len() / self.in_len() * plane);
+        let filled = width - (panels - 1) * NR;
+        cols[(panels - 1) * patch * NR..]
+            .chunks_exact_mut(NR)
+            .for_each(|step| step[filled..].fill(0.0));
         for (i, image) in images.chunks(self.in_len()).enumerate() {
-            self.unfold_into_panel_layout(image, 0..self.h, i * plane, cols);
+            self.unfold_shifted(image, rows.clone(), cols, |p, x| {
+                let column = i * span + x - first;
+                let (panel, lane) = (column / NR, column % NR);
+                ((panel * patch + p) * NR + lane, NR - lane)
+            });
         }
     }
 
-    /// The panels of one image's output rows `rows` ([`ConvGeometry::runs_packed`] holds):
-    /// position `(y, x)` is column `first_column + (y - rows.start) * w + x`. Unfolding into a
-    /// buffer first and dealing its rows out to the panels took three times as long.
-    fn unfold_into_panel_layout(
-        &self,
-        image: &[f32],
-        rows: Range<usize>,
-        first_column: usize,
-        cols: &mut [f32],
-    ) {
-        let (patch, first) = (self.patch(), rows.start * self.w);
-        self.unfold_shifted(image, rows, cols, |p, x| {
-            let column = first_column + x - first;
-            let (panel, lane) = (column / NR, column % NR);
-            ((panel * patch + p) * NR + lane, NR - lane)
-        });
-    }
-
     /// Columns `first..first + NR` (those before `width`) of the block's rows, plus the bias,
-    /// to the output planes of the images they belong to.
+    /// to the output planes of the images they belong to: with `(span, offset)`, column `j` is
+    /// position `offset + j % span` of image `j / span`.
     fn scatter_panel(
         &self,
         block: &[f32],
         first: usize,
         width: usize,
+        (span, offset): (usize, usize),
         bias: Option<&[f32]>,
         out: &mut [f32],
     ) {
@@ -155,13 +162,13 @@ impl ConvGeometry {
         let last = (first + NR).min(width);
         let mut j = first;
         while j < last {
-            let (image, x) = (j / plane, j % plane);
-            let run = (plane - x).min(last - j);
+            let (image, x) = (j / span, j % span);
+            let run = (span - x).min(last - j);
             let image_out = &mut out[image * self.out_len()..(image + 1) * self.out_len()];
             for (c, channel) in image_out.chunks_exact_mut(plane).enumerate() {
                 let b = bias.map_or(0.0, |b| b[c]);
                 let values = &block[c * NR + j - first..][..run];
-                channel[x..x + run]
+                channel[offset + x..offset + x + run]
                     .iter_mut()
                     .zip(values)
                     .for_each(|(o, &v)| *o = v + b);
@@ -169,12 +176,4 @@ impl ConvGeometry {
             j += run;
         }
     }
-}
-
-/// Zeroes the columns of the last of `panels` panels past `width` columns in all.
-fn zero_padding(cols: &mut [f32], panels: usize, patch: usize, width: usize) {
-    let filled = width - (panels - 1) * NR;
-    cols[(panels - 1) * patch * NR..panels * patch * NR]
-        .chunks_exact_mut(NR)
-        .for_each(|step| step[filled..].fill(0.0));
 }

@@ -201,7 +201,7 @@ fn unfolding_matches_the_definition_in_row_blocks_beside_other_images() {
 
 /// The micro-kernel's forward passes against the definition: a group of images with panels
 /// that straddle images, output channels that are not a multiple of the kernel's rows, patches
-/// deeper than one pass (30 x 9 = 270 > 256), one-pixel planes and 5x5 kernels; and one large
+/// deeper than several passes (30 x 9 = 270 steps), one-pixel planes and 5x5 kernels; and one large
 /// image in two blocks of rows.
 #[test]
 fn forward_on_the_micro_kernel_matches_the_definition() {
