@@ -153,7 +153,11 @@ impl ConvGeometry {
         offset: usize,
     ) {
         if self.stride == 1 && self.w_out == self.w {
-            return self.im2col_by_spans(image, y0, y1, cols, row_stride, offset);
+            // Each patch row is one run ([`ConvGeometry::unfold_shifted`]).
+            let first = y0 * self.w;
+            return self.unfold_shifted(image, y0..y1, cols, |p, x| {
+                (p * row_stride + offset + x - first, usize::MAX)
+            });
         }
         let (k, w_out) = (self.k, self.w_out);
         let mut phases = RowPhases::new(self.w, self.stride);
@@ -183,23 +187,6 @@ impl ConvGeometry {
                 }
             }
         }
-    }
-
-    /// [`ConvGeometry::im2col`] of a stride-1 convolution whose output planes are the size of
-    /// its input planes: each patch row is one run ([`ConvGeometry::unfold_shifted`]).
-    fn im2col_by_spans(
-        &self,
-        image: &[f32],
-        y0: usize,
-        y1: usize,
-        cols: &mut [f32],
-        row_stride: usize,
-        offset: usize,
-    ) {
-        let first = y0 * self.w;
-        self.unfold_shifted(image, y0..y1, cols, |p, x| {
-            (p * row_stride + offset + x - first, usize::MAX)
-        });
     }
 
     /// Unfolds output rows `rows` of one image of a stride-1 convolution whose output planes
