@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use super::geometry::ConvGeometry;
 use super::phases::PhaseKernel;
+use crate::engine::cpu::kernel;
 use crate::engine::cpu::matmul::Threads;
 use crate::engine::cpu::winograd;
 
@@ -27,6 +28,8 @@ pub(super) struct Scratch {
     /// The weights packed for the micro-kernel, and the block of results of one panel.
     pub(super) weights: Vec<f32>,
     pub(super) block: Vec<f32>,
+    /// Where each step of the patch starts in the zero-padded input the micro-kernel reads.
+    pub(super) steps: kernel::Steps,
 }
 
 impl ConvGeometry {
