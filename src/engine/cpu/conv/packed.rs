@@ -102,10 +102,83 @@ impl ConvGeometry {
                 let pass = p0..(p0 + KC).min(patch);
                 for (ip, rows) in block.chunks_exact_mut(MR * NR).enumerate() {
                     let weights = &weights[(ip * patch + p0) * MR..];
-                    kernel::block_at(weights, columns, steps, pass.clone(), rows, NR, p0 > 0);
+                    kernel::block(weights, columns, steps, pass.clone(), rows, NR, p0 > 0);
                 }
             }
             padded.scatter(self, block, first, bias, out);
+        }
+    }
+
+    /// Adds the weight gradient of `images` (whole images side by side when small, one image in
+    /// blocks of rows when large) to `grad_weight`, on the micro-kernel's dot-product block:
+    /// `dw[o][(c, ky, kx)] = Σ_q dy[o][q] · x[c][q + ky * row + kx]` over the positions `q` of
+    /// the padded grid, where the output gradient is laid out on the grid with zeros at the
+    /// border positions ([`ConvGeometry::runs_packed`] must hold). Neither operand is unfolded.
+    pub(super) fn weight_grad_packed(
+        &self,
+        grad_out: &[f32],
+        images: &[f32],
+        grad_weight: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        let n = images.len() / self.in_len();
+        if n > 1 || self.groups_images() {
+            return self.weight_grad_rows_packed(grad_out, images, 0..self.h, grad_weight, scratch);
+        }
+        let rows = self.padded_block_rows();
+        for y0 in (0..self.h).step_by(rows) {
+            let block = y0..(y0 + rows).min(self.h);
+            self.weight_grad_rows_packed(grad_out, images, block, grad_weight, scratch);
+        }
+    }
+
+    fn weight_grad_rows_packed(
+        &self,
+        grad_out: &[f32],
+        images: &[f32],
+        rows: Range<usize>,
+        grad_weight: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        let n = images.len() / self.in_len();
+        let padded = Padded::new(self, n, rows);
+        padded.fill(self, images, &mut scratch.cols);
+        let channels = self.c_out.next_multiple_of(16);
+        padded.fill_by_position(self, grad_out, channels, &mut scratch.rows);
+        let patch = self.patch();
+        let flops = 2 * (self.c_out * n * padded.rows.len() * self.w * patch) as u64;
+        let _counted = CountedProduct::start(flops, Threads::One);
+        let steps: Vec<usize> = padded.steps(self).collect();
+        // The weight gradient transposed, `[step][channel]`, rounded up to whole blocks.
+        let sums = &mut scratch.block;
+        sums.clear();
+        sums.resize(patch.next_multiple_of(24) * channels, 0.0);
+        let mut first = 0;
+        while first < channels {
+            let vectors = ((channels - first) / 16).min(4);
+            let block_rows = kernel::shifted_rows(vectors);
+            for s0 in (0..patch).step_by(block_rows) {
+                // Steps past the patch read step 0 again; their sums are dropped.
+                let mut starts = [0; 24];
+                let here = &steps[s0..(s0 + block_rows).min(patch)];
+                starts[..here.len()].copy_from_slice(here);
+                kernel::shifted_block(
+                    vectors,
+                    &scratch.cols,
+                    &starts[..block_rows],
+                    &scratch.rows[first..],
+                    channels,
+                    padded.width,
+                    &mut sums[s0 * channels + first..],
+                    channels,
+                );
+            }
+            first += 16 * vectors;
+        }
+        for (o, dw) in grad_weight.chunks_exact_mut(patch).enumerate() {
+            for (s, d) in dw.iter_mut().enumerate() {
+                *d += sums[s * channels + o];
+            }
         }
     }
 }
@@ -193,6 +266,37 @@ impl Padded {
                     ..runs
                 };
                 kernel::copy_runs(dst, &[], zeros, None);
+            }
+        }
+    }
+
+    /// The output values `[images, c_out, h, w]` (their rows `rows`) on the grid, position by
+    /// position: `width` rows of `channels` values (`c_out` and zeros), zero rows at the
+    /// border positions.
+    fn fill_by_position(
+        &self,
+        g: &ConvGeometry,
+        values: &[f32],
+        channels: usize,
+        buffer: &mut Vec<f32>,
+    ) {
+        buffer.clear();
+        buffer.resize(self.width * channels, 0.0);
+        for r in 0..self.width / self.row {
+            let (image, y) = (r / self.image_rows, r % self.image_rows);
+            if y >= self.rows.len() {
+                continue;
+            }
+            let image_values = &values[image * g.out_len()..(image + 1) * g.out_len()];
+            let at = (self.rows.start + y) * g.w;
+            let grid_row = &mut buffer[r * self.row * channels..][..g.w * channels];
+            for (o, channel) in image_values.chunks_exact(g.out_plane()).enumerate() {
+                for (position, &v) in grid_row
+                    .chunks_exact_mut(channels)
+                    .zip(&channel[at..at + g.w])
+                {
+                    position[o] = v;
+                }
             }
         }
     }

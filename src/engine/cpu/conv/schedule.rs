@@ -123,6 +123,8 @@ impl ConvGeometry {
         if self.groups_images() && winograd::applies(self) {
             let Scratch { cols, rows, .. } = scratch;
             winograd::weight_grad(self, grad_out, images, grad_weight, cols, rows, threads)
+        } else if threads == Threads::One && self.runs_packed() {
+            self.weight_grad_packed(grad_out, images, grad_weight, scratch)
         } else if self.groups_images() {
             self.weight_grad_group(grad_out, images, grad_weight, scratch, threads)
         } else {

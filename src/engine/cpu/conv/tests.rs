@@ -242,3 +242,66 @@ fn forward_on_the_micro_kernel_matches_the_definition() {
         }
     }
 }
+
+/// The weight gradient by its definition, in f64: `dw[o][c][ky][kx] = Σ dy[o][y][x] ·
+/// x[c][y + ky - pad][x + kx - pad]` over every image and output position.
+fn naive_weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let mut dw = vec![0.0f64; g.weight_len()];
+    for (image, grad) in x.chunks(g.in_len()).zip(dy.chunks(g.out_len())) {
+        for (o, c, ky, kx) in (0..g.c_out).flat_map(|o| {
+            (0..g.c_in).flat_map(move |c| {
+                (0..g.k).flat_map(move |ky| (0..g.k).map(move |kx| (o, c, ky, kx)))
+            })
+        }) {
+            let mut s = 0.0f64;
+            for (y, xo) in (0..g.h_out).flat_map(|y| (0..g.w_out).map(move |xo| (y, xo))) {
+                let iy = (y * g.stride + ky) as isize - g.pad as isize;
+                let ix = (xo * g.stride + kx) as isize - g.pad as isize;
+                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                    s += grad[(o * g.h_out + y) * g.w_out + xo] as f64
+                        * image[(c * g.h + iy as usize) * g.w + ix as usize] as f64;
+                }
+            }
+            dw[((o * g.c_in + c) * g.k + ky) * g.k + kx] += s;
+        }
+    }
+    dw.into_iter().map(|v| v as f32).collect()
+}
+
+/// The micro-kernel's weight gradients against the definition: several images whose grid
+/// rows run from one into the next; output channels that are not a multiple of 16, and more
+/// than the 64 of one block (80: a block of four vectors and one of one); patches that do
+/// not fill the last block of steps (30 x 9 = 270); 5x5 kernels; a large image, whole and in
+/// two blocks of rows. The sums are added to what `grad_weight` held.
+#[test]
+fn weight_gradient_on_the_micro_kernel_matches_the_definition() {
+    if !crate::engine::cpu::kernel::available() {
+        eprintln!("skipped: this CPU has no AVX-512, so the micro-kernel never runs here");
+        return;
+    }
+    for (n, c_in, h, w, c_out, k, pad) in [
+        (3, 2, 5, 7, 13, 3, 1),
+        (2, 30, 6, 5, 9, 3, 1),
+        (4, 3, 1, 1, 8, 3, 1),
+        (2, 3, 9, 8, 80, 3, 1),
+        (2, 3, 6, 6, 32, 5, 2),
+        (1, 16, 40, 64, 5, 3, 1),
+        (1, 64, 70, 64, 5, 3, 1),
+    ] {
+        let g = ConvGeometry::conv(c_in, h, w, c_out, k, 1, pad);
+        assert!(g.runs_packed());
+        if h == 70 {
+            assert!(!g.groups_images() && g.padded_block_rows() < h);
+        }
+        let x = ramp(n * g.in_len(), 0.1);
+        let dy = ramp(n * g.out_len(), 0.07);
+        let mut dw = vec![0.5; g.weight_len()];
+        g.weight_grad_packed(&dy, &x, &mut dw, &mut Scratch::default());
+        let expected: Vec<f32> = naive_weight_grad(&g, &x, &dy)
+            .iter()
+            .map(|v| v + 0.5)
+            .collect();
+        let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        assert_close(&dw, &expected, 2e-5 * scale, &g);
+    }
+}
