@@ -99,7 +99,7 @@ pub fn shifted_rows(vectors: usize) -> usize {
     24 / vectors
 }
 
-/// `c[i * ldc + o] = Σ_{q < len} p[starts[i] + q] · b[q * ldb + o]` for `i < starts.len()`
+/// `c[i * ldc + o] += Σ_{q < len} p[starts[i] + q] · b[q * ldb + o]` for `i < starts.len()`
 /// and `o < 16 * vectors`: a block of a product whose inner dimension runs along memory in `p`
 /// at a different start for each row, as a convolution's weight gradient has it (each row a
 /// step of the patch, the input shifted; `b` the output gradient, position by position).
@@ -127,9 +127,6 @@ pub fn shifted_block(
     let rows = shifted_rows(vectors);
     assert_eq!(starts.len(), rows, "shifted_block: starts");
     if len == 0 {
-        c.chunks_mut(ldc)
-            .take(rows)
-            .for_each(|row| row[..16 * vectors].fill(0.0));
         return;
     }
     assert!(
@@ -258,7 +255,10 @@ mod avx512 {
         for (i, acc) in acc.iter().enumerate() {
             for (v, &sum) in acc.iter().enumerate() {
                 // SAFETY: row i < R, columns 16v..16v + 16 <= 16 V (the contract).
-                unsafe { _mm512_storeu_ps(c.add(i * ldc + 16 * v), sum) };
+                unsafe {
+                    let out = c.add(i * ldc + 16 * v);
+                    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), sum));
+                }
             }
         }
     }
@@ -391,8 +391,8 @@ mod tests {
         }
     }
 
-    /// The weight-gradient block against the plain product, for each width of 1 to 4 vectors,
-    /// odd lengths and starts; columns past the block and rows past it stay untouched.
+    /// The weight-gradient block against the plain product, added to what the block held, for
+    /// each width of 1 to 4 vectors, odd lengths and starts; around the block nothing is written.
     #[test]
     fn shifted_blocks_match_the_plain_product() {
         if !available() {
@@ -405,7 +405,13 @@ mod tests {
                 let p = values(len + 300, 13, 0.25);
                 let b = values(len * ldb, 11, 0.5);
                 let starts: Vec<usize> = (0..rows).map(|i| (i * 37 + 3) % 300).collect();
-                let mut c = vec![f32::NAN; (rows + 1) * ldc];
+                // The block's values are added to; everything around it must stay NaN.
+                let mut c: Vec<f32> = (0..(rows + 1) * ldc)
+                    .map(|at| match (at / ldc, at % ldc) {
+                        (i, j) if i < rows && j < cols => (at % 7) as f32,
+                        _ => f32::NAN,
+                    })
+                    .collect();
                 shifted_block(vectors, &p, &starts, &b, ldb, len, &mut c, ldc);
                 for (i, j) in (0..rows + 1).flat_map(|i| (0..ldc).map(move |j| (i, j))) {
                     let got = c[i * ldc + j];
@@ -413,9 +419,10 @@ mod tests {
                         assert!(got.is_nan(), "({i}, {j}) written");
                         continue;
                     }
-                    let expected: f64 = (0..len)
-                        .map(|q| p[starts[i] + q] as f64 * b[q * ldb + j] as f64)
-                        .sum();
+                    let expected: f64 = ((i * ldc + j) % 7) as f64
+                        + (0..len)
+                            .map(|q| p[starts[i] + q] as f64 * b[q * ldb + j] as f64)
+                            .sum::<f64>();
                     assert!(
                         (got as f64 - expected).abs() < 1e-3,
                         "{vectors} vectors, len {len}, ({i}, {j}): {got} against {expected}"

@@ -153,27 +153,33 @@ impl ConvGeometry {
         let sums = &mut scratch.block;
         sums.clear();
         sums.resize(patch.next_multiple_of(24) * channels, 0.0);
-        let mut first = 0;
-        while first < channels {
-            let vectors = ((channels - first) / 16).min(4);
-            let block_rows = kernel::shifted_rows(vectors);
-            for s0 in (0..patch).step_by(block_rows) {
-                // Steps past the patch read step 0 again; their sums are dropped.
-                let mut starts = [0; 24];
-                let here = &steps[s0..(s0 + block_rows).min(patch)];
-                starts[..here.len()].copy_from_slice(here);
-                kernel::shifted_block(
-                    vectors,
-                    &scratch.cols,
-                    &starts[..block_rows],
-                    &scratch.rows[first..],
-                    channels,
-                    padded.width,
-                    &mut sums[s0 * channels + first..],
-                    channels,
-                );
+        // Positions in passes whose output gradients (`chunk` x `channels`) stay in the L1
+        // cache while every block of steps goes over them: a large plane's did not fit in L2.
+        let chunk = (8192 / channels).max(16);
+        for q0 in (0..padded.width).step_by(chunk) {
+            let len = chunk.min(padded.width - q0);
+            let mut first = 0;
+            while first < channels {
+                let vectors = ((channels - first) / 16).min(4);
+                let block_rows = kernel::shifted_rows(vectors);
+                for s0 in (0..patch).step_by(block_rows) {
+                    // Steps past the patch read step 0 again; their sums are dropped.
+                    let mut starts = [q0; 24];
+                    let here = &steps[s0..(s0 + block_rows).min(patch)];
+                    starts.iter_mut().zip(here).for_each(|(s, &h)| *s = h + q0);
+                    kernel::shifted_block(
+                        vectors,
+                        &scratch.cols,
+                        &starts[..block_rows],
+                        &scratch.rows[q0 * channels + first..],
+                        channels,
+                        len,
+                        &mut sums[s0 * channels + first..],
+                        channels,
+                    );
+                }
+                first += 16 * vectors;
             }
-            first += 16 * vectors;
         }
         for (o, dw) in grad_weight.chunks_exact_mut(patch).enumerate() {
             for (s, d) in dw.iter_mut().enumerate() {
