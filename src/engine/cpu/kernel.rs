@@ -154,6 +154,58 @@ pub fn shifted_block(
     }
 }
 
+/// `dst[c * dst_stride + r] = src[r * src_stride + c]` for `r < rows`, `c < cols`: a
+/// transpose (a weight gradient's output gradient, channel by channel, turned position by
+/// position), in tiles of 16 x 16 transposed in registers where AVX-512 is there: element by
+/// element, every store went to another cache line.
+///
+/// # Panics
+/// If `src` or `dst` is too short.
+pub fn transpose(
+    src: &[f32],
+    src_stride: usize,
+    (rows, cols): (usize, usize),
+    dst: &mut [f32],
+    dst_stride: usize,
+) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(
+        (rows - 1) * src_stride + cols <= src.len(),
+        "transpose: src too short"
+    );
+    assert!(
+        (cols - 1) * dst_stride + rows <= dst.len(),
+        "transpose: dst too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        for r0 in (0..rows).step_by(16) {
+            for c0 in (0..cols).step_by(16) {
+                let tile = ((rows - r0).min(16), (cols - c0).min(16));
+                // SAFETY: AVX-512F is available; the tile's rows and columns are inside both
+                // slices (the asserts above).
+                unsafe {
+                    avx512::transpose_tile(
+                        src.as_ptr().add(r0 * src_stride + c0),
+                        src_stride,
+                        tile,
+                        dst.as_mut_ptr().add(c0 * dst_stride + r0),
+                        dst_stride,
+                    )
+                };
+            }
+        }
+        return;
+    }
+    for r in 0..rows {
+        for c in 0..cols {
+            dst[c * dst_stride + r] = src[r * src_stride + c];
+        }
+    }
+}
+
 /// A strided copy: `rows` runs of `len` values, `src_stride` apart in the source and
 /// `dst_stride` apart in the destination, each destination run followed by `zeros` zeros.
 #[derive(Clone, Copy, Debug)]
@@ -260,6 +312,60 @@ mod avx512 {
                     _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), sum));
                 }
             }
+        }
+    }
+
+    /// One tile of [`super::transpose`]: `rows x cols` (each at most 16) from `src` to `dst`.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `src` must hold `rows` rows of `cols` values `src_stride`
+    /// apart, `dst` `cols` rows of `rows` values `dst_stride` apart.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn transpose_tile(
+        src: *const f32,
+        src_stride: usize,
+        (rows, cols): (usize, usize),
+        dst: *mut f32,
+        dst_stride: usize,
+    ) {
+        let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { (1u16 << n) - 1 } };
+        let (read, write) = (lanes(cols), lanes(rows));
+        let mut r: [__m512; 16] = std::array::from_fn(|i| {
+            if i < rows {
+                // SAFETY: row i < rows, the mask keeps the read to `cols` values.
+                unsafe { _mm512_maskz_loadu_ps(read, src.add(i * src_stride)) }
+            } else {
+                _mm512_setzero_ps()
+            }
+        });
+        // Pairs of rows interleaved, then pairs of pairs, then 128-bit lanes twice: the
+        // classic 16 x 16 transpose in 64 shuffles.
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for i in 0..4 {
+            let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
+            r[4 * i] = _mm512_shuffle_ps::<0x44>(a, c);
+            r[4 * i + 1] = _mm512_shuffle_ps::<0xEE>(a, c);
+            r[4 * i + 2] = _mm512_shuffle_ps::<0x44>(b, d);
+            r[4 * i + 3] = _mm512_shuffle_ps::<0xEE>(b, d);
+        }
+        for half in 0..2 {
+            for j in 0..4 {
+                let (a, b) = (r[8 * half + j], r[8 * half + 4 + j]);
+                t[8 * half + j] = _mm512_shuffle_f32x4::<0x88>(a, b);
+                t[8 * half + 4 + j] = _mm512_shuffle_f32x4::<0xDD>(a, b);
+            }
+        }
+        for j in 0..8 {
+            r[j] = _mm512_shuffle_f32x4::<0x88>(t[j], t[8 + j]);
+            r[8 + j] = _mm512_shuffle_f32x4::<0xDD>(t[j], t[8 + j]);
+        }
+        for (c, &column) in r.iter().enumerate().take(cols) {
+            // SAFETY: column c < cols, the mask keeps the write to `rows` values.
+            unsafe { _mm512_mask_storeu_ps(dst.add(c * dst_stride), write, column) };
         }
     }
 
@@ -427,6 +533,26 @@ mod tests {
                         (got as f64 - expected).abs() < 1e-3,
                         "{vectors} vectors, len {len}, ({i}, {j}): {got} against {expected}"
                     );
+                }
+            }
+        }
+    }
+
+    /// The transpose against its definition: whole tiles, partial ones at both edges, strides
+    /// wider than the values, and nothing written outside them.
+    #[test]
+    fn transposes_match_the_definition() {
+        for (rows, cols) in [(1, 1), (16, 16), (32, 28), (5, 37), (17, 3)] {
+            let (src_stride, dst_stride) = (cols + 3, rows + 2);
+            let src = values(rows * src_stride, 97, 1.0);
+            let mut dst = vec![f32::NAN; cols * dst_stride];
+            transpose(&src, src_stride, (rows, cols), &mut dst, dst_stride);
+            for (c, r) in (0..cols).flat_map(|c| (0..dst_stride).map(move |r| (c, r))) {
+                let got = dst[c * dst_stride + r];
+                if r < rows {
+                    assert_eq!(got, src[r * src_stride + c], "{rows} x {cols}: ({r}, {c})");
+                } else {
+                    assert!(got.is_nan(), "{rows} x {cols}: ({r}, {c}) written");
                 }
             }
         }

@@ -17,3 +17,17 @@ pub fn keep_freed_memory_for_reuse() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }
+
+/// `n` zeros for a layer's output or gradient, cleared by all threads when the buffer is large.
+/// Memory the allocator reuses (see [`keep_freed_memory_for_reuse`]) comes back dirty, and
+/// `vec![0.0; n]` clears it on the calling thread while the others wait: 4-5% of a training
+/// step of `own`, `res` and `unet` on an Intel Xeon.
+pub fn zeroed(n: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    if n < 1 << 16 {
+        return vec![0.0; n];
+    }
+    let mut zeros = Vec::with_capacity(n);
+    zeros.par_extend(rayon::iter::repeat_n(0.0f32, n));
+    zeros
+}

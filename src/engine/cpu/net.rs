@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use super::conv::{self, ConvGeometry};
 use super::layers::{self, BatchStats};
+use super::memory;
 use crate::engine::EngineError;
 use crate::models::{LayerSpec, ModelSpec};
 
@@ -330,7 +331,7 @@ impl CpuNet {
                     let shape = [n, out_channels, g.h_out / 2, g.w_out / 2];
                     return (Activation::new(out, shape), keep_input(&x));
                 }
-                let mut out = vec![0.0; n * g.out_len()];
+                let mut out = memory::zeroed(n * g.out_len());
                 conv::conv_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
                 (Activation::new(out, full), keep_input(&x))
             }
@@ -345,7 +346,7 @@ impl CpuNet {
                 LayerParams::Conv { weight, bias },
             ) => {
                 let g = ConvGeometry::transposing(c, h, w, out_channels, kernel, stride, padding);
-                let mut out = vec![0.0; n * g.in_len()];
+                let mut out = memory::zeroed(n * g.in_len());
                 conv::conv_transpose_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
                 (
                     Activation::new(out, [n, out_channels, g.h, g.w]),
@@ -366,7 +367,7 @@ impl CpuNet {
                     Some(batch) => (&batch.mean, &batch.variance),
                     None => (running_mean, running_var),
                 };
-                let mut out = vec![0.0; x.data.len()];
+                let mut out = memory::zeroed(x.data.len());
                 let activation = self.activation_after(i);
                 layers::batch_norm_apply(
                     &x.data,
@@ -510,7 +511,7 @@ impl CpuNet {
                     let [n, c, h, w] = x.shape;
                     let g = ConvGeometry::conv(c, h, w, out_channels, kernel, stride, padding);
                     if let Some(argmax) = pending_pool.take() {
-                        let mut dx = need_input_grad.then(|| vec![0.0; n * g.in_len()]);
+                        let mut dx = need_input_grad.then(|| memory::zeroed(n * g.in_len()));
                         let (dw, db) = conv::conv_pool_backward(
                             &g,
                             &grad,
@@ -533,7 +534,7 @@ impl CpuNet {
                     }
                     grads_reversed.push(conv::conv_weight_grad(&g, &grad, &x.data));
                     if need_input_grad {
-                        let mut dx = vec![0.0; n * g.in_len()];
+                        let mut dx = memory::zeroed(n * g.in_len());
                         conv::conv_input_grad(&g, &grad, weight, &mut dx);
                         grad = dx;
                     }
@@ -555,7 +556,7 @@ impl CpuNet {
                     grads_reversed.push(conv::channel_sums(&grad, out_channels, g.h * g.w));
                     grads_reversed.push(conv::conv_transpose_weight_grad(&g, &grad, &x.data));
                     if need_input_grad {
-                        let mut dx = vec![0.0; n * g.out_len()];
+                        let mut dx = memory::zeroed(n * g.out_len());
                         conv::conv_transpose_input_grad(&g, &grad, weight, &mut dx);
                         grad = dx;
                     }

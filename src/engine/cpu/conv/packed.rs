@@ -293,17 +293,15 @@ impl Padded {
             if y >= self.rows.len() {
                 continue;
             }
-            let image_values = &values[image * g.out_len()..(image + 1) * g.out_len()];
-            let at = (self.rows.start + y) * g.w;
-            let grid_row = &mut buffer[r * self.row * channels..][..g.w * channels];
-            for (o, channel) in image_values.chunks_exact(g.out_plane()).enumerate() {
-                for (position, &v) in grid_row
-                    .chunks_exact_mut(channels)
-                    .zip(&channel[at..at + g.w])
-                {
-                    position[o] = v;
-                }
-            }
+            let at = image * g.out_len() + (self.rows.start + y) * g.w;
+            let grid_row = &mut buffer[r * self.row * channels..];
+            kernel::transpose(
+                &values[at..],
+                g.out_plane(),
+                (g.c_out, g.w),
+                grid_row,
+                channels,
+            );
         }
     }
 
