@@ -1,10 +1,17 @@
-//! convlab's own matrix-product micro-kernel, for CPUs with AVX-512: an `MR x NR` block of a
-//! product held in registers for a whole pass over the inner dimension, fed by operands packed
-//! as BLIS packs them (Van Zee & van de Geijn, 2015). `a` comes as panels of `MR` rows laid out
-//! step by step ([`pack_rows`]); `b` as panels of `NR` columns, which a caller writes directly
-//! (the convolutions unfold their input straight into that layout, so nothing is packed twice).
-//! Alone it runs at the core's FMA peak: 172 of 173 GFLOP/s on an Intel Xeon, in the 64-step
-//! passes the convolutions give it.
+//! convlab's own kernels for CPUs with AVX-512, the inner loops of the stride-1 convolutions
+//! (`conv::implicit`):
+//! - [`block`], the micro-kernel: an `MR x NR` block of a product held in registers for a whole
+//!   pass over the inner dimension, `a` packed as BLIS packs it (Van Zee & van de Geijn, 2015;
+//!   [`pack_rows`]), each step of `b` read from wherever it starts ([`Steps`]: the input
+//!   shifted, on a zero-padded grid). Alone it runs at the core's FMA peak: 172 of 173 GFLOP/s
+//!   on an Intel Xeon, in passes of 64 steps.
+//! - [`shifted_block`], for weight gradients: rows broadcast from shifted starts against rows of
+//!   `b` laid out along the inner dimension.
+//! - [`copy_runs`] and [`transpose`]: the copies around them (padding, results with a bias,
+//!   turning channels into positions), in masked vectors and register tiles.
+//!
+//! Each checks its operands' bounds once per call and says so in a panic; the `gemm` crate
+//! stays the path on CPUs without AVX-512.
 
 use std::ops::Range;
 

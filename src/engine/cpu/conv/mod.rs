@@ -8,13 +8,13 @@
 //!
 //! By concern: `geometry` (the shape, im2col / col2im, row blocks), `schedule` (groups, scratch
 //! buffers, which method a group takes, threads), `gemm` (the unfolded products through the
-//! `gemm` crate), `packed` (stride-1 forward passes on convlab's own micro-kernel, columns
-//! unfolded straight into its panels), `phases` (strided input gradients by sub-pixel phase), `pooled` (convolution fused with
+//! `gemm` crate), `implicit` (stride-1 forward passes and weight gradients on convlab's own
+//! kernels, read straight from a zero-padded input), `phases` (strided input gradients by sub-pixel phase), `pooled` (convolution fused with
 //! max-pooling), `transposed` (transposed convolution); here the entry points and bias sums.
 
 mod gemm;
 mod geometry;
-mod packed;
+mod implicit;
 mod phases;
 mod pooled;
 mod schedule;

@@ -66,8 +66,8 @@ impl ConvGeometry {
         if self.groups_images() && winograd::applies(self) {
             let Scratch { cols, rows, .. } = scratch;
             winograd::forward(self, images, weight, bias, out, cols, rows, threads)
-        } else if self.groups_images() && threads == Threads::One && self.runs_packed() {
-            self.forward_group_packed(images, weight, bias, out, scratch)
+        } else if self.groups_images() && threads == Threads::One && self.runs_implicit() {
+            self.forward_group_implicit(images, weight, bias, out, scratch)
         } else if self.groups_images() {
             self.forward_group(images, weight, bias, out, scratch, threads)
         } else {
@@ -75,8 +75,8 @@ impl ConvGeometry {
                 .chunks(self.in_len())
                 .zip(out.chunks_mut(self.out_len()))
             {
-                if threads == Threads::One && self.runs_packed() {
-                    self.forward_image_packed(x, weight, bias, o, scratch)
+                if threads == Threads::One && self.runs_implicit() {
+                    self.forward_image_implicit(x, weight, bias, o, scratch)
                 } else {
                     self.forward_image(x, weight, bias, o, &mut scratch.cols, threads)
                 }
@@ -123,8 +123,8 @@ impl ConvGeometry {
         if self.groups_images() && winograd::applies(self) {
             let Scratch { cols, rows, .. } = scratch;
             winograd::weight_grad(self, grad_out, images, grad_weight, cols, rows, threads)
-        } else if threads == Threads::One && self.runs_packed() {
-            self.weight_grad_packed(grad_out, images, grad_weight, scratch)
+        } else if threads == Threads::One && self.runs_implicit() {
+            self.weight_grad_implicit(grad_out, images, grad_weight, scratch)
         } else if self.groups_images() {
             self.weight_grad_group(grad_out, images, grad_weight, scratch, threads)
         } else {

@@ -219,7 +219,7 @@ fn forward_on_the_micro_kernel_matches_the_definition() {
         (1, 64, 70, 64, 5, 3, 1, 1),
     ] {
         let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
-        assert!(g.runs_packed());
+        assert!(g.runs_implicit());
         if h == 70 {
             assert!(!g.groups_images() && g.padded_block_rows() < h);
         }
@@ -229,9 +229,9 @@ fn forward_on_the_micro_kernel_matches_the_definition() {
         let mut out = vec![f32::NAN; n * g.out_len()];
         let mut scratch = Scratch::default();
         if g.groups_images() {
-            g.forward_group_packed(&x, &wt, Some(&bias), &mut out, &mut scratch);
+            g.forward_group_implicit(&x, &wt, Some(&bias), &mut out, &mut scratch);
         } else {
-            g.forward_image_packed(&x, &wt, Some(&bias), &mut out, &mut scratch);
+            g.forward_image_implicit(&x, &wt, Some(&bias), &mut out, &mut scratch);
         }
         for (image_out, image) in out.chunks(g.out_len()).zip(x.chunks(g.in_len())) {
             let mut expected = naive_conv(&g, image, &wt);
@@ -289,14 +289,14 @@ fn weight_gradient_on_the_micro_kernel_matches_the_definition() {
         (1, 64, 70, 64, 5, 3, 1),
     ] {
         let g = ConvGeometry::conv(c_in, h, w, c_out, k, 1, pad);
-        assert!(g.runs_packed());
+        assert!(g.runs_implicit());
         if h == 70 {
             assert!(!g.groups_images() && g.padded_block_rows() < h);
         }
         let x = ramp(n * g.in_len(), 0.1);
         let dy = ramp(n * g.out_len(), 0.07);
         let mut dw = vec![0.5; g.weight_len()];
-        g.weight_grad_packed(&dy, &x, &mut dw, &mut Scratch::default());
+        g.weight_grad_implicit(&dy, &x, &mut dw, &mut Scratch::default());
         let expected: Vec<f32> = naive_weight_grad(&g, &x, &dy)
             .iter()
             .map(|v| v + 0.5)

@@ -1,9 +1,16 @@
-//! The forward pass of a group of small images on convlab's own micro-kernel
-//! (`engine::cpu::kernel`). The input is unfolded straight into the panels of columns the
-//! kernel reads, so the columns are not packed a second time as the `gemm` crate packs its
-//! operands, and each panel's results go from a small buffer to the images they belong to, the
-//! bias added on the way. On an Intel Xeon the `gemm` crate's path spent about as long moving
-//! the columns as multiplying them.
+//! Stride-1 convolutions whose output planes are the size of their input's, on convlab's own
+//! kernels (`engine::cpu::kernel`), as implicit GEMMs: nothing is unfolded. The input is copied
+//! once, zero-padded, onto a grid ([`Padded`]) where each step `(c, ky, kx)` of the patch is the
+//! input shifted, so the kernels read every step straight from it:
+//! - the forward pass (and the input gradient, which runs as a forward pass with flipped
+//!   kernels): the micro-kernel's `8 x 48` blocks, panels of 48 grid positions, each block's
+//!   results copied to the output with the bias while in L1;
+//! - the weight gradient: `kernel::shifted_block`, each step broadcast from the grid against
+//!   the output gradient laid out position by position.
+//!
+//! On an Intel Xeon the unfolding this replaces cost about a third of a small plane's forward
+//! pass, and the `gemm` crate's weight gradients (which unfold, then pack both operands again)
+//! ran 36% slower than PyTorch's.
 
 use std::ops::Range;
 
@@ -12,27 +19,26 @@ use super::schedule::Scratch;
 use crate::engine::cpu::kernel::{self, MR, NR};
 use crate::engine::cpu::matmul::{CountedProduct, Threads};
 
-/// Steps of one pass of the micro-kernel: a 64 x 48 panel of columns (12 KiB) stays in the L1
-/// cache beside the block of results while every panel of weights passes over it. Chosen over
-/// 128 from one per-layer timing of `own` on a noisy host; every figure in README was measured
-/// with it.
+/// Steps of one pass of the micro-kernel, after which each block's sums go through memory (the
+/// block of results, in L1). 128 and 256 measured the same as 64 on an Intel Xeon (per
+/// convolution of `res`, within 1%).
 const KC: usize = 64;
 
 impl ConvGeometry {
-    /// Whether [`ConvGeometry::forward_group_packed`] and [`ConvGeometry::forward_image_packed`]
+    /// Whether [`ConvGeometry::forward_group_implicit`] and [`ConvGeometry::forward_image_implicit`]
     /// run this convolution: the micro-kernel is there, and the columns can be unfolded by
     /// shifting (stride 1, output planes the size of the input's; 1x1 convolutions read their
     /// input as it lies and gain nothing).
-    pub(super) fn runs_packed(&self) -> bool {
+    pub(super) fn runs_implicit(&self) -> bool {
         kernel::available()
             && self.stride == 1
             && (self.h_out, self.w_out) == (self.h, self.w)
             && !self.is_pointwise()
     }
 
-    /// Whole images: the forward pass through the micro-kernel ([`ConvGeometry::runs_packed`]
+    /// Whole images: the forward pass through the micro-kernel ([`ConvGeometry::runs_implicit`]
     /// must hold).
-    pub(super) fn forward_group_packed(
+    pub(super) fn forward_group_implicit(
         &self,
         images: &[f32],
         weight: &[f32],
@@ -41,12 +47,12 @@ impl ConvGeometry {
         scratch: &mut Scratch,
     ) {
         kernel::pack_rows(weight, self.c_out, self.patch(), &mut scratch.weights);
-        self.forward_rows_packed(images, 0..self.h, bias, out, scratch);
+        self.forward_rows_implicit(images, 0..self.h, bias, out, scratch);
     }
 
-    /// One image with a large plane, a few output rows at a time ([`ConvGeometry::runs_packed`]
+    /// One image with a large plane, a few output rows at a time ([`ConvGeometry::runs_implicit`]
     /// must hold).
-    pub(super) fn forward_image_packed(
+    pub(super) fn forward_image_implicit(
         &self,
         image: &[f32],
         weight: &[f32],
@@ -57,7 +63,7 @@ impl ConvGeometry {
         kernel::pack_rows(weight, self.c_out, self.patch(), &mut scratch.weights);
         let rows = self.padded_block_rows();
         for y0 in (0..self.h).step_by(rows) {
-            self.forward_rows_packed(image, y0..(y0 + rows).min(self.h), bias, out, scratch);
+            self.forward_rows_implicit(image, y0..(y0 + rows).min(self.h), bias, out, scratch);
         }
     }
 
@@ -71,7 +77,7 @@ impl ConvGeometry {
 
     /// Output rows `rows` of every image in `images` (all rows when there are several), with
     /// the weights already packed in `scratch.weights`.
-    fn forward_rows_packed(
+    fn forward_rows_implicit(
         &self,
         images: &[f32],
         rows: Range<usize>,
@@ -113,8 +119,8 @@ impl ConvGeometry {
     /// blocks of rows when large) to `grad_weight`, on the micro-kernel's dot-product block:
     /// `dw[o][(c, ky, kx)] = Σ_q dy[o][q] · x[c][q + ky * row + kx]` over the positions `q` of
     /// the padded grid, where the output gradient is laid out on the grid with zeros at the
-    /// border positions ([`ConvGeometry::runs_packed`] must hold). Neither operand is unfolded.
-    pub(super) fn weight_grad_packed(
+    /// border positions ([`ConvGeometry::runs_implicit`] must hold). Neither operand is unfolded.
+    pub(super) fn weight_grad_implicit(
         &self,
         grad_out: &[f32],
         images: &[f32],
@@ -123,16 +129,22 @@ impl ConvGeometry {
     ) {
         let n = images.len() / self.in_len();
         if n > 1 || self.groups_images() {
-            return self.weight_grad_rows_packed(grad_out, images, 0..self.h, grad_weight, scratch);
+            return self.weight_grad_rows_implicit(
+                grad_out,
+                images,
+                0..self.h,
+                grad_weight,
+                scratch,
+            );
         }
         let rows = self.padded_block_rows();
         for y0 in (0..self.h).step_by(rows) {
             let block = y0..(y0 + rows).min(self.h);
-            self.weight_grad_rows_packed(grad_out, images, block, grad_weight, scratch);
+            self.weight_grad_rows_implicit(grad_out, images, block, grad_weight, scratch);
         }
     }
 
-    fn weight_grad_rows_packed(
+    fn weight_grad_rows_implicit(
         &self,
         grad_out: &[f32],
         images: &[f32],
