@@ -33,6 +33,17 @@ pub fn available() -> bool {
     }
 }
 
+/// For the tests of what runs only with AVX-512: whether this CPU has none (and so the test is
+/// skipped, which it says).
+#[cfg(test)]
+pub(crate) fn skipped_without_avx512() -> bool {
+    let skipped = !available();
+    if skipped {
+        eprintln!("skipped: this CPU has no AVX-512, so convlab's own kernels never run here");
+    }
+    skipped
+}
+
 /// `rows x depth` row-major values as panels of [`MR`] rows, each laid out step by step (`MR`
 /// values per step of the depth), the last panel padded with zero rows.
 pub fn pack_rows(a: &[f32], rows: usize, depth: usize, packed: &mut Vec<f32>) {
@@ -459,8 +470,7 @@ mod tests {
     /// starts (as a padded input's shifted rows give them), a part of the steps, both modes.
     #[test]
     fn blocks_match_the_plain_product() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512, so the micro-kernel never runs here");
+        if skipped_without_avx512() {
             return;
         }
         for (depth, stride, ldc) in [(1, NR, NR), (7, 50, 49), (193, 3, 61)] {
@@ -508,8 +518,7 @@ mod tests {
     /// each width of 1 to 4 vectors, odd lengths and starts; around the block nothing is written.
     #[test]
     fn shifted_blocks_match_the_plain_product() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512, so the micro-kernel never runs here");
+        if skipped_without_avx512() {
             return;
         }
         for vectors in 1..=4 {

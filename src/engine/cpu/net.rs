@@ -331,7 +331,7 @@ impl CpuNet {
                     let shape = [n, out_channels, g.h_out / 2, g.w_out / 2];
                     return (Activation::new(out, shape), keep_input(&x));
                 }
-                let mut out = memory::for_overwrite(n * g.out_len());
+                let mut out = memory::zeroed(n * g.out_len());
                 conv::conv_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
                 (Activation::new(out, full), keep_input(&x))
             }
@@ -346,7 +346,7 @@ impl CpuNet {
                 LayerParams::Conv { weight, bias },
             ) => {
                 let g = ConvGeometry::transposing(c, h, w, out_channels, kernel, stride, padding);
-                let mut out = memory::for_overwrite(n * g.in_len());
+                let mut out = memory::zeroed(n * g.in_len());
                 conv::conv_transpose_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
                 (
                     Activation::new(out, [n, out_channels, g.h, g.w]),
@@ -367,7 +367,7 @@ impl CpuNet {
                     Some(batch) => (&batch.mean, &batch.variance),
                     None => (running_mean, running_var),
                 };
-                let mut out = memory::for_overwrite(x.data.len());
+                let mut out = memory::zeroed(x.data.len());
                 let activation = self.activation_after(i);
                 layers::batch_norm_apply(
                     &x.data,
@@ -511,7 +511,7 @@ impl CpuNet {
                     let [n, c, h, w] = x.shape;
                     let g = ConvGeometry::conv(c, h, w, out_channels, kernel, stride, padding);
                     if let Some(argmax) = pending_pool.take() {
-                        let mut dx = need_input_grad.then(|| memory::for_overwrite(n * g.in_len()));
+                        let mut dx = need_input_grad.then(|| memory::zeroed(n * g.in_len()));
                         let (dw, db) = conv::conv_pool_backward(
                             &g,
                             &grad,
@@ -525,9 +525,8 @@ impl CpuNet {
                         }
                         grads_reversed.push(dw);
                         if let Some(dx) = dx {
-                            memory::recycle(std::mem::replace(&mut grad, dx));
+                            grad = dx;
                         }
-                        memory::recycle_shared(x.data);
                         continue;
                     }
                     if bias.is_some() {
@@ -535,11 +534,10 @@ impl CpuNet {
                     }
                     grads_reversed.push(conv::conv_weight_grad(&g, &grad, &x.data));
                     if need_input_grad {
-                        let mut dx = memory::for_overwrite(n * g.in_len());
+                        let mut dx = memory::zeroed(n * g.in_len());
                         conv::conv_input_grad(&g, &grad, weight, &mut dx);
-                        memory::recycle(std::mem::replace(&mut grad, dx));
+                        grad = dx;
                     }
-                    memory::recycle_shared(x.data);
                 }
                 (
                     &LayerSpec::ConvTranspose {
@@ -558,7 +556,7 @@ impl CpuNet {
                     grads_reversed.push(conv::channel_sums(&grad, out_channels, g.h * g.w));
                     grads_reversed.push(conv::conv_transpose_weight_grad(&g, &grad, &x.data));
                     if need_input_grad {
-                        let mut dx = memory::for_overwrite(n * g.out_len());
+                        let mut dx = memory::zeroed(n * g.out_len());
                         conv::conv_transpose_input_grad(&g, &grad, weight, &mut dx);
                         grad = dx;
                     }
@@ -581,10 +579,6 @@ impl CpuNet {
                     grads_reversed.push(db);
                     grads_reversed.push(dg);
                     grad = dx;
-                    memory::recycle_shared(x.data);
-                    if let Some((y, _)) = activation {
-                        memory::recycle_shared(y.data);
-                    }
                 }
                 (layer @ (LayerSpec::Relu | LayerSpec::LeakyRelu { .. }), _, Saved::Output(y)) => {
                     if self.follows_batch_norm(i) {

@@ -205,8 +205,7 @@ fn unfolding_matches_the_definition_in_row_blocks_beside_other_images() {
 /// images, whole and in two blocks of rows.
 #[test]
 fn forward_on_the_micro_kernel_matches_the_definition() {
-    if !crate::engine::cpu::kernel::available() {
-        eprintln!("skipped: this CPU has no AVX-512, so the micro-kernel never runs here");
+    if crate::engine::cpu::kernel::skipped_without_avx512() {
         return;
     }
     for (n, c_in, h, w, c_out, k, stride, pad) in [
@@ -275,8 +274,7 @@ fn naive_weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
 /// two blocks of rows. The sums are added to what `grad_weight` held.
 #[test]
 fn weight_gradient_on_the_micro_kernel_matches_the_definition() {
-    if !crate::engine::cpu::kernel::available() {
-        eprintln!("skipped: this CPU has no AVX-512, so the micro-kernel never runs here");
+    if crate::engine::cpu::kernel::skipped_without_avx512() {
         return;
     }
     for (n, c_in, h, w, c_out, k, pad) in [
