@@ -1,5 +1,6 @@
 //! convlab's own CPU engine: the few operations the project's models use (convolution and
-//! transposed convolution as im2col + GEMM, or by Winograd's method where it pays; batch norm,
+//! transposed convolution as implicit GEMMs on its own AVX-512 kernels, im2col + GEMM, or by
+//! Winograd's method, whichever the shape and the CPU call for; batch norm,
 //! ReLU / Leaky ReLU, 2x2 max-pool, linear, dropout, channel concat, softmax cross-entropy) with
 //! their backward passes, and the optimisers, on plain `f32` buffers in NCHW order, threaded
 //! with rayon. [`CpuNet`] builds a network from the same [`ModelSpec`](crate::models::ModelSpec)

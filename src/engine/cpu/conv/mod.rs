@@ -1,5 +1,7 @@
-//! Convolution and transposed convolution, forward and backward, as im2col + GEMM: one image
-//! at a time in row blocks where planes are large, several images per product where small.
+//! Convolution and transposed convolution, forward and backward: with AVX-512, stride-1
+//! "same" convolutions as implicit GEMMs on convlab's own kernels; everything else as im2col +
+//! GEMM, one image at a time in row blocks where planes are large, several images per product
+//! where small.
 //!
 //! One geometry serves both: a transposed convolution's forward pass is the input gradient of
 //! the convolution it transposes, and its input gradient is that convolution's forward pass
@@ -9,8 +11,9 @@
 //! By concern: `geometry` (the shape, im2col / col2im, row blocks), `schedule` (groups, scratch
 //! buffers, which method a group takes, threads), `gemm` (the unfolded products through the
 //! `gemm` crate), `implicit` (stride-1 forward passes and weight gradients on convlab's own
-//! kernels, read straight from a zero-padded input), `phases` (strided input gradients by sub-pixel phase), `pooled` (convolution fused with
-//! max-pooling), `transposed` (transposed convolution); here the entry points and bias sums.
+//! kernels, read straight from a zero-padded input), `phases` (strided input gradients by
+//! sub-pixel phase), `pooled` (convolution fused with max-pooling), `transposed` (transposed
+//! convolution); here the entry points and bias sums.
 
 mod gemm;
 mod geometry;
