@@ -108,13 +108,16 @@ pub fn block(
     }
 }
 
+/// Accumulators of [`shifted_block`]; every block's rows divide it (a caller rounds up to it).
+pub const SHIFTED_ACCUMULATORS: usize = 24;
+
 /// Rows of [`shifted_block`]'s block for `vectors` vectors of columns (1 to 4): 24
 /// accumulators, with the vectors of `b` and the broadcast value in the vector registers left.
 /// With 12 rows or more the rows' starts outgrow the general registers and are reloaded from
 /// the stack; 12 rows were still faster than 8 on an Intel Xeon (weight gradients of 32
 /// channels: 3.9 against 4.1 ms for a batch at 28 x 28).
 pub fn shifted_rows(vectors: usize) -> usize {
-    24 / vectors
+    SHIFTED_ACCUMULATORS / vectors
 }
 
 /// `c[i * ldc + o] += Σ_{q < len} p[starts[i] + q] · b[q * ldb + o]` for `i < starts.len()`

@@ -5,7 +5,6 @@
 use std::ops::Range;
 
 use super::schedule::BLOCK_FLOATS;
-use crate::engine::cpu::kernel::NR;
 
 /// A convolution from `[c_in, h, w]` to `[c_out, h_out, w_out]` with a square kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,11 +152,7 @@ impl ConvGeometry {
         offset: usize,
     ) {
         if self.stride == 1 && self.w_out == self.w {
-            // Each patch row is one run ([`ConvGeometry::unfold_shifted`]).
-            let first = y0 * self.w;
-            return self.unfold_shifted(image, y0..y1, cols, |p, x| {
-                (p * row_stride + offset + x - first, usize::MAX)
-            });
+            return self.unfold_shifted(image, y0..y1, cols, row_stride, offset);
         }
         let (k, w_out) = (self.k, self.w_out);
         let mut phases = RowPhases::new(self.w, self.stride);
@@ -189,26 +184,24 @@ impl ConvGeometry {
         }
     }
 
-    /// Unfolds output rows `rows` of one image of a stride-1 convolution whose output planes
-    /// are the size of its input planes. Patch row `(c, ky, kx)` is then input plane `c`
-    /// shifted by `(ky - pad) * w + kx - pad`, so it is copied in long runs (one copy per run
-    /// instead of one per output row: the copies of a 28-wide plane were mostly call
+    /// [`ConvGeometry::im2col`] for output rows `rows` of a stride-1 convolution whose output
+    /// planes are the size of its input planes. Patch row `(c, ky, kx)` is then input plane `c`
+    /// shifted by `(ky - pad) * w + kx - pad`, so it is copied in one run (one copy per patch
+    /// row instead of one per output row: the copies of a 28-wide plane were mostly call
     /// overhead), and the values outside the input (rows above or below it, columns that
     /// wrapped round from the next or previous row) are zeroed after.
-    ///
-    /// `place(p, x)` says where output position `x` (`y * w + x` in the plane) of patch row `p`
-    /// goes in `cols` and how many positions may follow it there contiguously: the caller's
-    /// layout (a row-major matrix, or the micro-kernel's panels).
-    pub(super) fn unfold_shifted(
+    fn unfold_shifted(
         &self,
         image: &[f32],
         rows: Range<usize>,
         cols: &mut [f32],
-        place: impl Fn(usize, usize) -> (usize, usize),
+        row_stride: usize,
+        offset: usize,
     ) {
         debug_assert!(self.stride == 1 && (self.h_out, self.w_out) == (self.h, self.w));
         let (h, w, k, pad) = (self.h, self.w, self.k, self.pad);
         let plane = h * w;
+        let (x, run) = (rows.start * w, rows.len() * w);
         for (c, input) in image.chunks_exact(plane).enumerate() {
             for (ky, kx) in (0..k).flat_map(|ky| (0..k).map(move |kx| (ky, kx))) {
                 let p = (c * k + ky) * k + kx;
@@ -223,43 +216,31 @@ impl ConvGeometry {
                 } else {
                     (w + pad).saturating_sub(kx).min(w)..w
                 };
-                let (mut x, end_x) = (rows.start * w, rows.end * w);
-                while x < end_x {
-                    let (at, room) = place(p, x);
-                    let run = room.min(end_x - x);
-                    let dst = &mut cols[at..at + run];
-                    // Copied where the source is inside the plane and the row inside the
-                    // input, zero elsewhere.
-                    let start = rows_inside
-                        .start
-                        .max(x)
-                        .max((-shift).max(0) as usize)
-                        .min(x + run);
-                    let end = rows_inside
-                        .end
-                        .min(x + run)
-                        .min((plane as isize - shift).max(0) as usize)
-                        .max(start);
-                    if start > x {
-                        dst[..start - x].fill(0.0);
+                let dst = &mut cols[p * row_stride + offset..][..run];
+                // Copied where the source is inside the plane and the row inside the input,
+                // zero elsewhere.
+                let start = rows_inside
+                    .start
+                    .max(x)
+                    .max((-shift).max(0) as usize)
+                    .min(x + run);
+                let end = rows_inside
+                    .end
+                    .min(x + run)
+                    .min((plane as isize - shift).max(0) as usize)
+                    .max(start);
+                dst[..start - x].fill(0.0);
+                dst[end - x..].fill(0.0);
+                if end > start {
+                    let source = (start as isize + shift) as usize;
+                    dst[start - x..end - x].copy_from_slice(&input[source..source + end - start]);
+                }
+                for column in outside {
+                    let mut at = start + (column + w - start % w) % w;
+                    while at < end {
+                        dst[at - x] = 0.0;
+                        at += w;
                     }
-                    if end < x + run {
-                        dst[end - x..].fill(0.0);
-                    }
-                    if end > start {
-                        copy_run(
-                            &mut dst[start - x..end - x],
-                            &input[(start as isize + shift) as usize..],
-                        );
-                    }
-                    for column in outside.clone() {
-                        let mut at = start + (column + w - start % w) % w;
-                        while at < end {
-                            dst[at - x] = 0.0;
-                            at += w;
-                        }
-                    }
-                    x += run;
                 }
             }
         }
@@ -402,15 +383,5 @@ impl RowPhases {
         let stride = self.stride as isize;
         let (phase, shift) = (offset.rem_euclid(stride), offset.div_euclid(stride));
         (phase as usize, (first as isize + shift) as usize)
-    }
-}
-
-/// Copies `src`'s first `dst.len()` values. A run of exactly one micro-kernel step is a copy of
-/// fixed size, a few vector moves; a copy whose length is known only at run time calls
-/// `memmove`, which costs more than the copy at this size.
-fn copy_run(dst: &mut [f32], src: &[f32]) {
-    match <&mut [f32; NR]>::try_from(&mut *dst) {
-        Ok(step) => *step = src[..NR].try_into().expect("NR values"),
-        Err(_) => dst.copy_from_slice(&src[..dst.len()]),
     }
 }

@@ -16,7 +16,7 @@ use std::ops::Range;
 
 use super::geometry::ConvGeometry;
 use super::schedule::Scratch;
-use crate::engine::cpu::kernel::{self, MR, NR};
+use crate::engine::cpu::kernel::{self, MR, NR, SHIFTED_ACCUMULATORS};
 use crate::engine::cpu::matmul::{CountedProduct, Threads};
 
 /// Steps of one pass of the micro-kernel, after which each block's sums go through memory (the
@@ -25,10 +25,9 @@ use crate::engine::cpu::matmul::{CountedProduct, Threads};
 const KC: usize = 64;
 
 impl ConvGeometry {
-    /// Whether [`ConvGeometry::forward_group_implicit`] and [`ConvGeometry::forward_image_implicit`]
-    /// run this convolution: the micro-kernel is there, and the columns can be unfolded by
-    /// shifting (stride 1, output planes the size of the input's; 1x1 convolutions read their
-    /// input as it lies and gain nothing).
+    /// Whether this convolution runs here (forward passes and weight gradients): the kernels
+    /// are there, and each step of a patch is the input shifted (stride 1, output planes the
+    /// size of the input's; 1x1 convolutions read their input as it lies and gain nothing).
     pub(super) fn runs_implicit(&self) -> bool {
         kernel::available()
             && self.stride == 1
@@ -36,9 +35,10 @@ impl ConvGeometry {
             && !self.is_pointwise()
     }
 
-    /// Whole images: the forward pass through the micro-kernel ([`ConvGeometry::runs_implicit`]
+    /// The forward pass of `images` (whole images side by side when small, each image in
+    /// blocks of rows when large) through the micro-kernel ([`ConvGeometry::runs_implicit`]
     /// must hold).
-    pub(super) fn forward_group_implicit(
+    pub(super) fn forward_implicit(
         &self,
         images: &[f32],
         weight: &[f32],
@@ -47,32 +47,27 @@ impl ConvGeometry {
         scratch: &mut Scratch,
     ) {
         kernel::pack_rows(weight, self.c_out, self.patch(), &mut scratch.weights);
-        self.forward_rows_implicit(images, 0..self.h, bias, out, scratch);
-    }
-
-    /// One image with a large plane, a few output rows at a time ([`ConvGeometry::runs_implicit`]
-    /// must hold).
-    pub(super) fn forward_image_implicit(
-        &self,
-        image: &[f32],
-        weight: &[f32],
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-        scratch: &mut Scratch,
-    ) {
-        kernel::pack_rows(weight, self.c_out, self.patch(), &mut scratch.weights);
-        let rows = self.padded_block_rows();
-        for y0 in (0..self.h).step_by(rows) {
-            self.forward_rows_implicit(image, y0..(y0 + rows).min(self.h), bias, out, scratch);
+        if self.groups_images() {
+            return self.forward_rows_implicit(images, 0..self.h, bias, out, scratch);
+        }
+        for (image, out) in images
+            .chunks(self.in_len())
+            .zip(out.chunks_mut(self.out_len()))
+        {
+            for rows in self.padded_blocks() {
+                self.forward_rows_implicit(image, rows, bias, out, scratch);
+            }
         }
     }
 
-    /// Output rows per block when one large image goes through the micro-kernel: its padded
-    /// rows take about [`PADDED_FLOATS`].
-    pub(super) fn padded_block_rows(&self) -> usize {
-        (PADDED_FLOATS / (self.c_in * (self.w + self.pad)))
+    /// The blocks of output rows in which one large image goes through the kernels: each
+    /// block's padded rows take about [`PADDED_FLOATS`].
+    pub(super) fn padded_blocks(&self) -> impl Iterator<Item = Range<usize>> + use<> {
+        let h = self.h;
+        let rows = (PADDED_FLOATS / (self.c_in * (self.w + self.pad)))
             .saturating_sub(2 * self.pad)
-            .clamp(1, self.h)
+            .clamp(1, h);
+        (0..h).step_by(rows).map(move |y0| y0..(y0 + rows).min(h))
     }
 
     /// Output rows `rows` of every image in `images` (all rows when there are several), with
@@ -90,10 +85,7 @@ impl ConvGeometry {
         padded.fill(self, images, &mut scratch.cols);
         scratch.steps.set(padded.steps(self));
         let patch = self.patch();
-        // The products' work, counted as `matmul` counts its: the output's positions, not the
-        // padding's.
-        let flops = 2 * (self.c_out * n * padded.rows.len() * self.w * patch) as u64;
-        let _counted = CountedProduct::start(flops, Threads::One);
+        let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
         let Scratch {
             cols,
             weights,
@@ -115,10 +107,10 @@ impl ConvGeometry {
         }
     }
 
-    /// Adds the weight gradient of `images` (whole images side by side when small, one image in
-    /// blocks of rows when large) to `grad_weight`, on the micro-kernel's dot-product block:
-    /// `dw[o][(c, ky, kx)] = Σ_q dy[o][q] · x[c][q + ky * row + kx]` over the positions `q` of
-    /// the padded grid, where the output gradient is laid out on the grid with zeros at the
+    /// Adds the weight gradient of `images` (whole images side by side when small, each image
+    /// in blocks of rows when large) to `grad_weight`, on `kernel::shifted_block`:
+    /// `dw[o][(c, ky, kx)] = Σ_q dy[q][o] · x[c][q + ky * row + kx]` over the positions `q` of
+    /// the padded grid, the output gradient laid out position by position with zeros at the
     /// border positions ([`ConvGeometry::runs_implicit`] must hold). Neither operand is unfolded.
     pub(super) fn weight_grad_implicit(
         &self,
@@ -127,20 +119,17 @@ impl ConvGeometry {
         grad_weight: &mut [f32],
         scratch: &mut Scratch,
     ) {
-        let n = images.len() / self.in_len();
-        if n > 1 || self.groups_images() {
-            return self.weight_grad_rows_implicit(
-                grad_out,
-                images,
-                0..self.h,
-                grad_weight,
-                scratch,
-            );
+        if self.groups_images() {
+            let rows = 0..self.h;
+            return self.weight_grad_rows_implicit(grad_out, images, rows, grad_weight, scratch);
         }
-        let rows = self.padded_block_rows();
-        for y0 in (0..self.h).step_by(rows) {
-            let block = y0..(y0 + rows).min(self.h);
-            self.weight_grad_rows_implicit(grad_out, images, block, grad_weight, scratch);
+        for (grad_out, image) in grad_out
+            .chunks(self.out_len())
+            .zip(images.chunks(self.in_len()))
+        {
+            for rows in self.padded_blocks() {
+                self.weight_grad_rows_implicit(grad_out, image, rows, grad_weight, scratch);
+            }
         }
     }
 
@@ -158,13 +147,12 @@ impl ConvGeometry {
         let channels = self.c_out.next_multiple_of(16);
         padded.fill_by_position(self, grad_out, channels, &mut scratch.rows);
         let patch = self.patch();
-        let flops = 2 * (self.c_out * n * padded.rows.len() * self.w * patch) as u64;
-        let _counted = CountedProduct::start(flops, Threads::One);
+        let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
         let steps: Vec<usize> = padded.steps(self).collect();
         // The weight gradient transposed, `[step][channel]`, rounded up to whole blocks.
         let sums = &mut scratch.block;
         sums.clear();
-        sums.resize(patch.next_multiple_of(24) * channels, 0.0);
+        sums.resize(patch.next_multiple_of(SHIFTED_ACCUMULATORS) * channels, 0.0);
         // Positions in passes whose output gradients (`chunk` x `channels`) stay in the L1
         // cache while every block of steps goes over them: a large plane's did not fit in L2.
         let chunk = (8192 / channels).max(16);
@@ -176,7 +164,7 @@ impl ConvGeometry {
                 let block_rows = kernel::shifted_rows(vectors);
                 for s0 in (0..patch).step_by(block_rows) {
                     // Steps past the patch read step 0 again; their sums are dropped.
-                    let mut starts = [q0; 24];
+                    let mut starts = [q0; SHIFTED_ACCUMULATORS];
                     let here = &steps[s0..(s0 + block_rows).min(patch)];
                     starts.iter_mut().zip(here).for_each(|(s, &h)| *s = h + q0);
                     kernel::shifted_block(
@@ -257,7 +245,19 @@ impl Padded {
             channel[..self.pad].fill(0.0);
             channel[end..].fill(0.0);
         }
-        let plane = g.h * g.w;
+        let runs = kernel::Runs {
+            rows: g.c_in,
+            len: g.w,
+            src_stride: g.h * g.w,
+            dst_stride: self.channel,
+            zeros: self.pad,
+        };
+        let zeros = kernel::Runs {
+            len: 0,
+            src_stride: 0,
+            zeros: self.row,
+            ..runs
+        };
         for r in 0..grid_rows {
             // Grid row `r - pad` from the first output row: the rows above it are image 0's,
             // and rows `rows.len()..image_rows` of an image are the rows below its output.
@@ -265,24 +265,11 @@ impl Padded {
                 Some(j) => (j / self.image_rows, self.rows.start + j % self.image_rows),
                 None => (0, (self.rows.start + r).wrapping_sub(self.pad)),
             };
-            let runs = kernel::Runs {
-                rows: g.c_in,
-                len: g.w,
-                src_stride: plane,
-                dst_stride: self.channel,
-                zeros: self.pad,
-            };
             let dst = &mut buffer[self.pad + r * self.row..];
             if y < g.h {
                 let at = image * g.in_len() + y * g.w;
                 kernel::copy_runs(dst, &images[at..], runs, None);
             } else {
-                let zeros = kernel::Runs {
-                    len: 0,
-                    src_stride: 0,
-                    zeros: self.row,
-                    ..runs
-                };
                 kernel::copy_runs(dst, &[], zeros, None);
             }
         }
@@ -315,6 +302,12 @@ impl Padded {
                 channels,
             );
         }
+    }
+
+    /// The products' work for `images` images, counted as `matmul` counts its: the output's
+    /// positions, not the grid's border.
+    fn flops(&self, g: &ConvGeometry, images: usize) -> u64 {
+        2 * (g.c_out * images * self.rows.len() * g.w * g.patch()) as u64
     }
 
     /// Where each step of the patch starts, relative to the grid position being computed.

@@ -66,8 +66,8 @@ impl ConvGeometry {
         if self.groups_images() && winograd::applies(self) {
             let Scratch { cols, rows, .. } = scratch;
             winograd::forward(self, images, weight, bias, out, cols, rows, threads)
-        } else if self.groups_images() && threads == Threads::One && self.runs_implicit() {
-            self.forward_group_implicit(images, weight, bias, out, scratch)
+        } else if threads == Threads::One && self.runs_implicit() {
+            self.forward_implicit(images, weight, bias, out, scratch)
         } else if self.groups_images() {
             self.forward_group(images, weight, bias, out, scratch, threads)
         } else {
@@ -75,11 +75,7 @@ impl ConvGeometry {
                 .chunks(self.in_len())
                 .zip(out.chunks_mut(self.out_len()))
             {
-                if threads == Threads::One && self.runs_implicit() {
-                    self.forward_image_implicit(x, weight, bias, o, scratch)
-                } else {
-                    self.forward_image(x, weight, bias, o, &mut scratch.cols, threads)
-                }
+                self.forward_image(x, weight, bias, o, &mut scratch.cols, threads)
             }
         }
     }
