@@ -120,10 +120,11 @@ pub fn shifted_rows(vectors: usize) -> usize {
     SHIFTED_ACCUMULATORS / vectors
 }
 
-/// `c[i * ldc + o] += Σ_{q < len} p[starts[i] + q] · b[q * ldb + o]` for `i < starts.len()`
-/// and `o < 16 * vectors`: a block of a product whose inner dimension runs along memory in `p`
-/// at a different start for each row, as a convolution's weight gradient has it (each row a
-/// step of the patch, the input shifted; `b` the output gradient, position by position).
+/// `c[i * ldc + o] += Σ_q p[starts[i] + q] · b[q * ldb + o]` for `i < starts.len()` and `o <
+/// 16 * vectors`, `q` over the ranges `runs`: a block of a product whose inner dimension runs
+/// along memory in `p` at a different start for each row, as a convolution's weight gradient
+/// has it (each row a step of the patch, the input shifted; `b` the output gradient, position
+/// by position; the runs its rows, skipping the zero-padded grid's borders).
 /// `starts.len()` must be [`shifted_rows`]`(vectors)`.
 ///
 /// # Panics
@@ -136,7 +137,7 @@ pub fn shifted_block(
     starts: &[usize],
     b: &[f32],
     ldb: usize,
-    len: usize,
+    runs: &[Range<usize>],
     c: &mut [f32],
     ldc: usize,
 ) {
@@ -147,15 +148,15 @@ pub fn shifted_block(
     );
     let rows = shifted_rows(vectors);
     assert_eq!(starts.len(), rows, "shifted_block: starts");
-    if len == 0 {
+    let Some(end) = runs.iter().filter(|r| !r.is_empty()).map(|r| r.end).max() else {
         return;
-    }
+    };
     assert!(
-        starts.iter().all(|&s| s + len <= p.len()),
+        starts.iter().all(|&s| s + end <= p.len()),
         "shifted_block: p too short"
     );
     assert!(
-        (len - 1) * ldb + 16 * vectors <= b.len(),
+        (end - 1) * ldb + 16 * vectors <= b.len(),
         "shifted_block: b too short"
     );
     assert!(
@@ -167,10 +168,75 @@ pub fn shifted_block(
     unsafe {
         let (p, b, c) = (p.as_ptr(), b.as_ptr(), c.as_mut_ptr());
         match vectors {
-            1 => avx512::shifted_block::<1, 24>(p, starts, b, ldb, len, c, ldc),
-            2 => avx512::shifted_block::<2, 12>(p, starts, b, ldb, len, c, ldc),
-            3 => avx512::shifted_block::<3, 8>(p, starts, b, ldb, len, c, ldc),
-            _ => avx512::shifted_block::<4, 6>(p, starts, b, ldb, len, c, ldc),
+            1 => avx512::shifted_block::<1, 24>(p, starts, b, ldb, runs, c, ldc),
+            2 => avx512::shifted_block::<2, 12>(p, starts, b, ldb, runs, c, ldc),
+            3 => avx512::shifted_block::<3, 8>(p, starts, b, ldb, runs, c, ldc),
+            _ => avx512::shifted_block::<4, 6>(p, starts, b, ldb, runs, c, ldc),
+        }
+    }
+}
+
+/// Positions of [`lanes_block`]'s block: 7, which divides the width of the planes where it
+/// runs (7 and 14), so no position of a row's last block falls past the row's end.
+pub const LANES: usize = 7;
+
+/// Vectors of channels [`lanes_block`] takes at most: 28 accumulators, three vectors of weights
+/// and the broadcast value fill the 32 registers (the fourth vector is read inside its FMAs).
+pub const LANES_VECTORS: usize = 4;
+
+/// `c[j * ldc + o] (+)= Σ_p p[start_p + j] · w[(p - range.start) * ldw + o]` for `j <`
+/// [`LANES`] and `o < 16 * vectors`, over steps `range` of `steps`: a block of a convolution's
+/// output with the channels in the vector lanes (PyTorch's oneDNN lays its outputs out this
+/// way), [`LANES`] consecutive positions of the zero-padded input `p` from each step's start
+/// and the weights laid out step by step. Where the micro-kernel's 48 positions run over a
+/// small plane's borders, these 7 fit its rows. Overwrites `c` unless `add`. Rows of `w` and
+/// `c` that start on 64-byte boundaries keep each vector in one cache line.
+///
+/// # Panics
+/// If [`available`] is false, `vectors` is not 1 to [`LANES_VECTORS`], or an operand is too
+/// short.
+#[allow(clippy::too_many_arguments)]
+pub fn lanes_block(
+    vectors: usize,
+    p: &[f32],
+    steps: &Steps,
+    range: Range<usize>,
+    w: &[f32],
+    ldw: usize,
+    c: &mut [f32],
+    ldc: usize,
+    add: bool,
+) {
+    assert!(available(), "the micro-kernel needs AVX-512");
+    assert!(
+        (1..=LANES_VECTORS).contains(&vectors),
+        "lanes_block: {vectors} vectors"
+    );
+    let starts = &steps.starts[range];
+    // `reach` is the furthest start plus the micro-kernel's `NR`; this block reads fewer.
+    assert!(
+        p.len() + NR >= steps.reach + LANES,
+        "lanes_block: p too short"
+    );
+    if let Some(last) = starts.len().checked_sub(1) {
+        assert!(
+            w.len() >= last * ldw + 16 * vectors,
+            "lanes_block: w too short"
+        );
+    }
+    assert!(
+        c.len() >= (LANES - 1) * ldc + 16 * vectors,
+        "lanes_block: c too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F is available and the asserts keep every access inside the slices.
+    unsafe {
+        let (p, w, c) = (p.as_ptr(), w.as_ptr(), c.as_mut_ptr());
+        match vectors {
+            1 => avx512::lanes_block::<1>(starts, p, w, ldw, c, ldc, add),
+            2 => avx512::lanes_block::<2>(starts, p, w, ldw, c, ldc, add),
+            3 => avx512::lanes_block::<3>(starts, p, w, ldw, c, ldc, add),
+            _ => avx512::lanes_block_4(starts, p, w, ldw, c, ldc, add),
         }
     }
 }
@@ -290,20 +356,23 @@ pub fn copy_runs(dst: &mut [f32], src: &[f32], runs: Runs, add: Option<&[f32]>) 
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{MR, Runs};
+    use std::ops::Range;
+
+    use super::{LANES, MR, Runs};
 
     /// [`super::shifted_block`] with `V` vectors and `R` rows.
     ///
     /// # Safety
-    /// AVX-512F must be available; `starts` must hold `R` starts, `p` `len` values from each,
-    /// `b` `len` rows of `16 V` values `ldb` apart, `c` `R` rows of `16 V` values `ldc` apart.
+    /// AVX-512F must be available; `starts` must hold `R` starts, `p` the runs' values from
+    /// each, `b` their rows of `16 V` values `ldb` apart, `c` `R` rows of `16 V` values `ldc`
+    /// apart.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn shifted_block<const V: usize, const R: usize>(
         p: *const f32,
         starts: &[usize],
         b: *const f32,
         ldb: usize,
-        len: usize,
+        runs: &[Range<usize>],
         c: *mut f32,
         ldc: usize,
     ) {
@@ -312,8 +381,8 @@ mod avx512 {
             unsafe { p.add(starts[i]) }
         });
         let mut acc = [[_mm512_setzero_ps(); V]; R];
-        for q in 0..len {
-            // SAFETY: q < len: row q of `b` and value q after each start (the contract).
+        for q in runs.iter().flat_map(Clone::clone) {
+            // SAFETY: q is in a run: row q of `b` and value q after each start (the contract).
             unsafe {
                 let row: [__m512; V] =
                     std::array::from_fn(|v| _mm512_loadu_ps(b.add(q * ldb + 16 * v)));
@@ -333,6 +402,272 @@ mod avx512 {
                     _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), sum));
                 }
             }
+        }
+    }
+
+    /// [`super::lanes_block`] with `V` vectors (1 to 3).
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `p` must hold [`LANES`] values from each start, `w` `16 V`
+    /// values for each step, `ldw` apart, and `c` [`LANES`] rows of `16 V` values `ldc` apart.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn lanes_block<const V: usize>(
+        starts: &[usize],
+        p: *const f32,
+        w: *const f32,
+        ldw: usize,
+        c: *mut f32,
+        ldc: usize,
+        add: bool,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); V]; LANES];
+        if add {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: row j < LANES, columns 16v..16v + 16 <= 16 V (the contract).
+                    *acc = unsafe { _mm512_loadu_ps(c.add(j * ldc + 16 * v)) };
+                }
+            }
+        }
+        for (s, &start) in starts.iter().enumerate() {
+            // SAFETY: step s of `w` and `LANES` values from its start in `p` (the contract).
+            unsafe {
+                let x = p.add(start);
+                let weights = w.add(s * ldw);
+                let wv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(weights.add(16 * v)));
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    let value = _mm512_set1_ps(*x.add(j));
+                    for (acc, &wv) in acc.iter_mut().zip(&wv) {
+                        *acc = _mm512_fmadd_ps(value, wv, *acc);
+                    }
+                }
+            }
+        }
+        for (j, acc) in acc.iter().enumerate() {
+            for (v, &sum) in acc.iter().enumerate() {
+                // SAFETY: row j < LANES, columns 16v..16v + 16 <= 16 V (the contract).
+                unsafe { _mm512_storeu_ps(c.add(j * ldc + 16 * v), sum) };
+            }
+        }
+    }
+
+    /// [`super::lanes_block`] with 4 vectors, written out in assembly: its 28
+    /// accumulators, three vectors of weights and the broadcast value take all 32 registers
+    /// (the fourth vector is read inside its FMAs), and LLVM, given the same loop in
+    /// intrinsics, moved accumulators between registers on every step (96 against 126 GFLOP/s
+    /// on one core of an Intel Xeon).
+    ///
+    /// # Safety
+    /// As [`lanes_block`].
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn lanes_block_4(
+        starts: &[usize],
+        p: *const f32,
+        w: *const f32,
+        ldw: usize,
+        c: *mut f32,
+        ldc: usize,
+        add: bool,
+    ) {
+        // SAFETY: the accesses are those of `lanes_block` (the contract); every vector
+        // register is declared clobbered.
+        unsafe {
+            std::arch::asm!(
+                "mov {row}, {c}",
+                "test {add}, {add}",
+                "jz 3f",
+                "vmovups zmm0, zmmword ptr [{row} + 0]",
+                "vmovups zmm1, zmmword ptr [{row} + 64]",
+                "vmovups zmm2, zmmword ptr [{row} + 128]",
+                "vmovups zmm3, zmmword ptr [{row} + 192]",
+                "add {row}, {ldc}",
+                "vmovups zmm4, zmmword ptr [{row} + 0]",
+                "vmovups zmm5, zmmword ptr [{row} + 64]",
+                "vmovups zmm6, zmmword ptr [{row} + 128]",
+                "vmovups zmm7, zmmword ptr [{row} + 192]",
+                "add {row}, {ldc}",
+                "vmovups zmm8, zmmword ptr [{row} + 0]",
+                "vmovups zmm9, zmmword ptr [{row} + 64]",
+                "vmovups zmm10, zmmword ptr [{row} + 128]",
+                "vmovups zmm11, zmmword ptr [{row} + 192]",
+                "add {row}, {ldc}",
+                "vmovups zmm12, zmmword ptr [{row} + 0]",
+                "vmovups zmm13, zmmword ptr [{row} + 64]",
+                "vmovups zmm14, zmmword ptr [{row} + 128]",
+                "vmovups zmm15, zmmword ptr [{row} + 192]",
+                "add {row}, {ldc}",
+                "vmovups zmm16, zmmword ptr [{row} + 0]",
+                "vmovups zmm17, zmmword ptr [{row} + 64]",
+                "vmovups zmm18, zmmword ptr [{row} + 128]",
+                "vmovups zmm19, zmmword ptr [{row} + 192]",
+                "add {row}, {ldc}",
+                "vmovups zmm20, zmmword ptr [{row} + 0]",
+                "vmovups zmm21, zmmword ptr [{row} + 64]",
+                "vmovups zmm22, zmmword ptr [{row} + 128]",
+                "vmovups zmm23, zmmword ptr [{row} + 192]",
+                "add {row}, {ldc}",
+                "vmovups zmm24, zmmword ptr [{row} + 0]",
+                "vmovups zmm25, zmmword ptr [{row} + 64]",
+                "vmovups zmm26, zmmword ptr [{row} + 128]",
+                "vmovups zmm27, zmmword ptr [{row} + 192]",
+                "jmp 4f",
+                "3:",
+                "vpxord zmm0, zmm0, zmm0",
+                "vpxord zmm1, zmm1, zmm1",
+                "vpxord zmm2, zmm2, zmm2",
+                "vpxord zmm3, zmm3, zmm3",
+                "vpxord zmm4, zmm4, zmm4",
+                "vpxord zmm5, zmm5, zmm5",
+                "vpxord zmm6, zmm6, zmm6",
+                "vpxord zmm7, zmm7, zmm7",
+                "vpxord zmm8, zmm8, zmm8",
+                "vpxord zmm9, zmm9, zmm9",
+                "vpxord zmm10, zmm10, zmm10",
+                "vpxord zmm11, zmm11, zmm11",
+                "vpxord zmm12, zmm12, zmm12",
+                "vpxord zmm13, zmm13, zmm13",
+                "vpxord zmm14, zmm14, zmm14",
+                "vpxord zmm15, zmm15, zmm15",
+                "vpxord zmm16, zmm16, zmm16",
+                "vpxord zmm17, zmm17, zmm17",
+                "vpxord zmm18, zmm18, zmm18",
+                "vpxord zmm19, zmm19, zmm19",
+                "vpxord zmm20, zmm20, zmm20",
+                "vpxord zmm21, zmm21, zmm21",
+                "vpxord zmm22, zmm22, zmm22",
+                "vpxord zmm23, zmm23, zmm23",
+                "vpxord zmm24, zmm24, zmm24",
+                "vpxord zmm25, zmm25, zmm25",
+                "vpxord zmm26, zmm26, zmm26",
+                "vpxord zmm27, zmm27, zmm27",
+                "4:",
+                "test {steps}, {steps}",
+                "jz 6f",
+                "5:",
+                "mov {x}, qword ptr [{starts}]",
+                "lea {x}, [{p} + 4*{x}]",
+                "vmovups zmm28, zmmword ptr [{w} + 0]",
+                "vmovups zmm29, zmmword ptr [{w} + 64]",
+                "vmovups zmm30, zmmword ptr [{w} + 128]",
+                "vbroadcastss zmm31, dword ptr [{x} + 0]",
+                "vfmadd231ps zmm0, zmm31, zmm28",
+                "vfmadd231ps zmm1, zmm31, zmm29",
+                "vfmadd231ps zmm2, zmm31, zmm30",
+                "vfmadd231ps zmm3, zmm31, zmmword ptr [{w} + 192]",
+                "vbroadcastss zmm31, dword ptr [{x} + 4]",
+                "vfmadd231ps zmm4, zmm31, zmm28",
+                "vfmadd231ps zmm5, zmm31, zmm29",
+                "vfmadd231ps zmm6, zmm31, zmm30",
+                "vfmadd231ps zmm7, zmm31, zmmword ptr [{w} + 192]",
+                "vbroadcastss zmm31, dword ptr [{x} + 8]",
+                "vfmadd231ps zmm8, zmm31, zmm28",
+                "vfmadd231ps zmm9, zmm31, zmm29",
+                "vfmadd231ps zmm10, zmm31, zmm30",
+                "vfmadd231ps zmm11, zmm31, zmmword ptr [{w} + 192]",
+                "vbroadcastss zmm31, dword ptr [{x} + 12]",
+                "vfmadd231ps zmm12, zmm31, zmm28",
+                "vfmadd231ps zmm13, zmm31, zmm29",
+                "vfmadd231ps zmm14, zmm31, zmm30",
+                "vfmadd231ps zmm15, zmm31, zmmword ptr [{w} + 192]",
+                "vbroadcastss zmm31, dword ptr [{x} + 16]",
+                "vfmadd231ps zmm16, zmm31, zmm28",
+                "vfmadd231ps zmm17, zmm31, zmm29",
+                "vfmadd231ps zmm18, zmm31, zmm30",
+                "vfmadd231ps zmm19, zmm31, zmmword ptr [{w} + 192]",
+                "vbroadcastss zmm31, dword ptr [{x} + 20]",
+                "vfmadd231ps zmm20, zmm31, zmm28",
+                "vfmadd231ps zmm21, zmm31, zmm29",
+                "vfmadd231ps zmm22, zmm31, zmm30",
+                "vfmadd231ps zmm23, zmm31, zmmword ptr [{w} + 192]",
+                "vbroadcastss zmm31, dword ptr [{x} + 24]",
+                "vfmadd231ps zmm24, zmm31, zmm28",
+                "vfmadd231ps zmm25, zmm31, zmm29",
+                "vfmadd231ps zmm26, zmm31, zmm30",
+                "vfmadd231ps zmm27, zmm31, zmmword ptr [{w} + 192]",
+                "add {starts}, 8",
+                "add {w}, {ldw}",
+                "dec {steps}",
+                "jnz 5b",
+                "6:",
+                "mov {row}, {c}",
+                "vmovups zmmword ptr [{row} + 0], zmm0",
+                "vmovups zmmword ptr [{row} + 64], zmm1",
+                "vmovups zmmword ptr [{row} + 128], zmm2",
+                "vmovups zmmword ptr [{row} + 192], zmm3",
+                "add {row}, {ldc}",
+                "vmovups zmmword ptr [{row} + 0], zmm4",
+                "vmovups zmmword ptr [{row} + 64], zmm5",
+                "vmovups zmmword ptr [{row} + 128], zmm6",
+                "vmovups zmmword ptr [{row} + 192], zmm7",
+                "add {row}, {ldc}",
+                "vmovups zmmword ptr [{row} + 0], zmm8",
+                "vmovups zmmword ptr [{row} + 64], zmm9",
+                "vmovups zmmword ptr [{row} + 128], zmm10",
+                "vmovups zmmword ptr [{row} + 192], zmm11",
+                "add {row}, {ldc}",
+                "vmovups zmmword ptr [{row} + 0], zmm12",
+                "vmovups zmmword ptr [{row} + 64], zmm13",
+                "vmovups zmmword ptr [{row} + 128], zmm14",
+                "vmovups zmmword ptr [{row} + 192], zmm15",
+                "add {row}, {ldc}",
+                "vmovups zmmword ptr [{row} + 0], zmm16",
+                "vmovups zmmword ptr [{row} + 64], zmm17",
+                "vmovups zmmword ptr [{row} + 128], zmm18",
+                "vmovups zmmword ptr [{row} + 192], zmm19",
+                "add {row}, {ldc}",
+                "vmovups zmmword ptr [{row} + 0], zmm20",
+                "vmovups zmmword ptr [{row} + 64], zmm21",
+                "vmovups zmmword ptr [{row} + 128], zmm22",
+                "vmovups zmmword ptr [{row} + 192], zmm23",
+                "add {row}, {ldc}",
+                "vmovups zmmword ptr [{row} + 0], zmm24",
+                "vmovups zmmword ptr [{row} + 64], zmm25",
+                "vmovups zmmword ptr [{row} + 128], zmm26",
+                "vmovups zmmword ptr [{row} + 192], zmm27",
+                c = in(reg) c,
+                ldc = in(reg) ldc * 4,
+                add = in(reg) add as usize,
+                starts = inout(reg) starts.as_ptr() => _,
+                steps = inout(reg) starts.len() => _,
+                p = in(reg) p,
+                w = inout(reg) w => _,
+                ldw = in(reg) ldw * 4,
+                row = out(reg) _,
+                x = out(reg) _,
+                out("zmm0") _,
+                out("zmm1") _,
+                out("zmm2") _,
+                out("zmm3") _,
+                out("zmm4") _,
+                out("zmm5") _,
+                out("zmm6") _,
+                out("zmm7") _,
+                out("zmm8") _,
+                out("zmm9") _,
+                out("zmm10") _,
+                out("zmm11") _,
+                out("zmm12") _,
+                out("zmm13") _,
+                out("zmm14") _,
+                out("zmm15") _,
+                out("zmm16") _,
+                out("zmm17") _,
+                out("zmm18") _,
+                out("zmm19") _,
+                out("zmm20") _,
+                out("zmm21") _,
+                out("zmm22") _,
+                out("zmm23") _,
+                out("zmm24") _,
+                out("zmm25") _,
+                out("zmm26") _,
+                out("zmm27") _,
+                out("zmm28") _,
+                out("zmm29") _,
+                out("zmm30") _,
+                out("zmm31") _,
+                options(nostack),
+            )
         }
     }
 
@@ -526,7 +861,15 @@ mod tests {
         }
         for vectors in 1..=4 {
             let (rows, cols) = (shifted_rows(vectors), 16 * vectors);
-            for (len, ldb, ldc) in [(1, cols, cols), (7, cols + 3, cols + 1), (193, 70, 71)] {
+            // The last: rows of a padded grid, runs with gaps between them, one empty.
+            let whole = |len: usize| std::iter::once(0..len).collect::<Vec<_>>();
+            let cases = [
+                (1, cols, cols, whole(1)),
+                (7, cols + 3, cols + 1, whole(7)),
+                (193, 70, 71, whole(193)),
+                (193, 70, 71, vec![0..50, 60..61, 70..70, 100..193]),
+            ];
+            for (len, ldb, ldc, runs) in cases {
                 let p = values(len + 300, 13, 0.25);
                 let b = values(len * ldb, 11, 0.5);
                 let starts: Vec<usize> = (0..rows).map(|i| (i * 37 + 3) % 300).collect();
@@ -537,7 +880,7 @@ mod tests {
                         _ => f32::NAN,
                     })
                     .collect();
-                shifted_block(vectors, &p, &starts, &b, ldb, len, &mut c, ldc);
+                shifted_block(vectors, &p, &starts, &b, ldb, &runs, &mut c, ldc);
                 for (i, j) in (0..rows + 1).flat_map(|i| (0..ldc).map(move |j| (i, j))) {
                     let got = c[i * ldc + j];
                     if i == rows || j >= cols {
@@ -545,13 +888,66 @@ mod tests {
                         continue;
                     }
                     let expected: f64 = ((i * ldc + j) % 7) as f64
-                        + (0..len)
+                        + runs
+                            .iter()
+                            .flat_map(Clone::clone)
                             .map(|q| p[starts[i] + q] as f64 * b[q * ldb + j] as f64)
                             .sum::<f64>();
                     assert!(
                         (got as f64 - expected).abs() < 1e-3,
-                        "{vectors} vectors, len {len}, ({i}, {j}): {got} against {expected}"
+                        "{vectors} vectors, runs {runs:?}, ({i}, {j}): {got} against {expected}"
                     );
+                }
+            }
+        }
+    }
+
+    /// The block with channels in the lanes against the plain product, for 1 to 4 vectors:
+    /// odd depths, scrambled step starts, a part of the steps, rows wider than the block, both
+    /// modes, and nothing written around the block.
+    #[test]
+    fn lanes_blocks_match_the_plain_product() {
+        if skipped_without_avx512() {
+            return;
+        }
+        for vectors in 1..=LANES_VECTORS {
+            let cols = 16 * vectors;
+            for (depth, ldw, ldc) in [(1, cols, cols), (7, cols + 3, cols + 1), (193, 70, 71)] {
+                let p = values(depth * 5 + NR + 100, 13, 0.25);
+                let w = values(depth * ldw, 11, 0.5);
+                let mut steps = Steps::default();
+                let start = |s: usize| (s * 31 + 5) % (depth * 5 + 1);
+                steps.set((0..depth).map(start));
+                for (range, add) in [(0..depth, true), (depth / 3..depth, false)] {
+                    let mut c: Vec<f32> = (0..(LANES + 1) * ldc)
+                        .map(|at| match (at / ldc, at % ldc) {
+                            (j, o) if j < LANES && o < cols => (at % 7) as f32,
+                            _ => f32::NAN,
+                        })
+                        .collect();
+                    let w = &w[range.start * ldw..];
+                    lanes_block(vectors, &p, &steps, range.clone(), w, ldw, &mut c, ldc, add);
+                    for (j, o) in (0..LANES + 1).flat_map(|j| (0..ldc).map(move |o| (j, o))) {
+                        let got = c[j * ldc + o];
+                        if j == LANES || o >= cols {
+                            assert!(got.is_nan(), "({j}, {o}) written");
+                            continue;
+                        }
+                        let before = if add { ((j * ldc + o) % 7) as f64 } else { 0.0 };
+                        let expected = before
+                            + range
+                                .clone()
+                                .map(|s| {
+                                    let step = (s - range.start) * ldw + o;
+                                    p[start(s) + j] as f64 * w[step] as f64
+                                })
+                                .sum::<f64>();
+                        assert!(
+                            (got as f64 - expected).abs() < 1e-3,
+                            "{vectors} vectors, depth {depth} steps {range:?} ({j}, {o}): \
+                             {got} against {expected}"
+                        );
+                    }
                 }
             }
         }

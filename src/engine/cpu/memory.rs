@@ -31,3 +31,13 @@ pub fn zeroed(n: usize) -> Vec<f32> {
     zeros.par_extend(rayon::iter::repeat_n(0.0f32, n));
     zeros
 }
+
+/// `len` values of `buffer` (grown as needed, contents unspecified) starting on a 64-byte
+/// boundary, so that each vector of 16 read from a row whose length is a multiple of 16 lies
+/// in one cache line: a kernel's loads that straddle two lines cost two (`kernel::lanes_block`
+/// ran at about 145 against 164 GFLOP/s on one core of an Intel Xeon with its weights unaligned).
+pub fn aligned(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buffer.resize(len + 15, 0.0);
+    let skip = buffer.as_ptr().align_offset(64).min(15);
+    &mut buffer[skip..skip + len]
+}

@@ -18,6 +18,7 @@ use super::geometry::ConvGeometry;
 use super::schedule::Scratch;
 use crate::engine::cpu::kernel::{self, MR, NR, SHIFTED_ACCUMULATORS};
 use crate::engine::cpu::matmul::{CountedProduct, Threads};
+use crate::engine::cpu::memory;
 
 /// Steps of one pass of the micro-kernel, after which each block's sums go through memory (the
 /// block of results, in L1). 128 and 256 measured the same as 64 on an Intel Xeon (per
@@ -145,19 +146,23 @@ impl ConvGeometry {
         let padded = Padded::new(self, n, rows);
         padded.fill(self, images, &mut scratch.cols);
         let channels = self.c_out.next_multiple_of(16);
-        padded.fill_by_position(self, grad_out, channels, &mut scratch.rows);
+        let by_position = memory::aligned(&mut scratch.rows, padded.width * channels);
+        padded.fill_by_position(self, grad_out, channels, by_position);
         let patch = self.patch();
         let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
         let steps: Vec<usize> = padded.steps(self).collect();
         // The weight gradient transposed, `[step][channel]`, rounded up to whole blocks.
-        let sums = &mut scratch.block;
-        sums.clear();
-        sums.resize(patch.next_multiple_of(SHIFTED_ACCUMULATORS) * channels, 0.0);
-        // Positions in passes whose output gradients (`chunk` x `channels`) stay in the L1
-        // cache while every block of steps goes over them: a large plane's did not fit in L2.
-        let chunk = (8192 / channels).max(16);
-        for q0 in (0..padded.width).step_by(chunk) {
-            let len = chunk.min(padded.width - q0);
+        let steps_rounded = patch.next_multiple_of(SHIFTED_ACCUMULATORS);
+        let sums = memory::aligned(&mut scratch.block, steps_rounded * channels);
+        sums.fill(0.0);
+        // Grid rows in passes whose output gradients (about 8192 values) stay in the L1 cache
+        // while every block of steps goes over them: a large plane's did not fit in L2. Only
+        // the output positions are summed, not the grid's borders (a third of a 7 x 7 grid).
+        let chunk = (8192 / channels / padded.row).max(1);
+        let grid_rows = padded.width / padded.row;
+        for r0 in (0..grid_rows).step_by(chunk) {
+            let q0 = r0 * padded.row;
+            let runs = padded.output_runs(r0..(r0 + chunk).min(grid_rows), self.w);
             let mut first = 0;
             while first < channels {
                 let vectors = ((channels - first) / 16).min(4);
@@ -171,9 +176,9 @@ impl ConvGeometry {
                         vectors,
                         &scratch.cols,
                         &starts[..block_rows],
-                        &scratch.rows[q0 * channels + first..],
+                        &by_position[q0 * channels + first..],
                         channels,
-                        len,
+                        &runs,
                         &mut sums[s0 * channels + first..],
                         channels,
                     );
@@ -200,20 +205,20 @@ const PADDED_FLOATS: usize = 1 << 18;
 /// row and the left border of the next, and the `pad` zero rows after each image the bottom
 /// border of that image and the top border of the next, so the grid wastes few positions:
 /// 7% of them on a 28 x 28 plane, 15% on 14 x 14, 31% on 7 x 7.
-struct Padded {
+pub(super) struct Padded {
     pad: usize,
-    row: usize,
+    pub(super) row: usize,
     /// Output rows of each image, and grid rows from one image to the next (`rows` plus `pad`).
     rows: Range<usize>,
-    image_rows: usize,
+    pub(super) image_rows: usize,
     /// Grid positions computed: from the first image's first output row to the last one's last.
-    width: usize,
+    pub(super) width: usize,
     /// The distance between channels.
     channel: usize,
 }
 
 impl Padded {
-    fn new(g: &ConvGeometry, images: usize, rows: Range<usize>) -> Self {
+    pub(super) fn new(g: &ConvGeometry, images: usize, rows: Range<usize>) -> Self {
         debug_assert!(images == 1 || rows == (0..g.h), "several images go whole");
         debug_assert_eq!(2 * g.pad + 1, g.k, "a stride-1 same-size convolution");
         let (pad, row) = (g.pad, g.w + g.pad);
@@ -236,7 +241,7 @@ impl Padded {
 
     /// The images' input rows that the output rows read, in place, zeros everywhere else,
     /// written once: grid row by grid row, all channels at a time.
-    fn fill(&self, g: &ConvGeometry, images: &[f32], buffer: &mut Vec<f32>) {
+    pub(super) fn fill(&self, g: &ConvGeometry, images: &[f32], buffer: &mut Vec<f32>) {
         buffer.resize(g.c_in * self.channel, 0.0);
         let grid_rows = self.pad + (images.len() / g.in_len()) * self.image_rows;
         // The left border of the first row, and what lies past the last.
@@ -283,10 +288,9 @@ impl Padded {
         g: &ConvGeometry,
         values: &[f32],
         channels: usize,
-        buffer: &mut Vec<f32>,
+        buffer: &mut [f32],
     ) {
-        buffer.clear();
-        buffer.resize(self.width * channels, 0.0);
+        buffer.fill(0.0);
         for r in 0..self.width / self.row {
             let (image, y) = (r / self.image_rows, r % self.image_rows);
             if y >= self.rows.len() {
@@ -304,14 +308,24 @@ impl Padded {
         }
     }
 
+    /// The output positions of grid rows `grid_rows`, as runs from the first one's start: each
+    /// row's `w` positions, none in the zero rows between images.
+    fn output_runs(&self, grid_rows: Range<usize>, w: usize) -> Vec<Range<usize>> {
+        let first = grid_rows.start;
+        grid_rows
+            .filter(|r| r % self.image_rows < self.rows.len())
+            .map(|r| (r - first) * self.row..(r - first) * self.row + w)
+            .collect()
+    }
+
     /// The products' work for `images` images, counted as `matmul` counts its: the output's
     /// positions, not the grid's border.
-    fn flops(&self, g: &ConvGeometry, images: usize) -> u64 {
+    pub(super) fn flops(&self, g: &ConvGeometry, images: usize) -> u64 {
         2 * (g.c_out * images * self.rows.len() * g.w * g.patch()) as u64
     }
 
     /// Where each step of the patch starts, relative to the grid position being computed.
-    fn steps(&self, g: &ConvGeometry) -> impl Iterator<Item = usize> + use<> {
+    pub(super) fn steps(&self, g: &ConvGeometry) -> impl Iterator<Item = usize> + use<> {
         let (k, channel, row) = (g.k, self.channel, self.row);
         (0..g.c_in).flat_map(move |c| {
             (0..k).flat_map(move |ky| (0..k).map(move |kx| c * channel + ky * row + kx))

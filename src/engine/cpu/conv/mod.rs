@@ -18,6 +18,7 @@
 mod gemm;
 mod geometry;
 mod implicit;
+mod lanes;
 mod phases;
 mod pooled;
 mod schedule;

@@ -238,6 +238,39 @@ fn forward_on_the_micro_kernel_matches_the_definition() {
     }
 }
 
+/// The forward passes with the channels in the vector lanes against the definition: patches
+/// deeper than several passes (30 x 9 = 270 steps), channels in blocks of four vectors and
+/// fewer (80 = 3 + 2 vectors, 112 = 4 + 3, 72 with lanes past the channels), 5x5 kernels,
+/// rows of one and two blocks, planes wider than high.
+#[test]
+fn forward_in_lanes_matches_the_definition() {
+    if crate::engine::cpu::kernel::skipped_without_avx512() {
+        return;
+    }
+    for (n, c_in, h, w, c_out, k, pad) in [
+        (3, 30, 7, 7, 64, 3, 1),
+        (2, 20, 14, 14, 80, 3, 1),
+        (2, 5, 7, 7, 112, 5, 2),
+        (3, 8, 7, 14, 72, 3, 1),
+    ] {
+        let g = ConvGeometry::conv(c_in, h, w, c_out, k, 1, pad);
+        assert!(g.runs_in_lanes(), "{g:?}");
+        let x = ramp(n * g.in_len(), 0.1);
+        let wt = ramp(g.weight_len(), 0.05);
+        let bias = ramp(c_out, 0.3);
+        let mut out = vec![f32::NAN; n * g.out_len()];
+        let mut scratch = Scratch::default();
+        g.forward_lanes(&x, &wt, Some(&bias), &mut out, &mut scratch);
+        for (image_out, image) in out.chunks(g.out_len()).zip(x.chunks(g.in_len())) {
+            let mut expected = naive_conv(&g, image, &wt);
+            for (channel, &b) in expected.chunks_mut(g.out_plane()).zip(&bias) {
+                channel.iter_mut().for_each(|v| *v += b);
+            }
+            assert_close(image_out, &expected, 1e-4, &g);
+        }
+    }
+}
+
 /// The weight gradient by its definition, in f64: `dw[o][c][ky][kx] = Σ dy[o][y][x] ·
 /// x[c][y + ky - pad][x + kx - pad]` over every image and output position.
 fn naive_weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
