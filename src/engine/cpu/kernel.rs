@@ -177,27 +177,28 @@ pub fn shifted_block(
 }
 
 /// Positions of [`lanes_block`]'s block: 7, which divides the width of the planes where it
-/// runs (7 and 14), so no position of a row's last block falls past the row's end.
+/// runs (7, 14 and 28), so no position of a row's last block falls past the row's end; or
+/// twice that with one or two vectors of channels.
 pub const LANES: usize = 7;
 
 /// Vectors of channels [`lanes_block`] takes at most: 28 accumulators, three vectors of weights
 /// and the broadcast value fill the 32 registers (the fourth vector is read inside its FMAs).
 pub const LANES_VECTORS: usize = 4;
 
-/// `c[j * ldc + o] (+)= Σ_p p[start_p + j] · w[(p - range.start) * ldw + o]` for `j <`
-/// [`LANES`] and `o < 16 * vectors`, over steps `range` of `steps`: a block of a convolution's
-/// output with the channels in the vector lanes (PyTorch's oneDNN lays its outputs out this
-/// way), [`LANES`] consecutive positions of the zero-padded input `p` from each step's start
-/// and the weights laid out step by step. Where the micro-kernel's 48 positions run over a
-/// small plane's borders, these 7 fit its rows. Overwrites `c` unless `add`. Rows of `w` and
+/// `c[j * ldc + o] (+)= Σ_p p[start_p + j] · w[(p - range.start) * ldw + o]` for `j <
+/// positions` and `o < 16 * vectors`, over steps `range` of `steps`: a block of a
+/// convolution's output with the channels in the vector lanes (PyTorch's oneDNN lays its
+/// outputs out this way), consecutive positions of the zero-padded input `p` from each step's
+/// start and the weights laid out step by step. Where the micro-kernel's 48 positions run over
+/// a small plane's borders, these fit its rows. Overwrites `c` unless `add`. Rows of `w` and
 /// `c` that start on 64-byte boundaries keep each vector in one cache line.
 ///
 /// # Panics
-/// If [`available`] is false, `vectors` is not 1 to [`LANES_VECTORS`], or an operand is too
-/// short.
+/// If [`available`] is false, the block is not [`LANES`] positions by 1 to [`LANES_VECTORS`]
+/// vectors or twice as many positions by 1 or 2, or an operand is too short.
 #[allow(clippy::too_many_arguments)]
 pub fn lanes_block(
-    vectors: usize,
+    (positions, vectors): (usize, usize),
     p: &[f32],
     steps: &Steps,
     range: Range<usize>,
@@ -209,13 +210,14 @@ pub fn lanes_block(
 ) {
     assert!(available(), "the micro-kernel needs AVX-512");
     assert!(
-        (1..=LANES_VECTORS).contains(&vectors),
-        "lanes_block: {vectors} vectors"
+        (positions == LANES && (1..=LANES_VECTORS).contains(&vectors))
+            || (positions == 2 * LANES && (1..=2).contains(&vectors)),
+        "lanes_block: {positions} x {vectors} vectors"
     );
     let starts = &steps.starts[range];
     // `reach` is the furthest start plus the micro-kernel's `NR`; this block reads fewer.
     assert!(
-        p.len() + NR >= steps.reach + LANES,
+        p.len() + NR >= steps.reach + positions,
         "lanes_block: p too short"
     );
     if let Some(last) = starts.len().checked_sub(1) {
@@ -225,18 +227,20 @@ pub fn lanes_block(
         );
     }
     assert!(
-        c.len() >= (LANES - 1) * ldc + 16 * vectors,
+        c.len() >= (positions - 1) * ldc + 16 * vectors,
         "lanes_block: c too short"
     );
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is available and the asserts keep every access inside the slices.
     unsafe {
         let (p, w, c) = (p.as_ptr(), w.as_ptr(), c.as_mut_ptr());
-        match vectors {
-            1 => avx512::lanes_block::<1>(starts, p, w, ldw, c, ldc, add),
-            2 => avx512::lanes_block::<2>(starts, p, w, ldw, c, ldc, add),
-            3 => avx512::lanes_block::<3>(starts, p, w, ldw, c, ldc, add),
-            _ => avx512::lanes_block_4(starts, p, w, ldw, c, ldc, add),
+        match (positions, vectors) {
+            (LANES, 1) => avx512::lanes_block::<1, LANES>(starts, p, w, ldw, c, ldc, add),
+            (LANES, 2) => avx512::lanes_block::<2, LANES>(starts, p, w, ldw, c, ldc, add),
+            (LANES, 3) => avx512::lanes_block::<3, LANES>(starts, p, w, ldw, c, ldc, add),
+            (LANES, _) => avx512::lanes_block_4(starts, p, w, ldw, c, ldc, add),
+            (_, 1) => avx512::lanes_block::<1, 14>(starts, p, w, ldw, c, ldc, add),
+            _ => avx512::lanes_block::<2, 14>(starts, p, w, ldw, c, ldc, add),
         }
     }
 }
@@ -358,7 +362,7 @@ mod avx512 {
 
     use std::ops::Range;
 
-    use super::{LANES, MR, Runs};
+    use super::{MR, Runs};
 
     /// [`super::shifted_block`] with `V` vectors and `R` rows.
     ///
@@ -405,13 +409,13 @@ mod avx512 {
         }
     }
 
-    /// [`super::lanes_block`] with `V` vectors (1 to 3).
+    /// [`super::lanes_block`] with `V` vectors and `R` positions (all but 4 x [`LANES`]).
     ///
     /// # Safety
-    /// AVX-512F must be available; `p` must hold [`LANES`] values from each start, `w` `16 V`
-    /// values for each step, `ldw` apart, and `c` [`LANES`] rows of `16 V` values `ldc` apart.
+    /// AVX-512F must be available; `p` must hold `R` values from each start, `w` `16 V` values
+    /// for each step, `ldw` apart, and `c` `R` rows of `16 V` values `ldc` apart.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn lanes_block<const V: usize>(
+    pub unsafe fn lanes_block<const V: usize, const R: usize>(
         starts: &[usize],
         p: *const f32,
         w: *const f32,
@@ -420,17 +424,17 @@ mod avx512 {
         ldc: usize,
         add: bool,
     ) {
-        let mut acc = [[_mm512_setzero_ps(); V]; LANES];
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
         if add {
             for (j, acc) in acc.iter_mut().enumerate() {
                 for (v, acc) in acc.iter_mut().enumerate() {
-                    // SAFETY: row j < LANES, columns 16v..16v + 16 <= 16 V (the contract).
+                    // SAFETY: row j < R, columns 16v..16v + 16 <= 16 V (the contract).
                     *acc = unsafe { _mm512_loadu_ps(c.add(j * ldc + 16 * v)) };
                 }
             }
         }
         for (s, &start) in starts.iter().enumerate() {
-            // SAFETY: step s of `w` and `LANES` values from its start in `p` (the contract).
+            // SAFETY: step s of `w` and `R` values from its start in `p` (the contract).
             unsafe {
                 let x = p.add(start);
                 let weights = w.add(s * ldw);
@@ -445,7 +449,7 @@ mod avx512 {
         }
         for (j, acc) in acc.iter().enumerate() {
             for (v, &sum) in acc.iter().enumerate() {
-                // SAFETY: row j < LANES, columns 16v..16v + 16 <= 16 V (the contract).
+                // SAFETY: row j < R, columns 16v..16v + 16 <= 16 V (the contract).
                 unsafe { _mm512_storeu_ps(c.add(j * ldc + 16 * v), sum) };
             }
         }
@@ -902,7 +906,7 @@ mod tests {
         }
     }
 
-    /// The block with channels in the lanes against the plain product, for 1 to 4 vectors:
+    /// The block with channels in the lanes against the plain product, for every block shape:
     /// odd depths, scrambled step starts, a part of the steps, rows wider than the block, both
     /// modes, and nothing written around the block.
     #[test]
@@ -910,7 +914,10 @@ mod tests {
         if skipped_without_avx512() {
             return;
         }
-        for vectors in 1..=LANES_VECTORS {
+        let blocks = (1..=LANES_VECTORS)
+            .map(|v| (LANES, v))
+            .chain([(2 * LANES, 1), (2 * LANES, 2)]);
+        for (positions, vectors) in blocks {
             let cols = 16 * vectors;
             for (depth, ldw, ldc) in [(1, cols, cols), (7, cols + 3, cols + 1), (193, 70, 71)] {
                 let p = values(depth * 5 + NR + 100, 13, 0.25);
@@ -919,17 +926,18 @@ mod tests {
                 let start = |s: usize| (s * 31 + 5) % (depth * 5 + 1);
                 steps.set((0..depth).map(start));
                 for (range, add) in [(0..depth, true), (depth / 3..depth, false)] {
-                    let mut c: Vec<f32> = (0..(LANES + 1) * ldc)
+                    let mut c: Vec<f32> = (0..(positions + 1) * ldc)
                         .map(|at| match (at / ldc, at % ldc) {
-                            (j, o) if j < LANES && o < cols => (at % 7) as f32,
+                            (j, o) if j < positions && o < cols => (at % 7) as f32,
                             _ => f32::NAN,
                         })
                         .collect();
                     let w = &w[range.start * ldw..];
-                    lanes_block(vectors, &p, &steps, range.clone(), w, ldw, &mut c, ldc, add);
-                    for (j, o) in (0..LANES + 1).flat_map(|j| (0..ldc).map(move |o| (j, o))) {
+                    let block = (positions, vectors);
+                    lanes_block(block, &p, &steps, range.clone(), w, ldw, &mut c, ldc, add);
+                    for (j, o) in (0..positions + 1).flat_map(|j| (0..ldc).map(move |o| (j, o))) {
                         let got = c[j * ldc + o];
-                        if j == LANES || o >= cols {
+                        if j == positions || o >= cols {
                             assert!(got.is_nan(), "({j}, {o}) written");
                             continue;
                         }
@@ -944,7 +952,7 @@ mod tests {
                                 .sum::<f64>();
                         assert!(
                             (got as f64 - expected).abs() < 1e-3,
-                            "{vectors} vectors, depth {depth} steps {range:?} ({j}, {o}): \
+                            "{positions} x {vectors}, depth {depth} steps {range:?} ({j}, {o}): \
                              {got} against {expected}"
                         );
                     }

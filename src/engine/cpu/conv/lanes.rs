@@ -1,6 +1,6 @@
 //! The forward pass of stride-1 "same" convolutions on small planes with the output channels
 //! in the vector lanes (`kernel::lanes_block`), as PyTorch's oneDNN computes them: blocks of 7
-//! or 8 positions of one output row, so no work falls on the zero-padded grid's borders. The
+//! or 14 positions of one output row, so no work falls on the zero-padded grid's borders. The
 //! micro-kernel's 48-position panels spend 15% of their work on a 14 x 14 plane's borders and
 //! 31% on a 7 x 7 one's.
 
@@ -16,16 +16,19 @@ use crate::engine::cpu::memory;
 const KC: usize = 64;
 
 impl ConvGeometry {
-    /// Whether a group of whole images goes through [`ConvGeometry::forward_lanes`].
+    /// Whether a group of whole images goes through [`ConvGeometry::forward_lanes`]: rows of
+    /// whole blocks (7, 14, 28), at least two vectors of output channels, and patches deep
+    /// enough to pay for laying the results out again. Measured per convolution of `res` on an
+    /// Intel Xeon (forward passes, against the micro-kernel): 64 -> 64 channels 0.91 against
+    /// 1.17 ms at 7 x 7 and 3.44 against 3.72 at 14 x 14, 32 -> 32 at 28 x 28 3.39 against
+    /// 3.51; the first layer (1 -> 32, 9 steps) 0.47 against 0.34.
     pub(super) fn runs_in_lanes(&self) -> bool {
-        // Measured per convolution of `res` on an Intel Xeon: 64 -> 64 channels 0.91 against
-        // 1.17 ms at 7 x 7 and 3.44 against 3.72 at 14 x 14; with 32 output channels (two
-        // vectors, half the accumulators) no faster than the micro-kernel.
         self.runs_implicit()
             && self.groups_images()
-            && self.w <= 14
+            && self.w <= 28
             && self.w.is_multiple_of(LANES)
-            && self.c_out >= 64
+            && self.c_out >= 32
+            && self.c_in >= 16
     }
 
     /// The forward pass of whole `images` through `kernel::lanes_block`
@@ -50,14 +53,20 @@ impl ConvGeometry {
         let results = memory::aligned(&mut scratch.rows, n * self.h * self.w * channels);
         let vectors = channels / 16;
         let per_block = vectors.div_ceil(vectors.div_ceil(LANES_VECTORS));
+        // Two vectors of channels take blocks of 14 positions where the rows allow: 28
+        // accumulators rather than 14 (32 -> 32 channels at 28 x 28: 3.39 against 3.51 ms).
+        let positions = match vectors <= 2 && self.w.is_multiple_of(2 * LANES) {
+            true => 2 * LANES,
+            false => LANES,
+        };
         let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
         for p0 in (0..patch).step_by(KC) {
             let pass = p0..(p0 + KC).min(patch);
             for v0 in (0..vectors).step_by(per_block) {
-                let block = per_block.min(vectors - v0);
+                let block = (positions, per_block.min(vectors - v0));
                 let w = &weights[p0 * channels + 16 * v0..];
-                for (at, q) in self.lane_starts(&padded, n).enumerate() {
-                    let c = &mut results[at * LANES * channels + 16 * v0..];
+                for (at, q) in self.lane_starts(&padded, n, positions).enumerate() {
+                    let c = &mut results[at * positions * channels + 16 * v0..];
                     let p = &scratch.cols[q..];
                     let steps = &scratch.steps;
                     kernel::lanes_block(
@@ -90,12 +99,17 @@ impl ConvGeometry {
     }
 
     /// The grid position of each block's first position: every output row of every image, in
-    /// blocks of [`LANES`].
-    fn lane_starts(&self, padded: &Padded, images: usize) -> impl Iterator<Item = usize> + use<> {
+    /// blocks of `positions`.
+    fn lane_starts(
+        &self,
+        padded: &Padded,
+        images: usize,
+        positions: usize,
+    ) -> impl Iterator<Item = usize> + use<> {
         let (h, w, row, image_rows) = (self.h, self.w, padded.row, padded.image_rows);
         (0..images * h).flat_map(move |r| {
             let first = (r / h * image_rows + r % h) * row;
-            (0..w).step_by(LANES).map(move |x| first + x)
+            (0..w).step_by(positions).map(move |x| first + x)
         })
     }
 }

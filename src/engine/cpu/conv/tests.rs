@@ -240,8 +240,8 @@ fn forward_on_the_micro_kernel_matches_the_definition() {
 
 /// The forward passes with the channels in the vector lanes against the definition: patches
 /// deeper than several passes (30 x 9 = 270 steps), channels in blocks of four vectors and
-/// fewer (80 = 3 + 2 vectors, 112 = 4 + 3, 72 with lanes past the channels), 5x5 kernels,
-/// rows of one and two blocks, planes wider than high.
+/// fewer (80 = 3 + 2 vectors, 112 = 4 + 3, 72 with lanes past the channels), two vectors in
+/// blocks of 14 positions, 5x5 kernels, rows of one and two blocks, planes wider than high.
 #[test]
 fn forward_in_lanes_matches_the_definition() {
     if crate::engine::cpu::kernel::skipped_without_avx512() {
@@ -250,8 +250,9 @@ fn forward_in_lanes_matches_the_definition() {
     for (n, c_in, h, w, c_out, k, pad) in [
         (3, 30, 7, 7, 64, 3, 1),
         (2, 20, 14, 14, 80, 3, 1),
-        (2, 5, 7, 7, 112, 5, 2),
-        (3, 8, 7, 14, 72, 3, 1),
+        (2, 16, 7, 7, 112, 5, 2),
+        (3, 16, 7, 14, 72, 3, 1),
+        (2, 16, 14, 28, 32, 3, 1),
     ] {
         let g = ConvGeometry::conv(c_in, h, w, c_out, k, 1, pad);
         assert!(g.runs_in_lanes(), "{g:?}");
