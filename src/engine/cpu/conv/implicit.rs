@@ -27,13 +27,39 @@ const KC: usize = 64;
 
 impl ConvGeometry {
     /// Whether this convolution runs here (forward passes and weight gradients): the kernels
-    /// are there, and each step of a patch is the input shifted (stride 1, output planes the
-    /// size of the input's; 1x1 convolutions read their input as it lies and gain nothing).
+    /// are there, and each step of a patch is a plane of the grid shifted ([`Self::grid_pad`];
+    /// 1x1 convolutions read their input as it lies and gain nothing).
     pub(super) fn runs_implicit(&self) -> bool {
-        kernel::available()
-            && self.stride == 1
-            && (self.h_out, self.w_out) == (self.h, self.w)
-            && !self.is_pointwise()
+        kernel::available() && !self.is_pointwise() && self.grid_pad().is_some()
+    }
+
+    /// The zero border around each plane of the padded grid, where the convolution maps onto
+    /// one: stride 1 with output planes the size of the input's (the border is the padding),
+    /// or stride 2 with planes of exactly half the input's, whose input is split into its four
+    /// sub-pixel phases (each a plane the output's size) so that every tap is one phase
+    /// shifted by at most the border.
+    pub(super) fn grid_pad(&self) -> Option<usize> {
+        match self.stride {
+            1 if (self.h_out, self.w_out) == (self.h, self.w) => Some(self.pad),
+            2 if (self.h, self.w) == (2 * self.h_out, 2 * self.w_out) => {
+                let (first, last) = (self.tap(0).1, self.tap(self.k - 1).1);
+                Some(first.unsigned_abs().max(last.unsigned_abs()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Kernel tap `t` (along one axis) as the phase of the input it reads and that phase's
+    /// shift from the output position: input `stride * y + t - pad` is phase `(t - pad) mod
+    /// stride`, row `y + (t - pad) div stride`.
+    fn tap(&self, t: usize) -> (usize, isize) {
+        let (t, s) = (t as isize - self.pad as isize, self.stride as isize);
+        (t.rem_euclid(s) as usize, t.div_euclid(s))
+    }
+
+    /// Planes of the padded grid: each input channel, or each of its phases.
+    fn grid_planes(&self) -> usize {
+        self.c_in * self.stride * self.stride
     }
 
     /// The forward pass of `images` (whole images side by side when small, each image in
@@ -49,7 +75,7 @@ impl ConvGeometry {
     ) {
         kernel::pack_rows(weight, self.c_out, self.patch(), &mut scratch.weights);
         if self.groups_images() {
-            return self.forward_rows_implicit(images, 0..self.h, bias, out, scratch);
+            return self.forward_rows_implicit(images, 0..self.h_out, bias, out, scratch);
         }
         for (image, out) in images
             .chunks(self.in_len())
@@ -64,9 +90,9 @@ impl ConvGeometry {
     /// The blocks of output rows in which one large image goes through the kernels: each
     /// block's padded rows take about [`PADDED_FLOATS`].
     pub(super) fn padded_blocks(&self) -> impl Iterator<Item = Range<usize>> + use<> {
-        let h = self.h;
-        let rows = (PADDED_FLOATS / (self.c_in * (self.w + self.pad)))
-            .saturating_sub(2 * self.pad)
+        let (h, pad) = (self.h_out, self.grid_pad().unwrap_or(self.pad));
+        let rows = (PADDED_FLOATS / (self.grid_planes() * (self.w_out + pad)))
+            .saturating_sub(2 * pad)
             .clamp(1, h);
         (0..h).step_by(rows).map(move |y0| y0..(y0 + rows).min(h))
     }
@@ -121,7 +147,7 @@ impl ConvGeometry {
         scratch: &mut Scratch,
     ) {
         if self.groups_images() {
-            let rows = 0..self.h;
+            let rows = 0..self.h_out;
             return self.weight_grad_rows_implicit(grad_out, images, rows, grad_weight, scratch);
         }
         for (grad_out, image) in grad_out
@@ -162,7 +188,7 @@ impl ConvGeometry {
         let grid_rows = padded.width / padded.row;
         for r0 in (0..grid_rows).step_by(chunk) {
             let q0 = r0 * padded.row;
-            let runs = padded.output_runs(r0..(r0 + chunk).min(grid_rows), self.w);
+            let runs = padded.output_runs(r0..(r0 + chunk).min(grid_rows), self.w_out);
             let mut first = 0;
             while first < channels {
                 let vectors = ((channels - first) / 16).min(4);
@@ -204,7 +230,10 @@ const PADDED_FLOATS: usize = 1 << 18;
 /// GEMM: nothing is unfolded). The `pad` zeros after each row are the right border of that
 /// row and the left border of the next, and the `pad` zero rows after each image the bottom
 /// border of that image and the top border of the next, so the grid wastes few positions:
-/// 7% of them on a 28 x 28 plane, 15% on 14 x 14, 31% on 7 x 7.
+/// 7% of them on a 28 x 28 plane, 15% on 14 x 14, 31% on 7 x 7. A stride-2 convolution's
+/// grid holds the input's four sub-pixel phases as planes of the output's size (`4 c_in`
+/// planes), and each step reads the phase its tap falls on ([`ConvGeometry::grid_pad`]), so
+/// strided convolutions are implicit GEMMs too.
 pub(super) struct Padded {
     pad: usize,
     pub(super) row: usize,
@@ -219,9 +248,14 @@ pub(super) struct Padded {
 
 impl Padded {
     pub(super) fn new(g: &ConvGeometry, images: usize, rows: Range<usize>) -> Self {
-        debug_assert!(images == 1 || rows == (0..g.h), "several images go whole");
-        debug_assert_eq!(2 * g.pad + 1, g.k, "a stride-1 same-size convolution");
-        let (pad, row) = (g.pad, g.w + g.pad);
+        debug_assert!(
+            images == 1 || rows == (0..g.h_out),
+            "several images go whole"
+        );
+        let pad = g
+            .grid_pad()
+            .expect("a convolution that maps onto a padded grid");
+        let row = g.w_out + pad;
         let image_rows = rows.len() + pad;
         let width = ((images - 1) * image_rows + rows.len()) * row;
         let lead = pad * row + pad;
@@ -242,7 +276,7 @@ impl Padded {
     /// The images' input rows that the output rows read, in place, zeros everywhere else,
     /// written once: grid row by grid row, all channels at a time.
     pub(super) fn fill(&self, g: &ConvGeometry, images: &[f32], buffer: &mut Vec<f32>) {
-        buffer.resize(g.c_in * self.channel, 0.0);
+        buffer.resize(g.grid_planes() * self.channel, 0.0);
         let grid_rows = self.pad + (images.len() / g.in_len()) * self.image_rows;
         // The left border of the first row, and what lies past the last.
         let end = self.pad + grid_rows * self.row;
@@ -258,6 +292,7 @@ impl Padded {
             zeros: self.pad,
         };
         let zeros = kernel::Runs {
+            rows: g.grid_planes(),
             len: 0,
             src_stride: 0,
             zeros: self.row,
@@ -271,11 +306,35 @@ impl Padded {
                 None => (0, (self.rows.start + r).wrapping_sub(self.pad)),
             };
             let dst = &mut buffer[self.pad + r * self.row..];
-            if y < g.h {
+            if y >= g.h_out {
+                kernel::copy_runs(dst, &[], zeros, None);
+            } else if g.stride == 1 {
                 let at = image * g.in_len() + y * g.w;
                 kernel::copy_runs(dst, &images[at..], runs, None);
             } else {
-                kernel::copy_runs(dst, &[], zeros, None);
+                let image = &images[image * g.in_len()..(image + 1) * g.in_len()];
+                self.fill_phases(g, image, y, dst);
+            }
+        }
+    }
+
+    /// Row `y` of every phase plane of a strided convolution's `image`, each followed by its
+    /// border: phase `(py, px)` of channel `c` holds input `(c, s y + py, s x + px)`.
+    fn fill_phases(&self, g: &ConvGeometry, image: &[f32], y: usize, dst: &mut [f32]) {
+        let s = g.stride;
+        for c in 0..g.c_in {
+            for py in 0..s {
+                let src = &image[(c * g.h + s * y + py) * g.w..][..g.w];
+                for px in 0..s {
+                    let at = ((c * s + py) * s + px) * self.channel;
+                    let run = &mut dst[at..at + g.w_out + self.pad];
+                    let (values, border) = run.split_at_mut(g.w_out);
+                    values
+                        .iter_mut()
+                        .zip(src[px..].iter().step_by(s))
+                        .for_each(|(d, &v)| *d = v);
+                    border.fill(0.0);
+                }
             }
         }
     }
@@ -296,12 +355,12 @@ impl Padded {
             if y >= self.rows.len() {
                 continue;
             }
-            let at = image * g.out_len() + (self.rows.start + y) * g.w;
+            let at = image * g.out_len() + (self.rows.start + y) * g.w_out;
             let grid_row = &mut buffer[r * self.row * channels..];
             kernel::transpose(
                 &values[at..],
                 g.out_plane(),
-                (g.c_out, g.w),
+                (g.c_out, g.w_out),
                 grid_row,
                 channels,
             );
@@ -321,15 +380,27 @@ impl Padded {
     /// The products' work for `images` images, counted as `matmul` counts its: the output's
     /// positions, not the grid's border.
     pub(super) fn flops(&self, g: &ConvGeometry, images: usize) -> u64 {
-        2 * (g.c_out * images * self.rows.len() * g.w * g.patch()) as u64
+        2 * (g.c_out * images * self.rows.len() * g.w_out * g.patch()) as u64
     }
 
-    /// Where each step of the patch starts, relative to the grid position being computed.
+    /// Where each step of the patch starts, relative to the grid position being computed:
+    /// the plane its tap reads (a channel, or a channel's phase), shifted.
     pub(super) fn steps(&self, g: &ConvGeometry) -> impl Iterator<Item = usize> + use<> {
-        let (k, channel, row) = (g.k, self.channel, self.row);
-        (0..g.c_in).flat_map(move |c| {
-            (0..k).flat_map(move |ky| (0..k).map(move |kx| c * channel + ky * row + kx))
-        })
+        let (s, pad, channel, row) = (g.stride, self.pad as isize, self.channel, self.row);
+        let taps: Vec<(usize, usize)> = (0..g.k)
+            .map(|t| {
+                let (phase, shift) = g.tap(t);
+                (phase, (shift + pad) as usize)
+            })
+            .collect();
+        let patch: Vec<usize> = (0..g.c_in)
+            .flat_map(|c| taps.iter().map(move |&(py, dy)| (c, py, dy)))
+            .flat_map(|(c, py, dy)| {
+                taps.iter()
+                    .map(move |&(px, dx)| ((c * s + py) * s + px) * channel + dy * row + dx)
+            })
+            .collect();
+        patch.into_iter()
     }
 
     /// Grid positions `first..first + NR` (those before `width`) of the block's rows, plus the
@@ -348,12 +419,12 @@ impl Padded {
         while q < last {
             let (grid_row, x) = (q / self.row, q % self.row);
             let (image, y) = (grid_row / self.image_rows, grid_row % self.image_rows);
-            if x >= g.w || y >= self.rows.len() {
+            if x >= g.w_out || y >= self.rows.len() {
                 q = ((grid_row + 1) * self.row).min(last);
                 continue;
             }
-            let run = (g.w - x).min(last - q);
-            let at = (self.rows.start + y) * g.w + x;
+            let run = (g.w_out - x).min(last - q);
+            let at = (self.rows.start + y) * g.w_out + x;
             let runs = kernel::Runs {
                 rows: g.c_out,
                 len: run,

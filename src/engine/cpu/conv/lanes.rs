@@ -25,8 +25,8 @@ impl ConvGeometry {
     pub(super) fn runs_in_lanes(&self) -> bool {
         self.runs_implicit()
             && self.groups_images()
-            && self.w <= 28
-            && self.w.is_multiple_of(LANES)
+            && self.w_out <= 28
+            && self.w_out.is_multiple_of(LANES)
             && self.c_out >= 32
             && self.c_in >= 16
     }
@@ -42,7 +42,7 @@ impl ConvGeometry {
         scratch: &mut Scratch,
     ) {
         let n = images.len() / self.in_len();
-        let padded = Padded::new(self, n, 0..self.h);
+        let padded = Padded::new(self, n, 0..self.h_out);
         padded.fill(self, images, &mut scratch.cols);
         scratch.steps.set(padded.steps(self));
         let (patch, channels) = (self.patch(), self.c_out.next_multiple_of(16));
@@ -50,12 +50,12 @@ impl ConvGeometry {
         let weights = memory::aligned(&mut scratch.weights, patch * channels);
         weights.fill(0.0);
         kernel::transpose(weight, patch, (self.c_out, patch), weights, channels);
-        let results = memory::aligned(&mut scratch.rows, n * self.h * self.w * channels);
+        let results = memory::aligned(&mut scratch.rows, n * self.out_plane() * channels);
         let vectors = channels / 16;
         let per_block = vectors.div_ceil(vectors.div_ceil(LANES_VECTORS));
         // Two vectors of channels take blocks of 14 positions where the rows allow: 28
         // accumulators rather than 14 (32 -> 32 channels at 28 x 28: 3.39 against 3.51 ms).
-        let positions = match vectors <= 2 && self.w.is_multiple_of(2 * LANES) {
+        let positions = match vectors <= 2 && self.w_out.is_multiple_of(2 * LANES) {
             true => 2 * LANES,
             false => LANES,
         };
@@ -85,10 +85,10 @@ impl ConvGeometry {
         }
         let plane = self.out_plane();
         for (image, out) in out.chunks_mut(self.out_len()).enumerate() {
-            for y in 0..self.h {
-                let src = &results[(image * self.h + y) * self.w * channels..];
-                let dst = &mut out[y * self.w..];
-                kernel::transpose(src, channels, (self.w, self.c_out), dst, plane);
+            for y in 0..self.h_out {
+                let src = &results[(image * self.h_out + y) * self.w_out * channels..];
+                let dst = &mut out[y * self.w_out..];
+                kernel::transpose(src, channels, (self.w_out, self.c_out), dst, plane);
             }
             if let Some(bias) = bias {
                 for (channel, &b) in out.chunks_mut(plane).zip(bias) {
@@ -106,7 +106,8 @@ impl ConvGeometry {
         images: usize,
         positions: usize,
     ) -> impl Iterator<Item = usize> + use<> {
-        let (h, w, row, image_rows) = (self.h, self.w, padded.row, padded.image_rows);
+        let (h, w) = (self.h_out, self.w_out);
+        let (row, image_rows) = (padded.row, padded.image_rows);
         (0..images * h).flat_map(move |r| {
             let first = (r / h * image_rows + r % h) * row;
             (0..w).step_by(positions).map(move |x| first + x)

@@ -201,8 +201,10 @@ fn unfolding_matches_the_definition_in_row_blocks_beside_other_images() {
 
 /// The micro-kernel's forward passes against the definition: a group of images with panels
 /// that straddle images, output channels that are not a multiple of the kernel's rows, patches
-/// deeper than several passes (30 x 9 = 270 steps), one-pixel planes and 5x5 kernels; and large
-/// images, whole and in two blocks of rows.
+/// deeper than several passes (30 x 9 = 270 steps), one-pixel planes and 5x5 kernels; large
+/// images, whole and in two blocks of rows; stride 2 on the input's phases (3x3 as the
+/// encoders have it, 4x4 as a transposed convolution's input gradient), whole images side by
+/// side and a large one in blocks of rows.
 #[test]
 fn forward_on_the_micro_kernel_matches_the_definition() {
     if crate::engine::cpu::kernel::skipped_without_avx512() {
@@ -216,10 +218,14 @@ fn forward_on_the_micro_kernel_matches_the_definition() {
         (2, 3, 6, 6, 4, 5, 1, 2),
         (1, 16, 40, 64, 5, 3, 1, 1),
         (1, 64, 70, 64, 5, 3, 1, 1),
+        (3, 3, 8, 10, 13, 3, 2, 1),
+        (2, 5, 6, 4, 9, 4, 2, 1),
+        (1, 2, 2, 2, 8, 3, 2, 1),
+        (1, 64, 140, 64, 5, 3, 2, 1),
     ] {
         let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
         assert!(g.runs_implicit());
-        if h == 70 {
+        if h >= 70 {
             assert!(!g.groups_images() && g.padded_blocks().count() > 1);
         }
         let x = ramp(n * g.in_len(), 0.1);
@@ -301,24 +307,28 @@ fn naive_weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
 /// rows run from one into the next; output channels that are not a multiple of 16, and more
 /// than the 64 of one block (80: a block of four vectors and one of one); patches that do
 /// not fill the last block of steps (30 x 9 = 270); 5x5 kernels; a large image, whole and in
-/// two blocks of rows. The sums are added to what `grad_weight` held.
+/// two blocks of rows; stride 2 on the input's phases, 3x3 and 4x4, small and large. The sums
+/// are added to what `grad_weight` held.
 #[test]
 fn weight_gradient_on_the_micro_kernel_matches_the_definition() {
     if crate::engine::cpu::kernel::skipped_without_avx512() {
         return;
     }
-    for (n, c_in, h, w, c_out, k, pad) in [
-        (3, 2, 5, 7, 13, 3, 1),
-        (2, 30, 6, 5, 9, 3, 1),
-        (4, 3, 1, 1, 8, 3, 1),
-        (2, 3, 9, 8, 80, 3, 1),
-        (2, 3, 6, 6, 32, 5, 2),
-        (1, 16, 40, 64, 5, 3, 1),
-        (1, 64, 70, 64, 5, 3, 1),
+    for (n, c_in, h, w, c_out, k, stride, pad) in [
+        (3, 2, 5, 7, 13, 3, 1, 1),
+        (2, 30, 6, 5, 9, 3, 1, 1),
+        (4, 3, 1, 1, 8, 3, 1, 1),
+        (2, 3, 9, 8, 80, 3, 1, 1),
+        (2, 3, 6, 6, 32, 5, 1, 2),
+        (1, 16, 40, 64, 5, 3, 1, 1),
+        (1, 64, 70, 64, 5, 3, 1, 1),
+        (3, 3, 8, 10, 20, 3, 2, 1),
+        (2, 5, 6, 4, 9, 4, 2, 1),
+        (1, 64, 140, 64, 5, 3, 2, 1),
     ] {
-        let g = ConvGeometry::conv(c_in, h, w, c_out, k, 1, pad);
+        let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
         assert!(g.runs_implicit());
-        if h == 70 {
+        if h >= 70 {
             assert!(!g.groups_images() && g.padded_blocks().count() > 1);
         }
         let x = ramp(n * g.in_len(), 0.1);
