@@ -111,27 +111,9 @@ impl ConvGeometry {
         let padded = Padded::new(self, n, rows);
         padded.fill(self, images, &mut scratch.cols);
         scratch.steps.set(padded.steps(self));
-        let patch = self.patch();
         let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
-        let Scratch {
-            cols,
-            weights,
-            block,
-            steps,
-            ..
-        } = scratch;
-        block.resize(self.c_out.div_ceil(MR) * MR * NR, 0.0);
-        for first in (0..padded.width).step_by(NR) {
-            let columns = &cols[first..];
-            for p0 in (0..patch).step_by(KC) {
-                let pass = p0..(p0 + KC).min(patch);
-                for (ip, rows) in block.chunks_exact_mut(MR * NR).enumerate() {
-                    let weights = &weights[(ip * patch + p0) * MR..];
-                    kernel::block(weights, columns, steps, pass.clone(), rows, NR, p0 > 0);
-                }
-            }
-            padded.scatter(self, block, first, bias, out);
-        }
+        let emit = |block: &[f32], first| padded.scatter(self, block, first, bias, out);
+        panels(&padded, (self.c_out, self.patch()), scratch, emit);
     }
 
     /// Adds the weight gradient of `images` (whole images side by side when small, each image
@@ -220,6 +202,36 @@ impl ConvGeometry {
     }
 }
 
+/// The micro-kernel over every panel of [`NR`] positions of a filled grid: `c_out x patch`
+/// weights packed in `scratch.weights`, the steps in `scratch.steps`; each panel's block of
+/// results goes to `emit(block, first position)` while it is in L1.
+pub(super) fn panels(
+    padded: &Padded,
+    (c_out, patch): (usize, usize),
+    scratch: &mut Scratch,
+    mut emit: impl FnMut(&[f32], usize),
+) {
+    let Scratch {
+        cols,
+        weights,
+        block,
+        steps,
+        ..
+    } = scratch;
+    block.resize(c_out.div_ceil(MR) * MR * NR, 0.0);
+    for first in (0..padded.width).step_by(NR) {
+        let columns = &cols[first..];
+        for p0 in (0..patch).step_by(KC) {
+            let pass = p0..(p0 + KC).min(patch);
+            for (ip, rows) in block.chunks_exact_mut(MR * NR).enumerate() {
+                let weights = &weights[(ip * patch + p0) * MR..];
+                kernel::block(weights, columns, steps, pass.clone(), rows, NR, p0 > 0);
+            }
+        }
+        emit(block, first);
+    }
+}
+
 /// Floats of zero-padded input built at once for one image with a large plane (1 MiB).
 const PADDED_FLOATS: usize = 1 << 18;
 
@@ -243,7 +255,7 @@ pub(super) struct Padded {
     /// Grid positions computed: from the first image's first output row to the last one's last.
     pub(super) width: usize,
     /// The distance between channels.
-    channel: usize,
+    pub(super) channel: usize,
 }
 
 impl Padded {
@@ -434,6 +446,39 @@ impl Padded {
             };
             let dst = &mut out[image * g.out_len() + at..(image + 1) * g.out_len()];
             kernel::copy_runs(dst, &block[q - first..], runs, bias);
+            q += run;
+        }
+    }
+
+    /// Like [`Padded::scatter`], to one sub-pixel phase of a strided convolution's input
+    /// gradient: grid position `(y, x)` of the block's `c_in` rows goes to input `(s (rows.start
+    /// + y) + py, s x + px)` of `grad_in [images, c_in, h, w]` (`g` the strided convolution).
+    pub(super) fn scatter_phase(
+        &self,
+        g: &ConvGeometry,
+        block: &[f32],
+        first: usize,
+        (py, px): (usize, usize),
+        grad_in: &mut [f32],
+    ) {
+        let (s, plane) = (g.stride, g.h * g.w);
+        let last = (first + NR).min(self.width);
+        let mut q = first;
+        while q < last {
+            let (grid_row, x) = (q / self.row, q % self.row);
+            let (image, y) = (grid_row / self.image_rows, grid_row % self.image_rows);
+            if x >= g.w_out || y >= self.rows.len() {
+                q = ((grid_row + 1) * self.row).min(last);
+                continue;
+            }
+            // A run of the row's positions, channel by channel: every `s`-th input value.
+            let run = (g.w_out - x).min(last - q);
+            let at = image * g.in_len() + (s * (self.rows.start + y) + py) * g.w + s * x + px;
+            for ci in 0..g.c_in {
+                let src = &block[ci * NR + q - first..][..run];
+                let dst = grad_in[at + ci * plane..].iter_mut().step_by(s);
+                dst.zip(src).for_each(|(d, &v)| *d = v);
+            }
             q += run;
         }
     }

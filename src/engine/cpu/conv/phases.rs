@@ -3,8 +3,10 @@
 //! one dense product (`PhaseKernel`: a phase's taps and kernel, built once per pass).
 
 use super::geometry::ConvGeometry;
+use super::implicit::{Padded, panels};
 use super::schedule::{BLOCK_FLOATS, Scratch};
-use crate::engine::cpu::matmul::{Threads, View, matmul};
+use crate::engine::cpu::kernel;
+use crate::engine::cpu::matmul::{CountedProduct, Threads, View, matmul};
 
 /// One phase (`py`, `px`: input position mod stride) of a strided convolution's input
 /// gradient: the kernel taps reaching it, with their offsets, and the kernel they make.
@@ -32,7 +34,7 @@ impl ConvGeometry {
     /// phase kernels where images go one at a time with a stride, none otherwise. Built once
     /// per pass, not per image.
     pub(super) fn input_grad_phases(&self, weight: &[f32]) -> Vec<PhaseKernel> {
-        if self.stride > 1 && !self.groups_images() {
+        if self.stride > 1 && (!self.groups_images() || self.runs_implicit()) {
             self.phase_kernels(weight)
         } else {
             Vec::new()
@@ -133,6 +135,80 @@ impl ConvGeometry {
                     }
                 }
             }
+        }
+    }
+
+    /// Whether the input gradient of this strided convolution runs as implicit GEMMs on the
+    /// output gradient's padded grid ([`ConvGeometry::input_grad_implicit`]): every phase is
+    /// reached by some tap, each at most one position away (3x3 and 4x4 kernels, padding 1).
+    pub(super) fn input_grad_runs_implicit(&self) -> bool {
+        self.stride > 1
+            && self.runs_implicit()
+            && (0..self.stride).all(|p| {
+                let taps = self.phase_taps(p);
+                !taps.is_empty() && taps.iter().all(|&(_, offset)| offset.abs() <= 1)
+            })
+    }
+
+    /// The input gradient of consecutive images of a strided convolution
+    /// ([`ConvGeometry::input_grad_runs_implicit`] must hold), one sub-pixel phase at a time as
+    /// in [`ConvGeometry::input_grad_by_phases`], but each phase's product on the micro-kernel
+    /// straight from the output gradient laid out once on a zero-padded grid (its taps reach
+    /// one position either side): no gathered copies, and the `gemm` crate's products of
+    /// `c_in` rows (3 for a first layer) no longer run at a fraction of its speed.
+    pub(super) fn input_grad_implicit(
+        &self,
+        grad_out: &[f32],
+        phases: &[PhaseKernel],
+        grad_in: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        // The output gradient as the input of a stride-1 "same" 3x3 convolution: its grid.
+        let grid = ConvGeometry::conv(self.c_out, self.h_out, self.w_out, self.c_in, 3, 1, 1);
+        if self.groups_images() {
+            let rows = 0..self.h_out;
+            return self.input_grad_rows_implicit(&grid, grad_out, rows, phases, grad_in, scratch);
+        }
+        for (dy, dx) in grad_out
+            .chunks(self.out_len())
+            .zip(grad_in.chunks_mut(self.in_len()))
+        {
+            for rows in grid.padded_blocks() {
+                self.input_grad_rows_implicit(&grid, dy, rows, phases, dx, scratch);
+            }
+        }
+    }
+
+    fn input_grad_rows_implicit(
+        &self,
+        grid: &ConvGeometry,
+        grad_out: &[f32],
+        rows: std::ops::Range<usize>,
+        phases: &[PhaseKernel],
+        grad_in: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        let n = grad_out.len() / self.out_len();
+        let padded = Padded::new(grid, n, rows.clone());
+        padded.fill(grid, grad_out, &mut scratch.cols);
+        let (channel, row) = (padded.channel, padded.row);
+        for phase in phases {
+            let inner = phase.kernel.len() / self.c_in;
+            kernel::pack_rows(&phase.kernel, self.c_in, inner, &mut scratch.weights);
+            // Step `(o, tap y, tap x)`: plane `o` shifted by the taps' offsets (-1 to 1).
+            scratch.steps.set((0..self.c_out).flat_map(|o| {
+                phase.taps_y.iter().flat_map(move |&(_, oy)| {
+                    phase.taps_x.iter().map(move |&(_, ox)| {
+                        o * channel + ((oy + 1) as usize) * row + (ox + 1) as usize
+                    })
+                })
+            }));
+            let flops = 2 * (self.c_in * n * rows.len() * self.w_out * inner) as u64;
+            let _counted = CountedProduct::start(flops, Threads::One);
+            let emit = |block: &[f32], first| {
+                padded.scatter_phase(self, block, first, (phase.py, phase.px), grad_in)
+            };
+            panels(&padded, (self.c_in, inner), scratch, emit);
         }
     }
 

@@ -98,7 +98,9 @@ impl ConvGeometry {
         scratch: &mut Scratch,
         threads: Threads,
     ) {
-        if self.groups_images() {
+        if threads == Threads::One && self.input_grad_runs_implicit() {
+            self.input_grad_implicit(grad_out, phases, grad_in, scratch)
+        } else if self.groups_images() {
             self.input_grad_group(grad_out, weight, grad_in, scratch, threads)
         } else {
             for (dy, dx) in grad_out

@@ -278,6 +278,54 @@ fn forward_in_lanes_matches_the_definition() {
     }
 }
 
+/// The input gradient of strided convolutions on the output gradient's padded grid against
+/// the definition (`dx[c][s y + ky - pad][s x + kx - pad] += dy[o][y][x] · w[o][c][ky][kx]`,
+/// in f64): 3x3 and 4x4 kernels, whole images side by side and a large one in blocks of rows;
+/// every input position is written (the buffer starts as NaN).
+#[test]
+fn strided_input_gradient_on_the_micro_kernel_matches_the_definition() {
+    if crate::engine::cpu::kernel::skipped_without_avx512() {
+        return;
+    }
+    for (n, c_in, h, w, c_out, k) in [
+        (3, 3, 8, 10, 13, 3),
+        (2, 5, 6, 4, 9, 4),
+        (2, 16, 16, 16, 20, 4),
+        (1, 16, 140, 64, 256, 3),
+    ] {
+        let g = ConvGeometry::conv(c_in, h, w, c_out, k, 2, 1);
+        assert!(g.input_grad_runs_implicit(), "{g:?}");
+        if h == 140 {
+            let grid = ConvGeometry::conv(c_out, g.h_out, g.w_out, c_in, 3, 1, 1);
+            assert!(!g.groups_images() && grid.padded_blocks().count() > 1);
+        }
+        let dy = ramp(n * g.out_len(), 0.07);
+        let wt = ramp(g.weight_len(), 0.05);
+        let mut dx = vec![f32::NAN; n * g.in_len()];
+        let phases = g.phase_kernels(&wt);
+        g.input_grad_implicit(&dy, &phases, &mut dx, &mut Scratch::default());
+        for (grad_in, grad_out) in dx.chunks(g.in_len()).zip(dy.chunks(g.out_len())) {
+            let mut expected = vec![0.0f64; g.in_len()];
+            for (o, c, ky, kx) in (0..c_out).flat_map(|o| {
+                (0..c_in).flat_map(move |c| {
+                    (0..k).flat_map(move |ky| (0..k).map(move |kx| (o, c, ky, kx)))
+                })
+            }) {
+                let weight = wt[((o * c_in + c) * k + ky) * k + kx] as f64;
+                for (y, x) in (0..g.h_out).flat_map(|y| (0..g.w_out).map(move |x| (y, x))) {
+                    let (iy, ix) = ((2 * y + ky) as isize - 1, (2 * x + kx) as isize - 1);
+                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                        let at = (c * h + iy as usize) * w + ix as usize;
+                        expected[at] += grad_out[(o * g.h_out + y) * g.w_out + x] as f64 * weight;
+                    }
+                }
+            }
+            let expected: Vec<f32> = expected.into_iter().map(|v| v as f32).collect();
+            assert_close(grad_in, &expected, 1e-4, &g);
+        }
+    }
+}
+
 /// The weight gradient by its definition, in f64: `dw[o][c][ky][kx] = Σ dy[o][y][x] ·
 /// x[c][y + ky - pad][x + kx - pad]` over every image and output position.
 fn naive_weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
