@@ -7,6 +7,8 @@
 //!   on an Intel Xeon, in passes of 64 steps.
 //! - [`shifted_block`], for weight gradients: rows broadcast from shifted starts against rows of
 //!   `b` laid out along the inner dimension.
+//! - [`lanes_block`], for small planes' forward passes: 7 or 14 positions by up to four vectors
+//!   of output channels (the channels in the lanes), the four-vector block in assembly.
 //! - [`copy_runs`] and [`transpose`]: the copies around them (padding, results with a bias,
 //!   turning channels into positions), in masked vectors and register tiles.
 //!
@@ -628,6 +630,10 @@ mod avx512 {
                 "vmovups zmmword ptr [{row} + 64], zmm25",
                 "vmovups zmmword ptr [{row} + 128], zmm26",
                 "vmovups zmmword ptr [{row} + 192], zmm27",
+                // LLVM clears the vectors' upper halves on leaving a function that used them,
+                // but cannot see inside this block: without it, the caller's SSE code ran with
+                // them dirty (a 64 -> 64 channel forward pass at 14 x 14: 4.70 against 3.26 ms).
+                "vzeroupper",
                 c = in(reg) c,
                 ldc = in(reg) ldc * 4,
                 add = in(reg) add as usize,

@@ -1,12 +1,15 @@
-//! Stride-1 convolutions whose output planes are the size of their input's, on convlab's own
-//! kernels (`engine::cpu::kernel`), as implicit GEMMs: nothing is unfolded. The input is copied
-//! once, zero-padded, onto a grid ([`Padded`]) where each step `(c, ky, kx)` of the patch is the
-//! input shifted, so the kernels read every step straight from it:
-//! - the forward pass (and the input gradient, which runs as a forward pass with flipped
-//!   kernels): the micro-kernel's `8 x 48` blocks, panels of 48 grid positions, each block's
-//!   results copied to the output with the bias while in L1;
+//! Stride-1 convolutions whose output planes are the size of their input's, and stride-2 ones
+//! whose planes are half of it, on convlab's own kernels (`engine::cpu::kernel`), as implicit
+//! GEMMs: nothing is unfolded. The input is copied once, zero-padded, onto a grid ([`Padded`];
+//! at stride 2, split into its four sub-pixel phases) where each step `(c, ky, kx)` of the
+//! patch is a plane shifted, so the kernels read every step straight from it:
+//! - the forward pass (and a stride-1 input gradient, which runs as a forward pass with
+//!   flipped kernels): the micro-kernel's `8 x 48` blocks, panels of 48 grid positions, each
+//!   block's results copied to the output with the bias while in L1 ([`panels`]; small planes
+//!   take `conv::lanes` instead, and strided input gradients run each phase through the same
+//!   panels in `conv::phases`);
 //! - the weight gradient: `kernel::shifted_block`, each step broadcast from the grid against
-//!   the output gradient laid out position by position.
+//!   the output gradient laid out position by position, over the output positions only.
 //!
 //! On an Intel Xeon the unfolding this replaces cost about a third of a small plane's forward
 //! pass, and the `gemm` crate's weight gradients (which unfold, then pack both operands again)

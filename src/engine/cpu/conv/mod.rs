@@ -1,7 +1,8 @@
 //! Convolution and transposed convolution, forward and backward: with AVX-512, stride-1
-//! "same" convolutions as implicit GEMMs on convlab's own kernels; everything else as im2col +
-//! GEMM, one image at a time in row blocks where planes are large, several images per product
-//! where small.
+//! "same" and stride-2 convolutions (and so the transposed convolutions, which run them the
+//! other way) as implicit GEMMs on convlab's own kernels; everything else as im2col + GEMM, one
+//! image at a time in row blocks where planes are large, several images per product where
+//! small.
 //!
 //! One geometry serves both: a transposed convolution's forward pass is the input gradient of
 //! the convolution it transposes, and its input gradient is that convolution's forward pass
@@ -10,9 +11,10 @@
 //!
 //! By concern: `geometry` (the shape, im2col / col2im, row blocks), `schedule` (groups, scratch
 //! buffers, which method a group takes, threads), `gemm` (the unfolded products through the
-//! `gemm` crate), `implicit` (stride-1 forward passes and weight gradients on convlab's own
-//! kernels, read straight from a zero-padded input), `phases` (strided input gradients by
-//! sub-pixel phase), `pooled` (convolution fused with max-pooling), `transposed` (transposed
+//! `gemm` crate), `implicit` (forward passes and weight gradients on convlab's own kernels,
+//! read straight from a zero-padded input), `lanes` (small planes' forward passes with the
+//! output channels in the vector lanes), `phases` (strided input gradients by sub-pixel
+//! phase), `pooled` (convolution fused with max-pooling), `transposed` (transposed
 //! convolution); here the entry points and bias sums.
 
 mod gemm;
