@@ -429,17 +429,7 @@ impl Padded {
         out: &mut [f32],
     ) {
         let plane = g.out_plane();
-        let last = (first + NR).min(self.width);
-        let mut q = first;
-        while q < last {
-            let (grid_row, x) = (q / self.row, q % self.row);
-            let (image, y) = (grid_row / self.image_rows, grid_row % self.image_rows);
-            if x >= g.w_out || y >= self.rows.len() {
-                q = ((grid_row + 1) * self.row).min(last);
-                continue;
-            }
-            let run = (g.w_out - x).min(last - q);
-            let at = (self.rows.start + y) * g.w_out + x;
+        for (q, (image, y, x), run) in self.output_runs_in_panel(g.w_out, first) {
             let runs = kernel::Runs {
                 rows: g.c_out,
                 len: run,
@@ -447,10 +437,36 @@ impl Padded {
                 dst_stride: plane,
                 zeros: 0,
             };
-            let dst = &mut out[image * g.out_len() + at..(image + 1) * g.out_len()];
+            let at = image * g.out_len() + (self.rows.start + y) * g.w_out + x;
+            let dst = &mut out[at..(image + 1) * g.out_len()];
             kernel::copy_runs(dst, &block[q - first..], runs, bias);
-            q += run;
         }
+    }
+
+    /// The runs of output positions among grid positions `first..first + NR` (those before
+    /// `width`), each as its first grid position, its `(image, row of the block, x)` and its
+    /// length; border positions are skipped.
+    fn output_runs_in_panel(
+        &self,
+        w_out: usize,
+        first: usize,
+    ) -> impl Iterator<Item = (usize, (usize, usize, usize), usize)> + '_ {
+        let last = (first + NR).min(self.width);
+        let mut q = first;
+        std::iter::from_fn(move || {
+            while q < last {
+                let (grid_row, x) = (q / self.row, q % self.row);
+                let (image, y) = (grid_row / self.image_rows, grid_row % self.image_rows);
+                if x >= w_out || y >= self.rows.len() {
+                    q = ((grid_row + 1) * self.row).min(last);
+                    continue;
+                }
+                let (start, run) = (q, (w_out - x).min(last - q));
+                q += run;
+                return Some((start, (image, y, x), run));
+            }
+            None
+        })
     }
 
     /// Like [`Padded::scatter`], to one sub-pixel phase of a strided convolution's input
@@ -465,24 +481,14 @@ impl Padded {
         grad_in: &mut [f32],
     ) {
         let (s, plane) = (g.stride, g.h * g.w);
-        let last = (first + NR).min(self.width);
-        let mut q = first;
-        while q < last {
-            let (grid_row, x) = (q / self.row, q % self.row);
-            let (image, y) = (grid_row / self.image_rows, grid_row % self.image_rows);
-            if x >= g.w_out || y >= self.rows.len() {
-                q = ((grid_row + 1) * self.row).min(last);
-                continue;
-            }
-            // A run of the row's positions, channel by channel: every `s`-th input value.
-            let run = (g.w_out - x).min(last - q);
+        for (q, (image, y, x), run) in self.output_runs_in_panel(g.w_out, first) {
+            // Channel by channel: every `s`-th input value of the row.
             let at = image * g.in_len() + (s * (self.rows.start + y) + py) * g.w + s * x + px;
             for ci in 0..g.c_in {
                 let src = &block[ci * NR + q - first..][..run];
                 let dst = grad_in[at + ci * plane..].iter_mut().step_by(s);
                 dst.zip(src).for_each(|(d, &v)| *d = v);
             }
-            q += run;
         }
     }
 }

@@ -228,19 +228,28 @@ fn forward_on_the_micro_kernel_matches_the_definition() {
         if h >= 70 {
             assert!(!g.groups_images() && g.padded_blocks().count() > 1);
         }
-        let x = ramp(n * g.in_len(), 0.1);
-        let wt = ramp(g.weight_len(), 0.05);
-        let bias = ramp(c_out, 0.3);
-        let mut out = vec![f32::NAN; n * g.out_len()];
-        let mut scratch = Scratch::default();
-        g.forward_implicit(&x, &wt, Some(&bias), &mut out, &mut scratch);
-        for (image_out, image) in out.chunks(g.out_len()).zip(x.chunks(g.in_len())) {
-            let mut expected = naive_conv(&g, image, &wt);
-            for (channel, &b) in expected.chunks_mut(g.out_plane()).zip(&bias) {
-                channel.iter_mut().for_each(|v| *v += b);
-            }
-            assert_close(image_out, &expected, 1e-4, &g);
+        check_forward(&g, n, ConvGeometry::forward_implicit);
+    }
+}
+
+/// A forward pass with a bias against the definition, on `n` images (the output starts as NaN,
+/// so every value must be written).
+fn check_forward(
+    g: &ConvGeometry,
+    n: usize,
+    forward: impl Fn(&ConvGeometry, &[f32], &[f32], Option<&[f32]>, &mut [f32], &mut Scratch),
+) {
+    let x = ramp(n * g.in_len(), 0.1);
+    let wt = ramp(g.weight_len(), 0.05);
+    let bias = ramp(g.c_out, 0.3);
+    let mut out = vec![f32::NAN; n * g.out_len()];
+    forward(g, &x, &wt, Some(&bias), &mut out, &mut Scratch::default());
+    for (image_out, image) in out.chunks(g.out_len()).zip(x.chunks(g.in_len())) {
+        let mut expected = naive_conv(g, image, &wt);
+        for (channel, &b) in expected.chunks_mut(g.out_plane()).zip(&bias) {
+            channel.iter_mut().for_each(|v| *v += b);
         }
+        assert_close(image_out, &expected, 1e-4, g);
     }
 }
 
@@ -262,19 +271,7 @@ fn forward_in_lanes_matches_the_definition() {
     ] {
         let g = ConvGeometry::conv(c_in, h, w, c_out, k, 1, pad);
         assert!(g.runs_in_lanes(), "{g:?}");
-        let x = ramp(n * g.in_len(), 0.1);
-        let wt = ramp(g.weight_len(), 0.05);
-        let bias = ramp(c_out, 0.3);
-        let mut out = vec![f32::NAN; n * g.out_len()];
-        let mut scratch = Scratch::default();
-        g.forward_lanes(&x, &wt, Some(&bias), &mut out, &mut scratch);
-        for (image_out, image) in out.chunks(g.out_len()).zip(x.chunks(g.in_len())) {
-            let mut expected = naive_conv(&g, image, &wt);
-            for (channel, &b) in expected.chunks_mut(g.out_plane()).zip(&bias) {
-                channel.iter_mut().for_each(|v| *v += b);
-            }
-            assert_close(image_out, &expected, 1e-4, &g);
-        }
+        check_forward(&g, n, ConvGeometry::forward_lanes);
     }
 }
 
