@@ -139,9 +139,7 @@ impl ConvGeometry {
             }
         }
         if let Some(bias) = bias {
-            for (channel, &b) in out.chunks_mut(plane).zip(bias) {
-                channel.iter_mut().for_each(|v| *v += b);
-            }
+            super::add_bias(out, plane, bias);
         }
     }
 

@@ -161,7 +161,7 @@ impl ConvGeometry {
         padded.fill_by_position(self, grad_out, channels, by_position);
         let patch = self.patch();
         let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
-        let steps: Vec<usize> = padded.steps(self).collect();
+        let steps = padded.steps(self);
         // The weight gradient transposed, `[step][channel]`, rounded up to whole blocks.
         let steps_rounded = patch.next_multiple_of(SHIFTED_ACCUMULATORS);
         let sums = memory::aligned(&mut scratch.block, steps_rounded * channels);
@@ -400,7 +400,7 @@ impl Padded {
 
     /// Where each step of the patch starts, relative to the grid position being computed:
     /// the plane its tap reads (a channel, or a channel's phase), shifted.
-    pub(super) fn steps(&self, g: &ConvGeometry) -> impl Iterator<Item = usize> + use<> {
+    pub(super) fn steps(&self, g: &ConvGeometry) -> Vec<usize> {
         let (s, pad, channel, row) = (g.stride, self.pad as isize, self.channel, self.row);
         let taps: Vec<(usize, usize)> = (0..g.k)
             .map(|t| {
@@ -408,14 +408,13 @@ impl Padded {
                 (phase, (shift + pad) as usize)
             })
             .collect();
-        let patch: Vec<usize> = (0..g.c_in)
+        (0..g.c_in)
             .flat_map(|c| taps.iter().map(move |&(py, dy)| (c, py, dy)))
             .flat_map(|(c, py, dy)| {
                 taps.iter()
                     .map(move |&(px, dx)| ((c * s + py) * s + px) * channel + dy * row + dx)
             })
-            .collect();
-        patch.into_iter()
+            .collect()
     }
 
     /// Grid positions `first..first + NR` (those before `width`) of the block's rows, plus the

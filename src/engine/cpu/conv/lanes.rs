@@ -90,11 +90,9 @@ impl ConvGeometry {
                 let dst = &mut out[y * self.w_out..];
                 kernel::transpose(src, channels, (self.w_out, self.c_out), dst, plane);
             }
-            if let Some(bias) = bias {
-                for (channel, &b) in out.chunks_mut(plane).zip(bias) {
-                    channel.iter_mut().for_each(|v| *v += b);
-                }
-            }
+        }
+        if let Some(bias) = bias {
+            super::add_bias(out, plane, bias);
         }
     }
 

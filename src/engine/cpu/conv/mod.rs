@@ -99,6 +99,13 @@ fn add_into(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
     a
 }
 
+/// Adds `bias[c]` to every value of channel `c` of `[n, bias.len(), plane]` values.
+fn add_bias(values: &mut [f32], plane: usize, bias: &[f32]) {
+    for (channel, &b) in values.chunks_mut(plane).zip(bias.iter().cycle()) {
+        channel.iter_mut().for_each(|v| *v += b);
+    }
+}
+
 /// Per-channel sums of `[n, channels, plane]` values (a bias gradient).
 pub fn channel_sums(values: &[f32], channels: usize, plane: usize) -> Vec<f32> {
     let mut sums = vec![0.0f64; channels];

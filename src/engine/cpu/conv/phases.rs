@@ -31,10 +31,10 @@ impl ConvGeometry {
     }
 
     /// What [`ConvGeometry::input_grad_part`] needs to compute input gradients by phase: the
-    /// phase kernels where images go one at a time with a stride, none otherwise. Built once
-    /// per pass, not per image.
+    /// phase kernels where images go one at a time with a stride or the implicit path takes
+    /// them, none otherwise. Built once per pass, not per image.
     pub(super) fn input_grad_phases(&self, weight: &[f32]) -> Vec<PhaseKernel> {
-        if self.stride > 1 && (!self.groups_images() || self.runs_implicit()) {
+        if self.stride > 1 && (!self.groups_images() || self.input_grad_runs_implicit()) {
             self.phase_kernels(weight)
         } else {
             Vec::new()
