@@ -1,7 +1,5 @@
 //! The layers other than convolutions, forward and backward, on `[n, c, plane]` buffers.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::matmul::{Threads, View, matmul};
@@ -9,6 +7,16 @@ use super::matmul::{Threads, View, matmul};
 /// Batch norm's epsilon and running-statistics momentum (burn's and PyTorch's defaults).
 pub const BN_EPSILON: f64 = 1e-5;
 pub const BN_MOMENTUM: f32 = 0.1;
+
+/// Values per piece of work of the element-wise layers: rayon splits a parallel iterator down
+/// to single items when threads steal, and a 14x14 plane per task cost more in scheduling than
+/// in arithmetic.
+const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
+/// The minimum planes per task for an element-wise pass over planes of `plane` values.
+fn planes_per_task(plane: usize) -> usize {
+    (ELEMENTWISE_CHUNK / plane).max(1)
+}
 
 /// The batch statistics a training-mode batch norm used, kept for its backward pass.
 pub struct BatchStats {
@@ -21,7 +29,11 @@ pub struct BatchStats {
 /// values and squares per plane, added in f64 in a fixed order).
 pub fn channel_stats(x: &[f32], channels: usize, plane: usize) -> BatchStats {
     let count = (x.len() / channels) as f64;
-    let planes: Vec<(f64, f64)> = x.par_chunks(plane).map(|p| sum_and_dot(p, p)).collect();
+    let planes: Vec<(f64, f64)> = x
+        .par_chunks(plane)
+        .with_min_len(planes_per_task(plane))
+        .map(|p| sum_and_dot(p, p))
+        .collect();
     let (mean, variance) = (0..channels)
         .map(|c| {
             let (sum, squares) = sum_per_channel(&planes, c, channels);
@@ -34,7 +46,7 @@ pub fn channel_stats(x: &[f32], channels: usize, plane: usize) -> BatchStats {
 
 /// The sums of `a` and of `a * b`. Sixteen running sums instead of one let the loop vectorise
 /// (a single sum waits on its previous addition at every element).
-fn sum_and_dot(a: &[f32], b: &[f32]) -> (f64, f64) {
+pub(crate) fn sum_and_dot(a: &[f32], b: &[f32]) -> (f64, f64) {
     const LANES: usize = 16;
     let (mut sums, mut dots) = ([0.0f32; LANES], [0.0f32; LANES]);
     let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -79,6 +91,7 @@ pub fn batch_norm_apply(
     out.par_chunks_mut(plane)
         .zip(x.par_chunks(plane))
         .enumerate()
+        .with_min_len(planes_per_task(plane))
         .for_each(|(i, (o, xs))| {
             let c = i % channels;
             let scale = gamma[c] / (variance[c] as f64 + BN_EPSILON).sqrt() as f32;
@@ -119,6 +132,7 @@ pub fn batch_norm_backward(
         .par_chunks_mut(plane)
         .zip(x.par_chunks(plane))
         .enumerate()
+        .with_min_len(planes_per_task(plane))
         .map(|(p, (g, xs))| {
             if let Some((output, slope)) = activation {
                 let ys = &output[p * plane..(p + 1) * plane];
@@ -141,6 +155,7 @@ pub fn batch_norm_backward(
         .par_chunks_mut(plane)
         .zip(x.par_chunks(plane))
         .enumerate()
+        .with_min_len(planes_per_task(plane))
         .for_each(|(p, (g, xs))| {
             let c = p % channels;
             let (mean, inv) = (stats.mean[c], inv_std[c] as f32);
@@ -162,28 +177,26 @@ pub fn update_running(running: &mut [f32], batch: &[f32]) {
         .for_each(|(r, &b)| *r = (1.0 - BN_MOMENTUM) * *r + BN_MOMENTUM * b);
 }
 
-/// Leaky ReLU in place (`slope` 0 is ReLU).
+/// Leaky ReLU in place (`slope` 0 is ReLU). Written as a selection, not a conditional
+/// store, so the loop vectorises: the branch on each value's sign mispredicted half the time
+/// (0.69 ms for 1.6 M values on an Intel Xeon).
 pub fn leaky_relu_in_place(x: &mut [f32], slope: f32) {
-    x.par_chunks_mut(1 << 14).for_each(|chunk| {
-        chunk.iter_mut().for_each(|v| {
-            if *v < 0.0 {
-                *v *= slope
-            }
-        })
+    x.par_chunks_mut(ELEMENTWISE_CHUNK).for_each(|chunk| {
+        chunk
+            .iter_mut()
+            .for_each(|v| *v = if *v < 0.0 { *v * slope } else { *v })
     });
 }
 
 /// The gradient through a (leaky) ReLU, from its output (positive exactly where its input was,
 /// for a non-negative slope), in place on `grad`.
 pub fn leaky_relu_backward(output: &[f32], grad: &mut [f32], slope: f32) {
-    grad.par_chunks_mut(1 << 14)
-        .zip(output.par_chunks(1 << 14))
+    grad.par_chunks_mut(ELEMENTWISE_CHUNK)
+        .zip(output.par_chunks(ELEMENTWISE_CHUNK))
         .for_each(|(g, y)| {
-            g.iter_mut().zip(y).for_each(|(g, &y)| {
-                if y <= 0.0 {
-                    *g *= slope
-                }
-            })
+            g.iter_mut()
+                .zip(y)
+                .for_each(|(g, &y)| *g = if y <= 0.0 { *g * slope } else { *g })
         });
 }
 
@@ -336,14 +349,39 @@ pub fn linear_backward(
 
 /// Inverted dropout in place: each value kept with probability `1 - prob` and scaled by
 /// `1 / (1 - prob)`, drawn from `seed`; returns the mask (scale or zero per value).
+///
+/// Value `i`'s draw is a hash of `seed` and `i` (SplitMix64's output function), so chunks are
+/// drawn on all threads and the mask does not depend on how they are scheduled. A sequential
+/// ChaCha8 stream took 18 ms for 1.6 M values on an Intel Xeon, as long as a convolution.
 pub fn dropout_in_place(x: &mut [f32], prob: f64, seed: u64) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let scale = (1.0 / (1.0 - prob)) as f32;
-    let mask: Vec<f32> = (0..x.len())
-        .map(|_| if rng.random_bool(prob) { 0.0 } else { scale })
-        .collect();
-    x.iter_mut().zip(&mask).for_each(|(v, m)| *v *= m);
+    // A value is dropped when its 32-bit draw falls below prob * 2^32.
+    let threshold = (prob * 4_294_967_296.0).round().min(u32::MAX as f64) as u64;
+    let key = splitmix64(seed);
+    let mut mask = vec![0.0f32; x.len()];
+    mask.par_chunks_mut(ELEMENTWISE_CHUNK)
+        .zip(x.par_chunks_mut(ELEMENTWISE_CHUNK))
+        .enumerate()
+        .for_each(|(chunk, (m, v))| {
+            let first = (chunk * ELEMENTWISE_CHUNK) as u64;
+            let (key, threshold, scale) = (key, threshold, scale);
+            for (i, m) in m.iter_mut().enumerate() {
+                let draw = splitmix64(key ^ (first + i as u64)) >> 32;
+                // Arithmetic, not a branch: a branch taken at random mispredicts.
+                *m = scale * f32::from(u8::from(draw >= threshold));
+            }
+            v.iter_mut().zip(m.iter()).for_each(|(v, m)| *v *= m);
+        });
     mask
+}
+
+/// SplitMix64's output function (Steele, Lea and Flood, 2014): a bijective mix of 64 bits
+/// whose outputs over consecutive inputs pass BigCrush.
+fn splitmix64(z: u64) -> u64 {
+    let z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// `[n, a, plane] ++ [n, b, plane] -> [n, a + b, plane]` along the channels.

@@ -68,7 +68,14 @@ impl ConvGeometry {
         scratch: &mut Scratch,
         threads: Threads,
     ) {
-        if self.groups_images() && winograd::applies(self) {
+        if self.runs_pointwise() {
+            for (x, o) in images
+                .chunks(self.in_len())
+                .zip(out.chunks_mut(self.out_len()))
+            {
+                self.forward_pointwise(x, weight, bias, o)
+            }
+        } else if self.groups_images() && winograd::applies(self) {
             let Scratch { cols, rows, .. } = scratch;
             winograd::forward(self, images, weight, bias, out, cols, rows, threads)
         } else if threads == Threads::One && self.runs_in_lanes() {
@@ -98,7 +105,22 @@ impl ConvGeometry {
         scratch: &mut Scratch,
         threads: Threads,
     ) {
-        if threads == Threads::One && self.input_grad_runs_implicit() {
+        if self.runs_pointwise() {
+            let mut weight_t = vec![0.0; weight.len()];
+            kernel::transpose(
+                weight,
+                self.c_in,
+                (self.c_out, self.c_in),
+                &mut weight_t,
+                self.c_out,
+            );
+            for (dy, dx) in grad_out
+                .chunks(self.out_len())
+                .zip(grad_in.chunks_mut(self.in_len()))
+            {
+                self.input_grad_pointwise(dy, &weight_t, dx)
+            }
+        } else if threads == Threads::One && self.input_grad_runs_implicit() {
             self.input_grad_implicit(grad_out, phases, grad_in, scratch)
         } else if self.groups_images() {
             self.input_grad_group(grad_out, weight, grad_in, scratch, threads)

@@ -388,3 +388,48 @@ fn weight_gradient_on_the_micro_kernel_matches_the_definition() {
         assert_close(&dw, &expected, 2e-5 * scale, &g);
     }
 }
+
+/// The 1x1 convolutions with few outputs (`kernel::pointwise`): forward with a bias and input
+/// gradient against the definition, over blocks of 8 and 16 outputs, input gradients of more
+/// than 16 channels (in passes of 16), planes that end in part of a vector, several images,
+/// and outputs filled with NaN first so that every value must be written.
+#[test]
+fn pointwise_convolutions_match_the_definition() {
+    if crate::engine::cpu::kernel::skipped_without_avx512() {
+        return;
+    }
+    for (n, c_in, h, w, c_out) in [
+        (2, 16, 5, 7, 5),
+        (1, 3, 4, 4, 1),
+        (3, 17, 3, 11, 9),
+        (1, 32, 16, 17, 16),
+        (2, 1, 1, 1, 8),
+    ] {
+        let g = ConvGeometry::conv(c_in, h, w, c_out, 1, 1, 0);
+        assert!(g.runs_pointwise(), "{g:?}");
+        let x = ramp(n * g.in_len(), 0.1);
+        let wt = ramp(g.weight_len(), 0.05);
+        let bias = ramp(c_out, 0.3);
+        let mut out = vec![f32::NAN; n * g.out_len()];
+        conv_forward(&g, &x, &wt, Some(&bias), &mut out);
+        let dy = ramp(n * g.out_len(), 0.07);
+        let mut dx = vec![f32::NAN; n * g.in_len()];
+        conv_input_grad(&g, &dy, &wt, &mut dx);
+        let plane = g.out_plane();
+        for i in 0..n {
+            let mut expected = naive_conv(&g, &x[i * g.in_len()..(i + 1) * g.in_len()], &wt);
+            for (channel, &b) in expected.chunks_mut(plane).zip(&bias) {
+                channel.iter_mut().for_each(|v| *v += b);
+            }
+            assert_close(&out[i * g.out_len()..(i + 1) * g.out_len()], &expected, 1e-4, &g);
+            let dy = &dy[i * g.out_len()..(i + 1) * g.out_len()];
+            let expected: Vec<f32> = (0..c_in * plane)
+                .map(|at| {
+                    let (c, p) = (at / plane, at % plane);
+                    (0..c_out).map(|o| wt[o * c_in + c] * dy[o * plane + p]).sum()
+                })
+                .collect();
+            assert_close(&dx[i * g.in_len()..(i + 1) * g.in_len()], &expected, 1e-4, &g);
+        }
+    }
+}
