@@ -362,29 +362,37 @@ impl CpuNet {
                     running_var,
                 },
             ) => {
-                let stats = train.then(|| layers::channel_stats(&x.data, c, x.plane()));
-                let (mean, variance) = match &stats {
-                    Some(batch) => (&batch.mean, &batch.variance),
-                    None => (running_mean, running_var),
-                };
-                let mut out = memory::zeroed(x.data.len());
                 let activation = self.activation_after(i);
+                let plane = x.plane();
+                if !train {
+                    // Evaluation keeps nothing, so the input's buffer takes the output.
+                    let mut x = x;
+                    let values = Arc::make_mut(&mut x.data).as_mut_slice();
+                    layers::batch_norm_apply_in_place(
+                        values,
+                        plane,
+                        running_mean,
+                        running_var,
+                        gamma,
+                        beta,
+                        activation,
+                    );
+                    return (x, Saved::Nothing);
+                }
+                let batch = layers::channel_stats(&x.data, c, plane);
+                let mut out = memory::zeroed(x.data.len());
                 layers::batch_norm_apply(
                     &x.data,
                     &mut out,
-                    x.plane(),
-                    mean,
-                    variance,
+                    plane,
+                    &batch.mean,
+                    &batch.variance,
                     gamma,
                     beta,
                     activation,
                 );
                 let shape = x.shape;
-                let saved = match stats {
-                    Some(batch) => Saved::BatchNorm(x, batch),
-                    None => Saved::Nothing,
-                };
-                (Activation::new(out, shape), saved)
+                (Activation::new(out, shape), Saved::BatchNorm(x, batch))
             }
             (LayerSpec::Relu | LayerSpec::LeakyRelu { .. }, _) => {
                 let mut x = x;

@@ -421,15 +421,27 @@ fn pointwise_convolutions_match_the_definition() {
             for (channel, &b) in expected.chunks_mut(plane).zip(&bias) {
                 channel.iter_mut().for_each(|v| *v += b);
             }
-            assert_close(&out[i * g.out_len()..(i + 1) * g.out_len()], &expected, 1e-4, &g);
+            assert_close(
+                &out[i * g.out_len()..(i + 1) * g.out_len()],
+                &expected,
+                1e-4,
+                &g,
+            );
             let dy = &dy[i * g.out_len()..(i + 1) * g.out_len()];
             let expected: Vec<f32> = (0..c_in * plane)
                 .map(|at| {
                     let (c, p) = (at / plane, at % plane);
-                    (0..c_out).map(|o| wt[o * c_in + c] * dy[o * plane + p]).sum()
+                    (0..c_out)
+                        .map(|o| wt[o * c_in + c] * dy[o * plane + p])
+                        .sum()
                 })
                 .collect();
-            assert_close(&dx[i * g.in_len()..(i + 1) * g.in_len()], &expected, 1e-4, &g);
+            assert_close(
+                &dx[i * g.in_len()..(i + 1) * g.in_len()],
+                &expected,
+                1e-4,
+                &g,
+            );
         }
     }
 }
