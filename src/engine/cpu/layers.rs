@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use super::matmul::{Threads, View, matmul};
+use super::memory;
 
 /// Batch norm's epsilon and running-statistics momentum (burn's and PyTorch's defaults).
 pub const BN_EPSILON: f64 = 1e-5;
@@ -458,26 +459,33 @@ fn splitmix64(z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// `[n, a, plane] ++ [n, b, plane] -> [n, a + b, plane]` along the channels.
+/// `[n, a, plane] ++ [n, b, plane] -> [n, a + b, plane]` along the channels, image by image on
+/// all threads (one thread took 2.8 ms for `unet`'s last concatenation, 17 MB).
 pub fn concat_channels(x: &[f32], skip: &[f32], n: usize) -> Vec<f32> {
     let (a, b) = (x.len() / n, skip.len() / n);
-    let mut out = Vec::with_capacity(x.len() + skip.len());
-    for i in 0..n {
-        out.extend_from_slice(&x[i * a..(i + 1) * a]);
-        out.extend_from_slice(&skip[i * b..(i + 1) * b]);
-    }
+    let mut out = memory::zeroed(x.len() + skip.len());
+    out.par_chunks_mut(a + b)
+        .zip(x.par_chunks(a).zip(skip.par_chunks(b)))
+        .for_each(|(image, (x, skip))| {
+            image[..a].copy_from_slice(x);
+            image[a..].copy_from_slice(skip);
+        });
     out
 }
 
 /// Splits a concat's gradient back into the current activation's and the skip's.
 pub fn split_channels(grad: &[f32], n: usize, first_len: usize) -> (Vec<f32>, Vec<f32>) {
     let per_image = grad.len() / n;
-    let mut first = Vec::with_capacity(n * first_len);
-    let mut rest = Vec::with_capacity(grad.len() - n * first_len);
-    for image in grad.chunks(per_image) {
-        first.extend_from_slice(&image[..first_len]);
-        rest.extend_from_slice(&image[first_len..]);
-    }
+    let mut first = memory::zeroed(n * first_len);
+    let mut rest = memory::zeroed(grad.len() - n * first_len);
+    first
+        .par_chunks_mut(first_len)
+        .zip(rest.par_chunks_mut(per_image - first_len))
+        .zip(grad.par_chunks(per_image))
+        .for_each(|((first, rest), image)| {
+            first.copy_from_slice(&image[..first_len]);
+            rest.copy_from_slice(&image[first_len..]);
+        });
     (first, rest)
 }
 

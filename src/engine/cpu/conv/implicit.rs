@@ -71,21 +71,21 @@ impl ConvGeometry {
     pub(super) fn forward_implicit(
         &self,
         images: &[f32],
-        weight: &[f32],
+        packed: &[f32],
         bias: Option<&[f32]>,
         out: &mut [f32],
         scratch: &mut Scratch,
     ) {
-        kernel::pack_rows(weight, self.c_out, self.patch(), &mut scratch.weights);
         if self.groups_images() {
-            return self.forward_rows_implicit(images, 0..self.h_out, bias, out, scratch);
+            let rows = 0..self.h_out;
+            return self.forward_rows_implicit(images, packed, rows, bias, out, scratch);
         }
         for (image, out) in images
             .chunks(self.in_len())
             .zip(out.chunks_mut(self.out_len()))
         {
             for rows in self.padded_blocks() {
-                self.forward_rows_implicit(image, rows, bias, out, scratch);
+                self.forward_rows_implicit(image, packed, rows, bias, out, scratch);
             }
         }
     }
@@ -101,10 +101,11 @@ impl ConvGeometry {
     }
 
     /// Output rows `rows` of every image in `images` (all rows when there are several), with
-    /// the weights already packed in `scratch.weights`.
+    /// the weights `packed` for the micro-kernel.
     fn forward_rows_implicit(
         &self,
         images: &[f32],
+        packed: &[f32],
         rows: Range<usize>,
         bias: Option<&[f32]>,
         out: &mut [f32],
@@ -116,7 +117,7 @@ impl ConvGeometry {
         scratch.steps.set(padded.steps(self));
         let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
         let emit = |block: &[f32], first| padded.scatter(self, block, first, bias, out);
-        panels(&padded, (self.c_out, self.patch()), scratch, emit);
+        panels(&padded, (self.c_out, self.patch()), packed, scratch, emit);
     }
 
     /// Adds the weight gradient of `images` (whole images side by side when small, each image
@@ -206,20 +207,17 @@ impl ConvGeometry {
 }
 
 /// The micro-kernel over every panel of [`NR`] positions of a filled grid: `c_out x patch`
-/// weights packed in `scratch.weights`, the steps in `scratch.steps`; each panel's block of
-/// results goes to `emit(block, first position)` while it is in L1.
+/// weights as `kernel::pack_rows` lays them out, the steps in `scratch.steps`; each panel's
+/// block of results goes to `emit(block, first position)` while it is in L1.
 pub(super) fn panels(
     padded: &Padded,
     (c_out, patch): (usize, usize),
+    weights: &[f32],
     scratch: &mut Scratch,
     mut emit: impl FnMut(&[f32], usize),
 ) {
     let Scratch {
-        cols,
-        weights,
-        block,
-        steps,
-        ..
+        cols, block, steps, ..
     } = scratch;
     block.resize(c_out.div_ceil(MR) * MR * NR, 0.0);
     for first in (0..padded.width).step_by(NR) {
@@ -468,8 +466,8 @@ impl Padded {
         })
     }
 
-    /// Like [`Padded::scatter`], to one sub-pixel phase of a strided convolution's input
-    /// gradient: grid position `(y, x)` of the block's `c_in` rows goes to input `(s (rows.start
+    /// Like [`Padded::scatter`] (with a bias per input channel), to one sub-pixel phase of a
+    /// strided convolution's input gradient: grid position `(y, x)` of the block's `c_in` rows goes to input `(s (rows.start
     /// + y) + py, s x + px)` of `grad_in [images, c_in, h, w]` (`g` the strided convolution).
     pub(super) fn scatter_phase(
         &self,
@@ -477,17 +475,23 @@ impl Padded {
         block: &[f32],
         first: usize,
         (py, px): (usize, usize),
+        bias: Option<&[f32]>,
         grad_in: &mut [f32],
     ) {
-        let (s, plane) = (g.stride, g.h * g.w);
+        debug_assert_eq!(g.stride, 2, "the padded grid takes stride 2");
+        let plane = g.h * g.w;
         for (q, (image, y, x), run) in self.output_runs_in_panel(g.w_out, first) {
-            // Channel by channel: every `s`-th input value of the row.
-            let at = image * g.in_len() + (s * (self.rows.start + y) + py) * g.w + s * x + px;
-            for ci in 0..g.c_in {
-                let src = &block[ci * NR + q - first..][..run];
-                let dst = grad_in[at + ci * plane..].iter_mut().step_by(s);
-                dst.zip(src).for_each(|(d, &v)| *d = v);
-            }
+            // Every other input value of the row, channel by channel.
+            let at = image * g.in_len() + (2 * (self.rows.start + y) + py) * g.w + 2 * x + px;
+            let runs = kernel::Runs {
+                rows: g.c_in,
+                len: run,
+                src_stride: NR,
+                dst_stride: plane,
+                zeros: 0,
+            };
+            let dst = &mut grad_in[at..(image + 1) * g.in_len()];
+            kernel::copy_runs_to_every_other(dst, &block[q - first..], runs, bias);
         }
     }
 }

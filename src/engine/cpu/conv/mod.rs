@@ -36,7 +36,7 @@ pub use transposed::{
 };
 
 use rayon::prelude::*;
-use schedule::{for_each_group, in_runs, with_scratch};
+use schedule::{Weights, for_each_group, in_runs, with_scratch};
 
 use super::layers;
 
@@ -53,15 +53,28 @@ pub fn conv_forward(
         .chunks(images * g.in_len())
         .zip(out.chunks_mut(images * g.out_len()))
         .collect();
+    let weights = Weights::new(weight);
     for_each_group(items, |(x, o), scratch, threads| {
-        g.forward_part(x, weight, bias, o, scratch, threads)
+        g.forward_part(x, &weights, bias, o, scratch, threads)
     });
 }
 
 /// The input gradient `[n, c_in, h, w]` of a convolution, overwriting `grad_in`.
 pub fn conv_input_grad(g: &ConvGeometry, grad_out: &[f32], weight: &[f32], grad_in: &mut [f32]) {
+    input_grad_plus(g, grad_out, weight, None, grad_in)
+}
+
+/// [`conv_input_grad`] plus `bias[c]` on every value of input channel `c` (a transposed
+/// convolution's forward pass), added as results leave the kernels where a path can.
+fn input_grad_plus(
+    g: &ConvGeometry,
+    grad_out: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    grad_in: &mut [f32],
+) {
     if let Some((flipped, kernels)) = g.flipped(weight) {
-        conv_forward(&flipped, grad_out, &kernels, None, grad_in);
+        conv_forward(&flipped, grad_out, &kernels, bias, grad_in);
         return;
     }
     let images = g.images_per_group(grad_in.len() / g.in_len());
@@ -71,7 +84,7 @@ pub fn conv_input_grad(g: &ConvGeometry, grad_out: &[f32], weight: &[f32], grad_
         .collect();
     let phases = g.input_grad_phases(weight);
     for_each_group(items, |(dy, dx), scratch, threads| {
-        g.input_grad_part(dy, weight, &phases, dx, scratch, threads)
+        g.input_grad_part(dy, weight, &phases, bias, dx, scratch, threads)
     });
 }
 

@@ -16,6 +16,8 @@ pub(super) struct PhaseKernel {
     taps_y: Vec<(usize, isize)>,
     taps_x: Vec<(usize, isize)>,
     kernel: Vec<f32>,
+    /// The kernel as `kernel::pack_rows` lays it out for the micro-kernel.
+    packed: Vec<f32>,
 }
 
 impl ConvGeometry {
@@ -41,7 +43,7 @@ impl ConvGeometry {
         }
     }
 
-    /// Every phase's taps and its kernel `[c_in, c_out * taps_y * taps_x]`.
+    /// Every phase's taps and its kernel `[c_in, c_out * taps_y * taps_x]`, also packed.
     pub(super) fn phase_kernels(&self, weight: &[f32]) -> Vec<PhaseKernel> {
         let (s, k, c_in, c_out) = (self.stride, self.k, self.c_in, self.c_out);
         let phase = |py: usize, px: usize| {
@@ -59,12 +61,17 @@ impl ConvGeometry {
                     }
                 }
             }
+            let mut packed = Vec::new();
+            if inner > 0 {
+                kernel::pack_rows(&kernel, c_in, inner, &mut packed);
+            }
             PhaseKernel {
                 py,
                 px,
                 taps_y,
                 taps_x,
                 kernel,
+                packed,
             }
         };
         (0..s)
@@ -160,9 +167,11 @@ impl ConvGeometry {
         &self,
         grad_out: &[f32],
         phases: &[PhaseKernel],
+        bias: Option<&[f32]>,
         grad_in: &mut [f32],
         scratch: &mut Scratch,
     ) {
+        let phases = (phases, bias);
         // The output gradient as the input of a stride-1 "same" 3x3 convolution: its grid.
         let grid = ConvGeometry::conv(self.c_out, self.h_out, self.w_out, self.c_in, 3, 1, 1);
         if self.groups_images() {
@@ -179,12 +188,13 @@ impl ConvGeometry {
         }
     }
 
+    /// Output rows `rows`; `phases` the phase kernels and the bias to add.
     fn input_grad_rows_implicit(
         &self,
         grid: &ConvGeometry,
         grad_out: &[f32],
         rows: std::ops::Range<usize>,
-        phases: &[PhaseKernel],
+        (phases, bias): (&[PhaseKernel], Option<&[f32]>),
         grad_in: &mut [f32],
         scratch: &mut Scratch,
     ) {
@@ -194,7 +204,6 @@ impl ConvGeometry {
         let (channel, row) = (padded.channel, padded.row);
         for phase in phases {
             let inner = phase.kernel.len() / self.c_in;
-            kernel::pack_rows(&phase.kernel, self.c_in, inner, &mut scratch.weights);
             // Step `(o, tap y, tap x)`: plane `o` shifted by the taps' offsets (-1 to 1).
             scratch.steps.set((0..self.c_out).flat_map(|o| {
                 phase.taps_y.iter().flat_map(move |&(_, oy)| {
@@ -206,9 +215,9 @@ impl ConvGeometry {
             let flops = 2 * (self.c_in * n * rows.len() * self.w_out * inner) as u64;
             let _counted = CountedProduct::start(flops, Threads::One);
             let emit = |block: &[f32], first| {
-                padded.scatter_phase(self, block, first, (phase.py, phase.px), grad_in)
+                padded.scatter_phase(self, block, first, (phase.py, phase.px), bias, grad_in)
             };
-            panels(&padded, (self.c_in, inner), scratch, emit);
+            panels(&padded, (self.c_in, inner), &phase.packed, scratch, emit);
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::add_channel_sums;
 use super::geometry::ConvGeometry;
-use super::schedule::{for_each_group, in_runs, with_scratch};
+use super::schedule::{Weights, for_each_group, in_runs, with_scratch};
 use crate::engine::cpu::layers::{max_pool2_backward_planes, max_pool2_planes};
 
 /// The convolution followed by 2x2 max-pooling, a group of images at a time: each group's
@@ -24,10 +24,11 @@ pub fn conv_pool_forward(
         .zip(pooled.chunks_mut(images * pooled_len))
         .zip(argmax.chunks_mut(images * pooled_len))
         .collect();
+    let weights = Weights::new(weight);
     for_each_group(items, |((x, p), a), scratch, threads| {
         let mut full = std::mem::take(&mut scratch.full);
         full.resize(x.len() / g.in_len() * g.out_len(), 0.0);
-        g.forward_part(x, weight, bias, &mut full, scratch, threads);
+        g.forward_part(x, &weights, bias, &mut full, scratch, threads);
         max_pool2_planes(&full, g.h_out, g.w_out, p, a);
         scratch.full = full;
     });
@@ -60,6 +61,9 @@ pub fn conv_pool_backward(
         .zip(dx_groups)
         .collect();
     let flipped = g.flipped(weight);
+    let flipped = flipped
+        .as_ref()
+        .map(|(geometry, kernels)| (geometry, Weights::new(kernels)));
     let phases = match flipped {
         Some(_) => Vec::new(),
         None => g.input_grad_phases(weight),
@@ -78,7 +82,7 @@ pub fn conv_pool_backward(
                         flipped.forward_part(&full, kernels, None, dx, scratch, threads)
                     }
                     (Some(dx), None) => {
-                        g.input_grad_part(&full, weight, &phases, dx, scratch, threads)
+                        g.input_grad_part(&full, weight, &phases, None, dx, scratch, threads)
                     }
                     (None, _) => {}
                 }

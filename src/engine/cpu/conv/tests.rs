@@ -228,7 +228,11 @@ fn forward_on_the_micro_kernel_matches_the_definition() {
         if h >= 70 {
             assert!(!g.groups_images() && g.padded_blocks().count() > 1);
         }
-        check_forward(&g, n, ConvGeometry::forward_implicit);
+        check_forward(&g, n, |g, x, wt, bias, out, scratch| {
+            let mut packed = Vec::new();
+            crate::engine::cpu::kernel::pack_rows(wt, g.c_out, g.patch(), &mut packed);
+            g.forward_implicit(x, &packed, bias, out, scratch)
+        });
     }
 }
 
@@ -278,7 +282,7 @@ fn forward_in_lanes_matches_the_definition() {
 /// The input gradient of strided convolutions on the output gradient's padded grid against
 /// the definition (`dx[c][s y + ky - pad][s x + kx - pad] += dy[o][y][x] · w[o][c][ky][kx]`,
 /// in f64): 3x3 and 4x4 kernels, whole images side by side and a large one in blocks of rows;
-/// every input position is written (the buffer starts as NaN).
+/// every input position is written (the buffer starts as NaN), with a bias per input channel.
 #[test]
 fn strided_input_gradient_on_the_micro_kernel_matches_the_definition() {
     if crate::engine::cpu::kernel::skipped_without_avx512() {
@@ -300,9 +304,13 @@ fn strided_input_gradient_on_the_micro_kernel_matches_the_definition() {
         let wt = ramp(g.weight_len(), 0.05);
         let mut dx = vec![f32::NAN; n * g.in_len()];
         let phases = g.phase_kernels(&wt);
-        g.input_grad_implicit(&dy, &phases, &mut dx, &mut Scratch::default());
+        // With a bias per input channel, as a transposed convolution's forward pass adds it.
+        let bias = ramp(c_in, 0.3);
+        g.input_grad_implicit(&dy, &phases, Some(&bias), &mut dx, &mut Scratch::default());
         for (grad_in, grad_out) in dx.chunks(g.in_len()).zip(dy.chunks(g.out_len())) {
-            let mut expected = vec![0.0f64; g.in_len()];
+            let mut expected: Vec<f64> = (0..g.in_len())
+                .map(|at| bias[at / (h * w)] as f64)
+                .collect();
             for (o, c, ky, kx) in (0..c_out).flat_map(|o| {
                 (0..c_in).flat_map(move |c| {
                     (0..k).flat_map(move |ky| (0..k).map(move |kx| (o, c, ky, kx)))

@@ -2,9 +2,7 @@
 //! pass is that convolution's input gradient and its input gradient that convolution's forward
 //! pass.
 
-use rayon::prelude::*;
-
-use super::{ConvGeometry, conv_forward, conv_input_grad, conv_weight_grad};
+use super::{ConvGeometry, conv_forward, conv_weight_grad, input_grad_plus};
 
 /// The transposed convolution of `input [n, c_in, h, w]` (`g` from [`ConvGeometry::transposing`],
 /// weight `[c_in, c_out, k, k]`) into `out [n, c_out, h', w']`.
@@ -15,16 +13,7 @@ pub fn conv_transpose_forward(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    conv_input_grad(g, input, weight, out);
-    if let Some(bias) = bias {
-        let plane = g.h * g.w;
-        out.par_chunks_mut(plane)
-            .enumerate()
-            .for_each(|(i, channel)| {
-                let b = bias[i % g.c_in];
-                channel.iter_mut().for_each(|v| *v += b);
-            });
-    }
+    input_grad_plus(g, input, weight, bias, out);
 }
 
 /// The input gradient of a transposed convolution: the forward pass of the one it transposes.
