@@ -1,5 +1,5 @@
-//! convlab's own kernels for CPUs with AVX-512, the inner loops of the stride-1 convolutions
-//! (`conv::implicit`):
+//! convlab's own kernels for CPUs with AVX-512, the inner loops of the convolutions
+//! (`conv::implicit`, `conv::lanes`, `conv::phases`, `conv::pointwise`):
 //! - [`block`], the micro-kernel: an `MR x NR` block of a product held in registers for a whole
 //!   pass over the inner dimension, `a` packed as BLIS packs it (Van Zee & van de Geijn, 2015;
 //!   [`pack_rows`]), each step of `b` read from wherever it starts ([`Steps`]: the input
@@ -9,8 +9,11 @@
 //!   `b` laid out along the inner dimension.
 //! - [`lanes_block`], for small planes' forward passes: 7 or 14 positions by up to four vectors
 //!   of output channels (the channels in the lanes), the four-vector block in assembly.
-//! - [`copy_runs`] and [`transpose`]: the copies around them (padding, results with a bias,
-//!   turning channels into positions), in masked vectors and register tiles.
+//! - [`pointwise`], for 1x1 convolutions with few outputs: 16 positions at a time, every
+//!   output's sum in a register.
+//! - [`copy_runs`], [`copy_runs_to_every_other`] and [`transpose`]: the copies around them
+//!   (padding, results with a bias, a stride-2 phase into its rows, turning channels into
+//!   positions), in masked vectors and register tiles.
 //!
 //! Each checks its operands' bounds once per call and says so in a panic; the `gemm` crate
 //! stays the path on CPUs without AVX-512.
@@ -310,6 +313,26 @@ pub struct Runs {
     pub zeros: usize,
 }
 
+impl Runs {
+    /// Panics, naming `what`, unless `src` holds the runs, `dst` `extent` values from each
+    /// run's start, and `add` (if any) a value per run; `rows` must not be 0.
+    fn check(&self, src: &[f32], dst: &[f32], extent: usize, add: Option<&[f32]>, what: &str) {
+        let last = self.rows - 1;
+        assert!(
+            last * self.src_stride + self.len <= src.len(),
+            "{what}: src too short"
+        );
+        assert!(
+            last * self.dst_stride + extent <= dst.len(),
+            "{what}: dst too short"
+        );
+        assert!(
+            add.is_none_or(|a| a.len() >= self.rows),
+            "{what}: add too short"
+        );
+    }
+}
+
 /// Copies `runs` from `src` to `dst`, adding `add[r]` to run `r` (a bias as results leave the
 /// kernel's block). The runs are rows of small planes, a few dozen values, where a scalar tail
 /// or a `memmove` call per run costs as much as the copy, so with AVX-512 each goes as vectors
@@ -328,18 +351,7 @@ pub fn copy_runs(dst: &mut [f32], src: &[f32], runs: Runs, add: Option<&[f32]>) 
     if rows == 0 {
         return;
     }
-    assert!(
-        (rows - 1) * src_stride + len <= src.len(),
-        "copy_runs: src too short"
-    );
-    assert!(
-        (rows - 1) * dst_stride + len + zeros <= dst.len(),
-        "copy_runs: dst too short"
-    );
-    assert!(
-        add.is_none_or(|a| a.len() >= rows),
-        "copy_runs: add too short"
-    );
+    runs.check(src, dst, len + zeros, add, "copy_runs");
     #[cfg(target_arch = "x86_64")]
     if available() {
         // SAFETY: AVX-512F is available and the asserts keep every run inside the slices.
@@ -379,18 +391,7 @@ pub fn copy_runs_to_every_other(dst: &mut [f32], src: &[f32], runs: Runs, add: O
     if rows == 0 || len == 0 {
         return;
     }
-    assert!(
-        (rows - 1) * src_stride + len <= src.len(),
-        "copy_runs_to_every_other: src too short"
-    );
-    assert!(
-        (rows - 1) * dst_stride + 2 * len - 1 <= dst.len(),
-        "copy_runs_to_every_other: dst too short"
-    );
-    assert!(
-        add.is_none_or(|a| a.len() >= rows),
-        "copy_runs_to_every_other: add too short"
-    );
+    runs.check(src, dst, 2 * len - 1, add, "copy_runs_to_every_other");
     #[cfg(target_arch = "x86_64")]
     if available() {
         // SAFETY: AVX-512F is available and the asserts keep every run inside the slices.
