@@ -538,7 +538,11 @@ impl CpuNet {
                         continue;
                     }
                     if bias.is_some() {
-                        grads_reversed.push(conv::channel_sums(&grad, out_channels, g.out_plane()));
+                        grads_reversed.push(layers::channel_sums(
+                            &grad,
+                            out_channels,
+                            g.out_plane(),
+                        ));
                     }
                     grads_reversed.push(conv::conv_weight_grad(&g, &grad, &x.data));
                     if need_input_grad {
@@ -561,7 +565,7 @@ impl CpuNet {
                     let [n, c, h, w] = x.shape;
                     let g =
                         ConvGeometry::transposing(c, h, w, out_channels, kernel, stride, padding);
-                    grads_reversed.push(conv::channel_sums(&grad, out_channels, g.h * g.w));
+                    grads_reversed.push(layers::channel_sums(&grad, out_channels, g.h * g.w));
                     grads_reversed.push(conv::conv_transpose_weight_grad(&g, &grad, &x.data));
                     if need_input_grad {
                         let mut dx = memory::zeroed(n * g.out_len());

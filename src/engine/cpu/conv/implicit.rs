@@ -467,8 +467,9 @@ impl Padded {
     }
 
     /// Like [`Padded::scatter`] (with a bias per input channel), to one sub-pixel phase of a
-    /// strided convolution's input gradient: grid position `(y, x)` of the block's `c_in` rows goes to input `(s (rows.start
-    /// + y) + py, s x + px)` of `grad_in [images, c_in, h, w]` (`g` the strided convolution).
+    /// stride-2 convolution's input gradient: grid position `(y, x)` of the block's `c_in` rows
+    /// goes to input `(2 (rows.start + y) + py, 2 x + px)` of `grad_in [images, c_in, h, w]`
+    /// (`g` the strided convolution).
     pub(super) fn scatter_phase(
         &self,
         g: &ConvGeometry,

@@ -15,7 +15,7 @@
 //! read straight from a zero-padded input), `lanes` (small planes' forward passes with the
 //! output channels in the vector lanes), `phases` (strided input gradients by sub-pixel
 //! phase), `pointwise` (1x1 convolutions with few outputs), `pooled` (convolution fused with
-//! max-pooling), `transposed` (transposed convolution); here the entry points and bias sums.
+//! max-pooling), `transposed` (transposed convolution); here the entry points.
 
 mod gemm;
 mod geometry;
@@ -35,10 +35,7 @@ pub use transposed::{
     conv_transpose_forward, conv_transpose_input_grad, conv_transpose_weight_grad,
 };
 
-use rayon::prelude::*;
 use schedule::{Weights, for_each_group, in_runs, with_scratch};
-
-use super::layers;
 
 /// `out [n, c_out, h_out, w_out]` of the convolution of `input [n, c_in, h, w]`.
 pub fn conv_forward(
@@ -121,20 +118,6 @@ fn add_bias(values: &mut [f32], plane: usize, bias: &[f32]) {
     for (channel, &b) in values.chunks_mut(plane).zip(bias.iter().cycle()) {
         channel.iter_mut().for_each(|v| *v += b);
     }
-}
-
-/// Per-channel sums of `[n, channels, plane]` values (a bias gradient): the planes summed on
-/// all threads (one thread took 6 ms for `unet`'s last transposed convolution), added in a
-/// fixed order.
-pub fn channel_sums(values: &[f32], channels: usize, plane: usize) -> Vec<f32> {
-    let planes: Vec<f64> = values
-        .par_chunks(plane)
-        .with_min_len((1 << 14) / plane.max(1))
-        .map(|p| layers::sum_and_dot(p, p).0)
-        .collect();
-    (0..channels)
-        .map(|c| planes.iter().skip(c).step_by(channels).sum::<f64>() as f32)
-        .collect()
 }
 
 /// Adds the per-channel sums of `[n, sums.len(), plane]` values to `sums`.

@@ -415,26 +415,15 @@ fn pointwise_convolutions_match_the_definition() {
     ] {
         let g = ConvGeometry::conv(c_in, h, w, c_out, 1, 1, 0);
         assert!(g.runs_pointwise(), "{g:?}");
-        let x = ramp(n * g.in_len(), 0.1);
+        check_forward(&g, n, |g, x, wt, bias, out, _| {
+            conv_forward(g, x, wt, bias, out)
+        });
         let wt = ramp(g.weight_len(), 0.05);
-        let bias = ramp(c_out, 0.3);
-        let mut out = vec![f32::NAN; n * g.out_len()];
-        conv_forward(&g, &x, &wt, Some(&bias), &mut out);
         let dy = ramp(n * g.out_len(), 0.07);
         let mut dx = vec![f32::NAN; n * g.in_len()];
         conv_input_grad(&g, &dy, &wt, &mut dx);
         let plane = g.out_plane();
         for i in 0..n {
-            let mut expected = naive_conv(&g, &x[i * g.in_len()..(i + 1) * g.in_len()], &wt);
-            for (channel, &b) in expected.chunks_mut(plane).zip(&bias) {
-                channel.iter_mut().for_each(|v| *v += b);
-            }
-            assert_close(
-                &out[i * g.out_len()..(i + 1) * g.out_len()],
-                &expected,
-                1e-4,
-                &g,
-            );
             let dy = &dy[i * g.out_len()..(i + 1) * g.out_len()];
             let expected: Vec<f32> = (0..c_in * plane)
                 .map(|at| {
