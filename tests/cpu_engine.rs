@@ -636,3 +636,60 @@ fn dropout_masks_the_gradient_as_it_masked_the_output() {
     let weights_sum: f32 = net.trainable_mut()[0].iter().sum::<f32>() + net.trainable_mut()[1][0];
     assert!((eval.data[0] - weights_sum).abs() < 1e-5);
 }
+
+/// Evaluation runs a batch norm that follows a convolution inside the convolution, on each
+/// group of images as it is written: the same values as the batch norm's own pass, which runs
+/// when an identity layer (dropout with probability 0) stands between them. Gammas, betas and
+/// running statistics are not the initial ones (a training pass updated the statistics), the
+/// planes are large enough for the convolutions' own kernels and several groups of images, and
+/// the batch norms are followed by a ReLU, a leaky ReLU and nothing.
+#[test]
+fn evaluation_batch_norm_inside_the_convolution_matches_its_own_pass() {
+    let block = |c_in: usize, c_out: usize, activation: Option<LayerSpec>, apart: bool| {
+        let mut layers = vec![conv(c_in, c_out, 3, 1, 1, c_in == 3)];
+        if apart {
+            layers.push(LayerSpec::Dropout { prob: 0.0 });
+        }
+        layers.push(LayerSpec::BatchNorm { channels: c_out });
+        layers.extend(activation);
+        layers
+    };
+    let layers = |apart: bool| {
+        [
+            block(3, 32, Some(LayerSpec::Relu), apart),
+            block(32, 32, Some(LayerSpec::LeakyRelu { slope: 0.1 }), apart),
+            block(32, 16, None, apart),
+        ]
+        .concat()
+    };
+    let (fused, apart) = (
+        spec([3, 28, 28], layers(false)),
+        spec([3, 28, 28], layers(true)),
+    );
+    let _turn = BURN_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut a, mut b) = (init_cpu(&fused, 5), init_cpu(&apart, 5));
+    for (i, (ta, tb)) in a
+        .trainable_mut()
+        .into_iter()
+        .zip(b.trainable_mut())
+        .enumerate()
+    {
+        let values = random(ta.len(), 100 + i as u64);
+        ta.copy_from_slice(&values);
+        tb.copy_from_slice(&values);
+    }
+    let shape = [6, 3, 28, 28];
+    let x = random(shape.iter().product(), 4);
+    a.forward_train(Activation::new(x.clone(), shape), 1);
+    b.forward_train(Activation::new(x.clone(), shape), 1);
+    let x = random(shape.iter().product(), 5);
+    let out = a.forward(Activation::new(x.clone(), shape));
+    let expected = b.forward(Activation::new(x, shape));
+    assert_eq!(out.shape, expected.shape);
+    let e = relative_error(&out.data, &expected.data);
+    assert!(e < 1e-6, "evaluation differs by {e}");
+    assert!(
+        out.data.iter().any(|&v| v < 0.0),
+        "the last block has no ReLU"
+    );
+}

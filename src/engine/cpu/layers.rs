@@ -114,27 +114,48 @@ pub fn batch_norm_apply(
         });
 }
 
-/// [`batch_norm_apply`] over `values` in place: evaluation, where the input is not kept, so no
-/// new buffer is cleared and written.
-pub fn batch_norm_apply_in_place(
-    values: &mut [f32],
-    plane: usize,
-    mean: &[f32],
-    variance: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    activation: Option<f32>,
-) {
-    let channels = mean.len();
-    let map = |c| BatchNormMap::new(c, mean, variance, gamma, beta, activation);
-    values
-        .par_chunks_mut(plane)
-        .enumerate()
-        .with_min_len(planes_per_task(plane))
-        .for_each(|(i, v)| {
-            let map = map(i % channels);
-            v.iter_mut().for_each(|v| *v = map.apply(*v));
-        });
+/// Evaluation's batch norm: the running statistics, the learned scale and shift, and the slope
+/// of the (leaky) ReLU applied as the values are written, if one follows.
+pub struct RunningBatchNorm<'a> {
+    pub mean: &'a [f32],
+    pub variance: &'a [f32],
+    pub gamma: &'a [f32],
+    pub beta: &'a [f32],
+    pub activation: Option<f32>,
+}
+
+impl RunningBatchNorm<'_> {
+    fn map(&self, c: usize) -> BatchNormMap {
+        let Self {
+            mean,
+            variance,
+            gamma,
+            beta,
+            activation,
+        } = *self;
+        BatchNormMap::new(c, mean, variance, gamma, beta, activation)
+    }
+
+    /// Over `[n, channels, plane]` values in place, on all threads: the input is not kept, so
+    /// no new buffer is cleared and written.
+    pub fn apply_in_place(&self, values: &mut [f32], plane: usize) {
+        let channels = self.mean.len();
+        values
+            .par_chunks_mut(plane)
+            .enumerate()
+            .with_min_len(planes_per_task(plane))
+            .for_each(|(i, v)| self.map(i % channels).apply_in_place(v));
+    }
+
+    /// [`RunningBatchNorm::apply_in_place`] on this thread, for whole images: a convolution
+    /// runs it on each group of images it has just written, while they are still in cache,
+    /// rather than the batch norm reading the whole batch back in a pass of its own.
+    pub fn apply_to_images(&self, values: &mut [f32], plane: usize) {
+        let maps: Vec<_> = (0..self.mean.len()).map(|c| self.map(c)).collect();
+        for (v, map) in values.chunks_mut(plane).zip(maps.iter().cycle()) {
+            map.apply_in_place(v);
+        }
+    }
 }
 
 /// Batch norm of one channel as the affine map it is once its statistics are known, and the
@@ -168,6 +189,19 @@ impl BatchNormMap {
         match self.activation {
             Some(slope) if y < 0.0 => y * slope,
             _ => y,
+        }
+    }
+
+    /// [`BatchNormMap::apply`] with the activation chosen once per plane rather than per value,
+    /// so the loop vectorises.
+    fn apply_in_place(&self, values: &mut [f32]) {
+        let (scale, shift) = (self.scale, self.shift);
+        match self.activation {
+            Some(slope) => values.iter_mut().for_each(|v| {
+                let y = *v * scale + shift;
+                *v = if y < 0.0 { y * slope } else { y };
+            }),
+            None => values.iter_mut().for_each(|v| *v = *v * scale + shift),
         }
     }
 }
@@ -569,10 +603,11 @@ mod tests {
         );
     }
 
-    /// Evaluation's batch norm in place gives what the training path's (checked against burn
-    /// in `tests/cpu_engine.rs`) writes to a new buffer, with and without the activation.
+    /// Evaluation's batch norm in place, on all threads and image by image, gives what the
+    /// training path's (checked against burn in `tests/cpu_engine.rs`) writes to a new buffer,
+    /// with and without the activation.
     #[test]
-    fn batch_norm_in_place_matches_batch_norm_into_a_new_buffer() {
+    fn running_batch_norm_in_place_matches_batch_norm_into_a_new_buffer() {
         let (channels, plane) = (3, 37);
         let x: Vec<f32> = (0..2 * channels * plane)
             .map(|i| ((i * 7919 % 101) as f32 - 50.0) * 0.03)
@@ -584,17 +619,19 @@ mod tests {
             batch_norm_apply(
                 &x, &mut out, plane, &mean, &variance, &gamma, &beta, activation,
             );
-            let mut in_place = x.clone();
-            batch_norm_apply_in_place(
-                &mut in_place,
-                plane,
-                &mean,
-                &variance,
-                &gamma,
-                &beta,
+            let running = RunningBatchNorm {
+                mean: &mean,
+                variance: &variance,
+                gamma: &gamma,
+                beta: &beta,
                 activation,
-            );
+            };
+            let mut in_place = x.clone();
+            running.apply_in_place(&mut in_place, plane);
             assert_eq!(in_place, out, "{activation:?}");
+            let mut by_images = x.clone();
+            running.apply_to_images(&mut by_images, plane);
+            assert_eq!(by_images, out, "{activation:?}");
             // Channel 1 of image 1, its first value, by hand.
             let (v, c) = (x[4 * plane], 1);
             let y = (v - mean[c]) / (variance[c] + 1e-5f32).sqrt() * gamma[c] + beta[c];

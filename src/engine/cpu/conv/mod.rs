@@ -45,6 +45,20 @@ pub fn conv_forward(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
+    conv_forward_then(g, input, weight, bias, out, |_| {})
+}
+
+/// [`conv_forward`], then `then` on each group of whole output images as soon as the group is
+/// written (while it is still in cache): an element-wise layer that follows, such as
+/// evaluation's batch norm and ReLU, without a pass of its own over the batch.
+pub fn conv_forward_then(
+    g: &ConvGeometry,
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    then: impl Fn(&mut [f32]) + Sync,
+) {
     let images = g.images_per_group(input.len() / g.in_len());
     let items: Vec<_> = input
         .chunks(images * g.in_len())
@@ -52,7 +66,8 @@ pub fn conv_forward(
         .collect();
     let weights = Weights::new(weight);
     for_each_group(items, |(x, o), scratch, threads| {
-        g.forward_part(x, &weights, bias, o, scratch, threads)
+        g.forward_part(x, &weights, bias, o, scratch, threads);
+        then(o)
     });
 }
 

@@ -260,7 +260,9 @@ fn check_forward(
 /// The forward passes with the channels in the vector lanes against the definition: patches
 /// deeper than several passes (30 x 9 = 270 steps), channels in blocks of four vectors and
 /// fewer (80 = 3 + 2 vectors, 112 = 4 + 3, 72 with lanes past the channels), two vectors in
-/// blocks of 14 positions, 5x5 kernels, rows of one and two blocks, planes wider than high.
+/// blocks of 14 positions, 5x5 kernels, rows of one and two blocks, planes wider than high;
+/// groups of several chunks of rows, chunks that end inside an image and a shorter last chunk
+/// (28 x 28 x 32 channels: chunks of 36 rows; 7 x 7 x 128: 36 rows of 42).
 #[test]
 fn forward_in_lanes_matches_the_definition() {
     if crate::engine::cpu::kernel::skipped_without_avx512() {
@@ -272,6 +274,8 @@ fn forward_in_lanes_matches_the_definition() {
         (2, 16, 7, 7, 112, 5, 2),
         (3, 16, 7, 14, 72, 3, 1),
         (2, 16, 14, 28, 32, 3, 1),
+        (5, 16, 28, 28, 32, 3, 1),
+        (6, 16, 7, 7, 128, 3, 1),
     ] {
         let g = ConvGeometry::conv(c_in, h, w, c_out, k, 1, pad);
         assert!(g.runs_in_lanes(), "{g:?}");
