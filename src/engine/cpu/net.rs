@@ -3,7 +3,7 @@
 //! (a [`Tape`]), the backward pass, and the evaluation forward pass.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -64,6 +64,15 @@ pub enum LayerParams {
 pub struct CpuNet {
     pub spec: ModelSpec,
     pub layers: Vec<LayerParams>,
+}
+
+/// What a layer hands the layer after it besides its output.
+#[derive(Default)]
+struct Handover {
+    /// A convolution that pooled its output itself: the pooling's argmax and the full shape.
+    pooled: Option<(Vec<u8>, [usize; 4])>,
+    /// A convolution's output's batch statistics, for the batch norm after it.
+    stats: Option<BatchStats>,
 }
 
 /// What a layer's backward pass needs from its forward pass.
@@ -241,11 +250,11 @@ impl CpuNet {
     /// The evaluation forward pass: batch norm with its running statistics, no dropout.
     pub fn forward(&self, input: Activation) -> Activation {
         let mut skips = Vec::new();
-        let mut pooled = None;
+        let mut handover = Handover::default();
         let mut x = input;
         for i in 0..self.layers.len() {
             x = self
-                .layer_forward(i, x, Mode::Eval, 0, &mut skips, &mut pooled)
+                .layer_forward(i, x, Mode::Eval, 0, &mut skips, &mut handover)
                 .0;
         }
         x
@@ -255,7 +264,7 @@ impl CpuNet {
     /// do), dropout drawn from `seed`; returns the output and the tape for the backward pass.
     pub fn forward_train(&mut self, input: Activation, seed: u64) -> (Activation, Tape) {
         let mut skips = Vec::new();
-        let mut pooled = None;
+        let mut handover = Handover::default();
         let mut saved = Vec::with_capacity(self.layers.len());
         let mut x = input;
         for i in 0..self.layers.len() {
@@ -265,7 +274,7 @@ impl CpuNet {
                 Mode::Train,
                 seed.wrapping_add(i as u64),
                 &mut skips,
-                &mut pooled,
+                &mut handover,
             );
             if let (
                 LayerParams::BatchNorm {
@@ -292,7 +301,7 @@ impl CpuNet {
         mode: Mode,
         seed: u64,
         skips: &mut Vec<Activation>,
-        pooled: &mut Option<(Vec<u8>, [usize; 4])>,
+        handover: &mut Handover,
     ) -> (Activation, Saved) {
         let [n, c, h, w] = x.shape;
         let train = mode == Mode::Train;
@@ -327,16 +336,29 @@ impl CpuNet {
                         &mut out,
                         &mut argmax,
                     );
-                    *pooled = Some((argmax, full));
+                    handover.pooled = Some((argmax, full));
                     let shape = [n, out_channels, g.h_out / 2, g.w_out / 2];
                     return (Activation::new(out, shape), keep_input(&x));
                 }
                 let mut out = memory::zeroed(n * g.out_len());
                 let bias = bias.as_deref();
+                let plane = g.out_plane();
                 match self.running_batch_norm(i + 1) {
-                    Some(running) if !train && self.batch_norm_in_conv(i + 1) => {
-                        let plane = g.out_plane();
-                        let normalize = |images: &mut [f32]| running.apply_to_images(images, plane);
+                    Some(_) if train && self.batch_norm_in_conv(i + 1) => {
+                        let planes = Mutex::new(vec![(0.0, 0.0); n * out_channels]);
+                        let sum = |first: usize, images: &mut [f32]| {
+                            let sums = layers::sums_of_planes(images, plane);
+                            let mut planes = planes.lock().unwrap_or_else(|e| e.into_inner());
+                            planes[first * out_channels..][..sums.len()].copy_from_slice(&sums);
+                        };
+                        conv::conv_forward_then(&g, &x.data, weight, bias, &mut out, sum);
+                        let planes = planes.into_inner().unwrap_or_else(|e| e.into_inner());
+                        handover.stats =
+                            Some(layers::stats_of_planes(&planes, out_channels, plane));
+                    }
+                    Some(running) if self.batch_norm_in_conv(i + 1) => {
+                        let normalize =
+                            |_, images: &mut [f32]| running.apply_to_images(images, plane);
                         conv::conv_forward_then(&g, &x.data, weight, bias, &mut out, normalize)
                     }
                     _ => conv::conv_forward(&g, &x.data, weight, bias, &mut out),
@@ -373,7 +395,8 @@ impl CpuNet {
                     running.apply_in_place(Arc::make_mut(&mut x.data).as_mut_slice(), plane);
                     return (x, Saved::Nothing);
                 }
-                let batch = layers::channel_stats(&x.data, c, plane);
+                let batch = (handover.stats.take())
+                    .unwrap_or_else(|| layers::channel_stats(&x.data, c, plane));
                 let mut out = memory::zeroed(x.data.len());
                 layers::batch_norm_apply(
                     &x.data,
@@ -402,7 +425,7 @@ impl CpuNet {
                 (x, saved)
             }
             (LayerSpec::MaxPool2, _) if i > 0 && self.pool_follows(i - 1) => {
-                let (argmax, input_shape) = pooled.take().expect("the convolution pooled");
+                let (argmax, input_shape) = handover.pooled.take().expect("the convolution pooled");
                 let saved = if train {
                     Saved::Pool {
                         argmax,
@@ -713,9 +736,11 @@ impl CpuNet {
         }
     }
 
-    /// Whether evaluation runs the batch norm at `i` (and the activation after it) inside the
-    /// convolution before it, on each group of images as it leaves the kernels: `res`'s
-    /// inference spent a ninth of its time in batch norm's own passes over the batch.
+    /// Whether the convolution before the batch norm at `i` runs part of it on each group of
+    /// images as it leaves the kernels, while the group is in cache: in evaluation the whole
+    /// batch norm and the activation after it, in training the sums behind its statistics
+    /// (bit for bit what a pass of their own gives). In `res`'s inference, batch norm's own
+    /// passes took a ninth of the time.
     fn batch_norm_in_conv(&self, i: usize) -> bool {
         i > 0
             && matches!(self.op(i), LayerSpec::BatchNorm { .. })

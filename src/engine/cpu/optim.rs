@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 
+use super::kernel::vectorised;
 use crate::engine::EngineError;
 
 const BETA_1: f64 = 0.9;
@@ -69,12 +70,14 @@ impl Optimizer {
                     };
                     chunks.zip(self.second[i].par_chunks_mut(CHUNK)).for_each(
                         |(((p, g), m), v)| {
-                            for j in 0..p.len() {
-                                let g = g[j] + l2 * p[j];
-                                m[j] = BETA_1 as f32 * m[j] + (1.0 - BETA_1 as f32) * g;
-                                v[j] = BETA_2 as f32 * v[j] + (1.0 - BETA_2 as f32) * g * g;
-                                p[j] = p[j] * keep - step_size * m[j] / (v[j].sqrt() + eps);
-                            }
+                            vectorised!({
+                                for j in 0..p.len() {
+                                    let g = g[j] + l2 * p[j];
+                                    m[j] = BETA_1 as f32 * m[j] + (1.0 - BETA_1 as f32) * g;
+                                    v[j] = BETA_2 as f32 * v[j] + (1.0 - BETA_2 as f32) * g * g;
+                                    p[j] = p[j] * keep - step_size * m[j] / (v[j].sqrt() + eps);
+                                }
+                            })
                         },
                     );
                 }

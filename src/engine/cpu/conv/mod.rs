@@ -45,29 +45,31 @@ pub fn conv_forward(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    conv_forward_then(g, input, weight, bias, out, |_| {})
+    conv_forward_then(g, input, weight, bias, out, |_, _| {})
 }
 
-/// [`conv_forward`], then `then` on each group of whole output images as soon as the group is
-/// written (while it is still in cache): an element-wise layer that follows, such as
-/// evaluation's batch norm and ReLU, without a pass of its own over the batch.
+/// [`conv_forward`], then `then(first image, images)` on each group of whole output images as
+/// soon as the group is written (while it is still in cache): what a layer that follows would
+/// otherwise do in a pass of its own over the batch, such as evaluation's batch norm and ReLU,
+/// or the sums behind a training batch norm's statistics.
 pub fn conv_forward_then(
     g: &ConvGeometry,
     input: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
     out: &mut [f32],
-    then: impl Fn(&mut [f32]) + Sync,
+    then: impl Fn(usize, &mut [f32]) + Sync,
 ) {
     let images = g.images_per_group(input.len() / g.in_len());
     let items: Vec<_> = input
         .chunks(images * g.in_len())
         .zip(out.chunks_mut(images * g.out_len()))
+        .enumerate()
         .collect();
     let weights = Weights::new(weight);
-    for_each_group(items, |(x, o), scratch, threads| {
+    for_each_group(items, |(group, (x, o)), scratch, threads| {
         g.forward_part(x, &weights, bias, o, scratch, threads);
-        then(o)
+        then(group * images, o)
     });
 }
 
