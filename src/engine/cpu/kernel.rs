@@ -40,8 +40,8 @@ pub fn available() -> bool {
 
 /// Runs `body` compiled for AVX-512 where this CPU has it, through [`vectorised!`]. The build
 /// targets every x86-64 CPU, so a plain loop over values compiles to SSE2's four lanes, or
-/// none; inlined here, the element-wise layers' loops (batch norm, ReLU, dropout, the
-/// optimiser's update) take sixteen. Each lane does what the plain loop does, in the same
+/// none; inlined here, the element-wise layers' loops (batch norm, ReLU, dropout, pooling,
+/// the optimiser's update) take sixteen. Each lane does what the plain loop does, in the same
 /// order (Rust never fuses a multiply and an add), so the results are the same bit for bit.
 #[inline(always)]
 pub fn run_vectorised<R>(body: impl FnOnce() -> R) -> R {

@@ -48,7 +48,7 @@ mod tests {
     use super::*;
 
     /// Every value is +0.0, also where the allocator hands back memory it had filled, for
-    /// buffers below the threshold, just over it (a part chunk) and of several chunks.
+    /// buffers below the size cleared on all threads, just over it and well over it.
     #[test]
     fn zeroed_buffers_are_all_zero() {
         for n in [10, (1 << 16) + 5, 3 << 20] {

@@ -343,8 +343,9 @@ impl CpuNet {
                 let mut out = memory::zeroed(n * g.out_len());
                 let bias = bias.as_deref();
                 let plane = g.out_plane();
-                match self.running_batch_norm(i + 1) {
-                    Some(_) if train && self.batch_norm_in_conv(i + 1) => {
+                let fused = |_: &RunningBatchNorm| self.batch_norm_in_conv(i + 1);
+                match self.running_batch_norm(i + 1).filter(fused) {
+                    Some(_) if train => {
                         let planes = Mutex::new(vec![(0.0, 0.0); n * out_channels]);
                         let sum = |first: usize, images: &mut [f32]| {
                             let sums = layers::sums_of_planes(images, plane);
@@ -356,12 +357,12 @@ impl CpuNet {
                         handover.stats =
                             Some(layers::stats_of_planes(&planes, out_channels, plane));
                     }
-                    Some(running) if self.batch_norm_in_conv(i + 1) => {
+                    Some(running) => {
                         let normalize =
                             |_, images: &mut [f32]| running.apply_to_images(images, plane);
                         conv::conv_forward_then(&g, &x.data, weight, bias, &mut out, normalize)
                     }
-                    _ => conv::conv_forward(&g, &x.data, weight, bias, &mut out),
+                    None => conv::conv_forward(&g, &x.data, weight, bias, &mut out),
                 }
                 (Activation::new(out, full), keep_input(&x))
             }
