@@ -64,7 +64,7 @@ fn missing_data_names_the_folder_and_says_what_to_put_there() {
 #[test]
 fn limit_larger_than_the_data_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    convlab::data::synthetic::write_fashion_dir(&tmp.path().join("synth"), 100, 20).unwrap();
+    common::synthetic::write_fashion_dir(&tmp.path().join("synth"), 100, 20).unwrap();
     let out = convlab(
         &[
             "fashion",
@@ -88,7 +88,7 @@ fn limit_larger_than_the_data_is_refused() {
 #[test]
 fn train_then_eval_on_synthetic_data() {
     let tmp = tempfile::tempdir().unwrap();
-    convlab::data::synthetic::write_fashion_dir(&tmp.path().join("synth"), 400, 100).unwrap();
+    common::synthetic::write_fashion_dir(&tmp.path().join("synth"), 400, 100).unwrap();
     let train = [
         "fashion",
         "train",
@@ -224,7 +224,7 @@ fn eval_of_a_folder_that_is_not_a_run() {
 #[test]
 fn search_writes_a_sorted_leaderboard_and_the_rerun_command() {
     let tmp = tempfile::tempdir().unwrap();
-    convlab::data::synthetic::write_fashion_dir(&tmp.path().join("synth"), 300, 50).unwrap();
+    common::synthetic::write_fashion_dir(&tmp.path().join("synth"), 300, 50).unwrap();
     let args = [
         "fashion",
         "search",
@@ -275,7 +275,7 @@ fn search_writes_a_sorted_leaderboard_and_the_rerun_command() {
 #[test]
 fn patience_stops_training_once_validation_stops_improving() {
     let tmp = tempfile::tempdir().unwrap();
-    convlab::data::synthetic::write_fashion_dir(&tmp.path().join("synth"), 600, 100).unwrap();
+    common::synthetic::write_fashion_dir(&tmp.path().join("synth"), 600, 100).unwrap();
     let args = [
         "fashion",
         "train",

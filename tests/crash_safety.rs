@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::convlab;
-use convlab::data::synthetic;
+use common::synthetic;
 use convlab::run::checkpoint;
 
 const EPOCHS: &str = "4";

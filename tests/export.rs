@@ -12,22 +12,16 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::synthetic;
 use common::{assert_bad_input, convlab};
 use convlab::data::facade;
 use convlab::data::fashion_mnist::Checksums;
-use convlab::data::synthetic;
 use convlab::engine::{Compute, Model, Tta};
 use convlab::models::{ClassifierKind, SegmenterKind};
 use convlab::predict::npy_f32;
 use convlab::run::config::{RunConfig, TrainOptions};
 use convlab::run::{RunDir, checkpoint};
 use convlab::tasks::{Classification, Segmentation, Task, evaluate_run};
-
-fn data_root() -> PathBuf {
-    std::env::var_os("CONVLAB_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/data"))
-}
 
 /// Whether the Python packages are there; without them the checks are skipped, unless
 /// `CONVLAB_REQUIRE_INTEROP` is set (CI), where their absence fails.
@@ -167,11 +161,10 @@ fn classifier_round_trip(kind: ClassifierKind) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let real = data_root().join("fashion-mnist");
-    let (data, limit) = if real.is_dir() {
+    let real = common::real_data("fashion-mnist", "export", "synthetic data stands in");
+    let (data, limit) = if let Some(real) = real {
         (real, 512)
     } else {
-        eprintln!("real Fashion-MNIST absent: synthetic data");
         let dir = tmp.path().join("synth");
         synthetic::write_fashion_dir(&dir, 300, 100).unwrap();
         (dir, 256)
@@ -254,11 +247,10 @@ fn segmenter_round_trip(kind: SegmenterKind) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let real = data_root().join("mini_facade");
-    let data = if real.is_dir() {
+    let real = common::real_data("mini_facade", "export", "synthetic data stands in");
+    let data = if let Some(real) = real {
         real
     } else {
-        eprintln!("real Mini Facade absent: synthetic data");
         let dir = tmp.path().join("synth");
         synthetic::write_facade_split(&dir.join("train"), 12, 1).unwrap();
         synthetic::write_facade_split(&dir.join("test_dev"), 2, 2).unwrap();
@@ -370,7 +362,7 @@ fn bad_exports_are_refused_naming_what_is_wrong() {
     let root = tmp.path();
     // A run folder without a checkpoint.
     std::fs::create_dir_all(root.join("run")).unwrap();
-    convlab::data::synthetic::write_fashion_dir(&root.join("synth"), 8, 4).unwrap();
+    common::synthetic::write_fashion_dir(&root.join("synth"), 8, 4).unwrap();
     let task = Classification::fashion_mnist(Checksums::Skip);
     let sets = task.load(Some(&root.join("synth")), None).unwrap();
     let config = task

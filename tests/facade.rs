@@ -3,10 +3,10 @@
 
 mod common;
 
+use common::synthetic;
 use common::{assert_bad_input, convlab};
 use convlab::data::facade::SIDE;
 use convlab::data::label_map;
-use convlab::data::synthetic;
 
 #[test]
 fn fcn_trains_evaluates_and_predicts_on_synthetic_facades() {

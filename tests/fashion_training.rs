@@ -1,11 +1,13 @@
 //! Training on small synthetic data (always) and on the real Fashion-MNIST files (when present).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::synthetic;
 use convlab::data::LabelledImages;
 use convlab::data::fashion_mnist::{Checksums, FashionMnist};
 use convlab::data::sets::ClassificationSets;
-use convlab::data::synthetic;
 use convlab::engine::{Compute, Tta};
 use convlab::models::ClassifierKind;
 use convlab::run::RunDir;
@@ -308,21 +310,14 @@ fn train_in_until(
     .unwrap()
 }
 
-fn real_data_dir() -> Option<PathBuf> {
-    let root = std::env::var_os("CONVLAB_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/data"));
-    let dir = root.join("fashion-mnist");
-    dir.is_dir().then_some(dir)
-}
-
 #[test]
 fn real_fashion_mnist_verifies_and_a_short_run_learns() {
     let _serial = one_at_a_time();
-    let Some(dir) = real_data_dir() else {
-        eprintln!(
-            "SKIPPED: real Fashion-MNIST not found (set CONVLAB_DATA or put it in ../shared/data/fashion-mnist)"
-        );
+    let Some(dir) = common::real_data(
+        "fashion-mnist",
+        "real_fashion_mnist_verifies_and_a_short_run_learns",
+        "SKIPPED",
+    ) else {
         return;
     };
     let sets = FashionMnist::load_dir(&dir, Checksums::Verify).unwrap();

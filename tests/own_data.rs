@@ -502,7 +502,10 @@ fn bad_mask_folders_are_refused_naming_the_file() {
 /// the folder decodes to the same bytes and labels, splits the same way, and with the preset's
 /// normalisation trains to exactly the same losses; with its own (the training split's
 /// statistics) to within 1% in training loss and 5% in validation loss (108 images; measured
-/// 0.6% and 2.8% on the real slice).
+/// 0.6% and 2.8% on the real slice). Without the real files a synthetic slice stands in: it is
+/// learnt almost perfectly (losses near 1e-4), where relative tolerances mean nothing, so there
+/// the folder's own normalisation must learn it as the preset's does (validation loss under
+/// 0.01 in the last epoch; measured 2.8e-5 and 6.1e-4).
 #[test]
 fn a_fashion_mnist_slice_as_class_folders_trains_as_the_idx_files_do() {
     use convlab::data::LabelledImages;
@@ -519,13 +522,17 @@ fn a_fashion_mnist_slice_as_class_folders_trains_as_the_idx_files_do() {
 
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/fashion-mnist");
-    let source = if real.join("train-images-idx3-ubyte.gz").exists() {
-        FashionMnist::load_dir(&real, Checksums::Verify).unwrap()
-    } else {
-        eprintln!("{} absent: a synthetic slice stands in", real.display());
-        convlab::data::synthetic::write_fashion_dir(&root.join("synth"), 1200, 200).unwrap();
-        FashionMnist::load_dir(&root.join("synth"), Checksums::Skip).unwrap()
+    let real = common::real_data(
+        "fashion-mnist",
+        "a_fashion_mnist_slice_as_class_folders_trains_as_the_idx_files_do",
+        "a synthetic slice stands in",
+    );
+    let source = match &real {
+        Some(dir) => FashionMnist::load_dir(dir, Checksums::Verify).unwrap(),
+        None => {
+            common::synthetic::write_fashion_dir(&root.join("synth"), 1200, 200).unwrap();
+            FashionMnist::load_dir(&root.join("synth"), Checksums::Skip).unwrap()
+        }
     };
     // A slice in class order (a folder lists class by class), written both ways.
     let slice = |set: &LabelledImages, count: usize| {
@@ -621,6 +628,14 @@ fn a_fashion_mnist_slice_as_class_folders_trains_as_the_idx_files_do() {
         "the same bytes, split and normalisation train alike"
     );
     let (_, own_losses) = losses(&folder_task, from_folder, None, "own");
+    if real.is_none() {
+        let last = |losses: &[(f64, f64)]| losses.last().unwrap().1;
+        assert!(
+            last(&own_losses) < 0.01 && last(&idx_losses) < 0.01,
+            "{own_losses:?} vs {idx_losses:?}"
+        );
+        return;
+    }
     for ((own_train, own_val), (train, val)) in own_losses.iter().zip(&idx_losses) {
         assert!(
             (own_train - train).abs() / train < 0.01,

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::synthetic;
 use common::{assert_bad_input, convlab};
-use convlab::data::synthetic;
 use convlab::models::{ClassifierKind, SegmenterKind};
 
 /// A folder holding a classification run `fashion`, a segmentation run `facade` (both trained

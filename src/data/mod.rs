@@ -22,8 +22,6 @@ mod normalization;
 pub mod sets;
 #[cfg(feature = "full")]
 pub mod split;
-#[cfg(feature = "full")]
-pub mod synthetic;
 
 pub use classes::ClassSpec;
 pub use error::DataError;

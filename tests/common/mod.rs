@@ -1,9 +1,38 @@
-//! Running the `convlab` binary from integration tests.
+//! What the integration tests share: the real data sets (found one way for every test), small
+//! synthetic ones ([`synthetic`]), and running the `convlab` binary.
 
 #![allow(dead_code)] // each test file uses a different subset
 
-use std::path::Path;
+pub mod synthetic;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// The real data set `set` (`fashion-mnist` or `mini_facade`), found as every test finds it:
+/// under `$CONVLAB_DATA` where that is set, else under `../shared/data` beside the project.
+/// `None` when it is not there, after saying on stderr that `test` is skipped or runs on a
+/// stand-in (`instead`); with `CONVLAB_REQUIRE_DATA` set (CI's run with the data), its absence
+/// fails the test instead of passing unseen.
+pub fn real_data(set: &str, test: &str, instead: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("CONVLAB_DATA")
+        .filter(|r| !r.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let dir = root.join(set);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CONVLAB_REQUIRE_DATA").is_none(),
+        "{test}: {} not found, and CONVLAB_REQUIRE_DATA is set",
+        dir.display()
+    );
+    eprintln!(
+        "{test}: {instead}: real {set} not found at {} (set CONVLAB_DATA to the folder holding {set}/)",
+        dir.display()
+    );
+    None
+}
 
 /// Runs `convlab ARGS` in `cwd`, without the caller's `CONVLAB_DATA`.
 pub fn convlab(args: &[&str], cwd: &Path) -> Output {

@@ -1,13 +1,14 @@
-//! Small synthetic data sets in the real formats, for tests and demos: learnable, seeded, and
-//! written to disk exactly as the real files are laid out.
+//! Small synthetic data sets in the real formats, for the tests: learnable, seeded, and written
+//! to disk exactly as the real files are laid out. Test scaffolding, so it lives beside the tests
+//! rather than in the library.
 
 use std::path::Path;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::fashion_mnist::{NUM_CLASSES, SIDE};
-use super::idx::{self, IdxImages};
+use convlab::data::fashion_mnist::{NUM_CLASSES, SIDE};
+use convlab::data::idx::{self, IdxImages};
 
 /// `count` 28x28 grey images: class `c` is a bright 6x6 block at its own place, on noise.
 pub fn blocks(count: usize, seed: u64) -> (IdxImages, Vec<u8>) {
@@ -56,8 +57,8 @@ pub fn write_fashion_dir(dir: &Path, train: usize, test: usize) -> std::io::Resu
 /// bands of the five classes at a per-image offset, each band painted in its class colour plus
 /// noise, so a segmenter can learn the colour-to-class rule.
 pub fn write_facade_split(dir: &Path, count: usize, seed: u64) -> std::io::Result<()> {
-    use super::facade::{COLORS, NUM_CLASSES, SIDE};
-    use super::label_map::encode_label_map;
+    use convlab::data::facade::{COLORS, NUM_CLASSES, SIDE};
+    use convlab::data::label_map::encode_label_map;
     std::fs::create_dir_all(dir)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for i in 0..count {
