@@ -1,10 +1,9 @@
 //! The convolutions against their definition, the Winograd and phase paths against the
 //! unfolded ones, and the backward passes as adjoints of the forward pass.
 
-use super::schedule::Scratch;
+use super::scratch::Scratch;
 use super::*;
 use crate::engine::cpu::matmul::Threads;
-use crate::engine::cpu::winograd;
 
 /// The definition, one multiply-add at a time.
 fn naive_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
