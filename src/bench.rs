@@ -22,9 +22,10 @@ use serde::Serialize;
 use crate::data::batch::ClassificationBatcher;
 use crate::data::facade::NUM_CLASSES as FACADE_CLASSES;
 use crate::data::fashion_mnist::{Checksums, NUM_CLASSES};
-use crate::engine::cpu::matmul::{self, ProductWork};
-use crate::engine::cpu::peak::{self, VectorIsa};
-use crate::engine::{Compute, EngineKind, LossSpec, StepBatch, Trainer, Tta};
+use crate::engine::{
+    Compute, EngineKind, LossSpec, ProductWork, StepBatch, Trainer, Tta, VectorIsa, count_products,
+    counted_products, measure_peak,
+};
 use crate::models::{ClassifierKind, ModelSpec, SegmenterKind};
 use crate::run::config::{Recipe, TrainOptions};
 use crate::run::records::{EpochRecord, EpochTiming};
@@ -240,7 +241,7 @@ pub fn bench_command(args: &BenchOptions) -> Result<BenchResult, BenchError> {
         peak_rss_mib: None,
     };
     if matches!(args.measure, Measure::Steps | Measure::Peak) {
-        let (gflops, isa) = peak::measure(threads, PEAK_ROUNDS, 3);
+        let (gflops, isa) = measure_peak(threads, PEAK_ROUNDS, 3);
         result.peak_gflops = Some(gflops);
         result.isa = Some(isa);
     }
@@ -340,7 +341,7 @@ fn time_steps(
             targets: targets.clone(),
         };
         if i == args.warmup {
-            matmul::count_products(true);
+            count_products(true);
         }
         let start = Instant::now();
         trainer
@@ -350,8 +351,8 @@ fn time_steps(
             train_ms.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    let products = matmul::counted_products();
-    matmul::count_products(false);
+    let products = counted_products();
+    count_products(false);
     let model = trainer.model();
     let mut infer_ms = Vec::with_capacity(args.steps);
     for i in 0..args.warmup + args.steps {

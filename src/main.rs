@@ -17,7 +17,7 @@ fn main() {
             .unwrap_or_default();
         eprintln!("error: internal failure{place}: {message}");
     }));
-    convlab::engine::cpu::memory::keep_freed_memory_for_reuse();
+    convlab::engine::keep_freed_memory_for_reuse();
     let cli = convlab::cli::Cli::parse();
     let code = match std::panic::catch_unwind(|| convlab::cli::run(cli)) {
         Ok(Ok(())) => 0,

@@ -8,7 +8,14 @@
 //! - `clap` is named only in `src/cli/` and `src/main.rs`: everything below the command line
 //!   takes plain values;
 //! - `burn` is named only in `src/engine/burn/`: the rest of the crate does not depend on which
-//!   engine computes.
+//!   engine computes;
+//! - outside `src/engine/`, no path names `engine::cpu::..` or `engine::burn::..`: the rest of
+//!   the crate uses what `engine` exports, so the engines' insides can change without it;
+//! - no two files import each other, directly or around a circle ([`SourceTree::file_edges`]
+//!   says what counts as an import: a `use` or a path in code naming an item of the crate is an
+//!   edge to the file that defines the item, following re-exports to it; a folder's `mod.rs`
+//!   (or `lib.rs`) declaring, re-exporting or calling its own children is not an edge), so that
+//!   each file can be read knowing only the files below it.
 //!
 //! The sources are read with a small lexer (std only: `syn` would be a dependency) that skips
 //! comments and string and character literals, so a doc link to `crate::models::ModelSpec` or a
@@ -44,6 +51,9 @@ const EXEMPT_FROM_LAYERS: &[&str] = &["src/lib.rs", "src/main.rs"];
 
 const CLAP_ALLOWED_IN: &[&str] = &["src/cli/", "src/main.rs"];
 const BURN_ALLOWED_IN: &[&str] = &["src/engine/burn/"];
+/// The engines' own modules are the engine's business: the rest of the crate uses what
+/// `engine` exports (`Model`, `Trainer`, the measurements `bench` takes).
+const ENGINE_INTERNALS_ALLOWED_IN: &str = "src/engine/";
 
 #[test]
 fn imports_follow_the_layers() {
@@ -76,6 +86,87 @@ fn burn_is_named_only_in_the_burn_engine() {
         "burn outside src/engine/burn/ (see docs/ARCHITECTURE.md):\n{}",
         mentions.join("\n")
     );
+}
+
+#[test]
+fn no_two_files_import_each_other_in_a_circle() {
+    let tree = SourceTree::read();
+    let circles = circles_described(&tree);
+    assert!(
+        circles.is_empty(),
+        "files that import each other in a circle (what both need belongs in a file of its \
+         own, or in the one that owns it):\n{}",
+        circles.join("\n")
+    );
+}
+
+#[test]
+fn only_the_engine_names_its_engines_internals() {
+    let tree = SourceTree::read();
+    let reaches = engine_internal_paths(&tree);
+    assert!(
+        reaches.is_empty(),
+        "engine::cpu or engine::burn named outside src/engine/ (use what engine/mod.rs \
+         exports; see docs/ARCHITECTURE.md):\n{}",
+        reaches.join("\n")
+    );
+}
+
+/// One line per circle: its files, then each import that closes it.
+fn circles_described(tree: &SourceTree) -> Vec<String> {
+    import_circles(tree.files.len(), &tree.file_edges())
+        .into_iter()
+        .map(|circle| {
+            let files: BTreeSet<&str> = circle
+                .iter()
+                .map(|edge| tree.files[edge.from].path.as_str())
+                .collect();
+            let imports: Vec<String> = circle
+                .iter()
+                .map(|edge| {
+                    format!(
+                        "    {}:{} -> {} (`{}`)",
+                        tree.files[edge.from].path, edge.line, tree.files[edge.to].path, edge.path
+                    )
+                })
+                .collect();
+            format!(
+                "  {}:\n{}",
+                files.into_iter().collect::<Vec<_>>().join(", "),
+                imports.join("\n")
+            )
+        })
+        .collect()
+}
+
+/// Paths outside `src/engine/` that name `engine::cpu::..` or `engine::burn::..`.
+fn engine_internal_paths(tree: &SourceTree) -> Vec<String> {
+    let mut reaches = Vec::new();
+    for file in &tree.files {
+        if file.path.starts_with(ENGINE_INTERNALS_ALLOWED_IN) {
+            continue;
+        }
+        let mut lines = BTreeSet::new();
+        for path in &file.scan.paths {
+            let Some(absolute) = tree.absolute_path(file, path) else {
+                continue;
+            };
+            let internal = matches!(
+                absolute
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+                ["engine", "cpu" | "burn", ..]
+            );
+            let line = path.segments.first().map_or(0, |segment| segment.line);
+            if internal && lines.insert(line) {
+                let code = file.text.lines().nth(line - 1).unwrap_or("").trim();
+                reaches.push(format!("  {}:{line}: {code}", file.path));
+            }
+        }
+    }
+    reaches
 }
 
 fn layer_of(module: &str) -> Option<u32> {
@@ -181,6 +272,189 @@ fn external_crate_mentions(
     mentions
 }
 
+/// A file's import of another file of the crate: `from` names an item that `to` defines.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct FileEdge {
+    from: usize,
+    to: usize,
+    line: usize,
+    path: String,
+}
+
+/// How many re-exports a path is followed through before it is taken to end where it stands.
+const MAX_REEXPORT_HOPS: usize = 16;
+
+impl SourceTree {
+    /// The file that module `module_path` lives in (`src/lib.rs` for the crate root).
+    fn file_of_module(&self, module_path: &[String]) -> Option<usize> {
+        self.files
+            .iter()
+            .position(|file| file.module_path == module_path && file.path != "src/main.rs")
+    }
+
+    /// The path that `path`, written in `file` (whose module is `module_path`), names from the
+    /// crate root, or `None` for an external crate, a local name or a place inside the file.
+    /// `main.rs` reaches the library as `convlab::`.
+    fn absolute_path(&self, file: &SourceFile, path: &SourcePath) -> Option<Vec<String>> {
+        let names: Vec<String> = path.segments.iter().map(|s| s.name.clone()).collect();
+        let in_main = file.path == "src/main.rs";
+        let within = |module: &[String], rest: &[String]| [module, rest].concat();
+        match names.first()?.as_str() {
+            "crate" if !in_main => Some(names[1..].to_vec()),
+            "convlab" if in_main => Some(names[1..].to_vec()),
+            "super" if !in_main => {
+                let supers = names.iter().take_while(|name| *name == "super").count();
+                let climbed = supers.checked_sub(path.inline_module_depth)?;
+                if climbed == 0 {
+                    return None;
+                }
+                let kept = file.module_path.len().checked_sub(climbed)?;
+                Some(within(&file.module_path[..kept], &names[supers..]))
+            }
+            "self" if path.inline_module_depth == 0 && !in_main => {
+                Some(within(&file.module_path, &names[1..]))
+            }
+            first
+                if path.inline_module_depth == 0
+                    && !in_main
+                    && !path.leading_colons
+                    && file.scan.declared_modules.iter().any(|m| m == first) =>
+            {
+                Some(within(&file.module_path, &names))
+            }
+            _ => None,
+        }
+    }
+
+    /// The file that defines what `absolute` (a path from the crate root) names: the deepest
+    /// module file on the path, or, where that file only brings the next name in with a `use`,
+    /// the file that `use` leads to (a re-export is a passage, not the item's home).
+    fn defining_file(&self, absolute: &[String], hops: usize) -> Option<usize> {
+        let mut depth = 0;
+        let mut file = self.file_of_module(&[])?;
+        while depth < absolute.len() {
+            match self.file_of_module(&absolute[..=depth]) {
+                Some(deeper) => {
+                    file = deeper;
+                    depth += 1;
+                }
+                None => break,
+            }
+        }
+        let Some(name) = absolute.get(depth) else {
+            return Some(file);
+        };
+        let source = &self.files[file];
+        let brought_in = source.scan.paths.iter().find(|path| {
+            path.inline_module_depth == 0 && path.binding.as_deref() == Some(name.as_str())
+        });
+        match brought_in {
+            Some(import) if hops < MAX_REEXPORT_HOPS => {
+                let mut target = self.absolute_path(source, import)?;
+                target.extend(absolute[depth + 1..].iter().cloned());
+                self.defining_file(&target, hops + 1)
+            }
+            _ => Some(file),
+        }
+    }
+
+    /// Every import of one file by another: a `use` or a path in code that names an item of
+    /// the crate counts as an edge to the file that defines the item. A name that a `mod.rs`
+    /// re-exports (`pub use geometry::ConvGeometry`) leads on to the file it comes from: the
+    /// re-export is a passage, not the item's home. Not counted: `mod` declarations, and
+    /// whatever a folder's `mod.rs` (or `lib.rs`) names inside its own folder (it declares,
+    /// re-exports and composes its children, which may in turn use what it defines); paths
+    /// that stay inside the file (`mod tests { use super::*; }`) and external crates.
+    fn file_edges(&self) -> BTreeSet<FileEdge> {
+        let mut edges = BTreeSet::new();
+        for (from, file) in self.files.iter().enumerate() {
+            let is_folder_front = file.path.ends_with("/mod.rs") || file.path == "src/lib.rs";
+            for path in &file.scan.paths {
+                let Some(absolute) = self.absolute_path(file, path) else {
+                    continue;
+                };
+                let inside_own_folder = is_folder_front
+                    && absolute.starts_with(&file.module_path)
+                    && absolute.len() > file.module_path.len();
+                if inside_own_folder {
+                    continue;
+                }
+                let Some(to) = self.defining_file(&absolute, 0) else {
+                    continue;
+                };
+                if to != from {
+                    edges.insert(FileEdge {
+                        from,
+                        to,
+                        line: path.segments.last().map_or(0, |segment| segment.line),
+                        path: path
+                            .segments
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join("::"),
+                    });
+                }
+            }
+        }
+        edges
+    }
+}
+
+/// The groups of files that import each other in a circle (strongly connected components of
+/// more than one file), each as the imports among its files.
+fn import_circles(file_count: usize, edges: &BTreeSet<FileEdge>) -> Vec<Vec<FileEdge>> {
+    let mut imports_any = vec![false; file_count];
+    for edge in edges {
+        imports_any[edge.from] = true;
+    }
+    // Kosaraju: files reachable from a file and able to reach it back.
+    let reach = |start: usize, forward: bool| {
+        let mut seen = vec![false; file_count];
+        let mut stack = vec![start];
+        while let Some(file) = stack.pop() {
+            if std::mem::replace(&mut seen[file], true) {
+                continue;
+            }
+            for edge in edges {
+                let (here, next) = if forward {
+                    (edge.from, edge.to)
+                } else {
+                    (edge.to, edge.from)
+                };
+                if here == file && !seen[next] {
+                    stack.push(next);
+                }
+            }
+        }
+        seen
+    };
+    let mut placed = vec![false; file_count];
+    let mut circles = Vec::new();
+    for start in 0..file_count {
+        if placed[start] || !imports_any[start] {
+            continue;
+        }
+        let (forward, backward) = (reach(start, true), reach(start, false));
+        let members: Vec<usize> = (0..file_count)
+            .filter(|&file| forward[file] && backward[file])
+            .collect();
+        for &member in &members {
+            placed[member] = true;
+        }
+        if members.len() > 1 {
+            circles.push(
+                edges
+                    .iter()
+                    .filter(|edge| members.contains(&edge.from) && members.contains(&edge.to))
+                    .cloned()
+                    .collect(),
+            );
+        }
+    }
+    circles
+}
+
 /// The crate's sources, read once per test.
 struct SourceTree {
     files: Vec<SourceFile>,
@@ -211,17 +485,22 @@ impl SourceTree {
             "no .rs files under {}/src",
             crate_root.display()
         );
-        let files: Vec<SourceFile> = relative_paths
+        SourceTree::from_sources(relative_paths.into_iter().map(|path| {
+            let text = fs::read_to_string(crate_root.join(&path))
+                .unwrap_or_else(|e| panic!("reading {path}: {e}"));
+            (path, text)
+        }))
+    }
+
+    /// The tree of `(path under the crate, text)` files.
+    fn from_sources(sources: impl IntoIterator<Item = (String, String)>) -> SourceTree {
+        let files: Vec<SourceFile> = sources
             .into_iter()
-            .map(|path| {
-                let text = fs::read_to_string(crate_root.join(&path))
-                    .unwrap_or_else(|e| panic!("reading {path}: {e}"));
-                SourceFile {
-                    module_path: module_path_of(&path),
-                    scan: scan(&text),
-                    text,
-                    path,
-                }
+            .map(|(path, text)| SourceFile {
+                module_path: module_path_of(&path),
+                scan: scan(&text),
+                text,
+                path,
             })
             .collect();
         let top_level_modules: BTreeSet<String> = files
@@ -1012,4 +1291,95 @@ fn module_paths_follow_the_file_layout() {
     assert_eq!(module_path_of("src/bench.rs"), ["bench"]);
     assert!(module_path_of("src/lib.rs").is_empty());
     assert!(module_path_of("src/main.rs").is_empty());
+}
+
+/// The files of each import circle in a tree of `(path, text)` files.
+fn circles_in(sources: &[(&str, &str)]) -> Vec<BTreeSet<String>> {
+    let tree = SourceTree::from_sources(
+        sources
+            .iter()
+            .map(|&(path, text)| (path.to_string(), text.to_string())),
+    );
+    import_circles(tree.files.len(), &tree.file_edges())
+        .into_iter()
+        .map(|circle| {
+            circle
+                .iter()
+                .map(|edge| tree.files[edge.from].path.clone())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn circles_are_found_through_reexports_but_not_through_a_folders_own_mod_rs() {
+    let geometry_alone = "use super::AError;\npub struct Geometry;";
+    let geometry_using_schedule =
+        "use super::AError;\nuse super::schedule::run;\npub struct Geometry;";
+    let tree = |geometry| {
+        [
+            ("src/lib.rs", "pub mod a;\npub mod b;"),
+            (
+                "src/a/mod.rs",
+                "mod geometry;\nmod schedule;\npub use geometry::Geometry;\nuse schedule::run;\n\
+                 pub struct AError;\nfn f() { run(); }",
+            ),
+            ("src/a/geometry.rs", geometry),
+            ("src/a/schedule.rs", "use crate::b::fast;\npub fn run() {}"),
+            ("src/b.rs", "use crate::a::Geometry;\npub fn fast() {}"),
+        ]
+    };
+    // `a/mod.rs` and its children name each other both ways: no circle, by the rule.
+    assert!(circles_in(&tree(geometry_alone)).is_empty());
+    // `b` imports `Geometry` through `a/mod.rs`'s re-export, from `a/geometry.rs`.
+    assert_eq!(
+        circles_in(&tree(geometry_using_schedule)),
+        [BTreeSet::from([
+            "src/a/geometry.rs".to_string(),
+            "src/a/schedule.rs".to_string(),
+            "src/b.rs".to_string(),
+        ])]
+    );
+    let mutual = [
+        ("src/lib.rs", "pub mod data;"),
+        ("src/data/mod.rs", "pub mod facade;\npub mod label_map;"),
+        (
+            "src/data/facade.rs",
+            "pub const COLORS: u8 = 0;\nfn f() { super::label_map::decode(); }",
+        ),
+        (
+            "src/data/label_map.rs",
+            "use super::facade::COLORS;\npub fn decode() {}",
+        ),
+    ];
+    assert_eq!(circles_in(&mutual).len(), 1);
+}
+
+#[test]
+fn engine_internals_are_told_from_its_exports() {
+    let tree = SourceTree::from_sources([
+        (
+            "src/lib.rs".to_string(),
+            "pub mod engine;\npub mod bench;".to_string(),
+        ),
+        (
+            "src/bench.rs".to_string(),
+            "use crate::engine::{Compute, cpu::peak};\nuse crate::engine::measure_peak;\n\
+             fn f() { crate::engine::burn::device(); }"
+                .to_string(),
+        ),
+        (
+            "src/main.rs".to_string(),
+            "fn main() { convlab::engine::cpu::memory::keep(); }".to_string(),
+        ),
+        (
+            "src/engine/mod.rs".to_string(),
+            "pub mod cpu;\npub use cpu::peak::measure as measure_peak;".to_string(),
+        ),
+    ]);
+    let lines: Vec<String> = engine_internal_paths(&tree)
+        .iter()
+        .map(|reach| reach.split(": ").next().unwrap_or("").trim().to_string())
+        .collect();
+    assert_eq!(lines, ["src/bench.rs:1", "src/bench.rs:3", "src/main.rs:1"]);
 }

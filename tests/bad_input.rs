@@ -10,8 +10,8 @@ use std::process::Output;
 use common::synthetic;
 use common::{assert_bad_input, convlab, stderr};
 use convlab::data::facade::SIDE;
+use convlab::data::facade::encode_label_map;
 use convlab::data::idx::{IdxImages, encode_images, encode_labels};
-use convlab::data::label_map::encode_label_map;
 use convlab::models::ClassifierKind;
 
 const RANDOM_BYTES: &[u8] = &[

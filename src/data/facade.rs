@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
 
-use super::label_map::{decode_label_map, resize_nearest};
+use super::label_map::{decode_label_map, encode_label_map_with, resize_nearest};
 use super::{ClassSpec, DataError, SegmentationSet, locate};
 
 pub const CLASS_NAMES: [&str; 5] = ["others", "facade", "pillar", "window", "balcony"];
@@ -27,6 +27,11 @@ pub const COLORS: [[u8; 3]; NUM_CLASSES] = [
     [255, 0, 0],
 ];
 pub const SIDE: usize = 256;
+
+/// Encodes class indices as a palette PNG with Mini Facade's colours (4-bit, like the data).
+pub fn encode_label_map(width: u32, height: u32, indices: &[u8]) -> Vec<u8> {
+    encode_label_map_with(width, height, indices, &COLORS)
+}
 
 /// The five classes with their colours, as a user's `classes.json` would list them.
 pub fn classes() -> Vec<ClassSpec> {
@@ -260,7 +265,6 @@ pub fn hwc_to_chw(photo: &image::RgbImage) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::label_map::encode_label_map;
     use crate::data::label_map::tests::encode;
 
     fn write_pair(dir: &Path, stem: &str, side: u32, label: &[u8]) {

@@ -1,6 +1,7 @@
 //! Label maps: palette or grey index PNGs read as raw class indices (never the palette's
-//! colours), resized without blending, and written back with the data set's palette. The one
-//! codec the data loaders, `predict` and the fuzzer use.
+//! colours), resized without blending, and written back with the palette the caller gives (a
+//! preset's, such as `facade::COLORS`, or a user's classes). The one codec the data loaders,
+//! `predict` and the fuzzer use; it knows no data set.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -8,7 +9,6 @@ use std::path::Path;
 use super::DataError;
 use super::IGNORE_LABEL;
 use super::classes::IGNORE_COLOR;
-use super::facade::COLORS;
 
 /// Class indices read from a label PNG.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,11 +94,6 @@ pub fn resize_nearest(map: &LabelMap, side: usize) -> Vec<u8> {
     out
 }
 
-/// Encodes class indices as a palette PNG with Mini Facade's colours (4-bit, like the data).
-pub fn encode_label_map(width: u32, height: u32, indices: &[u8]) -> Vec<u8> {
-    encode_label_map_with(width, height, indices, &COLORS)
-}
-
 /// Encodes class indices as a palette PNG whose entry `c` is `colors[c]`: 4-bit where every
 /// index fits (Mini Facade's own format), else 8-bit with the ignore label in
 /// [`IGNORE_COLOR`].
@@ -181,8 +176,9 @@ pub(crate) mod tests {
         );
         let map = decode_label_map(Path::new("a.png"), &png).unwrap();
         assert_eq!(map.indices, vec![0, 1, 2, 3, 4, 0]);
-        // The palette's colours (all 7s here) play no part.
-        let ours = encode_label_map(3, 2, &[0, 1, 2, 3, 4, 0]);
+        // The palette's colours (all 7s here, and two of five in ours) play no part.
+        let palette = [[9, 9, 9], [200, 100, 0]];
+        let ours = encode_label_map_with(3, 2, &[0, 1, 2, 3, 4, 0], &palette);
         assert_eq!(
             decode_label_map(Path::new("b.png"), &ours).unwrap().indices,
             vec![0, 1, 2, 3, 4, 0]

@@ -3,17 +3,28 @@
 //! inference and [`Trainer`] for a training step, both built from a
 //! [`ModelSpec`](crate::models::ModelSpec), with the same parameter names and shapes on either
 //! engine. burn is named only under [`burn`].
+//!
+//! The rest of the crate reaches the engines only through what this module exports: besides
+//! the switch, the CPU engine's network (what a [`Model::Cpu`] holds), the softmax that turns
+//! logits into probabilities, the counts of its products and the machine's peak that `bench`
+//! reports, and the allocator setting `main` makes before any thread starts.
 
 pub mod burn;
 pub mod cpu;
 mod error;
 mod model;
+mod step;
 mod trainer;
 
-pub use cpu::LossSpec;
+pub use cpu::loss::softmax_channels;
+pub use cpu::matmul::{ProductWork, count_products, counted_products};
+pub use cpu::memory::keep_freed_memory_for_reuse;
+pub use cpu::peak::{VectorIsa, measure as measure_peak};
+pub use cpu::{CpuNet, LossSpec};
 pub use error::EngineError;
 pub use model::{Model, Tta};
-pub use trainer::{OptimizerSpec, StepBatch, StepOutcome, Trainer};
+pub use step::{OptimizerSpec, StepBatch, StepOutcome};
+pub use trainer::Trainer;
 
 use serde::{Deserialize, Serialize};
 

@@ -5,34 +5,10 @@
 use super::burn::{self, BurnTrainer};
 use super::cpu::loss::cross_entropy;
 use super::cpu::{Activation, CpuNet, Optimizer, OptimizerKind};
-use super::{Compute, EngineError, EngineKind, LossSpec, Model};
+use super::{
+    Compute, EngineError, EngineKind, LossSpec, Model, OptimizerSpec, StepBatch, StepOutcome,
+};
 use crate::models::ModelSpec;
-
-/// A batch ready for a step: images `[n, c, h, w]` and one class index per image or per pixel.
-#[derive(Clone, Debug)]
-pub struct StepBatch {
-    pub images: Vec<f32>,
-    pub shape: [usize; 4],
-    pub targets: Vec<u8>,
-}
-
-/// What one optimiser step reports.
-#[derive(Clone, Copy, Debug)]
-pub struct StepOutcome {
-    /// The batch's mean loss.
-    pub loss: f32,
-    /// Correct predictions in the batch (images or pixels), and predictions made.
-    pub hits: usize,
-    pub count: usize,
-}
-
-/// The optimiser: Adam with L2 weight decay in the gradient (PyTorch's
-/// `Adam(weight_decay=...)`), or AdamW's decoupled decay.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct OptimizerSpec {
-    pub weight_decay: f64,
-    pub decoupled_decay: bool,
-}
 
 /// A model being trained and its optimiser, on one engine.
 pub enum Trainer {

@@ -10,7 +10,7 @@ mod safetensors;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::engine::cpu::CpuNet;
+use crate::engine::CpuNet;
 use crate::engine::{Compute, Model};
 use crate::fsutil::write_atomic;
 use crate::run::config::AnyConfig;

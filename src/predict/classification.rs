@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::data::DataError;
 use crate::data::image_folder::read_image;
-use crate::engine::cpu::loss::softmax_channels;
+use crate::engine::softmax_channels;
 use crate::engine::{Compute, Tta};
 use crate::fsutil::{csv_field, write_atomic};
 use crate::run::config::ClassificationConfig;

@@ -16,7 +16,7 @@ use crate::data::mask_folder;
 use crate::data::sets::SegmentationSets;
 use crate::data::split::{self, Split};
 use crate::data::{DataError, IGNORE_LABEL, Normalization, SegmentationSet};
-use crate::engine::cpu::loss::softmax_channels;
+use crate::engine::softmax_channels;
 use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch, Tta};
 use crate::figures::FigureError;
 use crate::metrics::Confusion;

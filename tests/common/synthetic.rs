@@ -57,8 +57,8 @@ pub fn write_fashion_dir(dir: &Path, train: usize, test: usize) -> std::io::Resu
 /// bands of the five classes at a per-image offset, each band painted in its class colour plus
 /// noise, so a segmenter can learn the colour-to-class rule.
 pub fn write_facade_split(dir: &Path, count: usize, seed: u64) -> std::io::Result<()> {
+    use convlab::data::facade::encode_label_map;
     use convlab::data::facade::{COLORS, NUM_CLASSES, SIDE};
-    use convlab::data::label_map::encode_label_map;
     std::fs::create_dir_all(dir)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for i in 0..count {

@@ -241,31 +241,16 @@ mod tests {
         // a = [[1, 2, 3], [4, 5, 6]], b = [[1, 0], [0, 1], [1, 1]] -> a·b = [[4, 5], [10, 11]].
         let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        // Overwritten on one thread, then added to on all of them.
         let mut dst = vec![1.0; 4];
-        matmul(
-            2,
-            2,
-            3,
-            &mut dst,
-            2,
-            false,
-            View::rows(&a, 3),
-            View::rows(&b, 2),
-            Threads::One,
-        );
-        assert_eq!(dst, [4.0, 5.0, 10.0, 11.0]);
-        matmul(
-            2,
-            2,
-            3,
-            &mut dst,
-            2,
-            true,
-            View::rows(&a, 3),
-            View::rows(&b, 2),
-            Threads::All,
-        );
-        assert_eq!(dst, [8.0, 10.0, 20.0, 22.0]);
+        for (add, threads, expected) in [
+            (false, Threads::One, [4.0, 5.0, 10.0, 11.0]),
+            (true, Threads::All, [8.0, 10.0, 20.0, 22.0]),
+        ] {
+            let (lhs, rhs) = (View::rows(&a, 3), View::rows(&b, 2));
+            matmul(2, 2, 3, &mut dst, 2, add, lhs, rhs, threads);
+            assert_eq!(dst, expected);
+        }
         // aᵀ·a through a transposed view: [[17, 22, 27], [22, 29, 36], [27, 36, 45]].
         let mut gram = vec![0.0; 9];
         let at = View::transposed(&a, 3);

@@ -19,7 +19,6 @@ pub mod memory;
 pub mod net;
 pub mod optim;
 pub mod peak;
-pub mod winograd;
 
 pub use loss::LossSpec;
 pub use net::{Activation, CpuNet, Tape};

@@ -2,7 +2,7 @@
 //! several whole images unfolded side by side into one product (small planes).
 
 use super::geometry::ConvGeometry;
-use super::schedule::Scratch;
+use super::scratch::Scratch;
 use crate::engine::cpu::matmul::{Threads, View, matmul};
 
 impl ConvGeometry {

@@ -4,7 +4,8 @@
 
 use std::ops::Range;
 
-use super::schedule::BLOCK_FLOATS;
+/// Floats of unfolded columns built at once for one image (1 MiB): the size of a row block.
+pub(super) const BLOCK_FLOATS: usize = 1 << 18;
 
 /// A convolution from `[c_in, h, w]` to `[c_out, h_out, w_out]` with a square kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -18,7 +18,7 @@
 use std::ops::Range;
 
 use super::geometry::ConvGeometry;
-use super::schedule::Scratch;
+use super::scratch::Scratch;
 use crate::engine::cpu::kernel::{self, MR, NR, SHIFTED_ACCUMULATORS};
 use crate::engine::cpu::matmul::{CountedProduct, Threads};
 use crate::engine::cpu::memory;

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use super::geometry::ConvGeometry;
 use super::implicit::Padded;
-use super::schedule::Scratch;
+use super::scratch::Scratch;
 use crate::engine::cpu::kernel::{self, LANES, LANES_VECTORS};
 use crate::engine::cpu::matmul::{CountedProduct, Threads};
 use crate::engine::cpu::memory;

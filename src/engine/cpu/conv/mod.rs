@@ -15,7 +15,8 @@
 //! read straight from a zero-padded input), `lanes` (small planes' forward passes with the
 //! output channels in the vector lanes), `phases` (strided input gradients by sub-pixel
 //! phase), `pointwise` (1x1 convolutions with few outputs), `pooled` (convolution fused with
-//! max-pooling), `transposed` (transposed convolution); here the entry points.
+//! max-pooling), `transposed` (transposed convolution), `winograd` (3x3 stride-1 convolutions
+//! by Winograd's method), `scratch` (each thread's buffers); here the entry points.
 
 mod gemm;
 mod geometry;
@@ -25,9 +26,11 @@ mod phases;
 mod pointwise;
 mod pooled;
 mod schedule;
+mod scratch;
 #[cfg(test)]
 mod tests;
 mod transposed;
+mod winograd;
 
 pub use geometry::ConvGeometry;
 pub use pooled::{conv_pool_backward, conv_pool_forward};

@@ -2,9 +2,9 @@
 //! the same remainders modulo the stride receive from the same kernel taps, so each phase is
 //! one dense product (`PhaseKernel`: a phase's taps and kernel, built once per pass).
 
-use super::geometry::ConvGeometry;
+use super::geometry::{BLOCK_FLOATS, ConvGeometry};
 use super::implicit::{Padded, panels};
-use super::schedule::{BLOCK_FLOATS, Scratch};
+use super::scratch::Scratch;
 use crate::engine::cpu::kernel;
 use crate::engine::cpu::matmul::{CountedProduct, Threads, View, matmul};
 

@@ -1,7 +1,7 @@
-//! How a batch is cut and run: the block and group sizes, the per-thread `Scratch`, how many
-//! images go into one product and which method each group takes (row blocks, a group side by
-//! side, Winograd, phases), and how groups go over the threads (`for_each_group`, and `in_runs`
-//! for sums that must not depend on rayon's scheduling).
+//! How a batch is cut and run: the group sizes, each thread's `Scratch` kept between calls,
+//! how many images go into one product and which method each group takes (row blocks, a group
+//! side by side, Winograd, phases), and how groups go over the threads (`for_each_group`, and
+//! `in_runs` for sums that must not depend on rayon's scheduling).
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
@@ -10,12 +10,11 @@ use rayon::prelude::*;
 
 use super::geometry::ConvGeometry;
 use super::phases::PhaseKernel;
+use super::scratch::Scratch;
+use super::winograd;
 use crate::engine::cpu::kernel;
 use crate::engine::cpu::matmul::Threads;
-use crate::engine::cpu::winograd;
 
-/// Floats of unfolded columns built at once for one image (1 MiB).
-pub(super) const BLOCK_FLOATS: usize = 1 << 18;
 /// Floats of unfolded columns for a group of small images (2 MiB).
 const GROUP_FLOATS: usize = 1 << 19;
 
@@ -43,20 +42,6 @@ impl<'a> Weights<'a> {
             packed
         })
     }
-}
-
-/// Per-thread buffers: unfolded columns, and output-shaped rows of a group.
-#[derive(Default)]
-pub(super) struct Scratch {
-    pub(super) cols: Vec<f32>,
-    pub(super) rows: Vec<f32>,
-    /// A group's full-size output, pooled before it leaves the cache.
-    pub(super) full: Vec<f32>,
-    /// The weights laid out for the lanes kernel, and the block of results of one panel.
-    pub(super) weights: Vec<f32>,
-    pub(super) block: Vec<f32>,
-    /// Where each step of the patch starts in the zero-padded input the micro-kernel reads.
-    pub(super) steps: kernel::Steps,
 }
 
 impl ConvGeometry {

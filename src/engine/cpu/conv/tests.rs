@@ -1,10 +1,9 @@
 //! The convolutions against their definition, the Winograd and phase paths against the
 //! unfolded ones, and the backward passes as adjoints of the forward pass.
 
-use super::schedule::Scratch;
+use super::scratch::Scratch;
 use super::*;
 use crate::engine::cpu::matmul::Threads;
-use crate::engine::cpu::winograd;
 
 /// The definition, one multiply-add at a time.
 fn naive_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
@@ -40,6 +39,17 @@ fn assert_close(actual: &[f32], expected: &[f32], tolerance: f32, g: &ConvGeomet
     }
 }
 
+/// The convolutions of `(c_in, h, w, c_out, k, stride, pad)` shapes.
+fn convs<const N: usize>(
+    shapes: [(usize, usize, usize, usize, usize, usize, usize); N],
+) -> impl Iterator<Item = ConvGeometry> {
+    shapes
+        .into_iter()
+        .map(|(c_in, h, w, c_out, k, stride, pad)| {
+            ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad)
+        })
+}
+
 fn ramp(n: usize, scale: f32) -> Vec<f32> {
     (0..n)
         .map(|i| ((i * 7919 % 23) as f32 - 11.0) * scale)
@@ -48,14 +58,13 @@ fn ramp(n: usize, scale: f32) -> Vec<f32> {
 
 #[test]
 fn forward_matches_the_definition_for_strides_paddings_and_odd_sizes() {
-    for (c_in, h, w, c_out, k, stride, pad) in [
+    for g in convs([
         (2, 5, 7, 3, 3, 1, 1),
         (3, 9, 8, 2, 3, 2, 1),
         (1, 6, 6, 4, 4, 2, 1),
         (2, 5, 5, 2, 1, 1, 0),
         (2, 4, 4, 3, 3, 1, 0),
-    ] {
-        let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
+    ]) {
         let x = ramp(g.in_len(), 0.1);
         let wt = ramp(g.weight_len(), 0.05);
         let mut out = vec![0.0; g.out_len()];
@@ -101,14 +110,13 @@ fn winograd_weight_gradient_matches_the_unfolded_product() {
 
 #[test]
 fn strided_input_gradients_by_phases_match_col2im() {
-    for (c_in, h, w, c_out, k, stride, pad) in [
+    for g in convs([
         (3, 7, 5, 4, 3, 2, 1),
         (2, 8, 8, 3, 4, 2, 1),
         (2, 9, 7, 2, 3, 2, 0),
         (2, 6, 7, 3, 1, 2, 0),
         (3, 10, 9, 2, 5, 3, 2),
-    ] {
-        let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
+    ]) {
         let wt = ramp(g.weight_len(), 0.05);
         let dy = ramp(g.out_len(), 0.07);
         let mut scratch = Scratch::default();
@@ -224,15 +232,21 @@ fn forward_on_the_micro_kernel_matches_the_definition() {
         (1, 64, 140, 64, 5, 3, 2, 1),
     ] {
         let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
-        assert!(g.runs_implicit());
-        if h >= 70 {
-            assert!(!g.groups_images() && g.padded_blocks().count() > 1);
-        }
+        assert_runs_implicit(&g);
         check_forward(&g, n, |g, x, wt, bias, out, scratch| {
             let mut packed = Vec::new();
             crate::engine::cpu::kernel::pack_rows(wt, g.c_out, g.patch(), &mut packed);
             g.forward_implicit(x, &packed, bias, out, scratch)
         });
+    }
+}
+
+/// Checks that the implicit kernels run `g`, and from 70 rows one image at a time in several
+/// blocks of rows (so the cases cover both ways of cutting the work).
+fn assert_runs_implicit(g: &ConvGeometry) {
+    assert!(g.runs_implicit());
+    if g.h >= 70 {
+        assert!(!g.groups_images() && g.padded_blocks().count() > 1);
     }
 }
 
@@ -384,10 +398,7 @@ fn weight_gradient_on_the_micro_kernel_matches_the_definition() {
         (1, 64, 140, 64, 5, 3, 2, 1),
     ] {
         let g = ConvGeometry::conv(c_in, h, w, c_out, k, stride, pad);
-        assert!(g.runs_implicit());
-        if h >= 70 {
-            assert!(!g.groups_images() && g.padded_blocks().count() > 1);
-        }
+        assert_runs_implicit(&g);
         let x = ramp(n * g.in_len(), 0.1);
         let dy = ramp(n * g.out_len(), 0.07);
         let mut dw = vec![0.5; g.weight_len()];

@@ -3,11 +3,11 @@
 //! channel pair instead of 36. The work becomes 16 matrix products `[c_out, c_in] · [c_in,
 //! tiles]` between transforms of the inputs and of the outputs, a tile at a time in registers.
 //! Used for the forward pass and the weight gradient; the input gradient of a stride-1
-//! convolution is itself run as a forward convolution (see `conv.rs`), so it gains too.
+//! convolution is itself run as a forward convolution (see `conv/mod.rs`), so it gains too.
 //! PyTorch's CPU convolutions (oneDNN) use the same method.
 
-use super::conv::ConvGeometry;
-use super::matmul::{Threads, View, matmul};
+use super::geometry::ConvGeometry;
+use crate::engine::cpu::matmul::{Threads, View, matmul};
 
 /// Values of a transformed 4x4 tile: one matrix product each.
 const POINTS: usize = 16;

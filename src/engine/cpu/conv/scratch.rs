@@ -1,0 +1,18 @@
+//! Each thread's buffers for a convolution (`Scratch`), reused from one group of images to the
+//! next so that no group allocates: every method of `conv` writes into them.
+
+use crate::engine::cpu::kernel;
+
+/// Per-thread buffers: unfolded columns, and output-shaped rows of a group.
+#[derive(Default)]
+pub(super) struct Scratch {
+    pub(super) cols: Vec<f32>,
+    pub(super) rows: Vec<f32>,
+    /// A group's full-size output, pooled before it leaves the cache.
+    pub(super) full: Vec<f32>,
+    /// The weights laid out for the lanes kernel, and the block of results of one panel.
+    pub(super) weights: Vec<f32>,
+    pub(super) block: Vec<f32>,
+    /// Where each step of the patch starts in the zero-padded input the micro-kernel reads.
+    pub(super) steps: kernel::Steps,
+}

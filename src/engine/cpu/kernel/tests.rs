@@ -1,0 +1,296 @@
+//! The kernels against plain loops: products, copies and transposes to the definition, the
+//! vectorised loops and lane sums bit for bit.
+
+use super::*;
+
+fn values(n: usize, modulus: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 7919) % modulus) as f32 * scale - 2.0)
+        .collect()
+}
+
+/// The micro-kernel against the plain product: odd depths, steps at odd and scrambled
+/// starts (as a padded input's shifted rows give them), a part of the steps, both modes.
+#[test]
+fn blocks_match_the_plain_product() {
+    if skipped_without_avx512() {
+        return;
+    }
+    for (depth, stride, ldc) in [(1, NR, NR), (7, 50, 49), (193, 3, 61)] {
+        let a = values(depth * MR, 13, 1.0);
+        let b = values(depth * stride + NR + 100, 11, 0.5);
+        let mut steps = Steps::default();
+        // Step p starts p * stride in, or scrambled over the first depth * stride values.
+        steps.set((0..depth).map(|p| (p * stride * 31 + 5) % (depth * stride + 1)));
+        for range in [0..depth, depth / 3..depth] {
+            let mut c = values(MR * ldc, 17, 1.0);
+            let before = c.clone();
+            let a = &a[range.start * MR..];
+            block(a, &b, &steps, range.clone(), &mut c, ldc, true);
+            for (i, j) in (0..MR).flat_map(|i| (0..ldc).map(move |j| (i, j))) {
+                let mut expected = before[i * ldc + j] as f64;
+                if j < NR {
+                    expected += range
+                        .clone()
+                        .map(|p| {
+                            let at = (p * stride * 31 + 5) % (depth * stride + 1);
+                            a[(p - range.start) * MR + i] as f64 * b[at + j] as f64
+                        })
+                        .sum::<f64>();
+                }
+                let got = c[i * ldc + j] as f64;
+                assert!(
+                    (got - expected).abs() < 1e-3,
+                    "depth {depth} steps {range:?} ({i}, {j}): {got} against {expected}"
+                );
+            }
+            block(a, &b, &steps, range.clone(), &mut c, ldc, false);
+            let plain: f64 = range
+                .clone()
+                .map(|p| {
+                    let at = (p * stride * 31 + 5) % (depth * stride + 1);
+                    a[(p - range.start) * MR] as f64 * b[at] as f64
+                })
+                .sum();
+            assert!((c[0] as f64 - plain).abs() < 1e-3);
+        }
+    }
+}
+
+/// The weight-gradient block against the plain product, added to what the block held, for
+/// each width of 1 to 4 vectors, odd lengths and starts; around the block nothing is written.
+#[test]
+fn shifted_blocks_match_the_plain_product() {
+    if skipped_without_avx512() {
+        return;
+    }
+    for vectors in 1..=4 {
+        let (rows, cols) = (shifted_rows(vectors), 16 * vectors);
+        // The last: rows of a padded grid, runs with gaps between them, one empty.
+        let whole = |len: usize| std::iter::once(0..len).collect::<Vec<_>>();
+        let cases = [
+            (1, cols, cols, whole(1)),
+            (7, cols + 3, cols + 1, whole(7)),
+            (193, 70, 71, whole(193)),
+            (193, 70, 71, vec![0..50, 60..61, 70..70, 100..193]),
+        ];
+        for (len, ldb, ldc, runs) in cases {
+            let p = values(len + 300, 13, 0.25);
+            let b = values(len * ldb, 11, 0.5);
+            let starts: Vec<usize> = (0..rows).map(|i| (i * 37 + 3) % 300).collect();
+            // The block's values are added to; everything around it must stay NaN.
+            let mut c: Vec<f32> = (0..(rows + 1) * ldc)
+                .map(|at| match (at / ldc, at % ldc) {
+                    (i, j) if i < rows && j < cols => (at % 7) as f32,
+                    _ => f32::NAN,
+                })
+                .collect();
+            shifted_block(vectors, &p, &starts, &b, ldb, &runs, &mut c, ldc);
+            for (i, j) in (0..rows + 1).flat_map(|i| (0..ldc).map(move |j| (i, j))) {
+                let got = c[i * ldc + j];
+                if i == rows || j >= cols {
+                    assert!(got.is_nan(), "({i}, {j}) written");
+                    continue;
+                }
+                let expected: f64 = ((i * ldc + j) % 7) as f64
+                    + runs
+                        .iter()
+                        .flat_map(Clone::clone)
+                        .map(|q| p[starts[i] + q] as f64 * b[q * ldb + j] as f64)
+                        .sum::<f64>();
+                assert!(
+                    (got as f64 - expected).abs() < 1e-3,
+                    "{vectors} vectors, runs {runs:?}, ({i}, {j}): {got} against {expected}"
+                );
+            }
+        }
+    }
+}
+
+/// The block with channels in the lanes against the plain product, for every block shape:
+/// odd depths, scrambled step starts, a part of the steps, rows wider than the block, both
+/// modes, and nothing written around the block.
+#[test]
+fn lanes_blocks_match_the_plain_product() {
+    if skipped_without_avx512() {
+        return;
+    }
+    let blocks = (1..=LANES_VECTORS)
+        .map(|v| (LANES, v))
+        .chain([(2 * LANES, 1), (2 * LANES, 2)]);
+    for (positions, vectors) in blocks {
+        let cols = 16 * vectors;
+        for (depth, ldw, ldc) in [(1, cols, cols), (7, cols + 3, cols + 1), (193, 70, 71)] {
+            let p = values(depth * 5 + NR + 100, 13, 0.25);
+            let w = values(depth * ldw, 11, 0.5);
+            let mut steps = Steps::default();
+            let start = |s: usize| (s * 31 + 5) % (depth * 5 + 1);
+            steps.set((0..depth).map(start));
+            for (range, add) in [(0..depth, true), (depth / 3..depth, false)] {
+                let mut c: Vec<f32> = (0..(positions + 1) * ldc)
+                    .map(|at| match (at / ldc, at % ldc) {
+                        (j, o) if j < positions && o < cols => (at % 7) as f32,
+                        _ => f32::NAN,
+                    })
+                    .collect();
+                let w = &w[range.start * ldw..];
+                let block = (positions, vectors);
+                lanes_block(block, &p, &steps, range.clone(), w, ldw, &mut c, ldc, add);
+                for (j, o) in (0..positions + 1).flat_map(|j| (0..ldc).map(move |o| (j, o))) {
+                    let got = c[j * ldc + o];
+                    if j == positions || o >= cols {
+                        assert!(got.is_nan(), "({j}, {o}) written");
+                        continue;
+                    }
+                    let before = if add { ((j * ldc + o) % 7) as f64 } else { 0.0 };
+                    let expected = before
+                        + range
+                            .clone()
+                            .map(|s| {
+                                let step = (s - range.start) * ldw + o;
+                                p[start(s) + j] as f64 * w[step] as f64
+                            })
+                            .sum::<f64>();
+                    assert!(
+                        (got as f64 - expected).abs() < 1e-3,
+                        "{positions} x {vectors}, depth {depth} steps {range:?} ({j}, {o}): \
+                         {got} against {expected}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The transpose against its definition: whole tiles, partial ones at both edges, strides
+/// wider than the values, and nothing written outside them.
+#[test]
+fn transposes_match_the_definition() {
+    for (rows, cols) in [(1, 1), (16, 16), (32, 28), (5, 37), (17, 3)] {
+        let (src_stride, dst_stride) = (cols + 3, rows + 2);
+        let src = values(rows * src_stride, 97, 1.0);
+        let mut dst = vec![f32::NAN; cols * dst_stride];
+        transpose(&src, src_stride, (rows, cols), &mut dst, dst_stride);
+        for (c, r) in (0..cols).flat_map(|c| (0..dst_stride).map(move |r| (c, r))) {
+            let got = dst[c * dst_stride + r];
+            if r < rows {
+                assert_eq!(got, src[r * src_stride + c], "{rows} x {cols}: ({r}, {c})");
+            } else {
+                assert!(got.is_nan(), "{rows} x {cols}: ({r}, {c}) written");
+            }
+        }
+    }
+}
+
+/// Strided runs: lengths around the vector width, zeros after each, an added value per run,
+/// and nothing written outside the runs.
+#[test]
+fn runs_are_copied_with_their_additions_and_zeros() {
+    for (len, zeros) in [(0, 3), (5, 0), (16, 1), (17, 2), (33, 15)] {
+        let runs = Runs {
+            rows: 3,
+            len,
+            src_stride: len + 4,
+            dst_stride: len + zeros + 2,
+            zeros,
+        };
+        let src = values(3 * (len + 4), 7, 1.0);
+        let add = [0.5, -1.0, 2.0];
+        let mut dst = vec![f32::NAN; 3 * runs.dst_stride];
+        copy_runs(&mut dst, &src, runs, Some(&add));
+        for (r, row) in dst.chunks(runs.dst_stride).enumerate() {
+            for (x, &v) in row.iter().enumerate() {
+                match x {
+                    x if x < len => assert_eq!(v, src[r * runs.src_stride + x] + add[r]),
+                    x if x < len + zeros => assert_eq!(v, 0.0, "len {len} row {r} at {x}"),
+                    _ => assert!(v.is_nan(), "len {len} row {r}: {x} written"),
+                }
+            }
+        }
+    }
+}
+
+/// The lane sums bit for bit as the plain loop gives them (each lane in order, the product
+/// rounded before it is added), over lengths with and without a rest past the last run of
+/// 16 (which they leave out), and the element-wise loops under `vectorised!` as they are.
+#[test]
+fn lane_sums_and_vectorised_loops_match_the_plain_loops_bit_for_bit() {
+    for n in [0, 5, 16, 17, 47, 48, 200] {
+        let (a, b) = (values(n, 97, 0.013), values(n, 89, 0.029));
+        let (mut sums, mut dots) = ([0.0f32; 16], [0.0f32; 16]);
+        for i in 0..n / 16 * 16 {
+            sums[i % 16] += a[i];
+            dots[i % 16] += a[i] * b[i];
+        }
+        let (s, d) = lane_sums(&a, &b);
+        assert_eq!(
+            (s.map(f32::to_bits), d.map(f32::to_bits)),
+            (sums.map(f32::to_bits), dots.map(f32::to_bits)),
+            "{n}"
+        );
+    }
+    let (a, b) = (values(1000, 97, 0.013), values(1000, 89, 0.029));
+    let plain: Vec<f32> = a
+        .iter()
+        .zip(&b)
+        .map(|(&x, &y)| (x * 0.7 + y) / (y * y + 1.0).sqrt())
+        .collect();
+    let mut out = vec![0.0; a.len()];
+    vectorised!(for ((o, &x), &y) in out.iter_mut().zip(&a).zip(&b) {
+        *o = (x * 0.7 + y) / (y * y + 1.0).sqrt();
+    });
+    assert_eq!(
+        out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+}
+
+/// Every other value written, the gaps (the other phase's) untouched, for runs that end
+/// inside a vector, on one, and past several.
+#[test]
+fn runs_are_copied_to_every_other_value() {
+    for len in [1, 7, 8, 9, 16, 21] {
+        let runs = Runs {
+            rows: 3,
+            len,
+            src_stride: len + 4,
+            dst_stride: 2 * len + 3,
+            zeros: 0,
+        };
+        let src = values(3 * (len + 4), 7, 1.0);
+        let add = [0.5, -1.0, 2.0];
+        let mut dst = vec![f32::NAN; 3 * runs.dst_stride];
+        copy_runs_to_every_other(&mut dst, &src, runs, Some(&add));
+        for (r, row) in dst.chunks(runs.dst_stride).enumerate() {
+            for (x, &v) in row.iter().enumerate() {
+                if x % 2 == 0 && x / 2 < len {
+                    assert_eq!(v, src[r * runs.src_stride + x / 2] + add[r], "len {len}");
+                } else {
+                    assert!(v.is_nan(), "len {len} row {r}: {x} written");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn packed_rows_are_laid_out_step_by_step_with_zero_padding() {
+    // 9 rows of depth 2: two panels, the second with one row and seven of zeros.
+    let a: Vec<f32> = (0..18).map(|i| i as f32).collect();
+    let mut packed = Vec::new();
+    pack_rows(&a, 9, 2, &mut packed);
+    assert_eq!(packed.len(), 2 * 2 * MR);
+    assert_eq!(&packed[..MR], &[0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0]);
+    assert_eq!(
+        &packed[MR..2 * MR],
+        &[1.0, 3.0, 5.0, 7.0, 9.0, 11.0, 13.0, 15.0]
+    );
+    assert_eq!(
+        &packed[2 * MR..3 * MR],
+        &[16.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    );
+    assert_eq!(
+        &packed[3 * MR..],
+        &[17.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    );
+}

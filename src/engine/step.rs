@@ -1,0 +1,29 @@
+//! What a training step takes and reports, the same on every engine: the batch, the optimiser's
+//! recipe and the step's outcome. Each engine's trainer and the switch between them
+//! (`trainer.rs`) share them from here.
+
+/// A batch ready for a step: images `[n, c, h, w]` and one class index per image or per pixel.
+#[derive(Clone, Debug)]
+pub struct StepBatch {
+    pub images: Vec<f32>,
+    pub shape: [usize; 4],
+    pub targets: Vec<u8>,
+}
+
+/// What one optimiser step reports.
+#[derive(Clone, Copy, Debug)]
+pub struct StepOutcome {
+    /// The batch's mean loss.
+    pub loss: f32,
+    /// Correct predictions in the batch (images or pixels), and predictions made.
+    pub hits: usize,
+    pub count: usize,
+}
+
+/// The optimiser: Adam with L2 weight decay in the gradient (PyTorch's
+/// `Adam(weight_decay=...)`), or AdamW's decoupled decay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OptimizerSpec {
+    pub weight_decay: f64,
+    pub decoupled_decay: bool,
+}
