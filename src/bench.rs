@@ -26,11 +26,10 @@ use crate::engine::{
     Compute, EngineKind, LossSpec, ProductWork, StepBatch, Trainer, Tta, VectorIsa, count_products,
     counted_products, measure_peak,
 };
-use crate::models::{ClassifierKind, ModelSpec, SegmenterKind};
+use crate::models::{ClassifierKind, ModelKind, ModelSpec, SegmenterKind};
 use crate::run::config::{Recipe, TrainOptions};
-use crate::run::records::{EpochRecord, EpochTiming};
-use crate::tasks::classification::{ClassificationData, evaluate};
-use crate::tasks::{self, Classification, Segmentation, Task, TaskError};
+use crate::run::records::EpochTiming;
+use crate::tasks::{self, Classification, ModelOf, Segmentation, Task, TaskError};
 use crate::train::TrainRequest;
 
 /// What `bench` measures.
@@ -393,7 +392,7 @@ fn time_epoch(
             kind,
             &request,
         ),
-        Network::Segmenter(kind) => one_epoch(&Segmentation::MINI_FACADE, kind, &request),
+        Network::Segmenter(kind) => one_epoch(&Segmentation::mini_facade(), kind, &request),
     };
     let seconds = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&out);
@@ -404,7 +403,7 @@ fn time_epoch(
 /// split of its time.
 fn one_epoch<T: Task>(
     task: &T,
-    model: T::Model,
+    model: ModelOf<T>,
     request: &TrainRequest,
 ) -> Result<Option<EpochTiming>, TaskError> {
     let plan = tasks::plan_training(task, model, request)?;
@@ -416,7 +415,7 @@ fn one_epoch<T: Task>(
         false,
         None,
     )?;
-    Ok(history.last().and_then(EpochRecord::timing))
+    Ok(history.last().and_then(|record| record.timing))
 }
 
 /// (seconds since the start, validation accuracy) at each validation.
@@ -448,7 +447,7 @@ fn time_to_accuracy(
     .check(&Classification::recipe(kind))
     .map_err(TaskError::from)?;
     let config = task.fresh_config(kind, params, compute.device, &sets)?;
-    let data = ClassificationData::prepare(sets, &config).map_err(TaskError::from)?;
+    let data = tasks::prepare::<Classification>(sets, &config)?;
     let params = &config.params;
     let batcher = ClassificationBatcher {
         normalization: config.normalization,
@@ -479,9 +478,10 @@ fn time_to_accuracy(
                 })?;
             step += 1;
             if step.is_multiple_of(args.eval_every) {
-                let accuracy = evaluate(&trainer.model(), &data.val, &config, Tta::None)
-                    .confusion
-                    .accuracy();
+                let accuracy =
+                    Classification::evaluate(&trainer.model(), &data.val, &config, Tta::None)
+                        .report
+                        .accuracy;
                 let t = start.elapsed().as_secs_f64();
                 trace.push((t, accuracy));
                 eprintln!("{t:.1}s step {step}: val accuracy {:.2}%", 100.0 * accuracy);

@@ -17,11 +17,13 @@ use common::{assert_bad_input, convlab};
 use convlab::data::facade;
 use convlab::data::fashion_mnist::Checksums;
 use convlab::engine::{Compute, Model, Tta};
-use convlab::models::{ClassifierKind, SegmenterKind};
+use convlab::models::{ClassifierKind, ModelKind, SegmenterKind};
 use convlab::predict::npy_f32;
-use convlab::run::config::{RunConfig, TrainOptions};
+use convlab::run::config::{RunConfig, TaskSettings, TrainOptions};
 use convlab::run::{RunDir, checkpoint};
-use convlab::tasks::{Classification, Segmentation, Task, evaluate_run};
+use convlab::tasks::{
+    self, Classification, ConfigOf, DataOf, ModelOf, Segmentation, Task, evaluate_run,
+};
 
 /// Whether the Python packages are there; without them the checks are skipped, unless
 /// `CONVLAB_REQUIRE_INTEROP` is set (CI), where their absence fails.
@@ -69,11 +71,11 @@ fn write(path: &Path, bytes: &[u8]) -> PathBuf {
 /// Trains `epochs` short epochs of `model` into `dir` (on at most `limit` images).
 fn short_run<T: Task>(
     task: &T,
-    model: T::Model,
+    model: ModelOf<T>,
     data: Option<&Path>,
     dir: &Path,
     (epochs, limit): (usize, usize),
-) -> (T::Config, T::Data, RunDir) {
+) -> (ConfigOf<T>, DataOf<T>, RunDir) {
     let options = TrainOptions {
         epochs: Some(epochs),
         batch_size: Some(4),
@@ -85,7 +87,7 @@ fn short_run<T: Task>(
     let config = task
         .fresh_config(model, params, Default::default(), &sets)
         .unwrap();
-    let prepared = T::prepare(sets, &config).unwrap();
+    let prepared = tasks::prepare::<T>(sets, &config).unwrap();
     let run = RunDir::new(dir);
     run.start(&config).unwrap();
     T::train(
@@ -124,11 +126,11 @@ fn export(run: &RunDir, tmp: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// The run's model on the CPU engine, and its parameters written as `layers.<i>.<name>.npy`.
-fn model_and_parameters<C: RunConfig>(config: &C, run: &RunDir, dir: &Path) -> Model {
+fn model_and_parameters<S: TaskSettings>(config: &RunConfig<S>, run: &RunDir, dir: &Path) -> Model {
     let (model, _, _) = checkpoint::load_final(
         run,
         config.model_name(),
-        config.architecture(),
+        &config.architecture,
         &Compute::cpu_engine(),
     )
     .unwrap();
@@ -257,7 +259,7 @@ fn segmenter_round_trip(kind: SegmenterKind) {
         dir
     };
     let (config, prepared, run) = short_run(
-        &Segmentation::MINI_FACADE,
+        &Segmentation::mini_facade(),
         kind,
         Some(&data),
         &tmp.path().join("run"),
@@ -266,11 +268,11 @@ fn segmenter_round_trip(kind: SegmenterKind) {
     let (onnx, tensors) = export(&run, tmp.path());
     let model = model_and_parameters(&config, &run, &tmp.path().join("expected"));
 
-    let test: &convlab::data::SegmentationSet = &prepared.test;
+    let test: &convlab::data::SegmentedImages = &prepared.test;
     let count = 2;
     let [c, h, w] = config.architecture.input;
     let shape = [count, c, h, w];
-    let pixels: Vec<u8> = (0..count).flat_map(|i| test.photo(i).to_vec()).collect();
+    let pixels: Vec<u8> = (0..count).flat_map(|i| test.image(i).to_vec()).collect();
     let (plain, normalized) = inputs(&pixels, config.normalization, [c, h, w]);
     let (logits, out_shape) = model.forward(normalized, shape);
     let images = write(&tmp.path().join("images.npy"), &npy_f32(&plain, &shape));

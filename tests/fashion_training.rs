@@ -11,11 +11,10 @@ use convlab::data::sets::ClassificationSets;
 use convlab::engine::{Compute, Tta};
 use convlab::models::ClassifierKind;
 use convlab::run::RunDir;
-use convlab::run::config::{ClassificationConfig as FashionConfig, RunConfig, TrainOptions};
+use convlab::run::config::{ClassificationConfig as FashionConfig, TrainOptions};
 use convlab::run::json::read_log;
 use convlab::run::records::ClassificationEpoch as EpochRecord;
-use convlab::tasks::classification::ClassificationData as FashionData;
-use convlab::tasks::{Classification, Task, evaluate_run};
+use convlab::tasks::{self, Classification, DataOf, Task, evaluate_run};
 
 fn config(kind: ClassifierKind, args: TrainOptions) -> FashionConfig {
     let params = args.check(&Classification::recipe(kind)).unwrap();
@@ -41,8 +40,9 @@ fn config(kind: ClassifierKind, args: TrainOptions) -> FashionConfig {
 }
 
 /// Fashion-MNIST files as the classification task takes them.
-fn prepare(sets: FashionMnist, config: &FashionConfig) -> FashionData {
-    FashionData::prepare(ClassificationSets::fashion_mnist(sets, false), config).unwrap()
+fn prepare(sets: FashionMnist, config: &FashionConfig) -> DataOf<Classification> {
+    tasks::prepare::<Classification>(ClassificationSets::fashion_mnist(sets, false), config)
+        .unwrap()
 }
 
 /// burn's CPU backend keeps one random generator per process (dropout draws from it), so
@@ -92,9 +92,9 @@ fn base_learns_a_synthetic_task_and_writes_the_run_folder() {
         history.iter().map(|r| r.train_loss).collect::<Vec<_>>()
     );
     assert!(
-        history[2].val_accuracy > 0.95,
+        history[2].val.accuracy > 0.95,
         "val accuracy {}",
-        history[2].val_accuracy
+        history[2].val.accuracy
     );
 
     let data = prepare(sets, &config);
@@ -177,7 +177,7 @@ fn resuming_equals_training_straight_through() {
             a.val_loss,
             b.val_loss
         );
-        assert!((a.val_accuracy - b.val_accuracy).abs() < 1e-9);
+        assert!((a.val.accuracy - b.val.accuracy).abs() < 1e-9);
     }
     // TensorBoard: the resumed session's event file replaced the first one and holds the version
     // record and one record per epoch of the log.
@@ -231,7 +231,7 @@ fn two_runs_with_the_same_seed_agree_and_another_seed_differs() {
     for (a, b) in first.iter().zip(&again) {
         assert_eq!(a.train_loss, b.train_loss);
         assert_eq!(a.val_loss, b.val_loss);
-        assert_eq!(a.val_accuracy, b.val_accuracy);
+        assert_eq!(a.val.accuracy, b.val.accuracy);
     }
     assert!((first[0].train_loss - other[0].train_loss).abs() > 1e-4);
 }
@@ -341,9 +341,9 @@ fn real_fashion_mnist_verifies_and_a_short_run_learns() {
     let tmp = tempfile::tempdir().unwrap();
     let history = train_in(tmp.path(), &config, &sets, false);
     assert!(
-        history[0].val_accuracy > 0.72,
+        history[0].val.accuracy > 0.72,
         "val accuracy {} on 6,000 validation images",
-        history[0].val_accuracy
+        history[0].val.accuracy
     );
 }
 
@@ -384,9 +384,10 @@ fn a_run_trained_on_one_engine_is_evaluated_and_resumed_on_the_other() {
         epochs: Some(2),
         ..Default::default()
     };
-    let two = one
-        .clone()
-        .with_params(more.resume_with(&one.params).unwrap());
+    let two = FashionConfig {
+        params: more.resume_with(&one.params).unwrap(),
+        ..one.clone()
+    };
     let history =
         Classification::train(&two, &data, &run, &Compute::burn_cpu(), true, None).unwrap();
     assert_eq!(history.len(), 2);

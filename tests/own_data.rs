@@ -519,7 +519,7 @@ fn a_fashion_mnist_slice_as_class_folders_trains_as_the_idx_files_do() {
     use convlab::models::ClassifierKind;
     use convlab::run::RunDir;
     use convlab::run::config::TrainOptions;
-    use convlab::tasks::{Classification, Task};
+    use convlab::tasks::{self, Classification, Task};
 
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
@@ -601,7 +601,7 @@ fn a_fashion_mnist_slice_as_class_folders_trains_as_the_idx_files_do() {
         if let Some(n) = normalization {
             config.normalization = n;
         }
-        let data = Classification::prepare(sets, &config).unwrap();
+        let data = tasks::prepare::<Classification>(sets, &config).unwrap();
         let run = RunDir::new(root.join(name));
         run.prepare().unwrap();
         let history =

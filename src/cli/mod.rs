@@ -16,15 +16,15 @@ use args::{
 };
 
 use crate::run::{RunDir, RunError};
-use crate::tasks::{self, Classification, Segmentation, Task, TaskError};
+use crate::tasks::{self, Classification, MetricsOf, ModelOf, Segmentation, Task, TaskError};
 use crate::{bench, export, predict, report};
 
 /// `train`: the header, the epochs, the result tables, then where everything went.
 fn train<T: Task>(
     task: &T,
-    model: T::Model,
+    model: ModelOf<T>,
     args: &TrainArgs,
-    tables: fn(&T::Metrics),
+    tables: fn(&MetricsOf<T>),
 ) -> Result<(), Error> {
     let plan = tasks::plan_training(task, model, &args.request()?)?;
     print::training_header(&plan.header());
@@ -37,7 +37,7 @@ fn train<T: Task>(
     Ok(())
 }
 
-fn eval<T: Task>(task: &T, r: &RunArgs, tables: fn(&T::Metrics)) -> Result<(), Error> {
+fn eval<T: Task>(task: &T, r: &RunArgs, tables: fn(&MetricsOf<T>)) -> Result<(), Error> {
     let compute = r.compute.compute()?;
     let metrics = tasks::eval_command(task, &r.run, r.data.as_deref(), &compute, r.tta)?;
     print::evaluation_views(r.tta, &RunDir::new(&r.run).metrics_with(r.tta));
@@ -45,14 +45,14 @@ fn eval<T: Task>(task: &T, r: &RunArgs, tables: fn(&T::Metrics)) -> Result<(), E
     Ok(())
 }
 
-fn search<T: Task>(task: &T, model: T::Model, args: &args::SearchArgs) -> Result<(), Error> {
+fn search<T: Task>(task: &T, model: ModelOf<T>, args: &args::SearchArgs) -> Result<(), Error> {
     let board = tasks::search_command(task, model, args.options()?)?;
     print::leaderboard(&board);
     Ok(())
 }
 
 fn segment_photos(args: &PredictArgs) -> Result<(), Error> {
-    let predictions = predict::predict_command(
+    let predictions = predict::segmentation::predict(
         &args.run,
         &args.photos,
         &args.out,
@@ -65,7 +65,7 @@ fn segment_photos(args: &PredictArgs) -> Result<(), Error> {
 }
 
 fn classify_images(args: &ClassifyPredictArgs) -> Result<(), Error> {
-    let written = predict::classification::classify_command(
+    let written = predict::classification::predict(
         &args.run,
         &args.images,
         &args.out,
@@ -109,15 +109,15 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Facade { command } => match command {
             FacadeCommand::Train(args) => {
                 train(
-                    &Segmentation::MINI_FACADE,
+                    &Segmentation::mini_facade(),
                     args.model,
                     &args.train,
                     segmentation_tables,
                 )?;
             }
-            FacadeCommand::Eval(r) => eval(&Segmentation::MINI_FACADE, &r, segmentation_tables)?,
+            FacadeCommand::Eval(r) => eval(&Segmentation::mini_facade(), &r, segmentation_tables)?,
             FacadeCommand::Search(args) => {
-                search(&Segmentation::MINI_FACADE, args.model, &args.search)?;
+                search(&Segmentation::mini_facade(), args.model, &args.search)?;
             }
             FacadeCommand::Predict(args) => segment_photos(&args)?,
         },

@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use crate::engine::Tta;
-use crate::predict::Prediction;
+use crate::models::ModelKind;
 use crate::predict::classification::ClassPredictions;
+use crate::predict::segmentation::MaskPrediction;
 use crate::report::runs::{LoadedRun, TaskRun};
 use crate::run::results::{ClassificationMetrics, SegmentationMetrics};
 use crate::tasks::TrainingHeader;
@@ -198,7 +199,7 @@ pub fn leaderboard(board: &Leaderboard) {
 }
 
 /// One line per photo: each class's share of its pixels.
-pub fn prediction(p: &Prediction) {
+pub fn prediction(p: &MaskPrediction) {
     let shares: Vec<String> = p
         .shares
         .iter()

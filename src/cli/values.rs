@@ -7,7 +7,7 @@ use clap::builder::PossibleValue;
 use crate::bench::Measure;
 use crate::engine::{DeviceKind, EngineKind, Tta};
 use crate::export::ExportFormat;
-use crate::models::{ClassifierKind, SegmenterKind};
+use crate::models::{ClassifierKind, ModelKind, SegmenterKind};
 use crate::run::schedule::Schedule;
 
 /// Implements [`ValueEnum`] from a type's `ALL`, `name()` and, where it has one, `about()`.
@@ -16,6 +16,17 @@ macro_rules! value_enum {
         impl ValueEnum for $type {
             fn value_variants<'a>() -> &'a [Self] {
                 &<$type>::ALL
+            }
+
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.name()).help(self.about()))
+            }
+        }
+    };
+    ($type:ty, model) => {
+        impl ValueEnum for $type {
+            fn value_variants<'a>() -> &'a [Self] {
+                <$type as ModelKind>::ALL
             }
 
             fn to_possible_value(&self) -> Option<PossibleValue> {
@@ -39,8 +50,8 @@ macro_rules! value_enum {
 value_enum!(DeviceKind);
 value_enum!(EngineKind);
 value_enum!(Tta);
-value_enum!(ClassifierKind);
-value_enum!(SegmenterKind);
+value_enum!(ClassifierKind, model);
+value_enum!(SegmenterKind, model);
 value_enum!(Schedule);
 value_enum!(ExportFormat);
 value_enum!(Measure, without_help);

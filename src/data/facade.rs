@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use image::imageops::FilterType;
 
 use super::label_map::{decode_label_map, encode_label_map_with, resize_nearest};
-use super::{ClassSpec, DataError, SegmentationSet, locate};
+use super::{ClassSpec, DataError, SegmentedImages, locate};
 
 pub const CLASS_NAMES: [&str; 5] = ["others", "facade", "pillar", "window", "balcony"];
 pub const NUM_CLASSES: usize = 5;
@@ -60,8 +60,8 @@ pub fn cmp_to_mini(cmp: u8) -> Option<u8> {
 #[derive(Clone, Debug)]
 pub struct MiniFacade {
     pub dir: PathBuf,
-    pub train: SegmentationSet,
-    pub test: SegmentationSet,
+    pub train: SegmentedImages,
+    pub test: SegmentedImages,
 }
 
 impl MiniFacade {
@@ -108,7 +108,7 @@ fn layout_of(stem: &str) -> Option<Layout> {
 }
 
 /// Loads every photo/label pair of a split folder, in name order.
-pub fn load_split(dir: &Path) -> Result<SegmentationSet, DataError> {
+pub fn load_split(dir: &Path) -> Result<SegmentedImages, DataError> {
     let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
     let (mut photos, mut labels) = (Vec::new(), Vec::new());
     for entry in entries {
@@ -153,10 +153,10 @@ pub fn load_split(dir: &Path) -> Result<SegmentationSet, DataError> {
     if photos.is_empty() {
         return Err(DataError::EmptySplit { path: dir.into() });
     }
-    let mut set = SegmentationSet {
+    let mut set = SegmentedImages {
         side: SIDE,
         names: Vec::with_capacity(photos.len()),
-        photos: Vec::with_capacity(photos.len() * 3 * SIDE * SIDE),
+        images: Vec::with_capacity(photos.len() * 3 * SIDE * SIDE),
         labels: Vec::with_capacity(photos.len() * SIDE * SIDE),
     };
     let bar = crate::progress::count_bar(photos.len(), &format!("loading {}", dir.display()));
@@ -165,7 +165,7 @@ pub fn load_split(dir: &Path) -> Result<SegmentationSet, DataError> {
         let label_path = dir.join(format!("{stem}.png"));
         let layout = layout_of(&stem).expect("filtered above");
         let (photo, label) = load_pair(&photo_path, &label_path, layout)?;
-        set.photos.extend_from_slice(&photo);
+        set.images.extend_from_slice(&photo);
         set.labels.extend_from_slice(&label);
         set.names.push(stem);
         bar.inc(1);

@@ -21,7 +21,7 @@ use serde_json::Value;
 use super::classes::hex_color;
 use super::facade::{hwc_to_chw, read_photo};
 use super::label_map::{LabelMap, MAX_LABEL_SIDE, decode_label_map, resize_nearest};
-use super::{ClassSpec, DataError, IGNORE_LABEL, SegmentationSet};
+use super::{ClassSpec, DataError, IGNORE_LABEL, SegmentedImages};
 
 /// Index 255 is [`IGNORE_LABEL`], so it cannot be a class.
 pub const MAX_CLASSES: usize = IGNORE_LABEL as usize;
@@ -150,11 +150,11 @@ pub fn read_classes(path: &Path) -> Result<Vec<ClassSpec>, DataError> {
 pub struct MaskFolder {
     pub root: PathBuf,
     pub classes: Vec<ClassSpec>,
-    pub train: SegmentationSet,
+    pub train: SegmentedImages,
     /// `Some` only when `DIR/val` exists.
-    pub val: Option<SegmentationSet>,
+    pub val: Option<SegmentedImages>,
     /// `Some` only when `DIR/test` exists.
-    pub test: Option<SegmentationSet>,
+    pub test: Option<SegmentedImages>,
 }
 
 /// Loads every split present, photos resized to `side x side` (Triangle filter, only when the
@@ -282,7 +282,7 @@ fn load_split(
     split_dir: &Path,
     classes: &[ClassSpec],
     side: usize,
-) -> Result<SegmentationSet, DataError> {
+) -> Result<SegmentedImages, DataError> {
     let pairs = list_pairs(split_dir)?;
     let bar = crate::progress::count_bar(pairs.len(), &format!("loading {}", split_dir.display()));
     let decoded: Result<Vec<_>, DataError> = pairs
@@ -295,8 +295,8 @@ fn load_split(
         .collect();
     bar.finish_and_clear();
     let decoded = decoded?;
-    let mut set = SegmentationSet::empty(side);
-    set.photos.reserve_exact(pairs.len() * 3 * side * side);
+    let mut set = SegmentedImages::empty(side);
+    set.images.reserve_exact(pairs.len() * 3 * side * side);
     set.labels.reserve_exact(pairs.len() * side * side);
     for (pair, (photo, label)) in pairs.into_iter().zip(decoded) {
         set.push(pair.stem, &photo, &label);
@@ -524,9 +524,9 @@ mod tests {
         assert_eq!(folder.classes[2].color, [0, 128, 255]);
         assert_eq!(folder.train.names, ["a", "b"]);
         assert_eq!(folder.train.side, 3);
-        assert_eq!(folder.train.photos.len(), 2 * 3 * 9);
+        assert_eq!(folder.train.images.len(), 2 * 3 * 9);
         assert_eq!(folder.train.label(1), palette_values);
-        let b = folder.train.photo(1);
+        let b = folder.train.image(1);
         // CHW: pixel (2, 1) is (20, 10, 7).
         assert_eq!((b[5], b[9 + 5], b[18 + 5]), (20, 10, 7));
         // `a` (3 wide, 2 high) stretched to 3x3 nearest-neighbour: source rows 0, 1, 1.
@@ -602,11 +602,11 @@ mod tests {
         let folder = load(root, 8).unwrap();
         let set = &folder.train;
         assert_eq!(
-            (set.side, set.photo(0).len(), set.label(0).len()),
+            (set.side, set.image(0).len(), set.label(0).len()),
             (8, 192, 64)
         );
-        assert!(set.photo(0)[..64].iter().all(|&v| v == 50));
-        assert!(set.photo(0)[128..].iter().all(|&v| v == 150));
+        assert!(set.image(0)[..64].iter().all(|&v| v == 50));
+        assert!(set.image(0)[128..].iter().all(|&v| v == 150));
         for row in set.label(0).chunks(8) {
             assert_eq!(row, [0, 0, 0, 0, 1, 1, 1, 1]);
         }

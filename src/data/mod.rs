@@ -27,6 +27,16 @@ pub use classes::ClassSpec;
 pub use error::DataError;
 pub use normalization::Normalization;
 
+/// A task's samples as the splits see them: counted, and copied out by index.
+pub trait Samples: Clone {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// A new set holding the samples at `indices`, in that order.
+    fn select(&self, indices: &[usize]) -> Self;
+}
+
 /// Grey or colour images of one size with one class label each, kept as decoded bytes.
 #[derive(Clone, Debug)]
 pub struct LabelledImages {
@@ -79,23 +89,23 @@ pub const IGNORE_LABEL: u8 = 255;
 /// Square RGB photos with a class index per pixel ([`IGNORE_LABEL`] where unlabelled), kept as
 /// decoded bytes.
 #[derive(Clone, Debug)]
-pub struct SegmentationSet {
+pub struct SegmentedImages {
     /// Each photo's name (its file stem).
     pub names: Vec<String>,
     /// Every photo and label map is `side x side`.
     pub side: usize,
     /// `count * 3 * side * side` bytes, image-major, channel-major (CHW).
-    pub photos: Vec<u8>,
+    pub images: Vec<u8>,
     /// `count * side * side` class indices.
     pub labels: Vec<u8>,
 }
 
-impl SegmentationSet {
+impl SegmentedImages {
     pub fn empty(side: usize) -> Self {
-        SegmentationSet {
+        SegmentedImages {
             names: Vec::new(),
             side,
-            photos: Vec::new(),
+            images: Vec::new(),
             labels: Vec::new(),
         }
     }
@@ -112,9 +122,9 @@ impl SegmentationSet {
         self.side * self.side
     }
 
-    pub fn photo(&self, i: usize) -> &[u8] {
+    pub fn image(&self, i: usize) -> &[u8] {
         let n = 3 * self.plane();
-        &self.photos[i * n..(i + 1) * n]
+        &self.images[i * n..(i + 1) * n]
     }
 
     pub fn label(&self, i: usize) -> &[u8] {
@@ -126,16 +136,36 @@ impl SegmentationSet {
     pub fn push(&mut self, name: String, photo: &[u8], label: &[u8]) {
         debug_assert_eq!((photo.len(), label.len()), (3 * self.plane(), self.plane()));
         self.names.push(name);
-        self.photos.extend_from_slice(photo);
+        self.images.extend_from_slice(photo);
         self.labels.extend_from_slice(label);
     }
 
     /// A new set holding the photos at `indices`, in that order.
-    pub fn select(&self, indices: &[usize]) -> SegmentationSet {
-        let mut out = SegmentationSet::empty(self.side);
+    pub fn select(&self, indices: &[usize]) -> SegmentedImages {
+        let mut out = SegmentedImages::empty(self.side);
         for &i in indices {
-            out.push(self.names[i].clone(), self.photo(i), self.label(i));
+            out.push(self.names[i].clone(), self.image(i), self.label(i));
         }
         out
+    }
+}
+
+impl Samples for LabelledImages {
+    fn len(&self) -> usize {
+        LabelledImages::len(self)
+    }
+
+    fn select(&self, indices: &[usize]) -> Self {
+        LabelledImages::select(self, indices)
+    }
+}
+
+impl Samples for SegmentedImages {
+    fn len(&self) -> usize {
+        SegmentedImages::len(self)
+    }
+
+    fn select(&self, indices: &[usize]) -> Self {
+        SegmentedImages::select(self, indices)
     }
 }

@@ -8,7 +8,7 @@ use super::facade::{self, MiniFacade};
 use super::fashion_mnist::{self, FashionMnist};
 use super::image_folder::{FolderLayout, ImageFolder};
 use super::mask_folder::MaskFolder;
-use super::{ClassSpec, LabelledImages, SegmentationSet};
+use super::{ClassSpec, LabelledImages, SegmentedImages};
 
 /// Where a data set came from, for the header `train` prints.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,25 +18,24 @@ pub struct DataOrigin {
     pub description: String,
 }
 
-/// Images with one label each, and the splits the data set has of its own.
+/// A data set whatever the task: its classes, its training part and the validation and test
+/// splits it has of its own. `S` is the task's samples (images with a label each, or photos
+/// with a class per pixel), `C` how it names a class.
 #[derive(Clone, Debug)]
-pub struct ClassificationSets {
+pub struct Sets<S, C> {
     pub origin: DataOrigin,
-    pub class_names: Vec<String>,
-    pub train: LabelledImages,
-    pub val: Option<LabelledImages>,
-    pub test: Option<LabelledImages>,
+    /// The classes in index order.
+    pub classes: Vec<C>,
+    pub train: S,
+    pub val: Option<S>,
+    pub test: Option<S>,
 }
 
+/// Images with one label each, and the splits the data set has of its own.
+pub type ClassificationSets = Sets<LabelledImages, String>;
+
 /// Photos with a class per pixel, and the splits the data set has of its own.
-#[derive(Clone, Debug)]
-pub struct SegmentationSets {
-    pub origin: DataOrigin,
-    pub classes: Vec<ClassSpec>,
-    pub train: SegmentationSet,
-    pub val: Option<SegmentationSet>,
-    pub test: Option<SegmentationSet>,
-}
+pub type SegmentationSets = Sets<SegmentedImages, ClassSpec>;
 
 impl ClassificationSets {
     pub fn fashion_mnist(sets: FashionMnist, verified: bool) -> Self {
@@ -50,7 +49,7 @@ impl ClassificationSets {
                 dir: sets.dir,
                 description: format!("Fashion-MNIST IDX files, {check}"),
             },
-            class_names: fashion_mnist::CLASS_NAMES
+            classes: fashion_mnist::CLASS_NAMES
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
@@ -72,7 +71,7 @@ impl From<ImageFolder> for ClassificationSets {
                 dir: folder.root,
                 description: description.into(),
             },
-            class_names: folder.class_names,
+            classes: folder.class_names,
             train: folder.train,
             val: folder.val,
             test: folder.test,

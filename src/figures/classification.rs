@@ -6,6 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::charts::{self, BLUE_, ORANGE_, Series};
+use super::curves::{self, Panel, per_epoch};
 use super::grids::{self, Cell, Picture, Row};
 use super::{FigureError, draw_png};
 use crate::data::LabelledImages;
@@ -39,49 +40,26 @@ pub fn draw_all(
 
 /// Train and validation accuracy (left) and loss (right) per epoch.
 pub fn curves(path: &Path, history: &[ClassificationEpoch]) -> Result<(), FigureError> {
-    let pick = |f: fn(&ClassificationEpoch) -> f64| {
-        history
-            .iter()
-            .map(|r| (r.epoch as f64, f(r)))
-            .collect::<Vec<_>>()
+    let accuracy = Panel {
+        title: "Accuracy",
+        y_label: "accuracy (%)",
+        series: vec![
+            Series {
+                label: "train",
+                points: per_epoch(history, |r| 100.0 * r.train.accuracy),
+                color: BLUE_,
+            },
+            Series {
+                label: "validation",
+                points: per_epoch(history, |r| 100.0 * r.val.accuracy),
+                color: ORANGE_,
+            },
+        ],
     };
-    draw_png(path, (1200, 460), |root| {
-        let (left, right) = root.split_horizontally(600);
-        charts::line_chart(
-            &left,
-            "Accuracy",
-            "accuracy (%)",
-            &[
-                Series {
-                    label: "train",
-                    points: pick(|r| 100.0 * r.train_accuracy),
-                    color: BLUE_,
-                },
-                Series {
-                    label: "validation",
-                    points: pick(|r| 100.0 * r.val_accuracy),
-                    color: ORANGE_,
-                },
-            ],
-        )?;
-        charts::line_chart(
-            &right,
-            "Loss (cross-entropy)",
-            "loss",
-            &[
-                Series {
-                    label: "train",
-                    points: pick(|r| r.train_loss),
-                    color: BLUE_,
-                },
-                Series {
-                    label: "validation",
-                    points: pick(|r| r.val_loss),
-                    color: ORANGE_,
-                },
-            ],
-        )
-    })
+    curves::draw(
+        path,
+        [accuracy, curves::loss(history, "Loss (cross-entropy)")],
+    )
 }
 
 pub fn per_class(path: &Path, metrics: &ClassificationMetrics) -> Result<(), FigureError> {

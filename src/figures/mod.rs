@@ -3,6 +3,7 @@
 
 pub mod charts;
 pub mod classification;
+pub mod curves;
 pub mod grids;
 pub mod segmentation;
 

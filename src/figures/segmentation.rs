@@ -6,10 +6,11 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::charts::{self, BLUE_, GREEN_, ORANGE_, Series};
+use super::curves::{self, Panel, per_epoch};
 use super::grids::{self, Cell, Picture, Row};
 use super::{FONT, FigureError, draw_png};
 use crate::data::ClassSpec;
-use crate::data::SegmentationSet;
+use crate::data::SegmentedImages;
 use crate::data::classes::color_of;
 use crate::run::records::SegmentationEpoch;
 use crate::run::results::SegmentationMetrics;
@@ -20,7 +21,7 @@ pub fn draw_all(
     dir: &Path,
     history: &[SegmentationEpoch],
     metrics: &SegmentationMetrics,
-    test: &SegmentationSet,
+    test: &SegmentedImages,
     predictions: &[u8],
     classes: &[ClassSpec],
 ) -> Result<(), FigureError> {
@@ -39,50 +40,31 @@ pub fn draw_all(
     )
 }
 
+/// Train and validation loss (left), validation mAP and mIoU (right) per epoch.
 pub fn curves(path: &Path, history: &[SegmentationEpoch]) -> Result<(), FigureError> {
-    let pick = |f: fn(&SegmentationEpoch) -> f64| {
-        history
-            .iter()
-            .map(|r| (r.epoch as f64, f(r)))
-            .collect::<Vec<_>>()
+    let scores = Panel {
+        title: "Validation mAP and mIoU",
+        y_label: "score",
+        series: vec![
+            Series {
+                label: "val mAP",
+                points: per_epoch(history, |r| r.val.map),
+                color: ORANGE_,
+            },
+            Series {
+                label: "val mIoU",
+                points: per_epoch(history, |r| r.val.miou),
+                color: GREEN_,
+            },
+        ],
     };
-    draw_png(path, (1200, 460), |root| {
-        let (left, right) = root.split_horizontally(600);
-        charts::line_chart(
-            &left,
-            "Loss (per-pixel cross-entropy)",
-            "loss",
-            &[
-                Series {
-                    label: "train",
-                    points: pick(|r| r.train_loss),
-                    color: BLUE_,
-                },
-                Series {
-                    label: "validation",
-                    points: pick(|r| r.val_loss),
-                    color: ORANGE_,
-                },
-            ],
-        )?;
-        charts::line_chart(
-            &right,
-            "Validation mAP and mIoU",
-            "score",
-            &[
-                Series {
-                    label: "val mAP",
-                    points: pick(|r| r.val_map),
-                    color: ORANGE_,
-                },
-                Series {
-                    label: "val mIoU",
-                    points: pick(|r| r.val_miou),
-                    color: GREEN_,
-                },
-            ],
-        )
-    })
+    curves::draw(
+        path,
+        [
+            curves::loss(history, "Loss (per-pixel cross-entropy)"),
+            scores,
+        ],
+    )
 }
 
 pub fn ap(path: &Path, m: &SegmentationMetrics) -> Result<(), FigureError> {
@@ -111,7 +93,7 @@ pub fn colorize(labels: &[u8], classes: &[ClassSpec]) -> Vec<u8> {
 
 pub fn prediction_grid(
     path: &Path,
-    test: &SegmentationSet,
+    test: &SegmentedImages,
     predictions: &[u8],
     classes: &[ClassSpec],
 ) -> Result<(), FigureError> {
@@ -126,7 +108,7 @@ pub fn prediction_grid(
             Row {
                 title: test.names[i].clone(),
                 groups: vec![
-                    vec![cell(Picture::from_chw(3, side, side, test.photo(i)))],
+                    vec![cell(Picture::from_chw(3, side, side, test.image(i)))],
                     vec![cell(Picture {
                         width: side,
                         height: side,

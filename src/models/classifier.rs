@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{LayerSpec, ModelSpec};
+use super::{LayerSpec, ModelKind, ModelSpec};
 use crate::data::fashion_mnist::{NUM_CLASSES, SIDE};
 
 /// The classifiers convlab knows (see [`ClassifierKind::about`]).
@@ -134,15 +134,17 @@ impl ClassifierKind {
 
     /// The smallest side the network takes (two 2x2 poolings).
     pub const MIN_SIDE: usize = 4;
+}
 
-    pub const ALL: [ClassifierKind; 4] = [
+impl ModelKind for ClassifierKind {
+    const ALL: &'static [ClassifierKind] = &[
         ClassifierKind::Base,
         ClassifierKind::Wide,
         ClassifierKind::Own,
         ClassifierKind::Res,
     ];
 
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             ClassifierKind::Base => "base",
             ClassifierKind::Wide => "wide",
@@ -151,13 +153,8 @@ impl ClassifierKind {
         }
     }
 
-    /// The kind named `name` (as [`ClassifierKind::name`] spells it).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
-
     /// What the network is, for help texts.
-    pub fn about(self) -> &'static str {
+    fn about(self) -> &'static str {
         match self {
             ClassifierKind::Base => {
                 "The classic network: 2 conv (32, 32) + ReLU + max-pool, FC 1568->128->10"

@@ -11,3 +11,25 @@ pub use classifier::ClassifierKind;
 pub use error::SpecError;
 pub use segmenter::SegmenterKind;
 pub use spec::{LayerSpec, LayerSummary, ModelSpec};
+
+use std::fmt::Debug;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// What every task's family of networks offers (`ClassifierKind`, `SegmenterKind`): a name
+/// as the command line and `config.json` spell it, and the list of them.
+pub trait ModelKind:
+    Copy + Debug + PartialEq + Send + Sync + Serialize + DeserializeOwned + 'static
+{
+    const ALL: &'static [Self];
+
+    fn name(self) -> &'static str;
+
+    /// One line on what the network is, for `--help` and the report.
+    fn about(self) -> &'static str;
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+}

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{LayerSpec, ModelSpec};
+use super::{LayerSpec, ModelKind, ModelSpec};
 use crate::data::facade::{NUM_CLASSES, SIDE};
 
 /// The segmenters convlab knows (see [`SegmenterKind::about`]).
@@ -76,23 +76,20 @@ impl SegmenterKind {
             SegmenterKind::Unet => 1 << UNET_CHANNELS.len(),
         }
     }
+}
 
-    pub const ALL: [SegmenterKind; 2] = [SegmenterKind::Fcn, SegmenterKind::Unet];
+impl ModelKind for SegmenterKind {
+    const ALL: &'static [SegmenterKind] = &[SegmenterKind::Fcn, SegmenterKind::Unet];
 
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             SegmenterKind::Fcn => "fcn",
             SegmenterKind::Unet => "unet",
         }
     }
 
-    /// The kind named `name` (as [`SegmenterKind::name`] spells it).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
-
     /// What the network is, for help texts.
-    pub fn about(self) -> &'static str {
+    fn about(self) -> &'static str {
         match self {
             SegmenterKind::Fcn => {
                 "The write-up's network: no max-pooling; strided 3x3 convs down (3->32->64->128->256), three 4x4 stride-2 transposed convs up (256->128->64->32), each with batch norm + ReLU, then conv 3x3 32->32 and conv 1x1 32->5 (these last two without)"

@@ -9,6 +9,7 @@ use crate::data::image_folder::read_image;
 use crate::engine::softmax_channels;
 use crate::engine::{Compute, Tta};
 use crate::fsutil::{csv_field, write_atomic};
+use crate::models::ModelKind;
 use crate::run::config::ClassificationConfig;
 use crate::run::json::read_json;
 use crate::run::{RunDir, RunError, checkpoint};
@@ -22,7 +23,7 @@ pub struct ClassPrediction {
     pub top: Vec<(String, f32)>,
 }
 
-/// What `classify_command` wrote and found.
+/// What `predict` wrote and found.
 #[derive(Clone, Debug)]
 pub struct ClassPredictions {
     pub csv: PathBuf,
@@ -30,7 +31,7 @@ pub struct ClassPredictions {
 }
 
 /// `convlab fashion|classify predict --run DIR [--out DIR] [--top K] [--tta flip] IMAGE...`.
-pub fn classify_command(
+pub fn predict(
     run_dir: &Path,
     images: &[PathBuf],
     out: &Path,

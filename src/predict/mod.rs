@@ -5,8 +5,6 @@
 pub mod classification;
 pub mod segmentation;
 
-pub use segmentation::{Prediction, PredictionFiles, predict_command};
-
 /// NumPy's `.npy` format, version 1.0, little-endian float32, C order.
 pub fn npy_f32(values: &[f32], shape: &[usize]) -> Vec<u8> {
     let dims = shape

@@ -12,6 +12,7 @@ use crate::data::{ClassSpec, DataError, facade};
 use crate::engine::{Compute, Tta};
 use crate::figures::{FigureError, segmentation};
 use crate::fsutil::write_atomic;
+use crate::models::ModelKind;
 use crate::run::config::SegmentationConfig;
 use crate::run::json::read_json;
 use crate::run::{RunDir, RunError, checkpoint};
@@ -20,16 +21,16 @@ use crate::tasks::segmentation::{argmax_classes, probabilities};
 
 /// One photo's prediction: the files written and each class's share of the pixels.
 #[derive(Clone, Debug)]
-pub struct Prediction {
+pub struct MaskPrediction {
     pub photo: PathBuf,
-    pub files: PredictionFiles,
+    pub files: MaskFiles,
     /// `(class name, share of the pixels)` in class order.
     pub shares: Vec<(String, f64)>,
 }
 
 /// The files written for one photo.
 #[derive(Clone, Debug)]
-pub struct PredictionFiles {
+pub struct MaskFiles {
     pub mask: PathBuf,
     pub color: PathBuf,
     pub overlay: PathBuf,
@@ -37,14 +38,14 @@ pub struct PredictionFiles {
 }
 
 /// `convlab facade|segment predict --run DIR PHOTO... --out DIR [--save-probs] [--tta flip]`.
-pub fn predict_command(
+pub fn predict(
     run_dir: &Path,
     photos: &[PathBuf],
     out: &Path,
     save_probs: bool,
     tta: Tta,
     compute: &Compute,
-) -> Result<Vec<Prediction>, TaskError> {
+) -> Result<Vec<MaskPrediction>, TaskError> {
     let run = RunDir::existing(run_dir)?;
     let config: SegmentationConfig = read_json(&run.config())?;
     // Every photo is decoded before any work, so a bad one stops the command early.
@@ -81,7 +82,7 @@ pub fn predict_command(
             save_probs.then_some(&probs[..]),
             &config.classes,
         )?;
-        written.push(Prediction {
+        written.push(MaskPrediction {
             photo: path,
             files,
             shares: class_shares(&labels, &config.classes),
@@ -110,9 +111,9 @@ fn write_outputs(
     labels: &[u8],
     probs: Option<&[f32]>,
     classes: &[ClassSpec],
-) -> Result<PredictionFiles, TaskError> {
+) -> Result<MaskFiles, TaskError> {
     let colors: Vec<[u8; 3]> = classes.iter().map(|c| c.color).collect();
-    let files = PredictionFiles {
+    let files = MaskFiles {
         mask: out.join(format!("{stem}_mask.png")),
         color: out.join(format!("{stem}_color.png")),
         overlay: out.join(format!("{stem}_overlay.png")),

@@ -3,11 +3,11 @@
 
 use super::ReportError;
 use super::assets::Assets;
-use super::common::details;
+use super::common::{EpochColumns, epoch_log};
 use super::html::{self, Cell, Table};
 use super::runs::LoadedRun;
 
-use crate::run::records::ClassificationEpoch;
+use crate::run::records::{ClassificationEpoch, ClassificationTrain, ClassificationVal};
 use crate::run::results::{ClassExamples, ClassificationMetrics};
 
 pub(super) fn classification(
@@ -24,7 +24,7 @@ pub(super) fn classification(
         "Line charts of training and validation accuracy (left) and loss (right) per epoch",
         "Accuracy and loss per epoch, training (blue) and validation (orange).",
     )?);
-    out.push_str(&epoch_log_classification(history));
+    out.push_str(&epoch_log(history));
 
     out.push_str("<h3>Per-class accuracy</h3>\n");
     let hardest = metrics.test.hardest_class();
@@ -135,29 +135,18 @@ fn examples_table(
     Ok(t.render())
 }
 
-fn epoch_log_classification(history: &[ClassificationEpoch]) -> String {
-    let mut t = Table::new(
-        "Per-epoch log (metrics.jsonl)",
-        &[
-            "epoch",
-            "train loss",
-            "train acc",
-            "val loss",
-            "val acc",
-            "learning rate",
-            "seconds",
-        ],
-    );
-    for r in history {
-        t.push(vec![
-            Cell::Number(r.epoch.to_string()),
-            Cell::num(r.train_loss, 4),
-            Cell::percent(r.train_accuracy),
-            Cell::num(r.val_loss, 4),
-            Cell::percent(r.val_accuracy),
-            Cell::Number(format!("{:.2e}", r.lr)),
-            Cell::num(r.seconds, 1),
-        ]);
+impl EpochColumns for ClassificationTrain {
+    const HEADERS: &'static [&'static str] = &["train acc"];
+
+    fn cells(&self) -> Vec<Cell> {
+        vec![Cell::percent(self.accuracy)]
     }
-    details("Per-epoch log", &t)
+}
+
+impl EpochColumns for ClassificationVal {
+    const HEADERS: &'static [&'static str] = &["val acc"];
+
+    fn cells(&self) -> Vec<Cell> {
+        vec![Cell::percent(self.accuracy)]
+    }
 }

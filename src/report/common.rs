@@ -7,6 +7,7 @@ use super::html::{self, Cell, Table};
 use super::runs::{LoadedRun, TaskRun};
 
 use crate::run::config::{HyperParams, SegmentationConfig};
+use crate::run::records::Epoch;
 
 pub(super) fn eval_command(run: &LoadedRun) -> String {
     format!(
@@ -69,7 +70,7 @@ pub(super) fn comparison(runs: &[&LoadedRun]) -> Result<String, ReportError> {
                 cells.push(Cell::percent(
                     history
                         .iter()
-                        .map(|r| r.val_accuracy)
+                        .map(|r| r.val.accuracy)
                         .fold(f64::NAN, f64::max),
                 ));
             }
@@ -79,7 +80,7 @@ pub(super) fn comparison(runs: &[&LoadedRun]) -> Result<String, ReportError> {
                 cells.push(Cell::num(metrics.test.map, 3));
                 cells.push(Cell::num(metrics.test.miou, 3));
                 cells.push(Cell::num(
-                    history.iter().map(|r| r.val_map).fold(f64::NAN, f64::max),
+                    history.iter().map(|r| r.val.map).fold(f64::NAN, f64::max),
                     3,
                 ));
             }
@@ -198,7 +199,7 @@ pub(super) fn hyper_parameters(run: &LoadedRun) -> Table {
         TaskRun::Segmentation { config, .. } => {
             rows.push((
                 "augmentation",
-                config.augment.map_or("none".into(), |a| {
+                config.settings.augment.map_or("none".into(), |a| {
                     let flip = if a.flip { "horizontal flip + " } else { "" };
                     format!("{flip}random zoom up to {}x and crop", a.max_scale)
                 }),
@@ -214,7 +215,7 @@ pub(super) fn hyper_parameters(run: &LoadedRun) -> Table {
 
 fn class_weighting(config: &SegmentationConfig) -> String {
     use crate::run::config::ClassWeighting;
-    match config.class_weighting {
+    match config.settings.class_weighting {
         ClassWeighting::None => "none".into(),
         ClassWeighting::SqrtMedianFrequency => "sqrt(median frequency / class frequency)".into(),
     }
@@ -251,4 +252,34 @@ pub(super) fn details(summary: &str, table: &Table) -> String {
         html::escape(summary),
         table.render()
     )
+}
+
+/// A task's scores as columns of the per-epoch log.
+pub trait EpochColumns {
+    const HEADERS: &'static [&'static str];
+    fn cells(&self) -> Vec<Cell>;
+}
+
+/// The per-epoch log (`metrics.jsonl`) as a folded table: the epoch, the losses with the
+/// task's scores after each, the learning rate and the time.
+pub fn epoch_log<T: EpochColumns, V: EpochColumns>(history: &[Epoch<T, V>]) -> String {
+    let mut headers = vec!["epoch", "train loss"];
+    headers.extend(T::HEADERS);
+    headers.push("val loss");
+    headers.extend(V::HEADERS);
+    headers.extend(["learning rate", "seconds"]);
+    let mut t = Table::new("Per-epoch log (metrics.jsonl)", &headers);
+    for r in history {
+        let mut cells = vec![
+            Cell::Number(r.epoch.to_string()),
+            Cell::num(r.train_loss, 4),
+        ];
+        cells.extend(r.train.cells());
+        cells.push(Cell::num(r.val_loss, 4));
+        cells.extend(r.val.cells());
+        cells.push(Cell::Number(format!("{:.2e}", r.lr)));
+        cells.push(Cell::num(r.seconds, 1));
+        t.push(cells);
+    }
+    details("Per-epoch log", &t)
 }

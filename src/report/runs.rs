@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::ReportError;
 use crate::engine::Tta;
-use crate::models::LayerSummary;
+use crate::models::{LayerSummary, ModelKind};
 use crate::run::RunDir;
 use crate::run::config::{AnyConfig, ClassificationConfig, HyperParams, SegmentationConfig};
 use crate::run::json::{read_json, read_log};

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use super::ReportError;
 use super::assets::Assets;
-use super::common::details;
+use super::common::{EpochColumns, epoch_log};
 use super::html::{self, Cell, Table};
 use super::runs::LoadedRun;
 
 use crate::engine::{Compute, Tta};
-use crate::run::records::SegmentationEpoch;
+use crate::run::records::{SegmentationEpoch, SegmentationTrain, SegmentationVal};
 use crate::run::results::SegmentationMetrics;
 
 pub(super) fn segmentation(
@@ -28,7 +28,7 @@ pub(super) fn segmentation(
         "Line charts of training and validation loss (left) and validation mAP (right) per epoch",
         "Loss per epoch (training blue, validation orange) and validation mAP.",
     )?);
-    out.push_str(&epoch_log_segmentation(history));
+    out.push_str(&epoch_log(history));
 
     out.push_str("<h3>Average precision and IoU per class</h3>\n<div class=\"grid\"><div>\n");
     let mut t = Table::new(
@@ -95,7 +95,7 @@ fn extra_photos(
     compute: &Compute,
 ) -> Result<String, ReportError> {
     let out_dir = assets.dir().join("photos");
-    let predictions = crate::predict::predict_command(
+    let predictions = crate::predict::segmentation::predict(
         &run.dir.root,
         photos,
         &out_dir,
@@ -135,31 +135,23 @@ fn extra_photos(
     Ok(format!("<h3>Your photos</h3>\n{}", t.render()))
 }
 
-fn epoch_log_segmentation(history: &[SegmentationEpoch]) -> String {
-    let mut t = Table::new(
-        "Per-epoch log (metrics.jsonl)",
-        &[
-            "epoch",
-            "train loss",
-            "val loss",
-            "val mAP",
-            "val mIoU",
-            "val pixel acc",
-            "learning rate",
-            "seconds",
-        ],
-    );
-    for r in history {
-        t.push(vec![
-            Cell::Number(r.epoch.to_string()),
-            Cell::num(r.train_loss, 4),
-            Cell::num(r.val_loss, 4),
-            Cell::num(r.val_map, 3),
-            Cell::num(r.val_miou, 3),
-            Cell::percent(r.val_pixel_accuracy),
-            Cell::Number(format!("{:.2e}", r.lr)),
-            Cell::num(r.seconds, 1),
-        ]);
+impl EpochColumns for SegmentationTrain {
+    /// The log leaves it out, as training's line does.
+    const HEADERS: &'static [&'static str] = &[];
+
+    fn cells(&self) -> Vec<Cell> {
+        Vec::new()
     }
-    details("Per-epoch log", &t)
+}
+
+impl EpochColumns for SegmentationVal {
+    const HEADERS: &'static [&'static str] = &["val mAP", "val mIoU", "val pixel acc"];
+
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            Cell::num(self.map, 3),
+            Cell::num(self.miou, 3),
+            Cell::percent(self.pixel_accuracy),
+        ]
+    }
 }

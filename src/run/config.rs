@@ -16,7 +16,7 @@ use crate::data::fashion_mnist::CLASS_NAMES as FASHION_CLASS_NAMES;
 use crate::data::split::Fractions;
 use crate::data::{ClassSpec, IGNORE_LABEL, Normalization, facade};
 use crate::engine::{DeviceKind, OptimizerSpec};
-use crate::models::{ClassifierKind, ModelSpec, SegmenterKind};
+use crate::models::{ClassifierKind, ModelKind, ModelSpec, SegmenterKind};
 
 pub const DEFAULT_SEED: u64 = 42;
 
@@ -67,8 +67,12 @@ pub struct Recipe {
 /// Checked hyper-parameters, as saved in `config.json`. Built only by [`TrainOptions::check`],
 /// [`TrainOptions::resume_with`] or from a saved configuration (checked as it is read).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "UncheckedParams")]
-pub struct HyperParams {
+#[serde(try_from = "Params", into = "Params")]
+pub struct HyperParams(Params);
+
+/// The hyper-parameters as `config.json` keeps them, checked or not.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Params {
     epochs: usize,
     batch_size: usize,
     lr: f64,
@@ -84,48 +88,24 @@ pub struct HyperParams {
     patience: Option<usize>,
 }
 
-/// `config.json`'s hyper-parameters as read, before their check.
-#[derive(Deserialize)]
-struct UncheckedParams {
-    epochs: usize,
-    batch_size: usize,
-    lr: f64,
-    weight_decay: f64,
-    decoupled_decay: bool,
-    schedule: Schedule,
-    seed: u64,
-    limit: Option<usize>,
-    augment: Option<CropFlip>,
-    label_smoothing: Option<f32>,
-    #[serde(default)]
-    patience: Option<usize>,
-}
-
-impl TryFrom<UncheckedParams> for HyperParams {
+impl TryFrom<Params> for HyperParams {
     type Error = RunError;
 
-    fn try_from(p: UncheckedParams) -> Result<Self, RunError> {
-        HyperParams {
-            epochs: p.epochs,
-            batch_size: p.batch_size,
-            lr: p.lr,
-            weight_decay: p.weight_decay,
-            decoupled_decay: p.decoupled_decay,
-            schedule: p.schedule,
-            seed: p.seed,
-            limit: p.limit,
-            augment: p.augment,
-            label_smoothing: p.label_smoothing,
-            patience: p.patience,
-        }
-        .checked()
+    fn try_from(params: Params) -> Result<Self, RunError> {
+        params.checked()
+    }
+}
+
+impl From<HyperParams> for Params {
+    fn from(checked: HyperParams) -> Self {
+        checked.0
     }
 }
 
 impl TrainOptions {
     /// Fills the gaps from `recipe` and checks every value.
     pub fn check(&self, recipe: &Recipe) -> Result<HyperParams, RunError> {
-        HyperParams {
+        Params {
             epochs: self.epochs.unwrap_or(recipe.epochs),
             batch_size: self.batch_size.unwrap_or(recipe.batch_size),
             lr: self.lr.unwrap_or(recipe.lr),
@@ -156,11 +136,11 @@ impl TrainOptions {
         macro_rules! same {
             ($field:ident, $flag:literal) => {
                 if let Some(v) = self.$field {
-                    if v != saved.$field {
+                    if v != saved.0.$field {
                         return Err(differs(
                             $flag,
                             format!("{v:?}"),
-                            format!("{:?}", saved.$field),
+                            format!("{:?}", saved.0.$field),
                         ));
                     }
                 }
@@ -171,14 +151,14 @@ impl TrainOptions {
         same!(weight_decay, "--weight-decay");
         same!(schedule, "--schedule");
         same!(seed, "--seed");
-        if self.limit.is_some() && self.limit != saved.limit {
+        if self.limit.is_some() && self.limit != saved.0.limit {
             return Err(differs(
                 "--limit",
                 format!("{:?}", self.limit),
-                format!("{:?}", saved.limit),
+                format!("{:?}", saved.0.limit),
             ));
         }
-        let mut params = saved.clone();
+        let mut params = saved.0.clone();
         if let Some(epochs) = self.epochs {
             params.epochs = epochs;
         }
@@ -189,8 +169,8 @@ impl TrainOptions {
     }
 }
 
-impl HyperParams {
-    fn checked(self) -> Result<Self, RunError> {
+impl Params {
+    fn checked(self) -> Result<HyperParams, RunError> {
         let positive = |flag: &str, v: f64| {
             if v.is_finite() && v > 0.0 {
                 Ok(())
@@ -220,93 +200,99 @@ impl HyperParams {
         if self.patience == Some(0) {
             return Err(RunError::invalid("--patience", "must be at least 1"));
         }
-        Ok(self)
+        Ok(HyperParams(self))
     }
+}
 
+impl HyperParams {
     pub fn epochs(&self) -> usize {
-        self.epochs
+        self.0.epochs
     }
 
     pub fn batch_size(&self) -> usize {
-        self.batch_size
+        self.0.batch_size
     }
 
     pub fn lr(&self) -> f64 {
-        self.lr
+        self.0.lr
     }
 
     pub fn weight_decay(&self) -> f64 {
-        self.weight_decay
+        self.0.weight_decay
     }
 
     /// AdamW's decoupled decay instead of L2 in the gradient.
     pub fn decoupled_decay(&self) -> bool {
-        self.decoupled_decay
+        self.0.decoupled_decay
     }
 
     pub fn schedule(&self) -> Schedule {
-        self.schedule
+        self.0.schedule
     }
 
     /// Seed for the split, initial weights, shuffling, augmentation and dropout.
     pub fn seed(&self) -> u64 {
-        self.seed
+        self.0.seed
     }
 
     /// Train on the first N training images only.
     pub fn limit(&self) -> Option<usize> {
-        self.limit
+        self.0.limit
     }
 
     pub fn augment(&self) -> Option<CropFlip> {
-        self.augment
+        self.0.augment
     }
 
     pub fn label_smoothing(&self) -> Option<f32> {
-        self.label_smoothing
+        self.0.label_smoothing
     }
 
     /// Early stopping: the epochs without a better validation score after which training stops.
     pub fn patience(&self) -> Option<usize> {
-        self.patience
+        self.0.patience
     }
 
     /// The optimiser these parameters ask for.
     pub fn optimizer(&self) -> OptimizerSpec {
         OptimizerSpec {
-            weight_decay: self.weight_decay,
-            decoupled_decay: self.decoupled_decay,
+            weight_decay: self.0.weight_decay,
+            decoupled_decay: self.0.decoupled_decay,
         }
     }
 }
 
-/// A run's `config.json`, whatever the task.
-pub trait RunConfig: Serialize + serde::de::DeserializeOwned {
-    fn model_name(&self) -> &str;
-    fn architecture(&self) -> &ModelSpec;
-    fn params(&self) -> &HyperParams;
-    fn with_params(self, params: HyperParams) -> Self;
-    /// The data set's folder, when training was given one (`--data`).
-    fn data_dir(&self) -> Option<&Path>;
-    fn with_data_dir(self, dir: Option<PathBuf>) -> Self;
-    /// The shares of the training part held out for validation and test.
-    fn fractions(&self) -> Fractions;
+/// What a task keeps in its runs' `config.json` beyond what every run keeps: its family of
+/// networks, how it names a class, and settings of its own (flattened into the file beside
+/// the shared keys, so the file reads as one object).
+pub trait TaskSettings:
+    Clone + std::fmt::Debug + PartialEq + Serialize + serde::de::DeserializeOwned
+{
+    type Model: ModelKind;
+    /// A class as `config.json` lists it (a name, or a name and a colour).
+    type Class: Clone + std::fmt::Debug + PartialEq + Serialize + serde::de::DeserializeOwned;
+
+    fn class_name(class: &Self::Class) -> &str;
+    /// The classes of run folders written before `config.json` listed them (the preset's).
+    fn preset_classes() -> Vec<Self::Class>;
 }
 
-fn fashion_class_names() -> Vec<String> {
-    FASHION_CLASS_NAMES.iter().map(|s| s.to_string()).collect()
-}
-
-/// A classification run's `config.json`.
+/// A run's `config.json`: what every task keeps once, and the task's own part `S`. Its keys
+/// are those of the files written before it was one type, in the same order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ClassificationConfig {
+#[serde(bound = "")] // TaskSettings asks for what (de)serialising needs
+pub struct RunConfig<S: TaskSettings> {
+    /// The task's name as the command line spells it (`fashion`, `classify`, `facade`,
+    /// `segment`).
     pub task: String,
-    pub model: ClassifierKind,
+    pub model: S::Model,
     pub architecture: ModelSpec,
     pub params: HyperParams,
-    /// The class names in index order (older run folders: Fashion-MNIST's).
-    #[serde(default = "fashion_class_names")]
-    pub classes: Vec<String>,
+    #[serde(flatten)]
+    pub settings: S,
+    /// The classes in index order.
+    #[serde(default = "S::preset_classes")]
+    pub classes: Vec<S::Class>,
     /// The share of the training images held out for validation (0: the data set's own).
     pub val_fraction: f64,
     /// The share held out for testing (0: the data set's own test split).
@@ -320,103 +306,88 @@ pub struct ClassificationConfig {
     pub data: Option<PathBuf>,
 }
 
-/// A segmentation run's `config.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SegmentationConfig {
-    pub task: String,
-    pub model: SegmenterKind,
-    pub architecture: ModelSpec,
-    pub params: HyperParams,
-    pub augment: Option<FlipScaleCrop>,
-    /// Older run folders have no such key: they trained unweighted.
-    #[serde(default)]
-    pub class_weighting: ClassWeighting,
-    /// The classes and their colours in index order (older run folders: Mini Facade's).
-    #[serde(default = "facade::classes")]
-    pub classes: Vec<ClassSpec>,
-    /// The share of the training photos held out for validation (0: the data set's own).
-    pub val_fraction: f64,
-    /// The share held out for testing (0: the data set's own test split).
-    #[serde(default)]
-    pub test_fraction: f64,
-    pub normalization: Normalization,
-    pub device: DeviceKind,
-    /// The data set's folder (absolute) when training was given `--data`, so that `eval`
-    /// finds the same data without it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<PathBuf>,
-}
-
-impl RunConfig for ClassificationConfig {
-    fn model_name(&self) -> &str {
+impl<S: TaskSettings> RunConfig<S> {
+    pub fn model_name(&self) -> &'static str {
         self.model.name()
     }
 
-    fn architecture(&self) -> &ModelSpec {
-        &self.architecture
-    }
-
-    fn params(&self) -> &HyperParams {
-        &self.params
-    }
-
-    fn with_params(self, params: HyperParams) -> Self {
-        ClassificationConfig { params, ..self }
-    }
-
-    fn data_dir(&self) -> Option<&Path> {
+    /// The data set's folder, when training was given one (`--data`).
+    pub fn data_dir(&self) -> Option<&Path> {
         self.data.as_deref()
     }
 
-    fn with_data_dir(self, data: Option<PathBuf>) -> Self {
-        ClassificationConfig { data, ..self }
-    }
-
-    fn fractions(&self) -> Fractions {
+    /// The shares of the training part held out for validation and test.
+    pub fn fractions(&self) -> Fractions {
         Fractions {
             val: self.val_fraction,
             test: self.test_fraction,
         }
     }
+
+    /// The class names in index order.
+    pub fn class_names(&self) -> Vec<String> {
+        self.classes
+            .iter()
+            .map(|c| S::class_name(c).to_string())
+            .collect()
+    }
+
+    /// The channels, height and width the network takes.
+    pub fn input(&self) -> [usize; 3] {
+        self.architecture.input
+    }
 }
+
+/// A classification run's own settings: none beyond the shared ones (its augmentation and
+/// label smoothing sit in `params`, where the first runs wrote them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationSettings {}
+
+impl TaskSettings for ClassificationSettings {
+    type Model = ClassifierKind;
+    type Class = String;
+
+    fn class_name(class: &String) -> &str {
+        class
+    }
+
+    fn preset_classes() -> Vec<String> {
+        FASHION_CLASS_NAMES.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+/// A segmentation run's own settings: its augmentation and how the loss weighs the classes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentationSettings {
+    pub augment: Option<FlipScaleCrop>,
+    /// Older run folders have no such key: they trained unweighted.
+    #[serde(default)]
+    pub class_weighting: ClassWeighting,
+}
+
+impl TaskSettings for SegmentationSettings {
+    type Model = SegmenterKind;
+    type Class = ClassSpec;
+
+    fn class_name(class: &ClassSpec) -> &str {
+        &class.name
+    }
+
+    fn preset_classes() -> Vec<ClassSpec> {
+        facade::classes()
+    }
+}
+
+/// A classification run's `config.json`.
+pub type ClassificationConfig = RunConfig<ClassificationSettings>;
+
+/// A segmentation run's `config.json`.
+pub type SegmentationConfig = RunConfig<SegmentationSettings>;
 
 impl SegmentationConfig {
     /// The side of the photos the network takes.
     pub fn side(&self) -> usize {
         self.architecture.input[1]
-    }
-}
-
-impl RunConfig for SegmentationConfig {
-    fn model_name(&self) -> &str {
-        self.model.name()
-    }
-
-    fn architecture(&self) -> &ModelSpec {
-        &self.architecture
-    }
-
-    fn params(&self) -> &HyperParams {
-        &self.params
-    }
-
-    fn with_params(self, params: HyperParams) -> Self {
-        SegmentationConfig { params, ..self }
-    }
-
-    fn data_dir(&self) -> Option<&Path> {
-        self.data.as_deref()
-    }
-
-    fn with_data_dir(self, data: Option<PathBuf>) -> Self {
-        SegmentationConfig { data, ..self }
-    }
-
-    fn fractions(&self) -> Fractions {
-        Fractions {
-            val: self.val_fraction,
-            test: self.test_fraction,
-        }
     }
 }
 
@@ -474,6 +445,13 @@ impl AnyConfig {
         }
     }
 
+    pub fn params(&self) -> &HyperParams {
+        match self {
+            AnyConfig::Classification(c) => &c.params,
+            AnyConfig::Segmentation(c) => &c.params,
+        }
+    }
+
     pub fn normalization(&self) -> Normalization {
         match self {
             AnyConfig::Classification(c) => c.normalization,
@@ -484,8 +462,8 @@ impl AnyConfig {
     /// The classes in index order.
     pub fn class_names(&self) -> Vec<String> {
         match self {
-            AnyConfig::Classification(c) => c.classes.clone(),
-            AnyConfig::Segmentation(c) => c.classes.iter().map(|c| c.name.clone()).collect(),
+            AnyConfig::Classification(c) => c.class_names(),
+            AnyConfig::Segmentation(c) => c.class_names(),
         }
     }
 
@@ -618,7 +596,7 @@ mod tests {
             epochs: Some(9),
             ..Default::default()
         };
-        assert_eq!(more.resume_with(&saved).unwrap().epochs, 9);
+        assert_eq!(more.resume_with(&saved).unwrap().epochs(), 9);
         let other_lr = TrainOptions {
             lr: Some(0.5),
             ..Default::default()

@@ -1,4 +1,5 @@
-//! `metrics.jsonl`: what each epoch of training records, per task, and where its time went.
+//! `metrics.jsonl`: what each epoch of training records (the same record for every task, with
+//! the task's own scores inside), and where its time went.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,95 +17,144 @@ pub struct EpochTiming {
     pub saving_s: f64,
 }
 
-/// One line of a classification run's `metrics.jsonl`.
+/// One line of `metrics.jsonl`, whatever the task: what every epoch records once, and the
+/// task's own scores of the training steps (`T`) and of validation (`V`), flattened into the
+/// line in the order the files have always had.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ClassificationEpoch {
+pub struct Epoch<T, V> {
+    /// The epoch (from 1).
     pub epoch: usize,
     pub train_loss: f64,
-    pub train_accuracy: f64,
+    #[serde(flatten)]
+    pub train: T,
     pub val_loss: f64,
-    pub val_accuracy: f64,
+    #[serde(flatten)]
+    pub val: V,
+    /// The learning rate of the epoch's last step.
     pub lr: f64,
+    /// The epoch's wall time.
     pub seconds: f64,
     /// Where the epoch's time went (absent in logs written before it was measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<EpochTiming>,
 }
+
+/// A task's scores in an epoch record: as TensorBoard scalars and as the epoch's line.
+pub trait Scores {
+    /// The scores by TensorBoard tag.
+    fn scalars(&self) -> Vec<(&'static str, f64)>;
+    /// The scores as the epoch's line shows them (each after a space, or nothing).
+    fn describe(&self) -> String;
+}
+
+/// The training steps' share of correct predictions, in a classification run's log.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationTrain {
+    #[serde(rename = "train_accuracy")]
+    pub accuracy: f64,
+}
+
+/// Validation accuracy, in a classification run's log.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationVal {
+    #[serde(rename = "val_accuracy")]
+    pub accuracy: f64,
+}
+
+/// The training steps' share of correct pixels, in a segmentation run's log.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentationTrain {
+    #[serde(rename = "train_pixel_accuracy")]
+    pub pixel_accuracy: f64,
+}
+
+/// Validation mAP, mIoU and pixel accuracy, in a segmentation run's log.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentationVal {
+    #[serde(rename = "val_map")]
+    pub map: f64,
+    #[serde(rename = "val_miou")]
+    pub miou: f64,
+    #[serde(rename = "val_pixel_accuracy")]
+    pub pixel_accuracy: f64,
+}
+
+/// One line of a classification run's `metrics.jsonl`.
+pub type ClassificationEpoch = Epoch<ClassificationTrain, ClassificationVal>;
 
 /// One line of a segmentation run's `metrics.jsonl`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SegmentationEpoch {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub train_pixel_accuracy: f64,
-    pub val_loss: f64,
-    pub val_map: f64,
-    pub val_miou: f64,
-    pub val_pixel_accuracy: f64,
-    pub lr: f64,
-    pub seconds: f64,
-    /// Where the epoch's time went (absent in logs written before it was measured).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timing: Option<EpochTiming>,
+pub type SegmentationEpoch = Epoch<SegmentationTrain, SegmentationVal>;
+
+impl Scores for ClassificationTrain {
+    fn scalars(&self) -> Vec<(&'static str, f64)> {
+        vec![("train/accuracy", self.accuracy)]
+    }
+
+    fn describe(&self) -> String {
+        format!(" acc {:.2}%", 100.0 * self.accuracy)
+    }
 }
 
-/// What the training loop, the benchmarks and TensorBoard read of any task's epoch record.
-pub trait EpochRecord {
-    /// The epoch (from 1).
-    fn epoch(&self) -> usize;
-    /// The epoch's wall time.
-    fn seconds(&self) -> f64;
-    fn timing(&self) -> Option<EpochTiming>;
-    /// The epoch's scalars by TensorBoard tag.
-    fn scalars(&self) -> Vec<(&'static str, f64)>;
+impl Scores for ClassificationVal {
+    fn scalars(&self) -> Vec<(&'static str, f64)> {
+        vec![("val/accuracy", self.accuracy)]
+    }
+
+    fn describe(&self) -> String {
+        format!(" acc {:.2}%", 100.0 * self.accuracy)
+    }
 }
 
-impl EpochRecord for ClassificationEpoch {
-    fn epoch(&self) -> usize {
-        self.epoch
+impl Scores for SegmentationTrain {
+    fn scalars(&self) -> Vec<(&'static str, f64)> {
+        vec![("train/pixel_accuracy", self.pixel_accuracy)]
     }
 
-    fn seconds(&self) -> f64 {
-        self.seconds
+    /// The line leaves it out: validation's pixel accuracy is the one to read.
+    fn describe(&self) -> String {
+        String::new()
     }
+}
 
-    fn timing(&self) -> Option<EpochTiming> {
-        self.timing
-    }
-
+impl Scores for SegmentationVal {
     fn scalars(&self) -> Vec<(&'static str, f64)> {
         vec![
-            ("train/loss", self.train_loss),
-            ("train/accuracy", self.train_accuracy),
-            ("val/loss", self.val_loss),
-            ("val/accuracy", self.val_accuracy),
-            ("lr", self.lr),
+            ("val/mAP", self.map),
+            ("val/mIoU", self.miou),
+            ("val/pixel_accuracy", self.pixel_accuracy),
         ]
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            " mAP {:.4} mIoU {:.4} pixel acc {:.2}%",
+            self.map,
+            self.miou,
+            100.0 * self.pixel_accuracy
+        )
     }
 }
 
-impl EpochRecord for SegmentationEpoch {
-    fn epoch(&self) -> usize {
-        self.epoch
+impl<T: Scores, V: Scores> Epoch<T, V> {
+    /// The epoch's scalars by TensorBoard tag, in the order of the line.
+    pub fn scalars(&self) -> Vec<(&'static str, f64)> {
+        let mut scalars = vec![("train/loss", self.train_loss)];
+        scalars.extend(self.train.scalars());
+        scalars.push(("val/loss", self.val_loss));
+        scalars.extend(self.val.scalars());
+        scalars.push(("lr", self.lr));
+        scalars
     }
 
-    fn seconds(&self) -> f64 {
-        self.seconds
-    }
-
-    fn timing(&self) -> Option<EpochTiming> {
-        self.timing
-    }
-
-    fn scalars(&self) -> Vec<(&'static str, f64)> {
-        vec![
-            ("train/loss", self.train_loss),
-            ("train/pixel_accuracy", self.train_pixel_accuracy),
-            ("val/loss", self.val_loss),
-            ("val/mAP", self.val_map),
-            ("val/mIoU", self.val_miou),
-            ("val/pixel_accuracy", self.val_pixel_accuracy),
-            ("lr", self.lr),
-        ]
+    /// The epoch in one line, as training prints it.
+    pub fn describe(&self) -> String {
+        format!(
+            "train loss {:.4}{} | val loss {:.4}{} | {:.1}s",
+            self.train_loss,
+            self.train.describe(),
+            self.val_loss,
+            self.val.describe(),
+            self.seconds
+        )
     }
 }

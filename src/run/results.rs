@@ -1,5 +1,5 @@
-//! What evaluation writes into a run folder: `metrics.json` per task and the examples a
-//! classification run shows (`figures/examples.json`).
+//! What evaluation writes into a run folder: `metrics.json` (one envelope, each task's report
+//! inside) and the examples a classification run shows (`figures/examples.json`).
 
 use serde::{Deserialize, Serialize};
 
@@ -8,10 +8,11 @@ use crate::metrics::classification::ClassificationReport;
 use crate::metrics::segmentation::SegmentationReport;
 use crate::models::{ClassifierKind, SegmenterKind};
 
-/// `metrics.json` of a classification run: the final evaluation of the best checkpoint.
+/// `metrics.json`, whatever the task: the final evaluation of the best checkpoint, with the
+/// task's report `R` of each split.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ClassificationMetrics {
-    pub model: ClassifierKind,
+pub struct RunMetrics<M, R> {
+    pub model: M,
     pub checkpoint: String,
     pub epoch: usize,
     /// The test-time augmentation of this evaluation (absent for none, as in runs written
@@ -19,24 +20,15 @@ pub struct ClassificationMetrics {
     #[serde(default, skip_serializing_if = "Tta::is_none")]
     pub tta: Tta,
     pub class_names: Vec<String>,
-    pub val: ClassificationReport,
-    pub test: ClassificationReport,
+    pub val: R,
+    pub test: R,
 }
 
-/// `metrics.json` of a segmentation run: the final evaluation of the best checkpoint.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SegmentationMetrics {
-    pub model: SegmenterKind,
-    pub checkpoint: String,
-    pub epoch: usize,
-    /// The test-time augmentation of this evaluation (absent for none, as in runs written
-    /// before it existed).
-    #[serde(default, skip_serializing_if = "Tta::is_none")]
-    pub tta: Tta,
-    pub class_names: Vec<String>,
-    pub val: SegmentationReport,
-    pub test: SegmentationReport,
-}
+/// `metrics.json` of a classification run.
+pub type ClassificationMetrics = RunMetrics<ClassifierKind, ClassificationReport>;
+
+/// `metrics.json` of a segmentation run.
+pub type SegmentationMetrics = RunMetrics<SegmenterKind, SegmentationReport>;
 
 /// The test images shown for one predicted class: some it got right and some false positives
 /// (images of other classes predicted as it). Saved as `figures/examples.json` beside the

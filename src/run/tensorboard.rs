@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 
-use super::records::EpochRecord;
+use super::records::{Epoch, Scores};
 use super::{RunDir, RunError};
 use crate::fsutil::write_atomic;
 
@@ -85,10 +85,10 @@ fn started_at(path: &Path) -> Option<f64> {
 }
 
 /// An epoch's event: step = epoch, wall time = the run's start plus the seconds trained so far.
-fn epoch_event<R: EpochRecord>(record: &R, wall_time: f64) -> Vec<u8> {
+fn epoch_event<T: Scores, V: Scores>(record: &Epoch<T, V>, wall_time: f64) -> Vec<u8> {
     let event = Event {
         wall_time,
-        step: record.epoch() as i64,
+        step: record.epoch as i64,
         file_version: None,
         summary: Some(Summary {
             value: record
@@ -115,7 +115,10 @@ pub struct EventLog {
 impl EventLog {
     /// A new event file holding `history` (the epochs already trained), replacing the run's
     /// older event files.
-    pub fn start<R: EpochRecord>(run: &RunDir, history: &[R]) -> Result<Self, RunError> {
+    pub fn start<T: Scores, V: Scores>(
+        run: &RunDir,
+        history: &[Epoch<T, V>],
+    ) -> Result<Self, RunError> {
         let older = event_files(run);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -136,7 +139,7 @@ impl EventLog {
         };
         frame(&mut bytes, &version.encode_to_vec());
         for record in history {
-            log.elapsed += record.seconds();
+            log.elapsed += record.seconds;
             frame(&mut bytes, &epoch_event(record, started + log.elapsed));
         }
         write_atomic(&log.path, &bytes).map_err(|e| RunError::io(&log.path, e))?;
@@ -147,8 +150,8 @@ impl EventLog {
     }
 
     /// Appends an epoch (written through to the disk, so TensorBoard sees it now).
-    pub fn append<R: EpochRecord>(&mut self, record: &R) -> Result<(), RunError> {
-        self.elapsed += record.seconds();
+    pub fn append<T: Scores, V: Scores>(&mut self, record: &Epoch<T, V>) -> Result<(), RunError> {
+        self.elapsed += record.seconds;
         let mut bytes = Vec::new();
         frame(
             &mut bytes,

@@ -7,21 +7,23 @@ use std::path::Path;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{DataSummary, Task, TaskError, split_summaries};
+use super::{DataOf, Evaluation, Task, TaskError};
 use crate::data::batch::ClassificationBatcher;
 use crate::data::fashion_mnist::{Checksums, FashionMnist};
 use crate::data::image_folder::{self, FolderOptions};
 use crate::data::sets::ClassificationSets;
-use crate::data::split::{self, Split};
+use crate::data::split::{self, Fractions, Split};
 use crate::data::{DataError, LabelledImages, Normalization};
 use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch, Tta};
 use crate::figures::FigureError;
 use crate::metrics::Confusion;
 use crate::metrics::classification::ClassificationReport;
-use crate::models::ClassifierKind;
+use crate::models::{ClassifierKind, ModelKind};
 use crate::run::RunDir;
-use crate::run::config::{ClassificationConfig, HyperParams, Recipe, RunConfig, split_fractions};
-use crate::run::records::{ClassificationEpoch, EpochTiming};
+use crate::run::config::{
+    ClassificationConfig, ClassificationSettings, HyperParams, Recipe, RunConfig, split_fractions,
+};
+use crate::run::records::{ClassificationEpoch, ClassificationTrain, ClassificationVal};
 use crate::run::results::ClassificationMetrics;
 use crate::run::schedule::Schedule;
 use crate::train::search::best_of;
@@ -34,17 +36,7 @@ pub fn recipe(kind: ClassifierKind) -> Recipe {
     match kind {
         // Adam lr 1e-3: the write-up's 0.01 can kill the network (measured with seed 42 on the
         // full data: every ReLU dead within the first epoch, loss stuck at ln 10, 10% accuracy).
-        ClassifierKind::Base => Recipe {
-            epochs: 10,
-            batch_size: 64,
-            lr: 1e-3,
-            weight_decay: 0.0,
-            schedule: Schedule::Constant,
-            augment: None,
-            label_smoothing: None,
-            decoupled_decay: false,
-        },
-        ClassifierKind::Wide => Recipe {
+        ClassifierKind::Base | ClassifierKind::Wide => Recipe {
             epochs: 10,
             batch_size: 64,
             lr: 1e-3,
@@ -73,79 +65,18 @@ pub fn recipe(kind: ClassifierKind) -> Recipe {
     }
 }
 
-/// The data a run uses: the sets as loaded, the split of their training part, the training
-/// indices (after `--limit`), and the validation and test images.
-pub struct ClassificationData {
-    pub sets: ClassificationSets,
-    pub split: Split,
-    pub train_indices: Vec<usize>,
-    pub val: LabelledImages,
-    pub test: LabelledImages,
-}
-
-impl ClassificationData {
-    /// Splits `sets` as `config` says; refuses data whose classes or images are not the ones
-    /// the run was made for.
-    pub fn prepare(
-        sets: ClassificationSets,
-        config: &ClassificationConfig,
-    ) -> Result<Self, DataError> {
-        let changed = |reason: String| DataError::DataChanged {
-            path: sets.origin.dir.clone(),
-            reason,
-        };
-        if sets.class_names != config.classes {
-            return Err(changed(format!(
-                "its classes are {:?}, the run's are {:?}",
-                sets.class_names, config.classes
-            )));
-        }
-        let input = [sets.train.channels, sets.train.height, sets.train.width];
-        if input != config.architecture.input {
-            return Err(changed(format!(
-                "its images are {input:?} (channels, height, width), the run's network takes {:?}",
-                config.architecture.input
-            )));
-        }
-        let fractions = config.fractions();
-        let split = split::stratified(
-            &sets.train.labels,
-            config.classes.len(),
-            fractions,
-            config.params.seed(),
-        );
-        let train_indices = split::limited(&split.train, config.params.limit())?;
-        let own_split =
-            |own: &Option<LabelledImages>, taken: &[usize], share: f64, name: &str| match own {
-                Some(images) if share == 0.0 => Ok(images.clone()),
-                _ if share > 0.0 => Ok(sets.train.select(taken)),
-                _ => Err(changed(format!(
-                    "the run used its own {name} split, which is not there any more"
-                ))),
-            };
-        let val = own_split(&sets.val, &split.val, fractions.val, "validation")?;
-        let test = own_split(&sets.test, &split.test, fractions.test, "test")?;
-        Ok(ClassificationData {
-            sets,
-            split,
-            train_indices,
-            val,
-            test,
-        })
-    }
-}
-
 /// The classification side of the training loop.
 struct ClassificationTraining<'a> {
     config: &'a ClassificationConfig,
-    data: &'a ClassificationData,
+    data: &'a DataOf<Classification>,
     loss: LossSpec,
     batcher: ClassificationBatcher,
 }
 
 impl TrainingTask for ClassificationTraining<'_> {
-    type Validation = Evaluation;
-    type Record = ClassificationEpoch;
+    type Validation = ClassificationReport;
+    type Train = ClassificationTrain;
+    type Val = ClassificationVal;
 
     fn train_indices(&self) -> &[usize] {
         &self.data.train_indices
@@ -164,86 +95,27 @@ impl TrainingTask for ClassificationTraining<'_> {
         &self.loss
     }
 
-    fn validate(&self, model: &Model) -> Evaluation {
-        evaluate(model, &self.data.val, self.config, Tta::None)
+    fn validate(&self, model: &Model) -> ClassificationReport {
+        Classification::evaluate(model, &self.data.val, self.config, Tta::None).report
     }
 
-    fn score(&self, validation: &Evaluation) -> f64 {
-        validation.confusion.accuracy()
+    fn score(&self, validation: &ClassificationReport) -> f64 {
+        validation.accuracy
     }
 
-    fn record(
-        &self,
-        epoch: usize,
-        train: TrainStats,
-        val: &Evaluation,
-        lr: f64,
-        seconds: f64,
-        timing: EpochTiming,
-    ) -> ClassificationEpoch {
-        ClassificationEpoch {
-            epoch,
-            train_loss: train.loss,
-            train_accuracy: train.accuracy,
-            val_loss: val.loss,
-            val_accuracy: val.confusion.accuracy(),
-            lr,
-            seconds,
-            timing: Some(timing),
+    fn train_scores(&self, train: TrainStats) -> ClassificationTrain {
+        ClassificationTrain {
+            accuracy: train.accuracy,
         }
     }
 
-    fn describe(&self, r: &ClassificationEpoch) -> String {
-        format!(
-            "train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.1}s",
-            r.train_loss,
-            100.0 * r.train_accuracy,
-            r.val_loss,
-            100.0 * r.val_accuracy,
-            r.seconds
+    fn val_scores(&self, validation: &ClassificationReport) -> (f64, ClassificationVal) {
+        (
+            validation.loss,
+            ClassificationVal {
+                accuracy: validation.accuracy,
+            },
         )
-    }
-}
-
-/// Predictions on a set: the confusion matrix, the mean cross-entropy (no smoothing) and each
-/// image's predicted class.
-pub struct Evaluation {
-    pub confusion: Confusion,
-    pub loss: f64,
-    pub predictions: Vec<u8>,
-}
-
-/// Evaluates a model (no gradient tracking on either engine).
-pub fn evaluate(
-    model: &Model,
-    set: &LabelledImages,
-    config: &ClassificationConfig,
-    tta: Tta,
-) -> Evaluation {
-    let batcher = ClassificationBatcher {
-        normalization: config.normalization,
-        augment: None,
-    };
-    let classes = config.classes.len();
-    let mut confusion = Confusion::new(classes);
-    let mut predictions = Vec::with_capacity(set.len());
-    let mut loss_sum = 0.0f64;
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let indices: Vec<usize> = (0..set.len()).collect();
-    for chunk in indices.chunks(EVAL_BATCH) {
-        let batch = batcher.batch(set, chunk, &mut rng);
-        let (values, _) = model.forward_with(batch.images, batch.shape, tta);
-        for (row, &label) in values.chunks(classes).zip(&batch.labels) {
-            let (predicted, nll) = argmax_and_nll(row, label as usize);
-            confusion.add(label as usize, predicted);
-            predictions.push(predicted as u8);
-            loss_sum += nll;
-        }
-    }
-    Evaluation {
-        confusion,
-        loss: loss_sum / set.len().max(1) as f64,
-        predictions,
     }
 }
 
@@ -280,12 +152,14 @@ pub struct Classification {
 }
 
 impl Classification {
+    /// Fashion-MNIST's IDX files, read with `checksums`.
     pub fn fashion_mnist(checksums: Checksums) -> Self {
         Classification {
             source: ClassificationSource::FashionMnist { checksums },
         }
     }
 
+    /// The user's class folders, resized to `size` x `size` when given.
     pub fn folder(size: Option<usize>) -> Self {
         Classification {
             source: ClassificationSource::Folder { size },
@@ -312,14 +186,12 @@ impl Classification {
 
 impl Task for Classification {
     const SCORE_NAME: &'static str = "val_accuracy";
-    type Model = ClassifierKind;
-    type Config = ClassificationConfig;
-    type Sets = ClassificationSets;
-    type Data = ClassificationData;
-    type Split = LabelledImages;
-    type Record = ClassificationEpoch;
-    type Evaluation = Evaluation;
-    type Metrics = ClassificationMetrics;
+    const STRATIFIED: bool = true;
+    type Settings = ClassificationSettings;
+    type Samples = LabelledImages;
+    type Train = ClassificationTrain;
+    type Val = ClassificationVal;
+    type Report = ClassificationReport;
 
     fn name(&self) -> &'static str {
         match self.source {
@@ -336,10 +208,6 @@ impl Task for Classification {
             ClassificationSource::Folder { size: Some(size) } => format!(" --size {size}"),
             _ => String::new(),
         }
-    }
-
-    fn model_name(model: ClassifierKind) -> &'static str {
-        model.name()
     }
 
     fn recipe(model: ClassifierKind) -> Recipe {
@@ -372,12 +240,7 @@ impl Task for Classification {
             ClassificationSource::FashionMnist { .. } => Normalization::FASHION_MNIST,
             ClassificationSource::Folder { .. } => {
                 // The training part's statistics alone: validation and test stay unseen.
-                let split = split::stratified(
-                    &train.labels,
-                    sets.class_names.len(),
-                    fractions,
-                    params.seed(),
-                );
+                let split = Self::split(train, sets.classes.len(), fractions, params.seed());
                 Normalization::of_images(
                     split.train.iter().map(|&i| train.image(i)),
                     train.channels,
@@ -386,12 +249,13 @@ impl Task for Classification {
             }
         };
         let input = [train.channels, train.height, train.width];
-        Ok(ClassificationConfig {
+        Ok(RunConfig {
             task: self.name().into(),
             model,
-            architecture: model.for_data(input, sets.class_names.len()),
+            architecture: model.for_data(input, sets.classes.len()),
             params,
-            classes: sets.class_names.clone(),
+            settings: ClassificationSettings {},
+            classes: sets.classes.clone(),
             val_fraction: fractions.val,
             test_fraction: fractions.test,
             normalization,
@@ -419,30 +283,29 @@ impl Task for Classification {
         })
     }
 
-    fn prepare(
-        sets: ClassificationSets,
-        config: &ClassificationConfig,
-    ) -> Result<ClassificationData, TaskError> {
-        Ok(ClassificationData::prepare(sets, config)?)
+    fn mismatch(sets: &ClassificationSets, config: &ClassificationConfig) -> Option<String> {
+        if sets.classes != config.classes {
+            return Some(format!(
+                "its classes are {:?}, the run's are {:?}",
+                sets.classes, config.classes
+            ));
+        }
+        let input = [sets.train.channels, sets.train.height, sets.train.width];
+        (input != config.input()).then(|| {
+            format!(
+                "its images are {input:?} (channels, height, width), the run's network takes {:?}",
+                config.input()
+            )
+        })
     }
 
-    fn summary(data: &ClassificationData, config: &ClassificationConfig) -> DataSummary {
-        DataSummary {
-            origin: data.sets.origin.clone(),
-            splits: split_summaries(
-                [data.train_indices.len(), data.val.len(), data.test.len()],
-                &config.params,
-                config.fractions(),
-                true,
-            ),
-            classes: config.classes.clone(),
-            input: config.architecture.input,
-        }
+    fn split(train: &LabelledImages, classes: usize, fractions: Fractions, seed: u64) -> Split {
+        split::stratified(&train.labels, classes, fractions, seed)
     }
 
     fn train(
         config: &ClassificationConfig,
-        data: &ClassificationData,
+        data: &DataOf<Self>,
         run: &RunDir,
         compute: &Compute,
         resume: bool,
@@ -464,42 +327,41 @@ impl Task for Classification {
     }
 
     fn best_score(history: &[ClassificationEpoch]) -> (f64, usize) {
-        best_of(history.iter().map(|r| (r.val_accuracy, r.epoch)))
+        best_of(history.iter().map(|r| (r.val.accuracy, r.epoch)))
     }
 
-    fn validation(data: &ClassificationData) -> &LabelledImages {
-        &data.val
-    }
-
-    fn test(data: &ClassificationData) -> &LabelledImages {
-        &data.test
-    }
-
+    /// Evaluates a model (no gradient tracking on either engine): the report of its predictions
+    /// (accuracy, per class, confusion, the mean cross-entropy without smoothing) and each
+    /// image's predicted class.
     fn evaluate(
         model: &Model,
-        split: &LabelledImages,
+        set: &LabelledImages,
         config: &ClassificationConfig,
         tta: Tta,
-    ) -> Evaluation {
-        evaluate(model, split, config, tta)
-    }
-
-    fn metrics(
-        config: &ClassificationConfig,
-        checkpoint: String,
-        epoch: usize,
-        tta: Tta,
-        val: &Evaluation,
-        test: &Evaluation,
-    ) -> ClassificationMetrics {
-        ClassificationMetrics {
-            model: config.model,
-            checkpoint,
-            epoch,
-            tta,
-            class_names: config.classes.clone(),
-            val: ClassificationReport::new(&val.confusion, val.loss),
-            test: ClassificationReport::new(&test.confusion, test.loss),
+    ) -> Evaluation<ClassificationReport> {
+        let batcher = ClassificationBatcher {
+            normalization: config.normalization,
+            augment: None,
+        };
+        let classes = config.classes.len();
+        let mut confusion = Confusion::new(classes);
+        let mut predictions = Vec::with_capacity(set.len());
+        let mut loss_sum = 0.0f64;
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let indices: Vec<usize> = (0..set.len()).collect();
+        for chunk in indices.chunks(EVAL_BATCH) {
+            let batch = batcher.batch(set, chunk, &mut rng);
+            let (values, _) = model.forward_with(batch.images, batch.shape, tta);
+            for (row, &label) in values.chunks(classes).zip(&batch.labels) {
+                let (predicted, nll) = argmax_and_nll(row, label as usize);
+                confusion.add(label as usize, predicted);
+                predictions.push(predicted as u8);
+                loss_sum += nll;
+            }
+        }
+        Evaluation {
+            report: ClassificationReport::new(&confusion, loss_sum / set.len().max(1) as f64),
+            predictions,
         }
     }
 
@@ -509,8 +371,8 @@ impl Task for Classification {
         metrics: &ClassificationMetrics,
         model: &Model,
         config: &ClassificationConfig,
-        data: &ClassificationData,
-        test: &Evaluation,
+        data: &DataOf<Self>,
+        test_predictions: &[u8],
     ) -> Result<(), FigureError> {
         let filters = model.first_conv_weights();
         crate::figures::classification::draw_all(
@@ -520,7 +382,7 @@ impl Task for Classification {
             filters.as_deref(),
             config.architecture.first_conv(),
             &data.test,
-            &test.predictions,
+            test_predictions,
         )
     }
 }

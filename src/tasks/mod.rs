@@ -3,50 +3,53 @@
 //! what differs: their data, loss, metrics and figures.
 
 pub mod classification;
+mod data;
 mod error;
 pub mod segmentation;
 
 pub use classification::{Classification, ClassificationSource};
+pub use data::{DataSummary, RunData, SplitSummary, prepare};
 pub use error::TaskError;
-pub use segmentation::Segmentation;
+pub use segmentation::{Segmentation, SegmentationSource};
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::data::sets::DataOrigin;
-use crate::data::split::Fractions;
+use crate::data::Samples;
+use crate::data::sets::Sets;
+use crate::data::split::{Fractions, Split};
 use crate::engine::{Compute, DeviceKind, Model, Tta};
 use crate::figures::FigureError;
+use crate::models::ModelKind;
 use crate::progress::count_bar;
 use crate::run::RunDir;
 use crate::run::checkpoint;
-use crate::run::config::{HyperParams, Recipe, RunConfig};
+use crate::run::config::{HyperParams, Recipe, RunConfig, TaskSettings};
 use crate::run::json::{read_json, read_log, write_json};
-use crate::run::records::EpochRecord;
+use crate::run::records::{Epoch, Scores};
+use crate::run::results::RunMetrics;
 use crate::train::search::{self, Leaderboard, SearchOptions};
 use crate::train::{TrainError, TrainRequest, open_for_training};
 
-/// What a task supplies to the shared commands.
+/// What a task supplies to the shared commands; everything else (the run's configuration,
+/// epoch records and `metrics.json`, the splits, the commands) is written once for all tasks.
 pub trait Task {
     /// The validation score that picks the best checkpoint and ranks a search.
     const SCORE_NAME: &'static str;
-    /// The networks the task trains.
-    type Model: Copy;
-    type Config: RunConfig;
-    /// The data set as loaded from disk.
-    type Sets: Clone;
-    /// The data set split for a run.
-    type Data;
-    /// A split to evaluate on (validation or test).
-    type Split;
-    /// One line of `metrics.jsonl`.
-    type Record: EpochRecord + Serialize + DeserializeOwned + Clone;
-    /// A model's predictions on a split, with what the figures need.
-    type Evaluation;
-    /// `metrics.json`.
-    type Metrics: Serialize;
+    /// Whether validation and test split off the training part keep each class's share.
+    const STRATIFIED: bool;
+    /// What the task keeps in `config.json` beyond the shared keys; its networks and classes.
+    type Settings: TaskSettings;
+    /// The task's images and their labels (one per image, or one per pixel).
+    type Samples: Samples + Send + Sync;
+    /// The training steps' scores in `metrics.jsonl`.
+    type Train: Scores + Serialize + DeserializeOwned + Clone;
+    /// The validation scores in `metrics.jsonl`.
+    type Val: Scores + Serialize + DeserializeOwned + Clone;
+    /// What `metrics.json` says of one split.
+    type Report: Serialize + DeserializeOwned + Clone;
 
     /// The task's name in `config.json` and on the command line.
     fn name(&self) -> &'static str;
@@ -55,134 +58,83 @@ pub trait Task {
     fn data_options(&self) -> String {
         String::new()
     }
-    fn model_name(model: Self::Model) -> &'static str;
-    fn recipe(model: Self::Model) -> Recipe;
+    fn recipe(model: ModelOf<Self>) -> Recipe;
     /// A new run's configuration: `model` built for the data in `sets` (channels, size,
     /// classes), its normalisation and the shares to split off; or why the data does not fit.
     fn fresh_config(
         &self,
-        model: Self::Model,
+        model: ModelOf<Self>,
         params: HyperParams,
         device: DeviceKind,
-        sets: &Self::Sets,
-    ) -> Result<Self::Config, TaskError>;
+        sets: &SetsOf<Self>,
+    ) -> Result<ConfigOf<Self>, TaskError>;
     /// The data set from `dir`, or from the data roots when `None`; read as the run of
     /// `config` was trained on it when given (evaluating or resuming).
     fn load(
         &self,
         dir: Option<&Path>,
-        config: Option<&Self::Config>,
-    ) -> Result<Self::Sets, TaskError>;
-    /// Splits the sets as `config` says, refusing data that is not the run's.
-    fn prepare(sets: Self::Sets, config: &Self::Config) -> Result<Self::Data, TaskError>;
-    /// What the run trains on, for the header `train` prints.
-    fn summary(data: &Self::Data, config: &Self::Config) -> DataSummary;
+        config: Option<&ConfigOf<Self>>,
+    ) -> Result<SetsOf<Self>, TaskError>;
+    /// Why `sets` are not the data the run of `config` was made for (its classes, its
+    /// images' size), if they are not.
+    fn mismatch(sets: &SetsOf<Self>, config: &ConfigOf<Self>) -> Option<String>;
+    /// The seeded split of a training part into train, validation and test.
+    fn split(train: &Self::Samples, classes: usize, fractions: Fractions, seed: u64) -> Split;
     /// Trains from scratch, or from the last checkpoint when `resume` is set, stopping after
     /// epoch `stop_after` when given (as an interrupted run would).
     fn train(
-        config: &Self::Config,
-        data: &Self::Data,
+        config: &ConfigOf<Self>,
+        data: &DataOf<Self>,
         run: &RunDir,
         compute: &Compute,
         resume: bool,
         stop_after: Option<usize>,
-    ) -> Result<Vec<Self::Record>, TrainError>;
+    ) -> Result<Vec<RecordOf<Self>>, TrainError>;
     /// The best validation score of a history and its epoch.
-    fn best_score(history: &[Self::Record]) -> (f64, usize);
-    fn validation(data: &Self::Data) -> &Self::Split;
-    fn test(data: &Self::Data) -> &Self::Split;
+    fn best_score(history: &[RecordOf<Self>]) -> (f64, usize);
     fn evaluate(
         model: &Model,
-        split: &Self::Split,
-        config: &Self::Config,
+        split: &Self::Samples,
+        config: &ConfigOf<Self>,
         tta: Tta,
-    ) -> Self::Evaluation;
-    fn metrics(
-        config: &Self::Config,
-        checkpoint: String,
-        epoch: usize,
-        tta: Tta,
-        val: &Self::Evaluation,
-        test: &Self::Evaluation,
-    ) -> Self::Metrics;
+    ) -> Evaluation<Self::Report>;
     /// The run's figures, from its history, its metrics and the test predictions.
     fn draw_figures(
         run: &RunDir,
-        history: &[Self::Record],
-        metrics: &Self::Metrics,
+        history: &[RecordOf<Self>],
+        metrics: &MetricsOf<Self>,
         model: &Model,
-        config: &Self::Config,
-        data: &Self::Data,
-        test: &Self::Evaluation,
+        config: &ConfigOf<Self>,
+        data: &DataOf<Self>,
+        test_predictions: &[u8],
     ) -> Result<(), FigureError>;
 }
 
-/// One split of a run's data: its size and where it came from.
-#[derive(Clone, Debug)]
-pub struct SplitSummary {
-    pub name: &'static str,
-    pub count: usize,
-    /// How it was made (empty for the training part as given).
-    pub how: String,
-}
+/// The networks a task trains.
+pub type ModelOf<T> = <<T as Task>::Settings as TaskSettings>::Model;
+/// A task's `config.json`.
+pub type ConfigOf<T> = RunConfig<<T as Task>::Settings>;
+/// A task's data set as loaded.
+pub type SetsOf<T> = Sets<<T as Task>::Samples, <<T as Task>::Settings as TaskSettings>::Class>;
+/// A task's data set split for a run.
+pub type DataOf<T> = RunData<<T as Task>::Samples, <<T as Task>::Settings as TaskSettings>::Class>;
+/// One line of a task's `metrics.jsonl`.
+pub type RecordOf<T> = Epoch<<T as Task>::Train, <T as Task>::Val>;
+/// A task's `metrics.json`.
+pub type MetricsOf<T> = RunMetrics<ModelOf<T>, <T as Task>::Report>;
 
-/// The three splits of a run: `counts` of train (after `--limit`), validation and test, each
-/// said to be the data set's own or split off (`stratified` per class, or not) with the seed.
-pub fn split_summaries(
-    counts: [usize; 3],
-    params: &HyperParams,
-    fractions: Fractions,
-    stratified: bool,
-) -> Vec<SplitSummary> {
-    let how = |share: f64| {
-        if share > 0.0 {
-            let strata = if stratified { ", stratified" } else { "" };
-            format!(
-                "{:.0}% of train split off{strata}, seed {}",
-                100.0 * share,
-                params.seed()
-            )
-        } else {
-            "the data set's own".into()
-        }
-    };
-    vec![
-        SplitSummary {
-            name: "train",
-            count: counts[0],
-            how: match params.limit() {
-                Some(limit) => format!("first {limit} (--limit)"),
-                None => String::new(),
-            },
-        },
-        SplitSummary {
-            name: "validation",
-            count: counts[1],
-            how: how(fractions.val),
-        },
-        SplitSummary {
-            name: "test",
-            count: counts[2],
-            how: how(fractions.test),
-        },
-    ]
-}
-
-/// What a run trains on.
-#[derive(Clone, Debug)]
-pub struct DataSummary {
-    pub origin: DataOrigin,
-    pub splits: Vec<SplitSummary>,
-    pub classes: Vec<String>,
-    /// Channels, height, width of the network's input.
-    pub input: [usize; 3],
+/// A model's predictions on a split: the task's report of them, and each image's predicted
+/// class (classification) or label map (segmentation) for the figures.
+pub struct Evaluation<R> {
+    pub report: R,
+    pub predictions: Vec<u8>,
 }
 
 /// Everything a `train` command checked and loaded, before the first epoch.
 pub struct TrainingPlan<T: Task> {
     pub run: RunDir,
-    pub config: T::Config,
-    pub data: T::Data,
+    pub config: ConfigOf<T>,
+    pub data: DataOf<T>,
     request: TrainRequest,
 }
 
@@ -190,7 +142,7 @@ pub struct TrainingPlan<T: Task> {
 /// the network for it and opens the run folder.
 pub fn plan_training<T: Task>(
     task: &T,
-    model: T::Model,
+    model: ModelOf<T>,
     request: &TrainRequest,
 ) -> Result<TrainingPlan<T>, TaskError> {
     // The options are checked before the data is read: a typo costs no loading.
@@ -198,7 +150,7 @@ pub fn plan_training<T: Task>(
         request.options.check(&T::recipe(model))?;
     }
     let saved = match request.resume {
-        true => Some(read_json::<T::Config>(
+        true => Some(read_json::<ConfigOf<T>>(
             &RunDir::existing(&request.out)?.config(),
         )?),
         false => None,
@@ -210,13 +162,14 @@ pub fn plan_training<T: Task>(
         .or_else(|| saved.as_ref()?.data_dir().map(Path::to_path_buf));
     let sets = task.load(data_dir.as_deref(), saved.as_ref())?;
     let data_dir = data_dir.as_deref().map(absolute);
-    let (run, config) = open_for_training(request, T::model_name(model), &T::recipe(model), |p| {
-        Ok::<_, TaskError>(
-            task.fresh_config(model, p, request.compute.device, &sets)?
-                .with_data_dir(data_dir.clone()),
-        )
+    let (run, config) = open_for_training(request, model.name(), &T::recipe(model), |p| {
+        let config = task.fresh_config(model, p, request.compute.device, &sets)?;
+        Ok::<_, TaskError>(RunConfig {
+            data: data_dir.clone(),
+            ..config
+        })
     })?;
-    let data = T::prepare(sets, &config)?;
+    let data = prepare::<T>(sets, &config)?;
     run.start(&config)?;
     Ok(TrainingPlan {
         run,
@@ -243,10 +196,10 @@ impl<T: Task> TrainingPlan<T> {
     /// What the run trains on, with what, and where it writes.
     pub fn header(&self) -> TrainingHeader {
         TrainingHeader {
-            data: T::summary(&self.data, &self.config),
+            data: data::summary::<T>(&self.data, &self.config),
             model: self.config.model_name().to_string(),
-            params: self.config.architecture().num_params(),
-            epochs: self.config.params().epochs(),
+            params: self.config.architecture.num_params(),
+            epochs: self.config.params.epochs(),
             compute: self.request.compute,
             threads: crate::engine::threads(),
             run: self.run.root.clone(),
@@ -255,7 +208,7 @@ impl<T: Task> TrainingPlan<T> {
     }
 
     /// `convlab TASK train`, second half: trains, evaluates and draws the figures.
-    pub fn train(self) -> Result<T::Metrics, TaskError> {
+    pub fn train(self) -> Result<MetricsOf<T>, TaskError> {
         let compute = &self.request.compute;
         T::train(
             &self.config,
@@ -269,24 +222,15 @@ impl<T: Task> TrainingPlan<T> {
     }
 }
 
-/// `convlab TASK train`: validates everything, then trains, evaluates and draws the figures.
-pub fn train_command<T: Task>(
-    task: &T,
-    model: T::Model,
-    request: &TrainRequest,
-) -> Result<T::Metrics, TaskError> {
-    plan_training(task, model, request)?.train()
-}
-
 /// `convlab TASK search`: short runs with random hyper-parameters, scored on validation.
 pub fn search_command<T: Task>(
     task: &T,
-    model: T::Model,
+    model: ModelOf<T>,
     options: SearchOptions,
 ) -> Result<Leaderboard, TaskError> {
     let plan = options.check()?;
     let sets = task.load(plan.options().data.as_deref(), None)?;
-    let name = T::model_name(model);
+    let name = model.name();
     let recipe = T::recipe(model);
     let data = plan
         .options()
@@ -299,7 +243,7 @@ pub fn search_command<T: Task>(
         let (run, config) = open_for_training(trial, name, &recipe, |params| {
             task.fresh_config(model, params, trial.compute.device, &sets)
         })?;
-        let data = T::prepare(sets.clone(), &config)?;
+        let data = prepare::<T>(sets.clone(), &config)?;
         run.start(&config)?;
         let history = T::train(&config, &data, &run, &trial.compute, false, None)?;
         Ok::<_, TaskError>(T::best_score(&history))
@@ -313,11 +257,11 @@ pub fn eval_command<T: Task>(
     data: Option<&Path>,
     compute: &Compute,
     tta: Tta,
-) -> Result<T::Metrics, TaskError> {
+) -> Result<MetricsOf<T>, TaskError> {
     let run = RunDir::existing(run_dir)?;
-    let config: T::Config = read_json(&run.config())?;
+    let config: ConfigOf<T> = read_json(&run.config())?;
     let sets = task.load(data.or(config.data_dir()), Some(&config))?;
-    let data = T::prepare(sets, &config)?;
+    let data = prepare::<T>(sets, &config)?;
     evaluate_run::<T>(&config, &data, &run, compute, tta)
 }
 
@@ -340,30 +284,45 @@ fn absolute(dir: &Path) -> PathBuf {
 /// and the figures. With test-time augmentation the metrics go to their own file (see
 /// [`RunDir::metrics_with`]) and the figures stay those of the plain evaluation.
 pub fn evaluate_run<T: Task>(
-    config: &T::Config,
-    data: &T::Data,
+    config: &ConfigOf<T>,
+    data: &DataOf<T>,
     run: &RunDir,
     compute: &Compute,
     tta: Tta,
-) -> Result<T::Metrics, TaskError> {
+) -> Result<MetricsOf<T>, TaskError> {
     let (model, header, path) =
-        checkpoint::load_final(run, config.model_name(), config.architecture(), compute)?;
+        checkpoint::load_final(run, config.model_name(), &config.architecture, compute)?;
     let bar = count_bar(2, "evaluating");
-    let val = T::evaluate(&model, T::validation(data), config, tta);
+    let val = T::evaluate(&model, &data.val, config, tta);
     bar.inc(1);
-    let test = T::evaluate(&model, T::test(data), config, tta);
+    let test = T::evaluate(&model, &data.test, config, tta);
     bar.finish_and_clear();
-    let checkpoint = path
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into();
-    let metrics = T::metrics(config, checkpoint, header.epoch, tta, &val, &test);
+    let metrics = RunMetrics {
+        model: config.model,
+        checkpoint: path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into(),
+        epoch: header.epoch,
+        tta,
+        class_names: config.class_names(),
+        val: val.report,
+        test: test.report,
+    };
     write_json(&run.metrics_with(tta), &metrics)?;
     if !tta.is_none() {
         return Ok(metrics);
     }
-    let history: Vec<T::Record> = read_log(&run.metrics_log())?;
-    T::draw_figures(run, &history, &metrics, &model, config, data, &test)?;
+    let history: Vec<RecordOf<T>> = read_log(&run.metrics_log())?;
+    T::draw_figures(
+        run,
+        &history,
+        &metrics,
+        &model,
+        config,
+        data,
+        &test.predictions,
+    )?;
     Ok(metrics)
 }

@@ -8,14 +8,14 @@ use std::path::Path;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{DataSummary, Task, TaskError, split_summaries};
+use super::{DataOf, Evaluation, Task, TaskError};
 use crate::data::augment::FlipScaleCrop;
 use crate::data::batch::SegmentationBatcher;
 use crate::data::facade::{MiniFacade, SIDE};
 use crate::data::mask_folder;
 use crate::data::sets::SegmentationSets;
-use crate::data::split::{self, Split};
-use crate::data::{DataError, IGNORE_LABEL, Normalization, SegmentationSet};
+use crate::data::split::{self, Fractions, Split};
+use crate::data::{ClassSpec, DataError, IGNORE_LABEL, Normalization, SegmentedImages};
 use crate::engine::softmax_channels;
 use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch, Tta};
 use crate::figures::FigureError;
@@ -23,12 +23,13 @@ use crate::metrics::Confusion;
 use crate::metrics::segmentation::{
     SegmentationReport, average_precision_of_pairs, iou, mean_defined,
 };
-use crate::models::SegmenterKind;
+use crate::models::{ModelKind, SegmenterKind};
 use crate::run::RunDir;
 use crate::run::config::{
-    ClassWeighting, HyperParams, Recipe, RunConfig, SegmentationConfig, split_fractions,
+    ClassWeighting, HyperParams, Recipe, RunConfig, SegmentationConfig, SegmentationSettings,
+    split_fractions,
 };
-use crate::run::records::{EpochTiming, SegmentationEpoch};
+use crate::run::records::{SegmentationEpoch, SegmentationTrain, SegmentationVal};
 use crate::run::results::SegmentationMetrics;
 use crate::run::schedule::Schedule;
 use crate::train::search::best_of;
@@ -82,75 +83,17 @@ fn augmentation(kind: SegmenterKind) -> Option<FlipScaleCrop> {
     })
 }
 
-pub struct SegmentationData {
-    pub sets: SegmentationSets,
-    pub split: Split,
-    pub train_indices: Vec<usize>,
-    pub val: SegmentationSet,
-    pub test: SegmentationSet,
-}
-
-impl SegmentationData {
-    /// Splits `sets` as `config` says; refuses data whose classes or size are not the run's.
-    pub fn prepare(sets: SegmentationSets, config: &SegmentationConfig) -> Result<Self, DataError> {
-        let changed = |reason: String| DataError::DataChanged {
-            path: sets.origin.dir.clone(),
-            reason,
-        };
-        if sets.classes != config.classes {
-            let names = |classes: &[crate::data::ClassSpec]| {
-                classes
-                    .iter()
-                    .map(|c| format!("{} {}", c.name, c.hex()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            return Err(changed(format!(
-                "its classes are [{}], the run's are [{}]",
-                names(&sets.classes),
-                names(&config.classes)
-            )));
-        }
-        if sets.train.side != config.side() {
-            return Err(changed(format!(
-                "its photos are {0}x{0}, the run's network takes {1}x{1}",
-                sets.train.side,
-                config.side()
-            )));
-        }
-        let fractions = config.fractions();
-        let split = split::random(sets.train.len(), fractions, config.params.seed());
-        let train_indices = split::limited(&split.train, config.params.limit())?;
-        let own_split =
-            |own: &Option<SegmentationSet>, taken: &[usize], share: f64, name: &str| match own {
-                Some(set) if share == 0.0 => Ok(set.clone()),
-                _ if share > 0.0 => Ok(sets.train.select(taken)),
-                _ => Err(changed(format!(
-                    "the run used its own {name} split, which is not there any more"
-                ))),
-            };
-        let val = own_split(&sets.val, &split.val, fractions.val, "validation")?;
-        let test = own_split(&sets.test, &split.test, fractions.test, "test")?;
-        Ok(SegmentationData {
-            sets,
-            split,
-            train_indices,
-            val,
-            test,
-        })
-    }
-}
-
 struct SegmentationTraining<'a> {
     config: &'a SegmentationConfig,
-    data: &'a SegmentationData,
+    data: &'a DataOf<Segmentation>,
     batcher: SegmentationBatcher,
     loss: LossSpec,
 }
 
 impl TrainingTask for SegmentationTraining<'_> {
     type Validation = SegmentationReport;
-    type Record = SegmentationEpoch;
+    type Train = SegmentationTrain;
+    type Val = SegmentationVal;
 
     fn train_indices(&self) -> &[usize] {
         &self.data.train_indices
@@ -160,7 +103,7 @@ impl TrainingTask for SegmentationTraining<'_> {
         let batch = self.batcher.batch(&self.data.sets.train, indices, rng);
         let side = self.data.sets.train.side;
         StepBatch {
-            images: batch.photos,
+            images: batch.images,
             shape: [batch.count, 3, side, side],
             targets: batch.labels,
         }
@@ -171,7 +114,7 @@ impl TrainingTask for SegmentationTraining<'_> {
     }
 
     fn validate(&self, model: &Model) -> SegmentationReport {
-        evaluate(model, &self.data.val, self.config, Tta::None).0
+        Segmentation::evaluate(model, &self.data.val, self.config, Tta::None).report
     }
 
     fn score(&self, v: &SegmentationReport) -> f64 {
@@ -182,38 +125,20 @@ impl TrainingTask for SegmentationTraining<'_> {
         }
     }
 
-    fn record(
-        &self,
-        epoch: usize,
-        train: TrainStats,
-        v: &SegmentationReport,
-        lr: f64,
-        seconds: f64,
-        timing: EpochTiming,
-    ) -> SegmentationEpoch {
-        SegmentationEpoch {
-            epoch,
-            train_loss: train.loss,
-            train_pixel_accuracy: train.accuracy,
-            val_loss: v.loss,
-            val_map: v.map,
-            val_miou: v.miou,
-            val_pixel_accuracy: v.pixel_accuracy,
-            lr,
-            seconds,
-            timing: Some(timing),
+    fn train_scores(&self, train: TrainStats) -> SegmentationTrain {
+        SegmentationTrain {
+            pixel_accuracy: train.accuracy,
         }
     }
 
-    fn describe(&self, r: &SegmentationEpoch) -> String {
-        format!(
-            "train loss {:.4} | val loss {:.4} mAP {:.4} mIoU {:.4} pixel acc {:.2}% | {:.1}s",
-            r.train_loss,
-            r.val_loss,
-            r.val_map,
-            r.val_miou,
-            100.0 * r.val_pixel_accuracy,
-            r.seconds
+    fn val_scores(&self, v: &SegmentationReport) -> (f64, SegmentationVal) {
+        (
+            v.loss,
+            SegmentationVal {
+                map: v.map,
+                miou: v.miou,
+                pixel_accuracy: v.pixel_accuracy,
+            },
         )
     }
 }
@@ -249,83 +174,6 @@ pub fn argmax_classes(image_probs: &[f32], classes: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Evaluates over all labelled pixels of `set` (those labelled [`IGNORE_LABEL`] count in no
-/// metric); also returns each image's predicted label map.
-pub fn evaluate(
-    model: &Model,
-    set: &SegmentationSet,
-    config: &SegmentationConfig,
-    tta: Tta,
-) -> (SegmentationReport, Vec<u8>) {
-    let batcher = SegmentationBatcher {
-        normalization: config.normalization,
-        augment: None,
-    };
-    let classes = config.classes.len();
-    let plane = set.plane();
-    let labelled = set.labels.iter().filter(|&&l| l != IGNORE_LABEL).count();
-    let mut scores: Vec<Vec<f32>> = (0..classes).map(|_| Vec::with_capacity(labelled)).collect();
-    let mut predictions = Vec::with_capacity(set.len() * plane);
-    let mut confusion = Confusion::new(classes);
-    let mut loss_sum = 0.0f64;
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let indices: Vec<usize> = (0..set.len()).collect();
-    for chunk in indices.chunks(EVAL_BATCH) {
-        let batch = batcher.batch(set, chunk, &mut rng);
-        let probs = probabilities(model, batch.photos, batch.count, set.side, tta);
-        for (b, image_probs) in probs.chunks(classes * plane).enumerate() {
-            let truths = &batch.labels[b * plane..(b + 1) * plane];
-            for (c, class_scores) in scores.iter_mut().enumerate() {
-                let class_probs = &image_probs[c * plane..(c + 1) * plane];
-                class_scores.extend(
-                    class_probs
-                        .iter()
-                        .zip(truths)
-                        .filter(|&(_, &t)| t != IGNORE_LABEL)
-                        .map(|(&p, _)| p),
-                );
-            }
-            let predicted = argmax_classes(image_probs, classes);
-            for (p, (&best, &truth)) in predicted.iter().zip(truths).enumerate() {
-                if truth == IGNORE_LABEL {
-                    continue;
-                }
-                confusion.add(truth as usize, best as usize);
-                loss_sum -= (image_probs[truth as usize * plane + p].max(1e-30) as f64).ln();
-            }
-            predictions.extend_from_slice(&predicted);
-        }
-    }
-    let truths: Vec<u8> = set
-        .labels
-        .iter()
-        .copied()
-        .filter(|&l| l != IGNORE_LABEL)
-        .collect();
-    let ap: Vec<f64> = scores
-        .into_iter()
-        .enumerate()
-        .map(|(c, class_scores)| {
-            let mut pairs: Vec<(f32, bool)> = class_scores
-                .into_iter()
-                .zip(truths.iter().map(|&l| l as usize == c))
-                .collect();
-            average_precision_of_pairs(&mut pairs)
-        })
-        .collect();
-    let ious = iou(&confusion);
-    let report = SegmentationReport {
-        map: mean_defined(&ap),
-        ap,
-        miou: mean_defined(&ious),
-        iou: ious,
-        pixel_accuracy: confusion.accuracy(),
-        loss: loss_sum / labelled.max(1) as f64,
-        confusion: confusion.counts,
-    };
-    (report, predictions)
-}
-
 /// Where the photos and masks come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SegmentationSource {
@@ -344,10 +192,14 @@ pub struct Segmentation {
 }
 
 impl Segmentation {
-    pub const MINI_FACADE: Segmentation = Segmentation {
-        source: SegmentationSource::MiniFacade,
-    };
+    /// Mini Facade's `train/` and `test_dev/` folders.
+    pub fn mini_facade() -> Self {
+        Segmentation {
+            source: SegmentationSource::MiniFacade,
+        }
+    }
 
+    /// The user's photos and masks, resized to `size` x `size` when given.
     pub fn folder(size: Option<usize>) -> Self {
         Segmentation {
             source: SegmentationSource::Folder { size },
@@ -357,15 +209,12 @@ impl Segmentation {
 
 impl Task for Segmentation {
     const SCORE_NAME: &'static str = "val_map";
-    type Model = SegmenterKind;
-    type Config = SegmentationConfig;
-    type Sets = SegmentationSets;
-    type Data = SegmentationData;
-    type Split = SegmentationSet;
-    type Record = SegmentationEpoch;
-    /// The report and each image's predicted label map.
-    type Evaluation = (SegmentationReport, Vec<u8>);
-    type Metrics = SegmentationMetrics;
+    const STRATIFIED: bool = false;
+    type Settings = SegmentationSettings;
+    type Samples = SegmentedImages;
+    type Train = SegmentationTrain;
+    type Val = SegmentationVal;
+    type Report = SegmentationReport;
 
     fn name(&self) -> &'static str {
         match self.source {
@@ -379,10 +228,6 @@ impl Task for Segmentation {
             SegmentationSource::Folder { size: Some(size) } => format!(" --size {size}"),
             _ => String::new(),
         }
-    }
-
-    fn model_name(model: SegmenterKind) -> &'static str {
-        model.name()
     }
 
     fn recipe(model: SegmenterKind) -> Recipe {
@@ -414,22 +259,24 @@ impl Task for Segmentation {
             SegmentationSource::MiniFacade => Normalization::FACADE,
             SegmentationSource::Folder { .. } => {
                 // The training part's statistics alone: validation and test stay unseen.
-                let split = split::random(sets.train.len(), fractions, params.seed());
                 let train = &sets.train;
+                let split = Self::split(train, sets.classes.len(), fractions, params.seed());
                 Normalization::of_images(
-                    split.train.iter().map(|&i| train.photo(i)),
+                    split.train.iter().map(|&i| train.image(i)),
                     3,
                     train.plane(),
                 )
             }
         };
-        Ok(SegmentationConfig {
+        Ok(RunConfig {
             task: self.name().into(),
             model,
             architecture: model.for_data(side, sets.classes.len()),
             params,
-            augment: augmentation(model),
-            class_weighting: class_weighting(model),
+            settings: SegmentationSettings {
+                augment: augmentation(model),
+                class_weighting: class_weighting(model),
+            },
             classes: sets.classes.clone(),
             val_fraction: fractions.val,
             test_fraction: fractions.test,
@@ -461,30 +308,37 @@ impl Task for Segmentation {
         })
     }
 
-    fn prepare(
-        sets: SegmentationSets,
-        config: &SegmentationConfig,
-    ) -> Result<SegmentationData, TaskError> {
-        Ok(SegmentationData::prepare(sets, config)?)
+    fn mismatch(sets: &SegmentationSets, config: &SegmentationConfig) -> Option<String> {
+        if sets.classes != config.classes {
+            let names = |classes: &[ClassSpec]| {
+                classes
+                    .iter()
+                    .map(|c| format!("{} {}", c.name, c.hex()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Some(format!(
+                "its classes are [{}], the run's are [{}]",
+                names(&sets.classes),
+                names(&config.classes)
+            ));
+        }
+        (sets.train.side != config.side()).then(|| {
+            format!(
+                "its photos are {0}x{0}, the run's network takes {1}x{1}",
+                sets.train.side,
+                config.side()
+            )
+        })
     }
 
-    fn summary(data: &SegmentationData, config: &SegmentationConfig) -> DataSummary {
-        DataSummary {
-            origin: data.sets.origin.clone(),
-            splits: split_summaries(
-                [data.train_indices.len(), data.val.len(), data.test.len()],
-                &config.params,
-                config.fractions(),
-                false,
-            ),
-            classes: config.classes.iter().map(|c| c.name.clone()).collect(),
-            input: config.architecture.input,
-        }
+    fn split(train: &SegmentedImages, _classes: usize, fractions: Fractions, seed: u64) -> Split {
+        split::random(train.len(), fractions, seed)
     }
 
     fn train(
         config: &SegmentationConfig,
-        data: &SegmentationData,
+        data: &DataOf<Self>,
         run: &RunDir,
         compute: &Compute,
         resume: bool,
@@ -495,10 +349,10 @@ impl Task for Segmentation {
             data,
             batcher: SegmentationBatcher {
                 normalization: config.normalization,
-                augment: config.augment,
+                augment: config.settings.augment,
             },
             loss: LossSpec::Pixel {
-                weights: config.class_weighting.weights(
+                weights: config.settings.class_weighting.weights(
                     config.classes.len(),
                     data.train_indices.iter().map(|&i| data.sets.train.label(i)),
                 ),
@@ -520,42 +374,87 @@ impl Task for Segmentation {
     }
 
     fn best_score(history: &[SegmentationEpoch]) -> (f64, usize) {
-        best_of(history.iter().map(|r| (r.val_map, r.epoch)))
+        best_of(history.iter().map(|r| (r.val.map, r.epoch)))
     }
 
-    fn validation(data: &SegmentationData) -> &SegmentationSet {
-        &data.val
-    }
-
-    fn test(data: &SegmentationData) -> &SegmentationSet {
-        &data.test
-    }
-
+    /// Evaluates over all labelled pixels of `set` (those labelled [`IGNORE_LABEL`] count in no
+    /// metric): the report, and each image's predicted label map.
     fn evaluate(
         model: &Model,
-        split: &SegmentationSet,
+        set: &SegmentedImages,
         config: &SegmentationConfig,
         tta: Tta,
-    ) -> (SegmentationReport, Vec<u8>) {
-        evaluate(model, split, config, tta)
-    }
-
-    fn metrics(
-        config: &SegmentationConfig,
-        checkpoint: String,
-        epoch: usize,
-        tta: Tta,
-        val: &(SegmentationReport, Vec<u8>),
-        test: &(SegmentationReport, Vec<u8>),
-    ) -> SegmentationMetrics {
-        SegmentationMetrics {
-            model: config.model,
-            checkpoint,
-            epoch,
-            tta,
-            class_names: config.classes.iter().map(|c| c.name.clone()).collect(),
-            val: val.0.clone(),
-            test: test.0.clone(),
+    ) -> Evaluation<SegmentationReport> {
+        let batcher = SegmentationBatcher {
+            normalization: config.normalization,
+            augment: None,
+        };
+        let classes = config.classes.len();
+        let plane = set.plane();
+        let labelled = set.labels.iter().filter(|&&l| l != IGNORE_LABEL).count();
+        let mut scores: Vec<Vec<f32>> =
+            (0..classes).map(|_| Vec::with_capacity(labelled)).collect();
+        let mut predictions = Vec::with_capacity(set.len() * plane);
+        let mut confusion = Confusion::new(classes);
+        let mut loss_sum = 0.0f64;
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let indices: Vec<usize> = (0..set.len()).collect();
+        for chunk in indices.chunks(EVAL_BATCH) {
+            let batch = batcher.batch(set, chunk, &mut rng);
+            let probs = probabilities(model, batch.images, batch.count, set.side, tta);
+            for (b, image_probs) in probs.chunks(classes * plane).enumerate() {
+                let truths = &batch.labels[b * plane..(b + 1) * plane];
+                for (c, class_scores) in scores.iter_mut().enumerate() {
+                    let class_probs = &image_probs[c * plane..(c + 1) * plane];
+                    class_scores.extend(
+                        class_probs
+                            .iter()
+                            .zip(truths)
+                            .filter(|&(_, &t)| t != IGNORE_LABEL)
+                            .map(|(&p, _)| p),
+                    );
+                }
+                let predicted = argmax_classes(image_probs, classes);
+                for (p, (&best, &truth)) in predicted.iter().zip(truths).enumerate() {
+                    if truth == IGNORE_LABEL {
+                        continue;
+                    }
+                    confusion.add(truth as usize, best as usize);
+                    loss_sum -= (image_probs[truth as usize * plane + p].max(1e-30) as f64).ln();
+                }
+                predictions.extend_from_slice(&predicted);
+            }
+        }
+        let truths: Vec<u8> = set
+            .labels
+            .iter()
+            .copied()
+            .filter(|&l| l != IGNORE_LABEL)
+            .collect();
+        let ap: Vec<f64> = scores
+            .into_iter()
+            .enumerate()
+            .map(|(c, class_scores)| {
+                let mut pairs: Vec<(f32, bool)> = class_scores
+                    .into_iter()
+                    .zip(truths.iter().map(|&l| l as usize == c))
+                    .collect();
+                average_precision_of_pairs(&mut pairs)
+            })
+            .collect();
+        let ious = iou(&confusion);
+        let report = SegmentationReport {
+            map: mean_defined(&ap),
+            ap,
+            miou: mean_defined(&ious),
+            iou: ious,
+            pixel_accuracy: confusion.accuracy(),
+            loss: loss_sum / labelled.max(1) as f64,
+            confusion: confusion.counts,
+        };
+        Evaluation {
+            report,
+            predictions,
         }
     }
 
@@ -565,15 +464,15 @@ impl Task for Segmentation {
         metrics: &SegmentationMetrics,
         _model: &Model,
         config: &SegmentationConfig,
-        data: &SegmentationData,
-        test: &(SegmentationReport, Vec<u8>),
+        data: &DataOf<Self>,
+        test_predictions: &[u8],
     ) -> Result<(), FigureError> {
         crate::figures::segmentation::draw_all(
             &run.figures(),
             history,
             metrics,
             &data.test,
-            &test.1,
+            test_predictions,
             &config.classes,
         )
     }

@@ -15,10 +15,11 @@ use super::{TrainError, interrupt};
 use crate::engine::{Compute, LossSpec, Model, StepBatch, Trainer};
 use crate::progress::epoch_bar;
 use crate::run::RunDir;
+use crate::run::checkpoint::PartialEpoch;
 use crate::run::checkpoint::{self, CheckpointHeader};
-use crate::run::config::RunConfig;
+use crate::run::config::{HyperParams, RunConfig, TaskSettings};
 use crate::run::json::{read_log, write_log};
-use crate::run::records::{EpochRecord, EpochTiming};
+use crate::run::records::{Epoch, EpochTiming, Scores};
 use crate::run::tensorboard;
 
 /// The running means of an epoch's training steps.
@@ -31,7 +32,10 @@ pub struct TrainStats {
 /// The task-specific part of training.
 pub trait TrainingTask: Sync {
     type Validation;
-    type Record: EpochRecord + Serialize + DeserializeOwned + Clone;
+    /// The task's scores of the training steps in an epoch record.
+    type Train: Scores + Serialize + DeserializeOwned + Clone;
+    /// The task's validation scores in an epoch record.
+    type Val: Scores + Serialize + DeserializeOwned + Clone;
 
     /// The training examples (indices into the task's training set), before shuffling.
     fn train_indices(&self) -> &[usize];
@@ -43,18 +47,14 @@ pub trait TrainingTask: Sync {
     fn validate(&self, model: &Model) -> Self::Validation;
     /// The score that picks the best checkpoint (higher is better).
     fn score(&self, validation: &Self::Validation) -> f64;
-    fn record(
-        &self,
-        epoch: usize,
-        train: TrainStats,
-        validation: &Self::Validation,
-        lr: f64,
-        seconds: f64,
-        timing: EpochTiming,
-    ) -> Self::Record;
-    /// One line summarising an epoch.
-    fn describe(&self, record: &Self::Record) -> String;
+    /// The training steps' scores as the epoch record keeps them.
+    fn train_scores(&self, train: TrainStats) -> Self::Train;
+    /// The validation loss and scores as the epoch record keeps them.
+    fn val_scores(&self, validation: &Self::Validation) -> (f64, Self::Val);
 }
+
+/// An epoch record of `T`.
+pub type Record<T> = Epoch<<T as TrainingTask>::Train, <T as TrainingTask>::Val>;
 
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -76,49 +76,126 @@ const DROPOUT_STREAM: u64 = 2;
 /// planned for all epochs). Each epoch's randomness (order, augmentation, dropout) derives from the seed,
 /// the epoch and the step alone, so a resumed run repeats an uninterrupted one. Ctrl-C stops
 /// after the current step with a checkpoint of it (resumable mid-epoch).
-pub fn fit<T: TrainingTask>(
+pub fn fit<T: TrainingTask, S: TaskSettings>(
     task: &T,
-    config: &impl RunConfig,
+    config: &RunConfig<S>,
     run: &RunDir,
     compute: &Compute,
     resume: bool,
     stop_after: Option<usize>,
-) -> Result<Vec<T::Record>, TrainError> {
-    let params = config.params();
-    let mut trainer = Trainer::new(
-        config.architecture(),
-        &params.optimizer(),
-        params.seed(),
-        compute,
-    )?;
-    // Parameters and Adam's two moments, in f32, plus the header.
-    run.check_space(12 * trainer.num_params() as u64 + 64 * 1024)?;
-    let mut header = CheckpointHeader {
-        model: config.model_name().into(),
-        epoch: 0,
-        step: 0,
-        best_score: f64::NEG_INFINITY,
-        best_epoch: 0,
-        engine: compute.engine,
-        partial: None,
-    };
-    let mut history: Vec<T::Record> = Vec::new();
-    let resume = resume && {
-        let found = run.last_checkpoint().is_file();
-        if !found {
+) -> Result<Vec<Record<T>>, TrainError> {
+    let params = &config.params;
+    let mut state = TrainingState::open(config, run, compute, resume)?;
+    let mut events = tensorboard::EventLog::start(run, &state.history)?;
+    let steps_per_epoch = task.train_indices().len().div_ceil(params.batch_size());
+    let last_epoch = stop_after.unwrap_or(params.epochs()).min(params.epochs());
+    interrupt::listen();
+
+    for epoch in state.header.epoch + 1..=last_epoch {
+        let started = Instant::now();
+        let steps = train_epoch(
+            task,
+            params,
+            run,
+            &mut state,
+            epoch,
+            steps_per_epoch,
+            started,
+        )?;
+        let validating = Instant::now();
+        let validation = task.validate(&state.trainer.model());
+        let mut timing = steps.timing;
+        timing.validation_s = validating.elapsed().as_secs_f64();
+        let (val_loss, val) = task.val_scores(&validation);
+        let record = |timing| Epoch {
+            epoch,
+            train_loss: steps.loss(),
+            train: task.train_scores(TrainStats {
+                loss: steps.loss(),
+                accuracy: steps.accuracy(),
+            }),
+            val_loss,
+            val: val.clone(),
+            lr: steps.lr,
+            seconds: steps.done.seconds + started.elapsed().as_secs_f64(),
+            timing: Some(timing),
+        };
+        let first = record(timing);
+        eprintln!("epoch {epoch}/{}: {}", params.epochs(), first.describe());
+        state.history.push(first);
+        let improved = state.end_epoch(epoch, task.score(&validation));
+        let saving = Instant::now();
+        state.save(run, improved)?;
+        timing.saving_s = saving.elapsed().as_secs_f64();
+        *state.history.last_mut().expect("just pushed") = record(timing);
+        write_log(&run.metrics_log(), &state.history)?;
+        events.append(state.history.last().expect("just pushed"))?;
+        if let Some(patience) = params.patience()
+            && epoch - state.header.best_epoch >= patience
+        {
+            eprintln!(
+                "early stop after epoch {epoch}: no better validation score for {patience} epochs (best: epoch {})",
+                state.header.best_epoch
+            );
+            break;
+        }
+    }
+    Ok(state.history)
+}
+
+/// What training carries from epoch to epoch: the trainer, the checkpoint's header (epoch,
+/// step, best score) and the records so far.
+struct TrainingState<R> {
+    trainer: Trainer,
+    header: CheckpointHeader,
+    history: Vec<R>,
+}
+
+impl<R: Clone + Serialize + DeserializeOwned + HasEpoch> TrainingState<R> {
+    /// A fresh trainer, or the run's last checkpoint and its log up to it for `resume`.
+    fn open<S: TaskSettings>(
+        config: &RunConfig<S>,
+        run: &RunDir,
+        compute: &Compute,
+        resume: bool,
+    ) -> Result<Self, TrainError> {
+        let params = &config.params;
+        let mut trainer = Trainer::new(
+            &config.architecture,
+            &params.optimizer(),
+            params.seed(),
+            compute,
+        )?;
+        // Parameters and Adam's two moments, in f32, plus the header.
+        run.check_space(12 * trainer.num_params() as u64 + 64 * 1024)?;
+        let fresh = CheckpointHeader {
+            model: config.model_name().into(),
+            epoch: 0,
+            step: 0,
+            best_score: f64::NEG_INFINITY,
+            best_epoch: 0,
+            engine: compute.engine,
+            partial: None,
+        };
+        let found = resume && run.last_checkpoint().is_file();
+        if resume && !found {
             eprintln!(
                 "no checkpoint in {} yet: training from the start",
                 run.checkpoints().display()
             );
         }
-        found
-    };
-    if resume {
+        if !found {
+            return Ok(TrainingState {
+                trainer,
+                header: fresh,
+                history: Vec::new(),
+            });
+        }
         let path = run.last_checkpoint();
         let ckpt = checkpoint::load(&path)?;
         ckpt.restore(&mut trainer, &path, config.model_name())?;
-        header = ckpt.header;
-        history = read_log(&run.metrics_log())?;
+        let header = ckpt.header;
+        let mut history: Vec<R> = read_log(&run.metrics_log())?;
         history.retain(|r| r.epoch() <= header.epoch);
         if header.epoch >= params.epochs() {
             eprintln!(
@@ -126,135 +203,158 @@ pub fn fit<T: TrainingTask>(
                 header.epoch
             );
         }
+        Ok(TrainingState {
+            trainer,
+            header,
+            history,
+        })
     }
-    let mut events = tensorboard::EventLog::start(run, &history)?;
-    let steps_per_epoch = task.train_indices().len().div_ceil(params.batch_size());
-    let total_steps = steps_per_epoch * params.epochs();
-    let last_epoch = stop_after.unwrap_or(params.epochs()).min(params.epochs());
-    interrupt::listen();
 
-    for epoch in header.epoch + 1..=last_epoch {
-        let started = Instant::now();
-        let seed = epoch_seed(params.seed(), epoch);
-        let mut order = task.train_indices().to_vec();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        let done = header.partial.take().unwrap_or_default();
-        let bar = epoch_bar(steps_per_epoch, epoch, params.epochs());
-        bar.inc(done.steps as u64);
-        let mut lr = params.lr();
-        let mut progress = done;
-        let mut timing = EpochTiming::default();
-        std::thread::scope(|scope| {
-            // The next batch is assembled (and augmented) while the current one trains.
-            let (tx, rx) = sync_channel(2);
-            scope.spawn(move || {
-                for (i, chunk) in order
-                    .chunks(params.batch_size())
-                    .enumerate()
-                    .skip(done.steps)
-                {
-                    let mut rng = ChaCha8Rng::seed_from_u64(step_seed(seed, i, AUGMENT_STREAM));
-                    if tx.send(task.batch(chunk, &mut rng)).is_err() {
-                        break;
-                    }
+    /// Marks `epoch` done with validation `score`; whether it is the best so far.
+    fn end_epoch(&mut self, epoch: usize, score: f64) -> bool {
+        self.header.epoch = epoch;
+        let improved = score > self.header.best_score;
+        if improved {
+            self.header.best_score = score;
+            self.header.best_epoch = epoch;
+        }
+        improved
+    }
+
+    /// The log first: a crash before the checkpoint leaves one epoch too many in the log, which
+    /// a resume trims. Then the last checkpoint, and the best when it `improved`.
+    fn save(&self, run: &RunDir, improved: bool) -> Result<(), TrainError> {
+        write_log(&run.metrics_log(), &self.history)?;
+        checkpoint::save(&run.last_checkpoint(), &self.header, &self.trainer)?;
+        if improved {
+            checkpoint::save(&run.best_checkpoint(), &self.header, &self.trainer)?;
+        }
+        Ok(())
+    }
+}
+
+/// The epoch a log record belongs to, for trimming a log to its checkpoint on resume.
+trait HasEpoch {
+    fn epoch(&self) -> usize;
+}
+
+impl<T, V> HasEpoch for Epoch<T, V> {
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
+}
+
+/// An epoch's training steps as they ended: their sums (from the checkpoint's partial epoch on
+/// a resume), the last learning rate and where the time went.
+struct EpochSteps {
+    done: PartialEpoch,
+    lr: f64,
+    timing: EpochTiming,
+}
+
+impl EpochSteps {
+    fn loss(&self) -> f64 {
+        self.done.loss_sum / self.done.examples.max(1) as f64
+    }
+
+    fn accuracy(&self) -> f64 {
+        self.done.hits as f64 / self.done.count.max(1) as f64
+    }
+}
+
+/// Epoch `epoch`'s training steps (those a partial epoch left), with the next batch assembled
+/// on a second thread while the current one trains. Ctrl-C saves a checkpoint of the steps
+/// taken and stops.
+fn train_epoch<T: TrainingTask, R>(
+    task: &T,
+    params: &HyperParams,
+    run: &RunDir,
+    state: &mut TrainingState<R>,
+    epoch: usize,
+    steps_per_epoch: usize,
+    started: Instant,
+) -> Result<EpochSteps, TrainError> {
+    let total_steps = steps_per_epoch * params.epochs();
+    let seed = epoch_seed(params.seed(), epoch);
+    let mut order = task.train_indices().to_vec();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let done = state.header.partial.take().unwrap_or_default();
+    let bar = epoch_bar(steps_per_epoch, epoch, params.epochs());
+    bar.inc(done.steps as u64);
+    let mut steps = EpochSteps {
+        done,
+        lr: params.lr(),
+        timing: EpochTiming::default(),
+    };
+    let TrainingState {
+        trainer, header, ..
+    } = state;
+    std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel(2);
+        scope.spawn(move || {
+            for (i, chunk) in order
+                .chunks(params.batch_size())
+                .enumerate()
+                .skip(done.steps)
+            {
+                let mut rng = ChaCha8Rng::seed_from_u64(step_seed(seed, i, AUGMENT_STREAM));
+                if tx.send(task.batch(chunk, &mut rng)).is_err() {
+                    break;
                 }
-            });
-            loop {
-                let waiting = Instant::now();
-                let Ok(batch) = rx.recv() else { break };
-                timing.data_wait_s += waiting.elapsed().as_secs_f64();
-                if interrupt::requested() {
-                    bar.abandon();
-                    progress.seconds += started.elapsed().as_secs_f64();
-                    let mut stopped = header.clone();
-                    stopped.partial = Some(progress);
-                    checkpoint::save(&run.last_checkpoint(), &stopped, &trainer)?;
-                    return Err(TrainError::Interrupted {
-                        epoch,
-                        step: progress.steps,
-                        steps: steps_per_epoch,
-                        checkpoint: run.last_checkpoint(),
-                    });
-                }
-                let stepping = Instant::now();
-                lr = params
+            }
+        });
+        loop {
+            let waiting = Instant::now();
+            let Ok(batch) = rx.recv() else { break };
+            steps.timing.data_wait_s += waiting.elapsed().as_secs_f64();
+            if interrupt::requested() {
+                bar.abandon();
+                steps.done.seconds += started.elapsed().as_secs_f64();
+                let mut stopped = header.clone();
+                stopped.partial = Some(steps.done);
+                checkpoint::save(&run.last_checkpoint(), &stopped, trainer)?;
+                return Err(TrainError::Interrupted {
+                    epoch,
+                    step: steps.done.steps,
+                    steps: steps_per_epoch,
+                    checkpoint: run.last_checkpoint(),
+                });
+            }
+            let stepping = Instant::now();
+            steps.lr =
+                params
                     .schedule()
                     .rate(params.lr(), header.step, total_steps, steps_per_epoch);
-                let examples = batch.shape[0];
-                let dropout_seed = step_seed(seed, progress.steps, DROPOUT_STREAM);
-                let stats = trainer
-                    .step(batch, task.loss(), lr, dropout_seed)
-                    .map_err(|loss| {
-                        bar.abandon();
-                        TrainError::Diverged {
-                            epoch,
-                            step: header.step + 1,
-                            loss,
-                            checkpoint: run.last_checkpoint(),
-                        }
-                    })?;
-                timing.steps_s += stepping.elapsed().as_secs_f64();
-                header.step += 1;
-                progress.steps += 1;
-                progress.loss_sum += stats.loss as f64 * examples as f64;
-                progress.examples += examples;
-                progress.hits += stats.hits;
-                progress.count += stats.count;
-                bar.inc(1);
-                bar.set_message(format!(
-                    "loss {:.4} acc {:.2}%",
-                    progress.loss_sum / progress.examples as f64,
-                    100.0 * progress.hits as f64 / progress.count.max(1) as f64
-                ));
-            }
-            Ok::<(), TrainError>(())
-        })?;
-        bar.finish_and_clear();
-        let validating = Instant::now();
-        let validation = task.validate(&trainer.model());
-        timing.validation_s = validating.elapsed().as_secs_f64();
-        let train = TrainStats {
-            loss: progress.loss_sum / progress.examples.max(1) as f64,
-            accuracy: progress.hits as f64 / progress.count.max(1) as f64,
-        };
-        let record = |timing| {
-            let seconds = progress.seconds + started.elapsed().as_secs_f64();
-            task.record(epoch, train, &validation, lr, seconds, timing)
-        };
-        history.push(record(timing));
-        eprintln!(
-            "epoch {epoch}/{}: {}",
-            params.epochs(),
-            task.describe(history.last().expect("just pushed"))
-        );
-        header.epoch = epoch;
-        let score = task.score(&validation);
-        let improved = score > header.best_score;
-        if improved {
-            header.best_score = score;
-            header.best_epoch = epoch;
+            let examples = batch.shape[0];
+            let dropout_seed = step_seed(seed, steps.done.steps, DROPOUT_STREAM);
+            let stats = trainer
+                .step(batch, task.loss(), steps.lr, dropout_seed)
+                .map_err(|loss| {
+                    bar.abandon();
+                    TrainError::Diverged {
+                        epoch,
+                        step: header.step + 1,
+                        loss,
+                        checkpoint: run.last_checkpoint(),
+                    }
+                })?;
+            steps.timing.steps_s += stepping.elapsed().as_secs_f64();
+            header.step += 1;
+            let done = &mut steps.done;
+            done.steps += 1;
+            done.loss_sum += stats.loss as f64 * examples as f64;
+            done.examples += examples;
+            done.hits += stats.hits;
+            done.count += stats.count;
+            bar.inc(1);
+            bar.set_message(format!(
+                "loss {:.4} acc {:.2}%",
+                steps.loss(),
+                100.0 * steps.accuracy()
+            ));
         }
-        let saving = Instant::now();
-        // The log first: a crash before the checkpoint leaves one epoch too many in the log,
-        // which a resume trims; then the log again, with the saving time in it.
-        write_log(&run.metrics_log(), &history)?;
-        checkpoint::save(&run.last_checkpoint(), &header, &trainer)?;
-        if improved {
-            checkpoint::save(&run.best_checkpoint(), &header, &trainer)?;
-        }
-        timing.saving_s = saving.elapsed().as_secs_f64();
-        *history.last_mut().expect("just pushed") = record(timing);
-        write_log(&run.metrics_log(), &history)?;
-        events.append(history.last().expect("just pushed"))?;
-        if let Some(patience) = params.patience()
-            && epoch - header.best_epoch >= patience
-        {
-            eprintln!(
-                "early stop after epoch {epoch}: no better validation score for {patience} epochs (best: epoch {})",
-                header.best_epoch
-            );
-            break;
-        }
-    }
-    Ok(history)
+        Ok::<(), TrainError>(())
+    })?;
+    bar.finish_and_clear();
+    Ok(steps)
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::engine::Compute;
-use crate::run::config::{HyperParams, Recipe, RunConfig, TrainOptions};
+use crate::run::config::{HyperParams, Recipe, RunConfig, TaskSettings, TrainOptions};
 use crate::run::json::read_json;
 use crate::run::{RunDir, RunError};
 
@@ -24,15 +24,15 @@ pub struct TrainRequest {
 /// configuration (checked against `model` and the given options); otherwise a fresh folder and
 /// the configuration `fresh` builds from the checked hyper-parameters (before the folder is
 /// made, so a configuration refused leaves nothing behind).
-pub fn open_for_training<C: RunConfig, E: From<RunError>>(
+pub fn open_for_training<S: TaskSettings, E: From<RunError>>(
     request: &TrainRequest,
     model: &str,
     recipe: &Recipe,
-    fresh: impl FnOnce(HyperParams) -> Result<C, E>,
-) -> Result<(RunDir, C), E> {
+    fresh: impl FnOnce(HyperParams) -> Result<RunConfig<S>, E>,
+) -> Result<(RunDir, RunConfig<S>), E> {
     if request.resume {
         let run = RunDir::existing(&request.out)?;
-        let saved: C = read_json(&run.config())?;
+        let saved: RunConfig<S> = read_json(&run.config())?;
         if saved.model_name() != model {
             return Err(E::from(RunError::invalid(
                 "--model",
@@ -43,8 +43,8 @@ pub fn open_for_training<C: RunConfig, E: From<RunError>>(
                 ),
             )));
         }
-        let params = request.options.resume_with(saved.params())?;
-        Ok((run, saved.with_params(params)))
+        let params = request.options.resume_with(&saved.params)?;
+        Ok((run, RunConfig { params, ..saved }))
     } else {
         let config = fresh(request.options.check(recipe)?)?;
         Ok((RunDir::fresh(&request.out)?, config))

@@ -4,13 +4,13 @@
 use rand::Rng;
 
 use crate::data::Normalization;
-use crate::data::SegmentationSet;
+use crate::data::SegmentedImages;
 use crate::data::augment::FlipScaleCrop;
 
 /// Photos `[batch, 3, side, side]` and labels `[batch, side, side]`.
 #[derive(Clone, Debug)]
 pub struct SegmentationBatch {
-    pub photos: Vec<f32>,
+    pub images: Vec<f32>,
     pub labels: Vec<u8>,
     pub count: usize,
 }
@@ -24,12 +24,12 @@ pub struct SegmentationBatcher {
 impl SegmentationBatcher {
     pub fn batch(
         &self,
-        set: &SegmentationSet,
+        set: &SegmentedImages,
         indices: &[usize],
         rng: &mut impl Rng,
     ) -> SegmentationBatch {
         let plane = set.plane();
-        let mut photos = Vec::with_capacity(indices.len() * 3 * plane);
+        let mut images = Vec::with_capacity(indices.len() * 3 * plane);
         let mut labels = Vec::with_capacity(indices.len() * plane);
         let (mut photo_buf, mut label_buf) = (vec![0u8; 3 * plane], vec![0u8; plane]);
         for &i in indices {
@@ -37,7 +37,7 @@ impl SegmentationBatcher {
                 Some(aug) => {
                     aug.apply(
                         set.side,
-                        set.photo(i),
+                        set.image(i),
                         set.label(i),
                         &mut photo_buf,
                         &mut label_buf,
@@ -45,13 +45,13 @@ impl SegmentationBatcher {
                     );
                     (&photo_buf[..], &label_buf[..])
                 }
-                None => (set.photo(i), set.label(i)),
+                None => (set.image(i), set.label(i)),
             };
-            self.normalization.extend(&mut photos, photo, 3, plane);
+            self.normalization.extend(&mut images, photo, 3, plane);
             labels.extend_from_slice(label);
         }
         SegmentationBatch {
-            photos,
+            images,
             labels,
             count: indices.len(),
         }

@@ -165,7 +165,7 @@ impl Net {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{ClassifierKind, SegmenterKind};
+    use crate::models::{ClassifierKind, ModelKind, SegmenterKind};
 
     #[test]
     fn segmenters_map_photos_to_five_maps_of_their_size() {
