@@ -5,7 +5,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{FONT, FigureError, draw_png};
+use super::{FONT, FigureError, draw_png, text};
 
 /// An image to place in a grid: RGB rows, `width * height * 3` bytes.
 #[derive(Clone, Debug)]
@@ -118,11 +118,12 @@ pub fn filters(
             (8, 8),
             (FONT, 20).into_font(),
         ))?;
-        root.draw(&Text::new(
+        text(
+            root,
             format!("brighter = larger weight (scale {lo:.3} .. {hi:.3})"),
             (8, 32),
-            (FONT, 14).into_font(),
-        ))?;
+            14,
+        )?;
         for (i, p) in pictures.iter().enumerate() {
             let (r, c) = ((i / cols) as i32, (i % cols) as i32);
             blit(root, p, 8 + c * cell, header + r * cell, scale)?;
@@ -178,27 +179,15 @@ pub fn picture_rows(
     let header = 64;
     let height = header + rows.len() as i32 * (cell_h + 8) + 8;
     draw_png(path, (width as u32, height as u32), |root| {
-        root.draw(&Text::new(
-            title.to_string(),
-            (8, 8),
-            (FONT, 20).into_font(),
-        ))?;
+        text(root, title.to_string(), (8, 8), 20)?;
         let mut x = title_w;
         for (g, heading) in group_headings.iter().enumerate() {
-            root.draw(&Text::new(
-                heading.to_string(),
-                (x, 40),
-                (FONT, 16).into_font(),
-            ))?;
+            text(root, heading.to_string(), (x, 40), 16)?;
             x += max_cells[g] as i32 * cell_w + gap;
         }
         for (r, row) in rows.iter().enumerate() {
             let y = header + r as i32 * (cell_h + 8);
-            root.draw(&Text::new(
-                row.title.clone(),
-                (8, y + cell_h / 2 - 8),
-                (FONT, 15).into_font(),
-            ))?;
+            text(root, row.title.clone(), (8, y + cell_h / 2 - 8), 15)?;
             let mut x = title_w;
             for (g, cells) in row.groups.iter().enumerate() {
                 for (i, cell) in cells.iter().enumerate() {
@@ -208,11 +197,7 @@ pub fn picture_rows(
                         cell.border.stroke_width(2),
                     ))?;
                     blit(root, &cell.picture, cx, y, scale)?;
-                    root.draw(&Text::new(
-                        cell.caption.clone(),
-                        (cx, y + ph * scale + 4),
-                        (FONT, 11).into_font(),
-                    ))?;
+                    text(root, cell.caption.clone(), (cx, y + ph * scale + 4), 11)?;
                 }
                 if cells.is_empty() {
                     root.draw(&Text::new(
@@ -270,16 +255,13 @@ pub fn confusion(
     let width = left + n * cell + 20;
     let height = top + n * cell + 130;
     draw_png(path, (width as u32, height as u32), |root| {
-        root.draw(&Text::new(
-            title.to_string(),
-            (8, 8),
-            (FONT, 20).into_font(),
-        ))?;
-        root.draw(&Text::new(
+        text(root, title.to_string(), (8, 8), 20)?;
+        text(
+            root,
             "rows: true class, columns: predicted; shade = share of the row",
             (8, 36),
-            (FONT, 13).into_font(),
-        ))?;
+            13,
+        )?;
         for (i, row) in counts.iter().enumerate() {
             let total: u64 = row.iter().sum::<u64>().max(1);
             let y = top + i as i32 * cell;

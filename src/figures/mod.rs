@@ -39,6 +39,18 @@ pub(crate) fn init_font() {
     });
 }
 
+/// Draws `text` with its top left at `at`, in the figures' font at `size` pixels.
+pub(crate) fn text(
+    area: &plotters::prelude::DrawingArea<plotters::prelude::BitMapBackend, plotters::coord::Shift>,
+    text: impl Into<String>,
+    at: (i32, i32),
+    size: u32,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    area.draw(&Text::new(text.into(), at, (FONT, size).into_font()))?;
+    Ok(())
+}
+
 /// Draws into a temporary PNG with `draw`, then renames it over `path` (atomic output).
 pub(crate) fn draw_png(
     path: &Path,

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use super::charts::{self, BLUE_, GREEN_, ORANGE_, Series};
 use super::curves::{self, Panel, per_epoch};
 use super::grids::{self, Cell, Picture, Row};
-use super::{FONT, FigureError, draw_png};
+use super::{FONT, FigureError, draw_png, text};
 use crate::data::ClassSpec;
 use crate::data::SegmentedImages;
 use crate::data::classes::color_of;
@@ -155,11 +155,7 @@ pub fn draw_legend(
             rgb.filled(),
         ))?;
         root.draw(&Rectangle::new([(x, top), (x + 22, top + 20)], BLACK))?;
-        root.draw(&Text::new(
-            name.to_string(),
-            (x + 30, top + 2),
-            (FONT, 15).into_font(),
-        ))?;
+        text(root, name.to_string(), (x + 30, top + 2), 15)?;
     }
     Ok(())
 }

@@ -266,11 +266,17 @@ impl HyperParams {
 /// networks, how it names a class, and settings of its own (flattened into the file beside
 /// the shared keys, so the file reads as one object).
 pub trait TaskSettings:
-    Clone + std::fmt::Debug + PartialEq + Serialize + serde::de::DeserializeOwned
+    Clone + std::fmt::Debug + PartialEq + Send + Sync + Serialize + serde::de::DeserializeOwned
 {
     type Model: ModelKind;
     /// A class as `config.json` lists it (a name, or a name and a colour).
-    type Class: Clone + std::fmt::Debug + PartialEq + Serialize + serde::de::DeserializeOwned;
+    type Class: Clone
+        + std::fmt::Debug
+        + PartialEq
+        + Send
+        + Sync
+        + Serialize
+        + serde::de::DeserializeOwned;
 
     fn class_name(class: &Self::Class) -> &str;
     /// The classes of run folders written before `config.json` listed them (the preset's).

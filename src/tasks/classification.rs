@@ -14,7 +14,7 @@ use crate::data::image_folder::{self, FolderOptions};
 use crate::data::sets::ClassificationSets;
 use crate::data::split::{self, Fractions, Split};
 use crate::data::{DataError, LabelledImages, Normalization};
-use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch, Tta};
+use crate::engine::{DeviceKind, LossSpec, Model, StepBatch, Tta};
 use crate::figures::FigureError;
 use crate::metrics::Confusion;
 use crate::metrics::classification::ClassificationReport;
@@ -26,8 +26,7 @@ use crate::run::config::{
 use crate::run::records::{ClassificationEpoch, ClassificationTrain, ClassificationVal};
 use crate::run::results::ClassificationMetrics;
 use crate::run::schedule::Schedule;
-use crate::train::search::best_of;
-use crate::train::{TrainError, TrainStats, TrainingTask, fit};
+use crate::train::TrainStats;
 
 const EVAL_BATCH: usize = 500;
 
@@ -62,60 +61,6 @@ pub fn recipe(kind: ClassifierKind) -> Recipe {
             epochs: 20,
             ..recipe(ClassifierKind::Own)
         },
-    }
-}
-
-/// The classification side of the training loop.
-struct ClassificationTraining<'a> {
-    config: &'a ClassificationConfig,
-    data: &'a DataOf<Classification>,
-    loss: LossSpec,
-    batcher: ClassificationBatcher,
-}
-
-impl TrainingTask for ClassificationTraining<'_> {
-    type Validation = ClassificationReport;
-    type Train = ClassificationTrain;
-    type Val = ClassificationVal;
-
-    fn train_indices(&self) -> &[usize] {
-        &self.data.train_indices
-    }
-
-    fn batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> StepBatch {
-        let batch = self.batcher.batch(&self.data.sets.train, indices, rng);
-        StepBatch {
-            images: batch.images,
-            shape: batch.shape,
-            targets: batch.labels,
-        }
-    }
-
-    fn loss(&self) -> &LossSpec {
-        &self.loss
-    }
-
-    fn validate(&self, model: &Model) -> ClassificationReport {
-        Classification::evaluate(model, &self.data.val, self.config, Tta::None).report
-    }
-
-    fn score(&self, validation: &ClassificationReport) -> f64 {
-        validation.accuracy
-    }
-
-    fn train_scores(&self, train: TrainStats) -> ClassificationTrain {
-        ClassificationTrain {
-            accuracy: train.accuracy,
-        }
-    }
-
-    fn val_scores(&self, validation: &ClassificationReport) -> (f64, ClassificationVal) {
-        (
-            validation.loss,
-            ClassificationVal {
-                accuracy: validation.accuracy,
-            },
-        )
     }
 }
 
@@ -303,31 +248,52 @@ impl Task for Classification {
         split::stratified(&train.labels, classes, fractions, seed)
     }
 
-    fn train(
-        config: &ClassificationConfig,
-        data: &DataOf<Self>,
-        run: &RunDir,
-        compute: &Compute,
-        resume: bool,
-        stop_after: Option<usize>,
-    ) -> Result<Vec<ClassificationEpoch>, TrainError> {
-        let params = &config.params;
-        let task = ClassificationTraining {
-            config,
-            data,
-            loss: LossSpec::Image {
-                smoothing: params.label_smoothing(),
-            },
-            batcher: ClassificationBatcher {
-                normalization: config.normalization,
-                augment: params.augment(),
-            },
-        };
-        fit(&task, config, run, compute, resume, stop_after)
+    type Batcher = ClassificationBatcher;
+
+    fn batcher(config: &ClassificationConfig) -> ClassificationBatcher {
+        ClassificationBatcher {
+            normalization: config.normalization,
+            augment: config.params.augment(),
+        }
     }
 
-    fn best_score(history: &[ClassificationEpoch]) -> (f64, usize) {
-        best_of(history.iter().map(|r| (r.val.accuracy, r.epoch)))
+    fn loss(config: &ClassificationConfig, _data: &DataOf<Self>) -> LossSpec {
+        LossSpec::Image {
+            smoothing: config.params.label_smoothing(),
+        }
+    }
+
+    fn batch(
+        batcher: &ClassificationBatcher,
+        train: &LabelledImages,
+        indices: &[usize],
+        rng: &mut ChaCha8Rng,
+    ) -> StepBatch {
+        let batch = batcher.batch(train, indices, rng);
+        StepBatch {
+            images: batch.images,
+            shape: batch.shape,
+            targets: batch.labels,
+        }
+    }
+
+    fn score(val: &ClassificationVal) -> f64 {
+        val.accuracy
+    }
+
+    fn train_scores(train: TrainStats) -> ClassificationTrain {
+        ClassificationTrain {
+            accuracy: train.accuracy,
+        }
+    }
+
+    fn val_scores(report: &ClassificationReport) -> (f64, ClassificationVal) {
+        (
+            report.loss,
+            ClassificationVal {
+                accuracy: report.accuracy,
+            },
+        )
     }
 
     /// Evaluates a model (no gradient tracking on either engine): the report of its predictions

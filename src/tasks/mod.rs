@@ -6,21 +6,24 @@ pub mod classification;
 mod data;
 mod error;
 pub mod segmentation;
+mod training;
 
 pub use classification::{Classification, ClassificationSource};
 pub use data::{DataSummary, RunData, SplitSummary, prepare};
 pub use error::TaskError;
 pub use segmentation::{Segmentation, SegmentationSource};
+pub use training::Training;
 
 use std::path::{Path, PathBuf};
 
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::data::Samples;
 use crate::data::sets::Sets;
 use crate::data::split::{Fractions, Split};
-use crate::engine::{Compute, DeviceKind, Model, Tta};
+use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch, Tta};
 use crate::figures::FigureError;
 use crate::models::ModelKind;
 use crate::progress::count_bar;
@@ -30,12 +33,12 @@ use crate::run::config::{HyperParams, Recipe, RunConfig, TaskSettings};
 use crate::run::json::{read_json, read_log, write_json};
 use crate::run::records::{Epoch, Scores};
 use crate::run::results::RunMetrics;
-use crate::train::search::{self, Leaderboard, SearchOptions};
-use crate::train::{TrainError, TrainRequest, open_for_training};
+use crate::train::search::{self, Leaderboard, SearchOptions, best_of};
+use crate::train::{TrainError, TrainRequest, TrainStats, fit, open_for_training};
 
 /// What a task supplies to the shared commands; everything else (the run's configuration,
 /// epoch records and `metrics.json`, the splits, the commands) is written once for all tasks.
-pub trait Task {
+pub trait Task: Sized {
     /// The validation score that picks the best checkpoint and ranks a search.
     const SCORE_NAME: &'static str;
     /// Whether validation and test split off the training part keep each class's share.
@@ -80,6 +83,25 @@ pub trait Task {
     fn mismatch(sets: &SetsOf<Self>, config: &ConfigOf<Self>) -> Option<String>;
     /// The seeded split of a training part into train, validation and test.
     fn split(train: &Self::Samples, classes: usize, fractions: Fractions, seed: u64) -> Split;
+    /// How the training batches are assembled (normalisation, augmentation).
+    type Batcher: Sync;
+    fn batcher(config: &ConfigOf<Self>) -> Self::Batcher;
+    /// The training loss of the run of `config` on `data`.
+    fn loss(config: &ConfigOf<Self>, data: &DataOf<Self>) -> LossSpec;
+    /// The training examples at `indices`, assembled (and augmented) as a step takes them.
+    fn batch(
+        batcher: &Self::Batcher,
+        train: &Self::Samples,
+        indices: &[usize],
+        rng: &mut ChaCha8Rng,
+    ) -> StepBatch;
+    /// The validation score that picks the best checkpoint and ranks a search (NaN never wins).
+    fn score(val: &Self::Val) -> f64;
+    /// The training steps' scores as `metrics.jsonl` keeps them.
+    fn train_scores(train: TrainStats) -> Self::Train;
+    /// The validation loss and scores of a report, as `metrics.jsonl` keeps them.
+    fn val_scores(report: &Self::Report) -> (f64, Self::Val);
+
     /// Trains from scratch, or from the last checkpoint when `resume` is set, stopping after
     /// epoch `stop_after` when given (as an interrupted run would).
     fn train(
@@ -89,9 +111,19 @@ pub trait Task {
         compute: &Compute,
         resume: bool,
         stop_after: Option<usize>,
-    ) -> Result<Vec<RecordOf<Self>>, TrainError>;
+    ) -> Result<Vec<RecordOf<Self>>, TrainError> {
+        let training = Training::<Self> {
+            config,
+            data,
+            loss: Self::loss(config, data),
+            batcher: Self::batcher(config),
+        };
+        fit(&training, config, run, compute, resume, stop_after)
+    }
     /// The best validation score of a history and its epoch.
-    fn best_score(history: &[RecordOf<Self>]) -> (f64, usize);
+    fn best_score(history: &[RecordOf<Self>]) -> (f64, usize) {
+        best_of(history.iter().map(|r| (Self::score(&r.val), r.epoch)))
+    }
     fn evaluate(
         model: &Model,
         split: &Self::Samples,

@@ -17,7 +17,7 @@ use crate::data::sets::SegmentationSets;
 use crate::data::split::{self, Fractions, Split};
 use crate::data::{ClassSpec, DataError, IGNORE_LABEL, Normalization, SegmentedImages};
 use crate::engine::softmax_channels;
-use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch, Tta};
+use crate::engine::{DeviceKind, LossSpec, Model, StepBatch, Tta};
 use crate::figures::FigureError;
 use crate::metrics::Confusion;
 use crate::metrics::segmentation::{
@@ -32,8 +32,7 @@ use crate::run::config::{
 use crate::run::records::{SegmentationEpoch, SegmentationTrain, SegmentationVal};
 use crate::run::results::SegmentationMetrics;
 use crate::run::schedule::Schedule;
-use crate::train::search::best_of;
-use crate::train::{TrainError, TrainStats, TrainingTask, fit};
+use crate::train::TrainStats;
 
 const EVAL_BATCH: usize = 4;
 
@@ -81,66 +80,6 @@ fn augmentation(kind: SegmenterKind) -> Option<FlipScaleCrop> {
             SegmenterKind::Unet => 0.2,
         },
     })
-}
-
-struct SegmentationTraining<'a> {
-    config: &'a SegmentationConfig,
-    data: &'a DataOf<Segmentation>,
-    batcher: SegmentationBatcher,
-    loss: LossSpec,
-}
-
-impl TrainingTask for SegmentationTraining<'_> {
-    type Validation = SegmentationReport;
-    type Train = SegmentationTrain;
-    type Val = SegmentationVal;
-
-    fn train_indices(&self) -> &[usize] {
-        &self.data.train_indices
-    }
-
-    fn batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> StepBatch {
-        let batch = self.batcher.batch(&self.data.sets.train, indices, rng);
-        let side = self.data.sets.train.side;
-        StepBatch {
-            images: batch.images,
-            shape: [batch.count, 3, side, side],
-            targets: batch.labels,
-        }
-    }
-
-    fn loss(&self) -> &LossSpec {
-        &self.loss
-    }
-
-    fn validate(&self, model: &Model) -> SegmentationReport {
-        Segmentation::evaluate(model, &self.data.val, self.config, Tta::None).report
-    }
-
-    fn score(&self, v: &SegmentationReport) -> f64 {
-        if v.map.is_nan() {
-            f64::NEG_INFINITY
-        } else {
-            v.map
-        }
-    }
-
-    fn train_scores(&self, train: TrainStats) -> SegmentationTrain {
-        SegmentationTrain {
-            pixel_accuracy: train.accuracy,
-        }
-    }
-
-    fn val_scores(&self, v: &SegmentationReport) -> (f64, SegmentationVal) {
-        (
-            v.loss,
-            SegmentationVal {
-                map: v.map,
-                miou: v.miou,
-                pixel_accuracy: v.pixel_accuracy,
-            },
-        )
-    }
 }
 
 /// Softmax probabilities `[N, classes, side, side]` (flattened) of `photos`
@@ -336,32 +275,22 @@ impl Task for Segmentation {
         split::random(train.len(), fractions, seed)
     }
 
-    fn train(
-        config: &SegmentationConfig,
-        data: &DataOf<Self>,
-        run: &RunDir,
-        compute: &Compute,
-        resume: bool,
-        stop_after: Option<usize>,
-    ) -> Result<Vec<SegmentationEpoch>, TrainError> {
-        let task = SegmentationTraining {
-            config,
-            data,
-            batcher: SegmentationBatcher {
-                normalization: config.normalization,
-                augment: config.settings.augment,
-            },
-            loss: LossSpec::Pixel {
-                weights: config.settings.class_weighting.weights(
-                    config.classes.len(),
-                    data.train_indices.iter().map(|&i| data.sets.train.label(i)),
-                ),
-            },
-        };
-        if let LossSpec::Pixel {
-            weights: Some(weights),
-        } = &task.loss
-        {
+    type Batcher = SegmentationBatcher;
+
+    fn batcher(config: &SegmentationConfig) -> SegmentationBatcher {
+        SegmentationBatcher {
+            normalization: config.normalization,
+            augment: config.settings.augment,
+        }
+    }
+
+    /// The per-pixel cross-entropy, its classes weighed as the run says (the weights shown).
+    fn loss(config: &SegmentationConfig, data: &DataOf<Self>) -> LossSpec {
+        let weights = config.settings.class_weighting.weights(
+            config.classes.len(),
+            data.train_indices.iter().map(|&i| data.sets.train.label(i)),
+        );
+        if let Some(weights) = &weights {
             let shown: Vec<String> = config
                 .classes
                 .iter()
@@ -370,11 +299,43 @@ impl Task for Segmentation {
                 .collect();
             eprintln!("class weights: {}", shown.join(", "));
         }
-        fit(&task, config, run, compute, resume, stop_after)
+        LossSpec::Pixel { weights }
     }
 
-    fn best_score(history: &[SegmentationEpoch]) -> (f64, usize) {
-        best_of(history.iter().map(|r| (r.val.map, r.epoch)))
+    fn batch(
+        batcher: &SegmentationBatcher,
+        train: &SegmentedImages,
+        indices: &[usize],
+        rng: &mut ChaCha8Rng,
+    ) -> StepBatch {
+        let batch = batcher.batch(train, indices, rng);
+        let side = train.side;
+        StepBatch {
+            images: batch.images,
+            shape: [batch.count, 3, side, side],
+            targets: batch.labels,
+        }
+    }
+
+    fn score(val: &SegmentationVal) -> f64 {
+        val.map
+    }
+
+    fn train_scores(train: TrainStats) -> SegmentationTrain {
+        SegmentationTrain {
+            pixel_accuracy: train.accuracy,
+        }
+    }
+
+    fn val_scores(report: &SegmentationReport) -> (f64, SegmentationVal) {
+        (
+            report.loss,
+            SegmentationVal {
+                map: report.map,
+                miou: report.miou,
+                pixel_accuracy: report.pixel_accuracy,
+            },
+        )
     }
 
     /// Evaluates over all labelled pixels of `set` (those labelled [`IGNORE_LABEL`] count in no

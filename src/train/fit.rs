@@ -45,8 +45,8 @@ pub trait TrainingTask: Sync {
     fn loss(&self) -> &LossSpec;
     /// Evaluates `model` on the validation split.
     fn validate(&self, model: &Model) -> Self::Validation;
-    /// The score that picks the best checkpoint (higher is better).
-    fn score(&self, validation: &Self::Validation) -> f64;
+    /// The score that picks the best checkpoint (higher is better; NaN never wins).
+    fn score(&self, val: &Self::Val) -> f64;
     /// The training steps' scores as the epoch record keeps them.
     fn train_scores(&self, train: TrainStats) -> Self::Train;
     /// The validation loss and scores as the epoch record keeps them.
@@ -123,7 +123,7 @@ pub fn fit<T: TrainingTask, S: TaskSettings>(
         let first = record(timing);
         eprintln!("epoch {epoch}/{}: {}", params.epochs(), first.describe());
         state.history.push(first);
-        let improved = state.end_epoch(epoch, task.score(&validation));
+        let improved = state.end_epoch(epoch, task.score(&val));
         let saving = Instant::now();
         state.save(run, improved)?;
         timing.saving_s = saving.elapsed().as_secs_f64();
