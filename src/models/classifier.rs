@@ -16,6 +16,38 @@ pub enum ClassifierKind {
     Res,
 }
 
+/// The layers of `base` and `wide`, which differ only in widths and activation: two 3x3
+/// convolutions (`first`, then `second` channels), each with `activation` and a 2x2 max-pool,
+/// a dense layer of `hidden` with `activation`, and the classes; `pooled` is the positions
+/// left after the two poolings.
+fn two_convs_then_dense(
+    channels: usize,
+    [first, second, hidden]: [usize; 3],
+    activation: LayerSpec,
+    pooled: usize,
+    classes: usize,
+) -> Vec<LayerSpec> {
+    use LayerSpec::*;
+    vec![
+        LayerSpec::conv(channels, first, 3, 1),
+        activation,
+        MaxPool2,
+        LayerSpec::conv(first, second, 3, 1),
+        activation,
+        MaxPool2,
+        Flatten,
+        Linear {
+            inputs: second * pooled,
+            outputs: hidden,
+        },
+        activation,
+        Linear {
+            inputs: hidden,
+            outputs: classes,
+        },
+    ]
+}
+
 impl ClassifierKind {
     /// The network for Fashion-MNIST (1x28x28, ten classes).
     pub fn spec(self) -> ModelSpec {
@@ -29,45 +61,16 @@ impl ClassifierKind {
         let [channels, height, width] = input;
         let pooled = (height / 4) * (width / 4);
         let layers = match self {
-            ClassifierKind::Base => vec![
-                LayerSpec::conv(channels, 32, 3, 1),
-                Relu,
-                MaxPool2,
-                LayerSpec::conv(32, 32, 3, 1),
-                Relu,
-                MaxPool2,
-                Flatten,
-                Linear {
-                    inputs: 32 * pooled,
-                    outputs: 128,
-                },
-                Relu,
-                Linear {
-                    inputs: 128,
-                    outputs: classes,
-                },
-            ],
-            ClassifierKind::Wide => {
-                let leaky = LeakyRelu { slope: 0.01 };
-                vec![
-                    LayerSpec::conv(channels, 64, 3, 1),
-                    leaky,
-                    MaxPool2,
-                    LayerSpec::conv(64, 128, 3, 1),
-                    leaky,
-                    MaxPool2,
-                    Flatten,
-                    Linear {
-                        inputs: 128 * pooled,
-                        outputs: 256,
-                    },
-                    leaky,
-                    Linear {
-                        inputs: 256,
-                        outputs: classes,
-                    },
-                ]
+            ClassifierKind::Base => {
+                two_convs_then_dense(channels, [32, 32, 128], Relu, pooled, classes)
             }
+            ClassifierKind::Wide => two_convs_then_dense(
+                channels,
+                [64, 128, 256],
+                LeakyRelu { slope: 0.01 },
+                pooled,
+                classes,
+            ),
             ClassifierKind::Own => {
                 let mut layers = Vec::new();
                 for (i, o) in [(channels, 32), (32, 32)] {

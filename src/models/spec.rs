@@ -136,6 +136,7 @@ impl LayerSpec {
 
     fn describe(&self) -> String {
         match self {
+            // Both kinds of convolution by the same words, but for their names.
             LayerSpec::Conv {
                 in_channels,
                 out_channels,
@@ -143,18 +144,22 @@ impl LayerSpec {
                 stride,
                 padding,
                 ..
-            } => format!(
-                "Conv {kernel}x{kernel} {in_channels}->{out_channels} (stride {stride}, pad {padding})"
-            ),
-            LayerSpec::ConvTranspose {
+            }
+            | LayerSpec::ConvTranspose {
                 in_channels,
                 out_channels,
                 kernel,
                 stride,
                 padding,
-            } => format!(
-                "ConvTranspose {kernel}x{kernel} {in_channels}->{out_channels} (stride {stride}, pad {padding})"
-            ),
+            } => {
+                let name = match self {
+                    LayerSpec::Conv { .. } => "Conv",
+                    _ => "ConvTranspose",
+                };
+                format!(
+                    "{name} {kernel}x{kernel} {in_channels}->{out_channels} (stride {stride}, pad {padding})"
+                )
+            }
             LayerSpec::BatchNorm { channels } => format!("BatchNorm ({channels})"),
             LayerSpec::Relu => "ReLU".into(),
             LayerSpec::LeakyRelu { slope } => format!("LeakyReLU ({slope})"),

@@ -105,6 +105,33 @@ enum Mode {
     Eval,
 }
 
+/// The geometry of convolution layer `layer` on inputs of `shape`: the convolution itself, or
+/// for a transposed convolution the convolution it transposes.
+fn conv_geometry(layer: &LayerSpec, [_, c, h, w]: [usize; 4]) -> ConvGeometry {
+    let (LayerSpec::Conv {
+        out_channels,
+        kernel,
+        stride,
+        padding,
+        ..
+    }
+    | LayerSpec::ConvTranspose {
+        out_channels,
+        kernel,
+        stride,
+        padding,
+        ..
+    }) = *layer
+    else {
+        unreachable!("{layer:?} is not a convolution")
+    };
+    let geometry = match layer {
+        LayerSpec::Conv { .. } => ConvGeometry::conv,
+        _ => ConvGeometry::transposing,
+    };
+    geometry(c, h, w, out_channels, kernel, stride, padding)
+}
+
 /// The tensors of one layer: (name suffix, shape).
 fn layer_tensors(spec: &LayerSpec) -> Vec<(&'static str, Vec<usize>)> {
     match *spec {
@@ -313,17 +340,8 @@ impl CpuNet {
             }
         };
         match (self.op(i), &self.layers[i]) {
-            (
-                &LayerSpec::Conv {
-                    out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                    ..
-                },
-                LayerParams::Conv { weight, bias },
-            ) => {
-                let g = ConvGeometry::conv(c, h, w, out_channels, kernel, stride, padding);
+            (&LayerSpec::Conv { out_channels, .. }, LayerParams::Conv { weight, bias }) => {
+                let g = conv_geometry(self.op(i), x.shape);
                 let full = [n, out_channels, g.h_out, g.w_out];
                 if self.pool_follows(i) {
                     let size = n * out_channels * (g.h_out / 2) * (g.w_out / 2);
@@ -367,16 +385,10 @@ impl CpuNet {
                 (Activation::new(out, full), keep_input(&x))
             }
             (
-                &LayerSpec::ConvTranspose {
-                    out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                    ..
-                },
+                &LayerSpec::ConvTranspose { out_channels, .. },
                 LayerParams::Conv { weight, bias },
             ) => {
-                let g = ConvGeometry::transposing(c, h, w, out_channels, kernel, stride, padding);
+                let g = conv_geometry(self.op(i), x.shape);
                 let mut out = memory::zeroed(n * g.in_len());
                 conv::conv_transpose_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
                 (
@@ -524,18 +536,11 @@ impl CpuNet {
             let keep = saved.pop().expect("one record per layer");
             match (self.op(i), &self.layers[i], keep) {
                 (
-                    &LayerSpec::Conv {
-                        out_channels,
-                        kernel,
-                        stride,
-                        padding,
-                        ..
-                    },
+                    &LayerSpec::Conv { out_channels, .. },
                     LayerParams::Conv { weight, bias },
                     Saved::Input(x),
                 ) => {
-                    let [n, c, h, w] = x.shape;
-                    let g = ConvGeometry::conv(c, h, w, out_channels, kernel, stride, padding);
+                    let (n, g) = (x.shape[0], conv_geometry(self.op(i), x.shape));
                     if let Some(argmax) = pending_pool.take() {
                         let mut dx = need_input_grad.then(|| memory::zeroed(n * g.in_len()));
                         let (dw, db) = conv::conv_pool_backward(
@@ -570,19 +575,11 @@ impl CpuNet {
                     }
                 }
                 (
-                    &LayerSpec::ConvTranspose {
-                        out_channels,
-                        kernel,
-                        stride,
-                        padding,
-                        ..
-                    },
+                    &LayerSpec::ConvTranspose { out_channels, .. },
                     LayerParams::Conv { weight, .. },
                     Saved::Input(x),
                 ) => {
-                    let [n, c, h, w] = x.shape;
-                    let g =
-                        ConvGeometry::transposing(c, h, w, out_channels, kernel, stride, padding);
+                    let (n, g) = (x.shape[0], conv_geometry(self.op(i), x.shape));
                     grads_reversed.push(layers::channel_sums(&grad, out_channels, g.h * g.w));
                     grads_reversed.push(conv::conv_transpose_weight_grad(&g, &grad, &x.data));
                     if need_input_grad {

@@ -57,17 +57,11 @@ impl ConvGeometry {
         stride: usize,
         pad: usize,
     ) -> Self {
-        ConvGeometry {
-            c_in: c_out,
-            h: (h - 1) * stride + k - 2 * pad,
-            w: (w - 1) * stride + k - 2 * pad,
-            c_out: c_in,
-            k,
-            stride,
-            pad,
-            h_out: h,
-            w_out: w,
-        }
+        // The size the transposed convolution gives; the convolution maps it back to `n`.
+        let size = |n: usize| (n - 1) * stride + k - 2 * pad;
+        let g = ConvGeometry::conv(c_out, size(h), size(w), c_in, k, stride, pad);
+        debug_assert_eq!((g.h_out, g.w_out), (h, w));
+        g
     }
 
     /// The input gradient of a stride-1 convolution is itself a convolution of the output

@@ -78,18 +78,9 @@ fn winograd_convolutions_match_the_definition_for_odd_sizes_and_several_images()
     for (n, h, w) in [(3, 7, 5), (2, 6, 6), (1, 1, 3)] {
         let g = ConvGeometry::conv(128, h, w, 129, 3, 1, 1);
         assert!(winograd::applies(&g) && g.groups_images());
-        let x = ramp(n * g.in_len(), 0.1);
-        let wt = ramp(g.weight_len(), 0.05);
-        let bias = ramp(g.c_out, 0.3);
-        let mut out = vec![0.0; n * g.out_len()];
-        conv_forward(&g, &x, &wt, Some(&bias), &mut out);
-        for (image_out, image) in out.chunks(g.out_len()).zip(x.chunks(g.in_len())) {
-            let mut expected = naive_conv(&g, image, &wt);
-            for (channel, &b) in expected.chunks_mut(g.out_plane()).zip(&bias) {
-                channel.iter_mut().for_each(|v| *v += b);
-            }
-            assert_close(image_out, &expected, 1e-4, &g);
-        }
+        check_forward(&g, n, |g, x, wt, bias, out, _| {
+            conv_forward(g, x, wt, bias, out)
+        });
     }
 }
 
