@@ -222,57 +222,6 @@ fn eval_of_a_folder_that_is_not_a_run() {
 }
 
 #[test]
-fn search_writes_a_sorted_leaderboard_and_the_rerun_command() {
-    let tmp = tempfile::tempdir().unwrap();
-    common::synthetic::write_fashion_dir(&tmp.path().join("synth"), 300, 50).unwrap();
-    let args = [
-        "fashion",
-        "search",
-        "--data",
-        "synth",
-        "--skip-checksums",
-        "--trials",
-        "3",
-        "--epochs",
-        "1",
-        "--lr-range",
-        "1e-4",
-        "3e-3",
-        "--batch-sizes",
-        "32,64",
-        "--out",
-        "runs/search",
-    ];
-    let out = convlab(&args, tmp.path());
-    assert!(out.status.success(), "{}", stderr(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains(
-            "to train it longer:\n  convlab fashion train --data synth --skip-checksums --model base --lr"
-        ),
-        "{stdout}"
-    );
-    let csv = std::fs::read_to_string(tmp.path().join("runs/search/leaderboard.csv")).unwrap();
-    let rows: Vec<Vec<&str>> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
-    assert_eq!(rows.len(), 3, "{csv}");
-    let scores: Vec<f64> = rows.iter().map(|r| r[5].parse().unwrap()).collect();
-    assert!(
-        scores.windows(2).all(|w| w[0] >= w[1]),
-        "sorted best first: {scores:?}"
-    );
-    for r in &rows {
-        let lr: f64 = r[2].parse().unwrap();
-        assert!((1e-4..=3e-3).contains(&lr));
-        assert!(["32", "64"].contains(&r[4]));
-        assert!(tmp.path().join(r[8]).join("config.json").is_file());
-    }
-}
-
-#[test]
 fn patience_stops_training_once_validation_stops_improving() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic::write_fashion_dir(&tmp.path().join("synth"), 600, 100).unwrap();

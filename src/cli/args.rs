@@ -57,6 +57,30 @@ pub enum Command {
     /// Time one network (training steps, inference, an epoch, or time to 90% accuracy); prints
     /// one JSON line. `bench/compare.py` runs it beside PyTorch.
     Bench(BenchArgs),
+    /// One trial of a planned search (`TASK search --plan-only`), or its leaderboard: for
+    /// running the trials anywhere that sees the search folder, e.g. as a Slurm job array.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SearchCommand {
+    /// Run trial K of the plan in DIR (K from 0, as Slurm's array indices count) into
+    /// DIR/trial-{K+1}; a trial run again resumes, a finished one is left as it is.
+    Trial {
+        /// The search folder (holding plan.json).
+        dir: PathBuf,
+        /// The trial, counted from 0 (e.g. $SLURM_ARRAY_TASK_ID).
+        #[arg(long)]
+        index: usize,
+    },
+    /// Write DIR/leaderboard.csv from the trials that have finished (safe while others run).
+    Collect {
+        /// The search folder (holding plan.json).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -308,6 +332,9 @@ pub struct SearchArgs {
     /// Folder holding the data set.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Write the plan (OUT/plan.json) and stop: run its trials with `convlab search trial`.
+    #[arg(long)]
+    pub plan_only: bool,
     #[command(flatten)]
     pub compute: ComputeArgs,
 }

@@ -12,7 +12,7 @@ pub use error::Error;
 
 use args::{
     ClassifyCommand, ClassifyPredictArgs, Command, FacadeCommand, FashionCommand, PredictArgs,
-    RunArgs, SegmentCommand, TrainArgs,
+    RunArgs, SearchCommand, SegmentCommand, TrainArgs,
 };
 
 use crate::run::{RunDir, RunError};
@@ -46,8 +46,10 @@ fn eval<T: Task>(task: &T, r: &RunArgs, tables: fn(&MetricsOf<T>)) -> Result<(),
 }
 
 fn search<T: Task>(task: &T, model: ModelOf<T>, args: &args::SearchArgs) -> Result<(), Error> {
-    let board = tasks::search_command(task, model, args.options()?)?;
-    print::leaderboard(&board);
+    match tasks::search_command(task, model, args.options()?, args.plan_only)? {
+        tasks::SearchOutcome::Planned { plan, trials } => print::planned(&plan, trials),
+        tasks::SearchOutcome::Finished(board) => print::leaderboard(&board),
+    }
     Ok(())
 }
 
@@ -155,6 +157,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let result = bench::bench_command(&args.options()?)?;
             println!("{}", serde_json::to_string(&result).expect("serialises"));
         }
+        Command::Search { command } => match command {
+            SearchCommand::Trial { dir, index } => {
+                print::trial(&tasks::trial_command(&dir, index)?);
+            }
+            SearchCommand::Collect { dir } => {
+                print::leaderboard(&tasks::collect_command(&dir)?);
+            }
+        },
         Command::Report(args) => {
             let compute = args.compute.compute()?;
             let written =

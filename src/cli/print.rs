@@ -10,7 +10,7 @@ use crate::predict::segmentation::MaskPrediction;
 use crate::report::runs::{LoadedRun, TaskRun};
 use crate::run::results::{ClassificationMetrics, SegmentationMetrics};
 use crate::tasks::TrainingHeader;
-use crate::train::search::Leaderboard;
+use crate::train::search::{Leaderboard, TrialResult, TrialState};
 
 /// Says which test-time augmentation an evaluation used and where its metrics went (nothing
 /// for a plain evaluation, which rewrites metrics.json as `train` did).
@@ -189,13 +189,39 @@ pub fn leaderboard(board: &Leaderboard) {
             r.seconds
         );
     }
+    for state in &board.unfinished {
+        match state {
+            TrialState::Failed(f) => println!("trial {} failed: {}", f.trial.index, f.reason),
+            TrialState::Missing(t) => println!("trial {} has not finished", t.index),
+            TrialState::Done(_) => {}
+        }
+    }
     if let (Some(best), Some(rerun)) = (board.board.first(), &board.rerun) {
         println!(
-            "\nbest: trial {} ({}); to train it longer:\n  {rerun}",
+            "\nbest: trial {}; to train it longer:\n  {rerun}",
             best.trial.index,
-            best.run.display(),
         );
     }
+}
+
+/// Where a plan went and how to run its trials.
+pub fn planned(plan: &Path, trials: usize) {
+    let dir = plan.parent().unwrap_or(Path::new("."));
+    println!(
+        "plan: {} ({trials} trials)\nrun trial K (0 to {}): convlab search trial {} --index K\nthen: convlab search collect {}",
+        plan.display(),
+        trials - 1,
+        dir.display(),
+        dir.display()
+    );
+}
+
+/// A trial's result in one line.
+pub fn trial(r: &TrialResult) {
+    println!(
+        "trial {}: best validation score {:.4} at epoch {}, {:.1}s on {} ({} threads)",
+        r.trial.index, r.score, r.best_epoch, r.seconds, r.node, r.threads
+    );
 }
 
 /// One line per photo: each class's share of its pixels.

@@ -114,8 +114,18 @@ pub fn threads() -> usize {
     rayon::current_num_threads()
 }
 
+/// Makes the CPU engine compute with `count` threads, unless `RAYON_NUM_THREADS` says otherwise
+/// or the threads have started already (then it does nothing).
+pub fn use_threads(count: usize) {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(count)
+            .build_global();
+    }
+}
+
 /// Where and how a run computes: the engine and the device it runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Compute {
     pub engine: EngineKind,
     pub device: DeviceKind,

@@ -7,7 +7,7 @@ use std::path::Path;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{DataOf, Evaluation, Task, TaskError};
+use super::{DataOf, Evaluation, Task, TaskError, TaskSource};
 use crate::data::batch::ClassificationBatcher;
 use crate::data::fashion_mnist::{Checksums, FashionMnist};
 use crate::data::image_folder::{self, FolderOptions};
@@ -142,6 +142,15 @@ impl Task for Classification {
         match self.source {
             ClassificationSource::FashionMnist { .. } => "fashion",
             ClassificationSource::Folder { .. } => "classify",
+        }
+    }
+
+    fn source(&self) -> TaskSource {
+        match self.source {
+            ClassificationSource::FashionMnist { checksums } => TaskSource::Fashion {
+                skip_checksums: checksums == Checksums::Skip,
+            },
+            ClassificationSource::Folder { size } => TaskSource::Classify { size },
         }
     }
 

@@ -5,12 +5,16 @@
 pub mod classification;
 mod data;
 mod error;
+mod search;
 pub mod segmentation;
 mod training;
 
 pub use classification::{Classification, ClassificationSource};
 pub use data::{DataSummary, RunData, SplitSummary, prepare};
 pub use error::TaskError;
+pub use search::{
+    SearchFile, SearchOutcome, TaskSource, collect_command, search_command, trial_command,
+};
 pub use segmentation::{Segmentation, SegmentationSource};
 pub use training::Training;
 
@@ -33,7 +37,7 @@ use crate::run::config::{HyperParams, Recipe, RunConfig, TaskSettings};
 use crate::run::json::{read_json, read_log, write_json};
 use crate::run::records::{Epoch, Scores};
 use crate::run::results::RunMetrics;
-use crate::train::search::{self, Leaderboard, SearchOptions, best_of};
+use crate::train::search::best_of;
 use crate::train::{TrainError, TrainRequest, TrainStats, fit, open_for_training};
 
 /// What a task supplies to the shared commands; everything else (the run's configuration,
@@ -56,6 +60,8 @@ pub trait Task: Sized {
 
     /// The task's name in `config.json` and on the command line.
     fn name(&self) -> &'static str;
+    /// The task and the options that read its data, as a search plan keeps them.
+    fn source(&self) -> TaskSource;
     /// The command-line options that read the data as this task does beyond `--data`
     /// (e.g. ` --size 64`), for the command a search prints.
     fn data_options(&self) -> String {
@@ -252,34 +258,6 @@ impl<T: Task> TrainingPlan<T> {
         )?;
         evaluate_run::<T>(&self.config, &self.data, &self.run, compute, Tta::None)
     }
-}
-
-/// `convlab TASK search`: short runs with random hyper-parameters, scored on validation.
-pub fn search_command<T: Task>(
-    task: &T,
-    model: ModelOf<T>,
-    options: SearchOptions,
-) -> Result<Leaderboard, TaskError> {
-    let plan = options.check()?;
-    let sets = task.load(plan.options().data.as_deref(), None)?;
-    let name = model.name();
-    let recipe = T::recipe(model);
-    let data = plan
-        .options()
-        .data
-        .as_deref()
-        .map(|dir| format!(" --data {}", shell_word(&dir.display().to_string())))
-        .unwrap_or_default();
-    let train = format!("convlab {} train{data}{}", task.name(), task.data_options());
-    search::run(&plan, &train, name, recipe.epochs, T::SCORE_NAME, |trial| {
-        let (run, config) = open_for_training(trial, name, &recipe, |params| {
-            task.fresh_config(model, params, trial.compute.device, &sets)
-        })?;
-        let data = prepare::<T>(sets.clone(), &config)?;
-        run.start(&config)?;
-        let history = T::train(&config, &data, &run, &trial.compute, false, None)?;
-        Ok::<_, TaskError>(T::best_score(&history))
-    })
 }
 
 /// `convlab TASK eval --run DIR [--tta flip]`.

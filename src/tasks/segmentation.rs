@@ -8,7 +8,7 @@ use std::path::Path;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{DataOf, Evaluation, Task, TaskError};
+use super::{DataOf, Evaluation, Task, TaskError, TaskSource};
 use crate::data::augment::FlipScaleCrop;
 use crate::data::batch::SegmentationBatcher;
 use crate::data::facade::{MiniFacade, SIDE};
@@ -159,6 +159,13 @@ impl Task for Segmentation {
         match self.source {
             SegmentationSource::MiniFacade => "facade",
             SegmentationSource::Folder { .. } => "segment",
+        }
+    }
+
+    fn source(&self) -> TaskSource {
+        match self.source {
+            SegmentationSource::MiniFacade => TaskSource::Facade,
+            SegmentationSource::Folder { size } => TaskSource::Segment { size },
         }
     }
 

@@ -1,0 +1,225 @@
+//! `convlab TASK search`, `convlab search trial` and `convlab search collect`: a search's plan
+//! (`plan.json`: which task reads which data, the model, the options and the drawn trials),
+//! one trial of it on whatever machine runs it, and the leaderboard of what has finished. The
+//! draws, the trial folders and the leaderboard are `train::search`'s; this module knows the
+//! tasks.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Classification, ModelOf, RecordOf, Segmentation, Task, TaskError, absolute, plan_training,
+    shell_word,
+};
+use crate::data::fashion_mnist::Checksums;
+use crate::models::ModelKind;
+use crate::run::RunError;
+use crate::run::json::{read_json, read_log, write_json};
+use crate::train::search::{
+    self, Leaderboard, Rerun, SearchOptions, SearchPlan, Trial, TrialResult,
+};
+use crate::train::{TrainError, TrainRequest};
+
+/// Which task reads which data, as a plan keeps it (the task's name and the options that read
+/// its data beyond `--data`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "lowercase")]
+pub enum TaskSource {
+    Fashion { skip_checksums: bool },
+    Classify { size: Option<usize> },
+    Facade,
+    Segment { size: Option<usize> },
+}
+
+/// `plan.json`: everything a trial needs, on any machine that sees the search folder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchFile {
+    pub source: TaskSource,
+    pub model: String,
+    /// The validation score the trials are ranked by (`val_accuracy`, `val_map`).
+    pub score_name: String,
+    pub rerun: Rerun,
+    pub options: SearchOptions,
+    pub trials: Vec<Trial>,
+}
+
+/// What `convlab TASK search` did.
+pub enum SearchOutcome {
+    /// `--plan-only`: the plan written, no trial run.
+    Planned { plan: PathBuf, trials: usize },
+    /// Every trial run here, and the leaderboard.
+    Finished(Leaderboard),
+}
+
+const PLAN_FILE: &str = "plan.json";
+
+/// `convlab TASK search`: draws the trials and writes the plan into the search folder; then,
+/// unless `plan_only`, runs every trial here one after the other and collects them. The same
+/// search asked for again continues (finished trials are kept, a stopped one resumes).
+pub fn search_command<T: Task>(
+    task: &T,
+    model: ModelOf<T>,
+    options: SearchOptions,
+    plan_only: bool,
+) -> Result<SearchOutcome, TaskError> {
+    let given_data = options.data.clone();
+    let plan = SearchOptions {
+        data: options.data.as_deref().map(absolute),
+        ..options
+    }
+    .check()?;
+    let shown_data = given_data
+        .as_deref()
+        .map(|dir| format!(" --data {}", shell_word(&dir.display().to_string())))
+        .unwrap_or_default();
+    let file = SearchFile {
+        source: task.source(),
+        model: model.name().to_string(),
+        score_name: T::SCORE_NAME.to_string(),
+        rerun: Rerun {
+            command: format!(
+                "convlab {} train{shown_data}{}",
+                task.name(),
+                task.data_options()
+            ),
+            model: model.name().to_string(),
+            epochs: T::recipe(model).epochs,
+        },
+        options: plan.options().clone(),
+        trials: plan.draw(),
+    };
+    let path = write_plan(&plan.options().out, &file)?;
+    if plan_only {
+        return Ok(SearchOutcome::Planned {
+            plan: path,
+            trials: file.trials.len(),
+        });
+    }
+    let board = search::run(
+        &plan,
+        &file.trials,
+        &file.score_name,
+        &file.rerun,
+        |request| train_trial(task, model, request),
+    )?;
+    Ok(SearchOutcome::Finished(board))
+}
+
+/// `convlab search trial DIR --index K`: trial K (from 0) of the plan in `dir`, unless it has
+/// finished already (then its result). Under Slurm it computes with the CPUs the job was given
+/// (`--cpus-per-task`), since a node without CPU binding would let it take every core.
+pub fn trial_command(dir: &Path, index: usize) -> Result<TrialResult, TaskError> {
+    if let Some(cpus) = std::env::var("SLURM_CPUS_PER_TASK")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    {
+        crate::engine::use_threads(cpus);
+    }
+    let (file, plan) = read_plan(dir)?;
+    let trial = file.trials.get(index).ok_or_else(|| {
+        TrainError::invalid(
+            "--index",
+            format!(
+                "{} has trials 0 to {} (got {index})",
+                dir.join(PLAN_FILE).display(),
+                file.trials.len() - 1
+            ),
+        )
+    })?;
+    match file.source {
+        TaskSource::Fashion { skip_checksums } => {
+            let checksums = match skip_checksums {
+                true => Checksums::Skip,
+                false => Checksums::Verify,
+            };
+            one_trial(
+                &Classification::fashion_mnist(checksums),
+                &file,
+                &plan,
+                trial,
+            )
+        }
+        TaskSource::Classify { size } => {
+            one_trial(&Classification::folder(size), &file, &plan, trial)
+        }
+        TaskSource::Facade => one_trial(&Segmentation::mini_facade(), &file, &plan, trial),
+        TaskSource::Segment { size } => one_trial(&Segmentation::folder(size), &file, &plan, trial),
+    }
+}
+
+/// `convlab search collect DIR`: the leaderboard of the trials that have finished so far.
+pub fn collect_command(dir: &Path) -> Result<Leaderboard, TaskError> {
+    let (file, _) = read_plan(dir)?;
+    Ok(search::collect(
+        dir,
+        &file.trials,
+        &file.score_name,
+        &file.rerun,
+    )?)
+}
+
+/// Runs `trial` of the plan with `task`'s model named in `file`.
+fn one_trial<T: Task>(
+    task: &T,
+    file: &SearchFile,
+    plan: &SearchPlan,
+    trial: &Trial,
+) -> Result<TrialResult, TaskError> {
+    let model = ModelOf::<T>::from_name(&file.model).ok_or_else(|| {
+        RunError::bad_file(
+            plan.options().out.join(PLAN_FILE),
+            format!("no '{}' model named '{}'", task.name(), file.model),
+        )
+    })?;
+    search::run_trial(plan, trial, |request| train_trial(task, model, request))
+}
+
+/// Trains one trial's request as `train` would (resuming it when its folder has a run),
+/// evaluates it, and returns its best validation score and that epoch.
+fn train_trial<T: Task>(
+    task: &T,
+    model: ModelOf<T>,
+    request: &TrainRequest,
+) -> Result<(f64, usize), TaskError> {
+    let plan = plan_training(task, model, request)?;
+    let log = plan.run.metrics_log();
+    plan.train()?;
+    let history: Vec<RecordOf<T>> = read_log(&log)?;
+    Ok(T::best_score(&history))
+}
+
+/// Writes `file` as the search folder's plan, or keeps the one there when it is the same
+/// search; refuses a folder that holds another search.
+fn write_plan(dir: &Path, file: &SearchFile) -> Result<PathBuf, TaskError> {
+    let path = dir.join(PLAN_FILE);
+    if path.is_file() {
+        let saved: SearchFile = read_json(&path)?;
+        if &saved != file {
+            return Err(TrainError::invalid(
+                "--out",
+                format!(
+                    "{} holds another search's plan; choose another --out",
+                    dir.display()
+                ),
+            )
+            .into());
+        }
+        return Ok(path);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| RunError::not_writable(dir, e))?;
+    write_json(&path, file)?;
+    Ok(path)
+}
+
+/// The plan in `dir`, and the checked search it describes (its trials' folders in `dir`).
+fn read_plan(dir: &Path) -> Result<(SearchFile, SearchPlan), TaskError> {
+    let file: SearchFile = read_json(&dir.join(PLAN_FILE))?;
+    let plan = SearchOptions {
+        out: dir.to_path_buf(),
+        ..file.options.clone()
+    }
+    .check()?;
+    Ok((file, plan))
+}

@@ -1,0 +1,170 @@
+//! A search as a plan, trials and a collection (`TASK search --plan-only`, `search trial`,
+//! `search collect`): trials run one at a time from the plan give the leaderboard of the same
+//! search run whole; a finished trial is never run again, a stopped one resumes; bad plans and
+//! indices get one line and exit status 2.
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_bad_input, convlab, stderr};
+
+/// `fashion search` on the synthetic set in `synth`, three one-epoch trials, into `out`.
+fn search(cwd: &Path, out: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "fashion",
+        "search",
+        "--data",
+        "synth",
+        "--skip-checksums",
+        "--trials",
+        "3",
+        "--epochs",
+        "1",
+        "--batch-sizes",
+        "32,64",
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    convlab(&args, cwd)
+}
+
+fn ok(out: std::process::Output) -> String {
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The leaderboard's rows as (trial, lr, weight decay, batch, score, status), best first.
+fn board(cwd: &Path, dir: &str) -> Vec<[String; 6]> {
+    let csv = std::fs::read_to_string(cwd.join(dir).join("leaderboard.csv")).unwrap();
+    csv.lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            [f[1], f[2], f[3], f[4], f[5], f[10]].map(String::from)
+        })
+        .collect()
+}
+
+#[test]
+fn search_writes_a_sorted_leaderboard_and_the_rerun_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    common::synthetic::write_fashion_dir(&cwd.join("synth"), 300, 50).unwrap();
+    let stdout = ok(search(cwd, "runs/search", &["--lr-range", "1e-4", "3e-3"]));
+    assert!(
+        stdout.contains(
+            "to train it longer:\n  convlab fashion train --data synth --skip-checksums --model base --lr"
+        ),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(cwd.join("runs/search/leaderboard.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    let scores: Vec<f64> = rows.iter().map(|r| r[5].parse().unwrap()).collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "sorted best first: {scores:?}"
+    );
+    for r in &rows {
+        let lr: f64 = r[2].parse().unwrap();
+        assert!((1e-4..=3e-3).contains(&lr));
+        assert!(["32", "64"].contains(&r[4]));
+        assert!(cwd.join(r[8]).join("config.json").is_file());
+    }
+}
+
+#[test]
+fn trials_run_one_at_a_time_from_the_plan_give_the_whole_search_s_leaderboard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    common::synthetic::write_fashion_dir(&cwd.join("synth"), 300, 50).unwrap();
+    ok(search(cwd, "whole", &[]));
+    let whole = board(cwd, "whole");
+    assert_eq!(whole.len(), 3);
+    assert!(whole.iter().all(|row| row[5] == "done"), "{whole:?}");
+
+    let said = ok(search(cwd, "planned", &["--plan-only"]));
+    assert!(
+        said.contains("convlab search trial planned --index K"),
+        "{said}"
+    );
+    assert!(cwd.join("planned/plan.json").is_file());
+    assert!(
+        !cwd.join("planned/trial-01").exists(),
+        "a plan runs nothing"
+    );
+    ok(convlab(&["search", "collect", "planned"], cwd));
+    let nothing = board(cwd, "planned");
+    assert!(
+        nothing
+            .iter()
+            .all(|row| row[5] == "not finished" && row[4].is_empty()),
+        "{nothing:?}"
+    );
+
+    // In any order, as an array's tasks may run.
+    for index in ["2", "0", "1"] {
+        ok(convlab(
+            &["search", "trial", "planned", "--index", index],
+            cwd,
+        ));
+    }
+    // Each trial is an ordinary run folder with its evaluation.
+    assert!(cwd.join("planned/trial-03/metrics.json").is_file());
+    ok(convlab(&["search", "collect", "planned"], cwd));
+    assert_eq!(board(cwd, "planned"), whole, "the same trials and scores");
+
+    // A finished trial is left as it is.
+    let result = cwd.join("planned/trial-01/trial.json");
+    let first = std::fs::read(&result).unwrap();
+    ok(convlab(
+        &["search", "trial", "planned", "--index", "0"],
+        cwd,
+    ));
+    assert_eq!(std::fs::read(&result).unwrap(), first);
+    // One whose result was not written (killed after its last checkpoint) resumes: no epoch
+    // trained again, the same score.
+    std::fs::remove_file(&result).unwrap();
+    let again = convlab(&["search", "trial", "planned", "--index", "0"], cwd);
+    assert!(
+        stderr(&again).contains("the run already trained 1 epochs"),
+        "{}",
+        stderr(&again)
+    );
+    ok(convlab(&["search", "collect", "planned"], cwd));
+    assert_eq!(board(cwd, "planned"), whole);
+}
+
+#[test]
+fn bad_plans_and_indices_are_refused_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    common::synthetic::write_fashion_dir(&cwd.join("synth"), 300, 50).unwrap();
+    ok(search(cwd, "planned", &["--plan-only"]));
+    assert_bad_input(
+        &convlab(&["search", "trial", "planned", "--index", "3"], cwd),
+        "--index: planned/plan.json has trials 0 to 2 (got 3)",
+    );
+    assert!(!cwd.join("planned/trial-04").exists());
+    // Another search into the same folder.
+    assert_bad_input(
+        &search(cwd, "planned", &["--plan-only", "--seed", "7"]),
+        "--out: planned holds another search's plan",
+    );
+    std::fs::create_dir(cwd.join("notaplan")).unwrap();
+    std::fs::write(cwd.join("notaplan/plan.json"), "{\"trials\": 3}").unwrap();
+    assert_bad_input(
+        &convlab(&["search", "trial", "notaplan", "--index", "0"], cwd),
+        "notaplan/plan.json: invalid JSON",
+    );
+    assert_bad_input(
+        &convlab(&["search", "collect", "nowhere"], cwd),
+        "nowhere/plan.json",
+    );
+}
