@@ -121,7 +121,7 @@ fn trials_run_one_at_a_time_from_the_plan_give_the_whole_search_s_leaderboard() 
     assert_eq!(board(cwd, "planned"), whole, "the same trials and scores");
 
     // A finished trial is left as it is.
-    let result = cwd.join("planned/trial-01/trial.json");
+    let result = cwd.join("planned/trial-01/rung-0.json");
     let first = std::fs::read(&result).unwrap();
     ok(convlab(
         &["search", "trial", "planned", "--index", "0"],
@@ -141,6 +141,124 @@ fn trials_run_one_at_a_time_from_the_plan_give_the_whole_search_s_leaderboard() 
     assert_eq!(board(cwd, "planned"), whole);
 }
 
+/// A trial's result file as JSON.
+fn result(cwd: &Path, search: &str, trial: usize, rung: usize) -> Option<serde_json::Value> {
+    let path = cwd.join(format!("{search}/trial-{trial:02}/rung-{rung}.json"));
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(serde_json::from_str(&text).unwrap())
+}
+
+#[test]
+fn halving_trains_the_best_third_of_each_rung_three_times_as_long() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    common::synthetic::write_fashion_dir(&cwd.join("synth"), 300, 50).unwrap();
+    let halving = [
+        "fashion",
+        "search",
+        "--data",
+        "synth",
+        "--skip-checksums",
+        "--trials",
+        "6",
+        "--epochs",
+        "3",
+        "--halving",
+        "3",
+        "--min-epochs",
+        "1",
+        "--out",
+    ];
+    let run = |out: &str, extra: &[&str]| {
+        let mut args = halving.to_vec();
+        args.push(out);
+        args.extend_from_slice(extra);
+        convlab(&args, cwd)
+    };
+    ok(run("local", &[]));
+    // Rung 0: six trials of 1 epoch; rung 1: the best two, resumed to 3 epochs.
+    let rung0: Vec<serde_json::Value> = (1..=6)
+        .map(|t| result(cwd, "local", t, 0).unwrap())
+        .collect();
+    assert!(rung0.iter().all(|r| r["epochs"] == 1));
+    let mut ranked: Vec<(f64, u64)> = rung0
+        .iter()
+        .map(|r| {
+            (
+                r["score"].as_f64().unwrap(),
+                r["trial"]["index"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let kept: Vec<u64> = ranked[..2].iter().map(|r| r.1).collect();
+    let survivors: Vec<u64> =
+        serde_json::from_str(&std::fs::read_to_string(cwd.join("local/survivors-1.json")).unwrap())
+            .unwrap();
+    assert_eq!(survivors, kept, "the top third of rung 0");
+    for t in 1..=6u64 {
+        let rung1 = result(cwd, "local", t as usize, 1);
+        assert_eq!(rung1.is_some(), kept.contains(&t), "trial {t}");
+        let log =
+            std::fs::read_to_string(cwd.join(format!("local/trial-{t:02}/metrics.jsonl"))).unwrap();
+        let epochs = if kept.contains(&t) { 3 } else { 1 };
+        assert_eq!(
+            log.lines().count(),
+            epochs,
+            "trial {t} trained {epochs} epochs"
+        );
+        if let Some(r) = rung1 {
+            assert_eq!(r["epochs"], 3);
+        }
+    }
+    let board = board(cwd, "local");
+    let rungs: Vec<&str> = board.iter().map(|row| row[5].as_str()).collect();
+    assert!(rungs.iter().all(|s| *s == "done"), "{board:?}");
+
+    // The same search planned and run rung by rung, as Slurm's arrays and collect jobs do.
+    ok(run("planned", &["--plan-only"]));
+    assert_bad_input(
+        &convlab(
+            &["search", "trial", "planned", "--rung", "1", "--index", "0"],
+            cwd,
+        ),
+        "--rung: rung 1 has not been decided yet",
+    );
+    for index in 0..6 {
+        let k = index.to_string();
+        ok(convlab(&["search", "trial", "planned", "--index", &k], cwd));
+    }
+    ok(convlab(
+        &["search", "collect", "planned", "--close-rung", "0"],
+        cwd,
+    ));
+    for index in ["0", "1"] {
+        ok(convlab(
+            &[
+                "search", "trial", "planned", "--rung", "1", "--index", index,
+            ],
+            cwd,
+        ));
+    }
+    ok(convlab(
+        &["search", "collect", "planned", "--close-rung", "1"],
+        cwd,
+    ));
+    assert_eq!(ranking(cwd, "planned"), ranking(cwd, "local"));
+}
+
+/// The leaderboard's lines without the columns that differ between two runs of one search
+/// (seconds, run folder, node).
+fn ranking(cwd: &Path, dir: &str) -> Vec<String> {
+    let csv = std::fs::read_to_string(cwd.join(dir).join("leaderboard.csv")).unwrap();
+    csv.lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            [&f[..7], &f[10..]].concat().join(",")
+        })
+        .collect()
+}
+
 #[test]
 fn bad_plans_and_indices_are_refused_in_one_line() {
     let tmp = tempfile::tempdir().unwrap();
@@ -149,7 +267,7 @@ fn bad_plans_and_indices_are_refused_in_one_line() {
     ok(search(cwd, "planned", &["--plan-only"]));
     assert_bad_input(
         &convlab(&["search", "trial", "planned", "--index", "3"], cwd),
-        "--index: planned/plan.json has trials 0 to 2 (got 3)",
+        "--index: rung 0 of planned/plan.json has trials 0 to 2 (got 3)",
     );
     assert!(!cwd.join("planned/trial-04").exists());
     // Another search into the same folder.

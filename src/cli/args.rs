@@ -67,19 +67,26 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum SearchCommand {
-    /// Run trial K of the plan in DIR (K from 0, as Slurm's array indices count) into
-    /// DIR/trial-{K+1}; a trial run again resumes, a finished one is left as it is.
+    /// Run the K-th trial of rung R of the plan in DIR (K from 0, as Slurm's array indices
+    /// count; in rung 0 trial K + 1, in later rungs the K-th survivor); a trial run again
+    /// resumes, one that finished the rung is left as it is.
     Trial {
         /// The search folder (holding plan.json).
         dir: PathBuf,
         /// The trial, counted from 0 (e.g. $SLURM_ARRAY_TASK_ID).
         #[arg(long)]
         index: usize,
+        /// The rung (with --halving; 0 is the first).
+        #[arg(long, default_value_t = 0)]
+        rung: usize,
     },
     /// Write DIR/leaderboard.csv from the trials that have finished (safe while others run).
     Collect {
         /// The search folder (holding plan.json).
         dir: PathBuf,
+        /// Close rung R first: its best go on to rung R + 1 (DIR/survivors-{R+1}.json).
+        #[arg(long, value_name = "R")]
+        close_rung: Option<usize>,
     },
 }
 
@@ -332,6 +339,13 @@ pub struct SearchArgs {
     /// Folder holding the data set.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Successive halving: every trial trains --min-epochs, then the best 1/ETA of each rung
+    /// continue for ETA times as many epochs, up to --epochs.
+    #[arg(long, value_name = "ETA")]
+    pub halving: Option<usize>,
+    /// With --halving, the epochs of the first rung.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub min_epochs: usize,
     /// Write the plan (OUT/plan.json) and stop: run its trials with `convlab search trial`.
     #[arg(long)]
     pub plan_only: bool,
@@ -352,6 +366,8 @@ impl SearchArgs {
             limit: self.limit,
             data: self.data.clone(),
             compute: self.compute.compute()?,
+            halving: self.halving,
+            min_epochs: self.min_epochs,
         })
     }
 }

@@ -158,11 +158,17 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             println!("{}", serde_json::to_string(&result).expect("serialises"));
         }
         Command::Search { command } => match command {
-            SearchCommand::Trial { dir, index } => {
-                print::trial(&tasks::trial_command(&dir, index)?);
+            SearchCommand::Trial { dir, index, rung } => {
+                match tasks::trial_command(&dir, index, rung)? {
+                    Some(result) => print::trial(&result),
+                    None => println!(
+                        "rung {rung} keeps fewer than {} trials: nothing to train",
+                        index + 1
+                    ),
+                }
             }
-            SearchCommand::Collect { dir } => {
-                print::leaderboard(&tasks::collect_command(&dir)?);
+            SearchCommand::Collect { dir, close_rung } => {
+                print::leaderboard(&tasks::collect_command(&dir, close_rung)?);
             }
         },
         Command::Report(args) => {

@@ -17,7 +17,7 @@ use crate::models::ModelKind;
 use crate::run::RunError;
 use crate::run::json::{read_json, read_log, write_json};
 use crate::train::search::{
-    self, Leaderboard, Rerun, SearchOptions, SearchPlan, Trial, TrialResult,
+    self, Leaderboard, Rerun, Rung, SearchOptions, SearchPlan, Trial, TrialResult, survivors,
 };
 use crate::train::{TrainError, TrainRequest};
 
@@ -106,10 +106,16 @@ pub fn search_command<T: Task>(
     Ok(SearchOutcome::Finished(board))
 }
 
-/// `convlab search trial DIR --index K`: trial K (from 0) of the plan in `dir`, unless it has
-/// finished already (then its result). Under Slurm it computes with the CPUs the job was given
+/// `convlab search trial DIR --index K [--rung R]`: the K-th (from 0) trial that trains in rung
+/// R (every trial in rung 0; the survivors of rung R - 1 after it was closed), unless it has
+/// finished the rung already (then its result); `None` when the rung keeps fewer than K + 1
+/// trials (some failed before). Under Slurm it computes with the CPUs the job was given
 /// (`--cpus-per-task`), since a node without CPU binding would let it take every core.
-pub fn trial_command(dir: &Path, index: usize) -> Result<TrialResult, TaskError> {
+pub fn trial_command(
+    dir: &Path,
+    index: usize,
+    rung: usize,
+) -> Result<Option<TrialResult>, TaskError> {
     if let Some(cpus) = std::env::var("SLURM_CPUS_PER_TASK")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
@@ -118,46 +124,91 @@ pub fn trial_command(dir: &Path, index: usize) -> Result<TrialResult, TaskError>
         crate::engine::use_threads(cpus);
     }
     let (file, plan) = read_plan(dir)?;
-    let trial = file.trials.get(index).ok_or_else(|| {
-        TrainError::invalid(
-            "--index",
+    let rungs = plan.rungs();
+    let Some(rung) = rungs.get(rung).copied() else {
+        return Err(TrainError::invalid(
+            "--rung",
             format!(
-                "{} has trials 0 to {} (got {index})",
+                "{} has rungs 0 to {} (got {rung})",
                 dir.join(PLAN_FILE).display(),
-                file.trials.len() - 1
+                rungs.len() - 1
             ),
         )
-    })?;
-    match file.source {
+        .into());
+    };
+    if index >= rung.trials {
+        return Err(TrainError::invalid(
+            "--index",
+            format!(
+                "rung {} of {} has trials 0 to {} (got {index})",
+                rung.index,
+                dir.join(PLAN_FILE).display(),
+                rung.trials - 1
+            ),
+        )
+        .into());
+    }
+    let Some(entered) = survivors(dir, &file.trials, rung.index)? else {
+        return Err(TrainError::invalid(
+            "--rung",
+            format!(
+                "rung {} has not been decided yet: close rung {} first (convlab search collect {} --close-rung {})",
+                rung.index,
+                rung.index - 1,
+                dir.display(),
+                rung.index - 1
+            ),
+        )
+        .into());
+    };
+    let Some(trial) = entered
+        .get(index)
+        .and_then(|&n| file.trials.iter().find(|t| t.index == n))
+    else {
+        return Ok(None);
+    };
+    let result = match file.source {
         TaskSource::Fashion { skip_checksums } => {
             let checksums = match skip_checksums {
                 true => Checksums::Skip,
                 false => Checksums::Verify,
             };
-            one_trial(
-                &Classification::fashion_mnist(checksums),
-                &file,
-                &plan,
-                trial,
-            )
+            let task = Classification::fashion_mnist(checksums);
+            one_trial(&task, &file, &plan, trial, &rung)
         }
         TaskSource::Classify { size } => {
-            one_trial(&Classification::folder(size), &file, &plan, trial)
+            one_trial(&Classification::folder(size), &file, &plan, trial, &rung)
         }
-        TaskSource::Facade => one_trial(&Segmentation::mini_facade(), &file, &plan, trial),
-        TaskSource::Segment { size } => one_trial(&Segmentation::folder(size), &file, &plan, trial),
-    }
+        TaskSource::Facade => one_trial(&Segmentation::mini_facade(), &file, &plan, trial, &rung),
+        TaskSource::Segment { size } => {
+            one_trial(&Segmentation::folder(size), &file, &plan, trial, &rung)
+        }
+    }?;
+    Ok(Some(result))
 }
 
-/// `convlab search collect DIR`: the leaderboard of the trials that have finished so far.
-pub fn collect_command(dir: &Path) -> Result<Leaderboard, TaskError> {
-    let (file, _) = read_plan(dir)?;
-    Ok(search::collect(
-        dir,
-        &file.trials,
-        &file.score_name,
-        &file.rerun,
-    )?)
+/// `convlab search collect DIR [--close-rung R]`: the leaderboard of the trials that have
+/// finished so far; closing rung R first decides which trials train in rung R + 1.
+pub fn collect_command(dir: &Path, close: Option<usize>) -> Result<Leaderboard, TaskError> {
+    let (file, plan) = read_plan(dir)?;
+    let board = match close {
+        Some(rung) => {
+            if rung >= plan.rungs().len() {
+                return Err(TrainError::invalid(
+                    "--close-rung",
+                    format!(
+                        "{} has rungs 0 to {} (got {rung})",
+                        dir.join(PLAN_FILE).display(),
+                        plan.rungs().len() - 1
+                    ),
+                )
+                .into());
+            }
+            search::close_rung(&plan, &file.trials, rung, &file.score_name, &file.rerun)?
+        }
+        None => search::collect(&plan, &file.trials, &file.score_name, &file.rerun)?,
+    };
+    Ok(board)
 }
 
 /// Runs `trial` of the plan with `task`'s model named in `file`.
@@ -166,6 +217,7 @@ fn one_trial<T: Task>(
     file: &SearchFile,
     plan: &SearchPlan,
     trial: &Trial,
+    rung: &Rung,
 ) -> Result<TrialResult, TaskError> {
     let model = ModelOf::<T>::from_name(&file.model).ok_or_else(|| {
         RunError::bad_file(
@@ -173,7 +225,9 @@ fn one_trial<T: Task>(
             format!("no '{}' model named '{}'", task.name(), file.model),
         )
     })?;
-    search::run_trial(plan, trial, |request| train_trial(task, model, request))
+    search::run_trial(plan, trial, rung, |request| {
+        train_trial(task, model, request)
+    })
 }
 
 /// Trains one trial's request as `train` would (resuming it when its folder has a run),
