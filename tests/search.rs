@@ -260,6 +260,78 @@ fn ranking(cwd: &Path, dir: &str) -> Vec<String> {
 }
 
 #[test]
+fn a_trial_killed_mid_way_resumes_to_the_score_of_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    common::synthetic::write_fashion_dir(&cwd.join("synth"), 2000, 100).unwrap();
+    let plan = |out: &str| {
+        let args = [
+            "fashion",
+            "search",
+            "--data",
+            "synth",
+            "--skip-checksums",
+            "--trials",
+            "1",
+            "--epochs",
+            "6",
+            "--plan-only",
+            "--out",
+            out,
+        ];
+        ok(convlab(&args, cwd));
+    };
+    plan("reference");
+    plan("killed");
+    ok(convlab(
+        &["search", "trial", "reference", "--index", "0"],
+        cwd,
+    ));
+    // Killed (as a preempted job is) once its first epoch is logged, then run again.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_convlab"))
+        .args(["search", "trial", "killed", "--index", "0"])
+        .current_dir(cwd)
+        .env_remove("CONVLAB_DATA")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = cwd.join("killed/trial-01/metrics.jsonl");
+    let started = std::time::Instant::now();
+    while !log.is_file() && started.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        result(cwd, "killed", 1, 0).is_none(),
+        "killed before its end (make the trial longer if this fails)"
+    );
+    let again = convlab(&["search", "trial", "killed", "--index", "0"], cwd);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let (reference, resumed) = (
+        result(cwd, "reference", 1, 0).unwrap(),
+        result(cwd, "killed", 1, 0).unwrap(),
+    );
+    assert_eq!(resumed["score"], reference["score"]);
+    assert_eq!(resumed["best_epoch"], reference["best_epoch"]);
+    // Nothing counted twice: one line per epoch, the same as the uninterrupted trial's.
+    let epochs = |dir: &str| -> Vec<(f64, f64)> {
+        std::fs::read_to_string(cwd.join(dir).join("trial-01/metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["train_loss"].as_f64().unwrap(),
+                    v["val_loss"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(epochs("killed"), epochs("reference"));
+}
+
+#[test]
 fn bad_plans_and_indices_are_refused_in_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let cwd = tmp.path();
