@@ -3,8 +3,8 @@
 //! subcommands and flags that exist, and the quick commands run end to end in order.
 //!
 //! - A *command* is a line of a fenced code block (after joining lines that end in `\` and
-//!   dropping a trailing `# comment`) that starts with `convlab `, `cargo run --release -- ` or
-//!   `cargo run --release --features wgpu -- `. It must parse with `Cli::try_parse_from`; a
+//!   dropping a trailing `# comment`) that starts with `convlab `, `target/release/convlab `,
+//!   `cargo run --release -- ` or `cargo run --release --features wgpu -- `. It must parse with `Cli::try_parse_from`; a
 //!   failure names the README line. Commands are plain words (no quotes, `$`, pipes or
 //!   redirections), so splitting on white space is how a shell splits them.
 //! - The *synopsis* is the fenced block right after a line starting `<!-- synopsis`: it holds
@@ -14,7 +14,7 @@
 //!   subcommand of the CLI must appear in it.
 //! - A command is *quick*, and runs end to end, when it is `fashion` or `classify` `train`,
 //!   `eval`, `predict` or `search`, `report`, `export`, or `bench --measure peak`, and does not
-//!   ask for `--device gpu`: these finish in seconds on a small synthetic set once training is
+//!   ask for `--device gpu` or `--slurm` (which submits jobs): these finish in seconds on a small synthetic set once training is
 //!   cut short. Segmentation commands (256x256 photos) and everything else are parsed only.
 //!   Quick commands run in README order, in one temporary folder, with these substitutions:
 //!   `$CONVLAB_DATA` holds a synthetic Fashion-MNIST (and `fashion` commands that read data get
@@ -35,6 +35,7 @@ use convlab::cli::Cli;
 
 const PREFIXES: &[&str] = &[
     "convlab ",
+    "target/release/convlab ",
     "cargo run --release -- ",
     "cargo run --release --features wgpu -- ",
 ];
@@ -273,7 +274,7 @@ fn the_synopsis_names_every_subcommand_and_only_flags_that_exist() {
 /// What a quick command is, by its subcommand path; `None` for the commands only parsed.
 fn quick_kind(args: &[String]) -> Option<String> {
     let words: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
-    if words.windows(2).any(|w| w == ["--device", "gpu"]) {
+    if words.windows(2).any(|w| w == ["--device", "gpu"]) || words.contains(&"--slurm") {
         return None;
     }
     match words.as_slice() {

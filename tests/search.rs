@@ -7,27 +7,14 @@ mod common;
 
 use std::path::Path;
 
+use common::searches::{fashion_search, ranking, result};
 use common::{assert_bad_input, convlab, stderr};
 
 /// `fashion search` on the synthetic set in `synth`, three one-epoch trials, into `out`.
 fn search(cwd: &Path, out: &str, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "fashion",
-        "search",
-        "--data",
-        "synth",
-        "--skip-checksums",
-        "--trials",
-        "3",
-        "--epochs",
-        "1",
-        "--batch-sizes",
-        "32,64",
-        "--out",
-        out,
-    ];
-    args.extend_from_slice(extra);
-    convlab(&args, cwd)
+    let mut more = vec!["--trials", "3", "--epochs", "1", "--batch-sizes", "32,64"];
+    more.extend_from_slice(extra);
+    convlab(&fashion_search(out, &more), cwd)
 }
 
 fn ok(out: std::process::Output) -> String {
@@ -90,10 +77,7 @@ fn trials_run_one_at_a_time_from_the_plan_give_the_whole_search_s_leaderboard() 
     assert!(whole.iter().all(|row| row[5] == "done"), "{whole:?}");
 
     let said = ok(search(cwd, "planned", &["--plan-only"]));
-    assert!(
-        said.contains("convlab search trial planned --index K"),
-        "{said}"
-    );
+    assert!(said.contains("planned --index K"), "{said}");
     assert!(cwd.join("planned/plan.json").is_file());
     assert!(
         !cwd.join("planned/trial-01").exists(),
@@ -139,13 +123,6 @@ fn trials_run_one_at_a_time_from_the_plan_give_the_whole_search_s_leaderboard() 
     );
     ok(convlab(&["search", "collect", "planned"], cwd));
     assert_eq!(board(cwd, "planned"), whole);
-}
-
-/// A trial's result file as JSON.
-fn result(cwd: &Path, search: &str, trial: usize, rung: usize) -> Option<serde_json::Value> {
-    let path = cwd.join(format!("{search}/trial-{trial:02}/rung-{rung}.json"));
-    let text = std::fs::read_to_string(path).ok()?;
-    Some(serde_json::from_str(&text).unwrap())
 }
 
 #[test]
@@ -247,18 +224,6 @@ fn halving_trains_the_best_third_of_each_rung_three_times_as_long() {
     assert_eq!(ranking(cwd, "planned"), ranking(cwd, "local"));
 }
 
-/// The leaderboard's lines without the columns that differ between two runs of one search
-/// (seconds, run folder, node).
-fn ranking(cwd: &Path, dir: &str) -> Vec<String> {
-    let csv = std::fs::read_to_string(cwd.join(dir).join("leaderboard.csv")).unwrap();
-    csv.lines()
-        .map(|line| {
-            let f: Vec<&str> = line.split(',').collect();
-            [&f[..7], &f[10..]].concat().join(",")
-        })
-        .collect()
-}
-
 #[test]
 fn a_trial_killed_mid_way_resumes_to_the_score_of_an_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
@@ -357,4 +322,17 @@ fn bad_plans_and_indices_are_refused_in_one_line() {
         &convlab(&["search", "collect", "nowhere"], cwd),
         "nowhere/plan.json",
     );
+    // --slurm where there is no Slurm: refused before anything is written.
+    let mut args = fashion_search("jobs", &["--slurm"]);
+    let no_sbatch = std::process::Command::new(env!("CARGO_BIN_EXE_convlab"))
+        .args(&args)
+        .current_dir(cwd)
+        .env("PATH", cwd.join("no-such-bin"))
+        .output()
+        .unwrap();
+    assert_bad_input(&no_sbatch, "--slurm: sbatch is not on PATH");
+    assert!(!cwd.join("jobs").exists(), "nothing written");
+    args.extend(["--time", "1:2:3:4"]);
+    assert_bad_input(&convlab(&args, cwd), "--");
+    assert!(!cwd.join("jobs").exists(), "nothing written");
 }

@@ -12,8 +12,9 @@ use crate::export::ExportFormat;
 use crate::models::{ClassifierKind, SegmenterKind};
 use crate::run::config::{DEFAULT_SEED, TrainOptions};
 use crate::run::schedule::Schedule;
+use crate::tasks::SearchMode;
 use crate::train::TrainRequest;
-use crate::train::search::SearchOptions;
+use crate::train::search::{SearchOptions, SlurmOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -347,13 +348,55 @@ pub struct SearchArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub min_epochs: usize,
     /// Write the plan (OUT/plan.json) and stop: run its trials with `convlab search trial`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "slurm")]
     pub plan_only: bool,
+    /// Submit the trials as Slurm job arrays (one per rung) and a collect job after each, then
+    /// return. OUT, the data and this binary must be on storage every node sees.
+    #[arg(long)]
+    pub slurm: bool,
+    /// With --slurm: at most M trials at once.
+    #[arg(long, value_name = "M", requires = "slurm")]
+    pub max_parallel: Option<usize>,
+    /// With --slurm: the partition.
+    #[arg(long, value_name = "P", requires = "slurm")]
+    pub partition: Option<String>,
+    /// With --slurm: a rung-0 trial's time limit (Slurm's format, e.g. 30 or 2:00:00); later
+    /// rungs get it scaled by the epochs they add.
+    #[arg(long, value_name = "T", requires = "slurm")]
+    pub time: Option<String>,
+    /// With --slurm: CPUs per trial, the threads it computes with.
+    #[arg(long, value_name = "C", default_value_t = 1)]
+    pub cpus_per_task: usize,
+    /// With --slurm: another sbatch option for every job (e.g. --sbatch-arg=--mem=4G).
+    #[arg(
+        long,
+        value_name = "ARG",
+        requires = "slurm",
+        allow_hyphen_values = true
+    )]
+    pub sbatch_arg: Vec<String>,
     #[command(flatten)]
     pub compute: ComputeArgs,
 }
 
 impl SearchArgs {
+    /// Where the trials run.
+    pub fn mode(&self) -> SearchMode {
+        if self.plan_only {
+            SearchMode::PlanOnly
+        } else if self.slurm {
+            SearchMode::Slurm(SlurmOptions {
+                max_parallel: self.max_parallel,
+                partition: self.partition.clone(),
+                time: self.time.clone(),
+                cpus_per_task: self.cpus_per_task,
+                sbatch_args: self.sbatch_arg.clone(),
+            })
+        } else {
+            SearchMode::Here
+        }
+    }
+
     pub fn options(&self) -> Result<SearchOptions, EngineError> {
         Ok(SearchOptions {
             trials: self.trials,

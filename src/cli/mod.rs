@@ -46,8 +46,9 @@ fn eval<T: Task>(task: &T, r: &RunArgs, tables: fn(&MetricsOf<T>)) -> Result<(),
 }
 
 fn search<T: Task>(task: &T, model: ModelOf<T>, args: &args::SearchArgs) -> Result<(), Error> {
-    match tasks::search_command(task, model, args.options()?, args.plan_only)? {
+    match tasks::search_command(task, model, args.options()?, args.mode())? {
         tasks::SearchOutcome::Planned { plan, trials } => print::planned(&plan, trials),
+        tasks::SearchOutcome::Submitted(jobs) => print::submitted(&jobs, &args.out),
         tasks::SearchOutcome::Finished(board) => print::leaderboard(&board),
     }
     Ok(())

@@ -10,7 +10,7 @@ use crate::predict::segmentation::MaskPrediction;
 use crate::report::runs::{LoadedRun, TaskRun};
 use crate::run::results::{ClassificationMetrics, SegmentationMetrics};
 use crate::tasks::TrainingHeader;
-use crate::train::search::{Leaderboard, TrialResult, TrialState};
+use crate::train::search::{Leaderboard, Submitted, TrialResult, TrialState};
 
 /// Says which test-time augmentation an evaluation used and where its metrics went (nothing
 /// for a plain evaluation, which rewrites metrics.json as `train` did).
@@ -213,6 +213,27 @@ pub fn planned(plan: &Path, trials: usize) {
         trials - 1,
         dir.display(),
         dir.display()
+    );
+}
+
+/// The jobs a `--slurm` search submitted, and how to watch them.
+pub fn submitted(jobs: &Submitted, out: &Path) {
+    for r in &jobs.rungs {
+        println!(
+            "rung {}: {} trials of {} epochs, array job {}; closed by job {}",
+            r.rung.index, r.rung.trials, r.rung.epochs, r.array_job, r.collect_job
+        );
+    }
+    let ids: Vec<&str> = jobs
+        .rungs
+        .iter()
+        .flat_map(|r| [r.array_job.as_str(), r.collect_job.as_str()])
+        .collect();
+    println!(
+        "scripts and job output: {}\nwatch: squeue -j {}\nleaderboard so far: convlab search collect {}",
+        jobs.scripts.display(),
+        ids.join(","),
+        out.display()
     );
 }
 

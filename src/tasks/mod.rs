@@ -13,7 +13,8 @@ pub use classification::{Classification, ClassificationSource};
 pub use data::{DataSummary, RunData, SplitSummary, prepare};
 pub use error::TaskError;
 pub use search::{
-    SearchFile, SearchOutcome, TaskSource, collect_command, search_command, trial_command,
+    SearchFile, SearchMode, SearchOutcome, TaskSource, collect_command, search_command,
+    trial_command,
 };
 pub use segmentation::{Segmentation, SegmentationSource};
 pub use training::Training;

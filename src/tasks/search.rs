@@ -17,7 +17,8 @@ use crate::models::ModelKind;
 use crate::run::RunError;
 use crate::run::json::{read_json, read_log, write_json};
 use crate::train::search::{
-    self, Leaderboard, Rerun, Rung, SearchOptions, SearchPlan, Trial, TrialResult, survivors,
+    self, Leaderboard, Rerun, Rung, SearchOptions, SearchPlan, SlurmOptions, Submitted, Trial,
+    TrialResult, survivors,
 };
 use crate::train::{TrainError, TrainRequest};
 
@@ -44,28 +45,48 @@ pub struct SearchFile {
     pub trials: Vec<Trial>,
 }
 
+/// Where a search's trials run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SearchMode {
+    /// Here, one after the other.
+    Here,
+    /// Nowhere yet (`--plan-only`): `convlab search trial` runs them.
+    PlanOnly,
+    /// As Slurm jobs (`--slurm`).
+    Slurm(SlurmOptions),
+}
+
 /// What `convlab TASK search` did.
 pub enum SearchOutcome {
     /// `--plan-only`: the plan written, no trial run.
     Planned { plan: PathBuf, trials: usize },
+    /// `--slurm`: the plan written and its jobs submitted.
+    Submitted(Submitted),
     /// Every trial run here, and the leaderboard.
     Finished(Leaderboard),
 }
 
 const PLAN_FILE: &str = "plan.json";
 
-/// `convlab TASK search`: draws the trials and writes the plan into the search folder; then,
-/// unless `plan_only`, runs every trial here one after the other and collects them. The same
-/// search asked for again continues (finished trials are kept, a stopped one resumes).
+/// `convlab TASK search`: draws the trials and writes the plan into the search folder; then
+/// runs them as `mode` says (here one after the other, collecting; not at all; or as Slurm
+/// jobs). The same search asked for again continues (finished trials are kept, a stopped one
+/// resumes).
 pub fn search_command<T: Task>(
     task: &T,
     model: ModelOf<T>,
     options: SearchOptions,
-    plan_only: bool,
+    mode: SearchMode,
 ) -> Result<SearchOutcome, TaskError> {
-    let given_data = options.data.clone();
+    let (given_data, given_out) = (options.data.clone(), options.out.clone());
+    let slurm_time = match &mode {
+        SearchMode::Slurm(slurm) => slurm.check()?,
+        _ => None,
+    };
     let plan = SearchOptions {
         data: options.data.as_deref().map(absolute),
+        // Jobs on other nodes find the folder by its absolute path.
+        out: std::path::absolute(&options.out).unwrap_or_else(|_| options.out.clone()),
         ..options
     }
     .check()?;
@@ -89,12 +110,23 @@ pub fn search_command<T: Task>(
         options: plan.options().clone(),
         trials: plan.draw(),
     };
-    let path = write_plan(&plan.options().out, &file)?;
-    if plan_only {
-        return Ok(SearchOutcome::Planned {
-            plan: path,
-            trials: file.trials.len(),
-        });
+    let path = write_plan(&plan.options().out, &given_out, &file)?;
+    match mode {
+        SearchMode::PlanOnly => {
+            return Ok(SearchOutcome::Planned {
+                plan: path,
+                trials: file.trials.len(),
+            });
+        }
+        SearchMode::Slurm(slurm) => {
+            let convlab = std::env::current_exe().map_err(|e| {
+                TrainError::invalid("--slurm", format!("cannot tell where convlab is: {e}"))
+            })?;
+            return Ok(SearchOutcome::Submitted(search::submit(
+                &plan, &convlab, &slurm, slurm_time,
+            )?));
+        }
+        SearchMode::Here => {}
     }
     let board = search::run(
         &plan,
@@ -245,8 +277,8 @@ fn train_trial<T: Task>(
 }
 
 /// Writes `file` as the search folder's plan, or keeps the one there when it is the same
-/// search; refuses a folder that holds another search.
-fn write_plan(dir: &Path, file: &SearchFile) -> Result<PathBuf, TaskError> {
+/// search; refuses a folder that holds another search (naming it as `given`).
+fn write_plan(dir: &Path, given: &Path, file: &SearchFile) -> Result<PathBuf, TaskError> {
     let path = dir.join(PLAN_FILE);
     if path.is_file() {
         let saved: SearchFile = read_json(&path)?;
@@ -255,7 +287,7 @@ fn write_plan(dir: &Path, file: &SearchFile) -> Result<PathBuf, TaskError> {
                 "--out",
                 format!(
                     "{} holds another search's plan; choose another --out",
-                    dir.display()
+                    given.display()
                 ),
             )
             .into());

@@ -1,8 +1,10 @@
 //! What the integration tests share: the real data sets (found one way for every test), small
-//! synthetic ones ([`synthetic`]), and running the `convlab` binary.
+//! synthetic ones ([`synthetic`]), running the `convlab` binary, and searches' folders
+//! ([`searches`]).
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod searches;
 pub mod synthetic;
 
 use std::path::{Path, PathBuf};

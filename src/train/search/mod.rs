@@ -11,9 +11,11 @@
 //! epochs, up to `epochs`; closing a rung writes the survivors the next one trains.
 
 mod collect;
+mod slurm;
 mod trial;
 
 pub use collect::{Leaderboard, close_rung, collect, survivors};
+pub use slurm::{SlurmOptions, Submitted, SubmittedRung, TimeLimit, submit};
 pub use trial::{Rerun, TrialFailure, TrialResult, TrialState, run_trial, trial_dir};
 
 use std::fmt::Display;
