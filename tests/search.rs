@@ -307,6 +307,22 @@ fn bad_plans_and_indices_are_refused_in_one_line() {
         "--index: rung 0 of planned/plan.json has trials 0 to 2 (got 3)",
     );
     assert!(!cwd.join("planned/trial-04").exists());
+    // A trial folder holding another plan's run (copied in): refused, left as it was.
+    ok(search(cwd, "other", &["--seed", "7"]));
+    std::fs::create_dir(cwd.join("planned/trial-01")).unwrap();
+    std::fs::copy(
+        cwd.join("other/trial-01/config.json"),
+        cwd.join("planned/trial-01/config.json"),
+    )
+    .unwrap();
+    let copied = convlab(&["search", "trial", "planned", "--index", "0"], cwd);
+    assert_bad_input(&copied, "--index: ");
+    assert!(
+        stderr(&copied).contains("planned/trial-01 holds a run of another plan"),
+        "{}",
+        stderr(&copied)
+    );
+    assert!(!cwd.join("planned/trial-01/checkpoints").exists());
     // Another search into the same folder.
     assert_bad_input(
         &search(cwd, "planned", &["--plan-only", "--seed", "7"]),

@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::{Rung, SearchPlan, Trial};
+use crate::run::config::AnyConfig;
 use crate::run::json::{read_json, write_json};
 use crate::train::{TrainError, TrainRequest};
 
@@ -100,6 +101,7 @@ pub fn run_trial<E: Display + From<TrainError>>(
     if done.is_file() {
         return Ok(read_json(&done).map_err(TrainError::from)?);
     }
+    refuse_another_plans_run(plan, trial)?;
     let started = Instant::now();
     let request = plan.trial_request(trial, rung);
     let (score, best_epoch) = train(&request).inspect_err(|e| {
@@ -128,6 +130,40 @@ pub fn run_trial<E: Display + From<TrainError>>(
     let _ = std::fs::remove_file(failure_path(dir, trial.index));
     write_json(&done, &result).map_err(TrainError::from)?;
     Ok(result)
+}
+
+/// Refuses a trial folder holding a run that is not this trial's (another search's, or one
+/// copied in): resuming it would train something other than the plan says.
+fn refuse_another_plans_run(plan: &SearchPlan, trial: &Trial) -> Result<(), TrainError> {
+    let dir = trial_dir(&plan.options.out, trial.index);
+    let config = dir.join("config.json");
+    if !config.is_file() {
+        return Ok(());
+    }
+    let params = AnyConfig::read(&config)?.params().clone();
+    let o = &plan.options;
+    let same = params.lr() == trial.lr
+        && params.weight_decay() == trial.weight_decay
+        && params.batch_size() == trial.batch_size
+        && params.seed() == o.seed
+        && params.limit() == o.limit;
+    if same {
+        return Ok(());
+    }
+    Err(TrainError::invalid(
+        "--index",
+        format!(
+            "{} holds a run of another plan (lr {:e}, weight decay {:e}, batch size {}; trial {} of this plan has lr {:e}, weight decay {:e}, batch size {}): move it away",
+            dir.display(),
+            params.lr(),
+            params.weight_decay(),
+            params.batch_size(),
+            trial.index,
+            trial.lr,
+            trial.weight_decay,
+            trial.batch_size
+        ),
+    ))
 }
 
 /// This machine's name (`/etc/hostname`), or "localhost".
