@@ -131,11 +131,6 @@ fn halving_trains_the_best_third_of_each_rung_three_times_as_long() {
     let cwd = tmp.path();
     common::synthetic::write_fashion_dir(&cwd.join("synth"), 300, 50).unwrap();
     let halving = [
-        "fashion",
-        "search",
-        "--data",
-        "synth",
-        "--skip-checksums",
         "--trials",
         "6",
         "--epochs",
@@ -144,13 +139,11 @@ fn halving_trains_the_best_third_of_each_rung_three_times_as_long() {
         "3",
         "--min-epochs",
         "1",
-        "--out",
     ];
     let run = |out: &str, extra: &[&str]| {
-        let mut args = halving.to_vec();
-        args.push(out);
-        args.extend_from_slice(extra);
-        convlab(&args, cwd)
+        let mut more = halving.to_vec();
+        more.extend_from_slice(extra);
+        convlab(&fashion_search(out, &more), cwd)
     };
     ok(run("local", &[]));
     // Rung 0: six trials of 1 epoch; rung 1: the best two, resumed to 3 epochs.
@@ -230,21 +223,8 @@ fn a_trial_killed_mid_way_resumes_to_the_score_of_an_uninterrupted_one() {
     let cwd = tmp.path();
     common::synthetic::write_fashion_dir(&cwd.join("synth"), 2000, 100).unwrap();
     let plan = |out: &str| {
-        let args = [
-            "fashion",
-            "search",
-            "--data",
-            "synth",
-            "--skip-checksums",
-            "--trials",
-            "1",
-            "--epochs",
-            "6",
-            "--plan-only",
-            "--out",
-            out,
-        ];
-        ok(convlab(&args, cwd));
+        let more = ["--trials", "1", "--epochs", "6", "--plan-only"];
+        ok(convlab(&fashion_search(out, &more), cwd));
     };
     plan("reference");
     plan("killed");
