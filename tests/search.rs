@@ -318,6 +318,22 @@ fn bad_plans_and_indices_are_refused_in_one_line() {
         &convlab(&["search", "collect", "nowhere"], cwd),
         "nowhere/plan.json",
     );
+    // Data that is not there: refused before the plan is written.
+    let missing = convlab(
+        &[
+            "fashion",
+            "search",
+            "--data",
+            "missing",
+            "--plan-only",
+            "--out",
+            "nodata",
+        ],
+        cwd,
+    );
+    assert_bad_input(&missing, "");
+    assert!(stderr(&missing).contains("missing"), "{}", stderr(&missing));
+    assert!(!cwd.join("nodata").exists(), "nothing written");
     // --slurm where there is no Slurm: refused before anything is written.
     let mut args = fashion_search("jobs", &["--slurm"]);
     let no_sbatch = std::process::Command::new(env!("CARGO_BIN_EXE_convlab"))

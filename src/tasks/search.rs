@@ -90,6 +90,9 @@ pub fn search_command<T: Task>(
         ..options
     }
     .check()?;
+    // The data is read once before anything is written or submitted: a wrong folder is an
+    // error here, not in every trial.
+    task.load(plan.options().data.as_deref(), None)?;
     let shown_data = given_data
         .as_deref()
         .map(|dir| format!(" --data {}", shell_word(&dir.display().to_string())))
