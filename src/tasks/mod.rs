@@ -7,16 +7,17 @@ mod data;
 mod error;
 mod search;
 pub mod segmentation;
+mod source;
 mod training;
 
 pub use classification::{Classification, ClassificationSource};
 pub use data::{DataSummary, RunData, SplitSummary, prepare};
 pub use error::TaskError;
 pub use search::{
-    SearchFile, SearchMode, SearchOutcome, TaskSource, collect_command, search_command,
-    trial_command,
+    SearchFile, SearchMode, SearchOutcome, collect_command, search_command, trial_command,
 };
 pub use segmentation::{Segmentation, SegmentationSource};
+pub use source::TaskSource;
 pub use training::Training;
 
 use std::path::{Path, PathBuf};

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Classification, ModelOf, RecordOf, Segmentation, Task, TaskError, absolute, plan_training,
-    shell_word,
+    Classification, ModelOf, RecordOf, Segmentation, Task, TaskError, TaskSource, absolute,
+    plan_training, shell_word,
 };
 use crate::data::fashion_mnist::Checksums;
 use crate::models::ModelKind;
@@ -21,17 +21,6 @@ use crate::train::search::{
     TrialResult, survivors,
 };
 use crate::train::{TrainError, TrainRequest};
-
-/// Which task reads which data, as a plan keeps it (the task's name and the options that read
-/// its data beyond `--data`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "task", rename_all = "lowercase")]
-pub enum TaskSource {
-    Fashion { skip_checksums: bool },
-    Classify { size: Option<usize> },
-    Facade,
-    Segment { size: Option<usize> },
-}
 
 /// `plan.json`: everything a trial needs, on any machine that sees the search folder.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
