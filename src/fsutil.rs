@@ -95,6 +95,17 @@ pub fn csv_field(text: &str) -> String {
     }
 }
 
+/// `text` as one word of a POSIX shell command: as it is when it holds only safe characters,
+/// else single-quoted.
+pub fn shell_word(text: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

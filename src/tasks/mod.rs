@@ -277,16 +277,6 @@ pub fn eval_command<T: Task>(
     evaluate_run::<T>(&config, &data, &run, compute, tta)
 }
 
-/// `text` as one shell word: as it is when it holds only safe characters, else single-quoted.
-fn shell_word(text: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
-    if !text.is_empty() && text.chars().all(safe) {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
-}
-
 /// `dir` as an absolute path (as given when it cannot be resolved: loading it will say why).
 fn absolute(dir: &Path) -> PathBuf {
     dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Classification, ModelOf, RecordOf, Segmentation, Task, TaskError, TaskSource, absolute,
-    plan_training, shell_word,
+    plan_training,
 };
 use crate::data::fashion_mnist::Checksums;
+use crate::fsutil::shell_word;
 use crate::models::ModelKind;
 use crate::run::RunError;
 use crate::run::json::{read_json, read_log, write_json};

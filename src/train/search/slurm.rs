@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{Rung, SearchPlan};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{shell_word, write_atomic};
 use crate::run::RunError;
 use crate::train::TrainError;
 
@@ -131,11 +131,6 @@ fn on_path(program: &str) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// `text` as one word of a POSIX shell script.
-fn sh_word(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
 /// Writes the scripts of every rung of `plan` (whose folder is absolute) into its `slurm/`
 /// folder and submits them with `sbatch`, each rung after the previous one's collect job.
 /// `convlab` is the binary the jobs run.
@@ -226,8 +221,8 @@ fn array_script(
             .join(format!("slurm/rung-{}-%a.out", rung.index))
             .display(),
         common = common_lines(options),
-        convlab = sh_word(&convlab.display().to_string()),
-        dir_word = sh_word(&dir.display().to_string()),
+        convlab = shell_word(&convlab.display().to_string()),
+        dir_word = shell_word(&dir.display().to_string()),
     )
 }
 
@@ -252,8 +247,8 @@ fn collect_script(
             .join(format!("slurm/collect-{}.out", rung.index))
             .display(),
         common = common_lines(options),
-        convlab = sh_word(&convlab.display().to_string()),
-        dir_word = sh_word(&dir.display().to_string()),
+        convlab = shell_word(&convlab.display().to_string()),
+        dir_word = shell_word(&dir.display().to_string()),
     )
 }
 
