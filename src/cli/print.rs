@@ -171,22 +171,24 @@ pub fn segmentation_tables(m: &SegmentationMetrics) {
     );
 }
 
-/// The search's leaderboard, best first, and the command that trains the best trial longer.
+/// The search's leaderboard (furthest rung first, best first within it: `epochs` is how far a
+/// trial got), the trials without a result, and the command that trains the best one longer.
 pub fn leaderboard(board: &Leaderboard) {
     println!(
-        "\n{:>5} {:>10} {:>12} {:>6} {:>10} {:>6} {:>8}",
-        "trial", "lr", "weight_decay", "batch", board.score_name, "epoch", "seconds"
+        "\n{:>5} {:>10} {:>12} {:>6} {:>10} {:>6} {:>8} {:>6}",
+        "trial", "lr", "weight_decay", "batch", board.score_name, "epoch", "seconds", "epochs"
     );
     for r in &board.board {
         println!(
-            "{:>5} {:>10.3e} {:>12.3e} {:>6} {:>10.4} {:>6} {:>8.1}",
+            "{:>5} {:>10.3e} {:>12.3e} {:>6} {:>10.4} {:>6} {:>8.1} {:>6}",
             r.trial.index,
             r.trial.lr,
             r.trial.weight_decay,
             r.trial.batch_size,
             r.score,
             r.best_epoch,
-            r.seconds
+            r.seconds,
+            r.epochs
         );
     }
     for state in &board.unfinished {
