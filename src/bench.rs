@@ -406,7 +406,7 @@ fn one_epoch<T: Task>(
     model: ModelOf<T>,
     request: &TrainRequest,
 ) -> Result<Option<EpochTiming>, TaskError> {
-    let plan = tasks::plan_training(task, model, request)?;
+    let plan = tasks::plan_training(task, Some(model), request)?;
     let history = T::train(
         &plan.config,
         &plan.data,

@@ -267,3 +267,38 @@ fn patience_stops_training_once_validation_stops_improving() {
     );
     assert_bad_input(&out, "--patience: must be at least 1");
 }
+
+#[test]
+fn resume_trains_the_run_s_own_model_unless_another_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic::write_fashion_dir(&tmp.path().join("synth"), 300, 50).unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "fashion",
+            "train",
+            "--data",
+            "synth",
+            "--skip-checksums",
+            "--out",
+            "run",
+        ];
+        args.extend_from_slice(extra);
+        convlab(&args, tmp.path())
+    };
+    let first = train(&["--model", "wide", "--epochs", "1"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    // No --model: the run's own (wide), not the default (base).
+    let resumed = train(&["--resume", "--epochs", "2"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let log = std::fs::read_to_string(tmp.path().join("run/metrics.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("run/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["model"], "wide");
+    // Another model named: refused, as before.
+    assert_bad_input(
+        &train(&["--resume", "--epochs", "3", "--model", "base"]),
+        "--model: the run in run trains 'wide'",
+    );
+}

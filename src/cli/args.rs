@@ -161,9 +161,9 @@ impl ComputeArgs {
 
 #[derive(Args, Debug)]
 pub struct FashionTrain {
-    /// The network to train.
-    #[arg(long, value_enum, default_value = "base")]
-    pub model: ClassifierKind,
+    /// The network to train (default: base; with --resume, the run's).
+    #[arg(long, value_enum)]
+    pub model: Option<ClassifierKind>,
     #[command(flatten)]
     pub train: TrainArgs,
     #[command(flatten)]
@@ -172,18 +172,19 @@ pub struct FashionTrain {
 
 #[derive(Args, Debug)]
 pub struct FacadeTrain {
-    /// The network to train.
-    #[arg(long, value_enum, default_value = "fcn")]
-    pub model: SegmenterKind,
+    /// The network to train (default: fcn; with --resume, the run's).
+    #[arg(long, value_enum)]
+    pub model: Option<SegmenterKind>,
     #[command(flatten)]
     pub train: TrainArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct ClassifyTrain {
-    /// The network to train (built for your images' channels, size and classes).
-    #[arg(long, value_enum, default_value = "base")]
-    pub model: ClassifierKind,
+    /// The network to train, built for your images' channels, size and classes (default: base;
+    /// with --resume, the run's).
+    #[arg(long, value_enum)]
+    pub model: Option<ClassifierKind>,
     /// Resize every image to N x N (default: the images' own size, when they all share one).
     #[arg(long, value_name = "N")]
     pub size: Option<usize>,
@@ -193,9 +194,9 @@ pub struct ClassifyTrain {
 
 #[derive(Args, Debug)]
 pub struct SegmentTrain {
-    /// The network to train.
-    #[arg(long, value_enum, default_value = "fcn")]
-    pub model: SegmenterKind,
+    /// The network to train (default: fcn; with --resume, the run's).
+    #[arg(long, value_enum)]
+    pub model: Option<SegmenterKind>,
     /// Resize every photo and mask to N x N (a multiple of 8 for fcn, of 32 for unet).
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub size: usize,

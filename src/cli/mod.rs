@@ -22,7 +22,7 @@ use crate::{bench, export, predict, report};
 /// `train`: the header, the epochs, the result tables, then where everything went.
 fn train<T: Task>(
     task: &T,
-    model: ModelOf<T>,
+    model: Option<ModelOf<T>>,
     args: &TrainArgs,
     tables: fn(&MetricsOf<T>),
 ) -> Result<(), Error> {

@@ -140,6 +140,7 @@ impl ClassifierKind {
 }
 
 impl ModelKind for ClassifierKind {
+    const DEFAULT: ClassifierKind = ClassifierKind::Base;
     const ALL: &'static [ClassifierKind] = &[
         ClassifierKind::Base,
         ClassifierKind::Wide,

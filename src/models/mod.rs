@@ -23,6 +23,8 @@ pub trait ModelKind:
     Copy + Debug + PartialEq + Send + Sync + Serialize + DeserializeOwned + 'static
 {
     const ALL: &'static [Self];
+    /// The one `train` uses when none is named.
+    const DEFAULT: Self;
 
     fn name(self) -> &'static str;
 

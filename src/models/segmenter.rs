@@ -79,6 +79,7 @@ impl SegmenterKind {
 }
 
 impl ModelKind for SegmenterKind {
+    const DEFAULT: SegmenterKind = SegmenterKind::Fcn;
     const ALL: &'static [SegmenterKind] = &[SegmenterKind::Fcn, SegmenterKind::Unet];
 
     fn name(self) -> &'static str {

@@ -179,22 +179,26 @@ pub struct TrainingPlan<T: Task> {
 }
 
 /// `convlab TASK train`, first half: validates the options, loads and checks the data, builds
-/// the network for it and opens the run folder.
+/// the network for it and opens the run folder. Without a `model`, a resumed run trains its
+/// own and a new one the task's default.
 pub fn plan_training<T: Task>(
     task: &T,
-    model: ModelOf<T>,
+    model: Option<ModelOf<T>>,
     request: &TrainRequest,
 ) -> Result<TrainingPlan<T>, TaskError> {
-    // The options are checked before the data is read: a typo costs no loading.
-    if !request.resume {
-        request.options.check(&T::recipe(model))?;
-    }
     let saved = match request.resume {
         true => Some(read_json::<ConfigOf<T>>(
             &RunDir::existing(&request.out)?.config(),
         )?),
         false => None,
     };
+    let model = model
+        .or(saved.as_ref().map(|config| config.model))
+        .unwrap_or(ModelOf::<T>::DEFAULT);
+    // The options are checked before the data is read: a typo costs no loading.
+    if !request.resume {
+        request.options.check(&T::recipe(model))?;
+    }
     // Read from where the user said (so errors name the folder as given); kept absolute.
     let data_dir = request
         .data

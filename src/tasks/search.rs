@@ -262,7 +262,7 @@ fn train_trial<T: Task>(
     model: ModelOf<T>,
     request: &TrainRequest,
 ) -> Result<(f64, usize), TaskError> {
-    let plan = plan_training(task, model, request)?;
+    let plan = plan_training(task, Some(model), request)?;
     let log = plan.run.metrics_log();
     plan.train()?;
     let history: Vec<RecordOf<T>> = read_log(&log)?;
