@@ -145,13 +145,13 @@ pub fn fit<T: TrainingTask, S: TaskSettings>(
 
 /// What training carries from epoch to epoch: the trainer, the checkpoint's header (epoch,
 /// step, best score) and the records so far.
-struct TrainingState<R> {
+struct TrainingState<T, V> {
     trainer: Trainer,
     header: CheckpointHeader,
-    history: Vec<R>,
+    history: Vec<Epoch<T, V>>,
 }
 
-impl<R: Clone + Serialize + DeserializeOwned + HasEpoch> TrainingState<R> {
+impl<T: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> TrainingState<T, V> {
     /// A fresh trainer, or the run's last checkpoint and its log up to it for `resume`.
     fn open<S: TaskSettings>(
         config: &RunConfig<S>,
@@ -195,8 +195,8 @@ impl<R: Clone + Serialize + DeserializeOwned + HasEpoch> TrainingState<R> {
         let ckpt = checkpoint::load(&path)?;
         ckpt.restore(&mut trainer, &path, config.model_name())?;
         let header = ckpt.header;
-        let mut history: Vec<R> = read_log(&run.metrics_log())?;
-        history.retain(|r| r.epoch() <= header.epoch);
+        let mut history: Vec<Epoch<T, V>> = read_log(&run.metrics_log())?;
+        history.retain(|r| r.epoch <= header.epoch);
         if header.epoch >= params.epochs() {
             eprintln!(
                 "the run already trained {} epochs; raise --epochs to train more",
@@ -233,17 +233,6 @@ impl<R: Clone + Serialize + DeserializeOwned + HasEpoch> TrainingState<R> {
     }
 }
 
-/// The epoch a log record belongs to, for trimming a log to its checkpoint on resume.
-trait HasEpoch {
-    fn epoch(&self) -> usize;
-}
-
-impl<T, V> HasEpoch for Epoch<T, V> {
-    fn epoch(&self) -> usize {
-        self.epoch
-    }
-}
-
 /// An epoch's training steps as they ended: their sums (from the checkpoint's partial epoch on
 /// a resume), the last learning rate and where the time went.
 struct EpochSteps {
@@ -265,11 +254,11 @@ impl EpochSteps {
 /// Epoch `epoch`'s training steps (those a partial epoch left), with the next batch assembled
 /// on a second thread while the current one trains. Ctrl-C saves a checkpoint of the steps
 /// taken and stops.
-fn train_epoch<T: TrainingTask, R>(
+fn train_epoch<T: TrainingTask>(
     task: &T,
     params: &HyperParams,
     run: &RunDir,
-    state: &mut TrainingState<R>,
+    state: &mut TrainingState<T::Train, T::Val>,
     epoch: usize,
     steps_per_epoch: usize,
     started: Instant,
