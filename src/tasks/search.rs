@@ -149,18 +149,7 @@ pub fn trial_command(
         crate::engine::use_threads(cpus);
     }
     let (file, plan) = read_plan(dir)?;
-    let rungs = plan.rungs();
-    let Some(rung) = rungs.get(rung).copied() else {
-        return Err(TrainError::invalid(
-            "--rung",
-            format!(
-                "{} has rungs 0 to {} (got {rung})",
-                dir.join(PLAN_FILE).display(),
-                rungs.len() - 1
-            ),
-        )
-        .into());
-    };
+    let rung = plan_rung(&plan, dir, "--rung", rung)?;
     if index >= rung.trials {
         return Err(TrainError::invalid(
             "--index",
@@ -218,18 +207,14 @@ pub fn collect_command(dir: &Path, close: Option<usize>) -> Result<Leaderboard, 
     let (file, plan) = read_plan(dir)?;
     let board = match close {
         Some(rung) => {
-            if rung >= plan.rungs().len() {
-                return Err(TrainError::invalid(
-                    "--close-rung",
-                    format!(
-                        "{} has rungs 0 to {} (got {rung})",
-                        dir.join(PLAN_FILE).display(),
-                        plan.rungs().len() - 1
-                    ),
-                )
-                .into());
-            }
-            search::close_rung(&plan, &file.trials, rung, &file.score_name, &file.rerun)?
+            let rung = plan_rung(&plan, dir, "--close-rung", rung)?;
+            search::close_rung(
+                &plan,
+                &file.trials,
+                rung.index,
+                &file.score_name,
+                &file.rerun,
+            )?
         }
         None => search::collect(&plan, &file.trials, &file.score_name, &file.rerun)?,
     };
@@ -290,6 +275,21 @@ fn write_plan(dir: &Path, given: &Path, file: &SearchFile) -> Result<PathBuf, Ta
     std::fs::create_dir_all(dir).map_err(|e| RunError::not_writable(dir, e))?;
     write_json(&path, file)?;
     Ok(path)
+}
+
+/// Rung `index` of `plan` (read from `dir`), or why there is none (naming `flag`).
+fn plan_rung(plan: &SearchPlan, dir: &Path, flag: &str, index: usize) -> Result<Rung, TrainError> {
+    let rungs = plan.rungs();
+    rungs.get(index).copied().ok_or_else(|| {
+        TrainError::invalid(
+            flag,
+            format!(
+                "{} has rungs 0 to {} (got {index})",
+                dir.join(PLAN_FILE).display(),
+                rungs.len() - 1
+            ),
+        )
+    })
 }
 
 /// The plan in `dir`, and the checked search it describes (its trials' folders in `dir`).

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::trial::{TrialResult, TrialState, state, trial_dir};
+use super::trial::{TrialResult, TrialState, result_path, state, trial_dir};
 use super::{Rerun, SearchPlan, Trial};
 use crate::fsutil::{csv_field, write_atomic};
 use crate::run::RunError;
@@ -56,15 +56,10 @@ pub fn close_rung(
     if let (Some(next), Some(entered)) = (rungs.get(rung + 1), survivors(dir, trials, rung)?)
         && !survivors_path(dir, next.index).is_file()
     {
+        // Each entrant's result in this rung (one without it is out).
         let mut finished: Vec<TrialResult> = entered
             .iter()
-            .filter_map(|&index| {
-                let trial = trials.iter().find(|t| t.index == index)?;
-                match state(dir, trial, rungs.len()) {
-                    TrialState::Done(r) if r.rung >= rung => Some(r),
-                    _ => None,
-                }
-            })
+            .filter_map(|&index| read_json(&result_path(dir, index, rung)).ok())
             .collect();
         finished.sort_by(|a, b| b.score.total_cmp(&a.score));
         let kept: Vec<usize> = finished
