@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::data::batch::ClassificationBatcher;
 use crate::data::facade::NUM_CLASSES as FACADE_CLASSES;
 use crate::data::fashion_mnist::{Checksums, NUM_CLASSES};
+use crate::distributed::World;
 use crate::engine::{
     Compute, EngineKind, LossSpec, ProductWork, StepBatch, Trainer, Tta, VectorIsa, count_products,
     counted_products, measure_peak,
@@ -384,6 +385,7 @@ fn time_epoch(
         out: out.clone(),
         data: args.data.clone(),
         compute: *compute,
+        world: World::single(),
     };
     let start = Instant::now();
     let result = match network {
@@ -412,6 +414,7 @@ fn one_epoch<T: Task>(
         &plan.data,
         &plan.run,
         &request.compute,
+        &request.world,
         false,
         None,
     )?;

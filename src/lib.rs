@@ -4,7 +4,8 @@
 //! the one direction of imports (a module imports only from the layers before its own):
 //! 1. [`data`] (data sets, label maps, split, augmentation, batches), [`models`] (every
 //!    architecture as a layer list), [`metrics`] (confusion, accuracy, exact AP, IoU), and the
-//!    helpers [`fsutil`], [`progress`], [`process`];
+//!    helpers [`fsutil`], [`progress`], [`process`], and [`distributed`] (the ranks of a run
+//!    over MPI);
 //! 2. [`engine`]: convlab's CPU engine and burn behind one switch ([`engine::Model`] for
 //!    inference, [`engine::Trainer`] for a step);
 //! 3. [`run`]: the run folder's contract (configuration, records, results, checkpoints);
@@ -21,6 +22,8 @@ pub mod bench;
 #[cfg(feature = "full")]
 pub mod cli;
 pub mod data;
+#[cfg(feature = "full")]
+pub mod distributed;
 #[cfg(feature = "full")]
 pub mod engine;
 #[cfg(feature = "full")]

@@ -22,7 +22,9 @@ fn main() {
     let code = match std::panic::catch_unwind(|| convlab::cli::run(cli)) {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
-            eprintln!("error: {e}");
+            if e.is_printed_here() {
+                eprintln!("error: {e}");
+            }
             e.exit_code()
         }
         Err(_) => 1,

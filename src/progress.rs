@@ -15,6 +15,11 @@ pub fn epoch_bar(steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
     bar
 }
 
+/// A bar that draws nothing (a rank other than 0 of a data-parallel run stays quiet).
+pub fn hidden_bar() -> ProgressBar {
+    ProgressBar::hidden()
+}
+
 pub fn count_bar(total: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total as u64);
     bar.set_style(

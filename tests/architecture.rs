@@ -31,7 +31,15 @@ use std::path::Path;
 const LAYERS: &[(u32, &[&str])] = &[
     (
         1,
-        &["data", "models", "metrics", "fsutil", "progress", "process"],
+        &[
+            "data",
+            "models",
+            "metrics",
+            "fsutil",
+            "progress",
+            "process",
+            "distributed",
+        ],
     ),
     (2, &["engine"]),
     (3, &["run"]),
@@ -51,6 +59,7 @@ const EXEMPT_FROM_LAYERS: &[&str] = &["src/lib.rs", "src/main.rs"];
 
 const CLAP_ALLOWED_IN: &[&str] = &["src/cli/", "src/main.rs"];
 const BURN_ALLOWED_IN: &[&str] = &["src/engine/burn/"];
+const MPI_ALLOWED_IN: &[&str] = &["src/distributed/"];
 /// The engines' own modules are the engine's business: the rest of the crate uses what
 /// `engine` exports (`Model`, `Trainer`, the measurements `bench` takes).
 const ENGINE_INTERNALS_ALLOWED_IN: &str = "src/engine/";
@@ -84,6 +93,17 @@ fn burn_is_named_only_in_the_burn_engine() {
     assert!(
         mentions.is_empty(),
         "burn outside src/engine/burn/ (see docs/ARCHITECTURE.md):\n{}",
+        mentions.join("\n")
+    );
+}
+
+#[test]
+fn mpi_is_named_only_where_the_ranks_connect() {
+    let tree = SourceTree::read();
+    let mentions = external_crate_mentions(&tree, "mpi", MPI_ALLOWED_IN);
+    assert!(
+        mentions.is_empty(),
+        "mpi outside src/distributed/ (see docs/ARCHITECTURE.md):\n{}",
         mentions.join("\n")
     );
 }

@@ -16,6 +16,7 @@ use common::synthetic;
 use common::{assert_bad_input, convlab};
 use convlab::data::facade;
 use convlab::data::fashion_mnist::Checksums;
+use convlab::distributed::World;
 use convlab::engine::{Compute, Model, Tta};
 use convlab::models::{ClassifierKind, ModelKind, SegmenterKind};
 use convlab::predict::npy_f32;
@@ -95,6 +96,7 @@ fn short_run<T: Task>(
         &prepared,
         &run,
         &Compute::cpu_engine(),
+        &World::single(),
         false,
         None,
     )

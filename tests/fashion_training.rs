@@ -8,6 +8,7 @@ use common::synthetic;
 use convlab::data::LabelledImages;
 use convlab::data::fashion_mnist::{Checksums, FashionMnist};
 use convlab::data::sets::ClassificationSets;
+use convlab::distributed::World;
 use convlab::engine::{Compute, Tta};
 use convlab::models::ClassifierKind;
 use convlab::run::RunDir;
@@ -66,7 +67,16 @@ fn train_in(
     let data = prepare(sets.clone(), config);
     let run = RunDir::new(run);
     run.prepare().unwrap();
-    Classification::train(config, &data, &run, &Compute::cpu_engine(), resume, None).unwrap()
+    Classification::train(
+        config,
+        &data,
+        &run,
+        &Compute::cpu_engine(),
+        &World::single(),
+        resume,
+        None,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -265,8 +275,16 @@ fn divergence_names_epoch_and_step_and_keeps_the_last_good_checkpoint() {
         },
     );
     let data = prepare(sets.clone(), &wild);
-    let err =
-        Classification::train(&wild, &data, &run, &Compute::cpu_engine(), true, None).unwrap_err();
+    let err = Classification::train(
+        &wild,
+        &data,
+        &run,
+        &Compute::cpu_engine(),
+        &World::single(),
+        true,
+        None,
+    )
+    .unwrap_err();
     let steps_per_epoch = 540usize.div_ceil(64);
     match &err {
         TrainError::Diverged { epoch, step, .. } => {
@@ -304,6 +322,7 @@ fn train_in_until(
         &data,
         &run,
         &Compute::cpu_engine(),
+        &World::single(),
         false,
         Some(stop_after),
     )
@@ -388,8 +407,16 @@ fn a_run_trained_on_one_engine_is_evaluated_and_resumed_on_the_other() {
         params: more.resume_with(&one.params).unwrap(),
         ..one.clone()
     };
-    let history =
-        Classification::train(&two, &data, &run, &Compute::burn_cpu(), true, None).unwrap();
+    let history = Classification::train(
+        &two,
+        &data,
+        &run,
+        &Compute::burn_cpu(),
+        &World::single(),
+        true,
+        None,
+    )
+    .unwrap();
     assert_eq!(history.len(), 2);
     assert!(history[1].train_loss < history[0].train_loss, "{history:?}");
     let ckpt = convlab::run::checkpoint::load(&run.last_checkpoint()).unwrap();

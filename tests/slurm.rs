@@ -11,23 +11,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::searches::{fashion_search, ranking};
-use common::stderr;
-
-/// Whether a Slurm controller answers `sinfo`.
-fn slurm_is_up(test: &str) -> bool {
-    let up = Command::new("sinfo")
-        .arg("-h")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !up {
-        assert!(
-            std::env::var_os("CONVLAB_REQUIRE_SLURM").is_none(),
-            "{test}: no Slurm answers sinfo, and CONVLAB_REQUIRE_SLURM is set (start one with tests/slurm/start.sh and export SLURM_CONF)"
-        );
-        eprintln!("{test}: skipped: no Slurm answers sinfo (tests/slurm/start.sh starts one)");
-    }
-    up
-}
+use common::{slurm_is_up, stderr};
 
 /// `convlab ARGS` in `cwd` with one engine thread unless Slurm says otherwise.
 fn convlab(args: &[&str], cwd: &Path) -> Output {

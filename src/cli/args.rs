@@ -7,13 +7,16 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::bench::{BenchOptions, Measure};
 use crate::data::fashion_mnist::Checksums;
+use crate::distributed::{Launch, World};
 use crate::engine::{Compute, DeviceKind, EngineError, EngineKind, Tta};
 use crate::export::ExportFormat;
 use crate::models::{ClassifierKind, SegmenterKind};
 use crate::run::config::{DEFAULT_SEED, TrainOptions};
 use crate::run::schedule::Schedule;
-use crate::tasks::SearchMode;
+use crate::tasks::{SearchMode, TaskError};
 use crate::train::TrainRequest;
+
+use super::Error;
 use crate::train::search::{SearchOptions, SlurmOptions};
 
 #[derive(Parser, Debug)]
@@ -246,10 +249,21 @@ pub struct TrainArgs {
     pub data: Option<PathBuf>,
     #[command(flatten)]
     pub compute: ComputeArgs,
+    /// Train one run on the ranks a launcher started (`mpirun -np N convlab ... --distributed
+    /// mpi`): each computes its share of every batch, on the CPU engine.
+    #[arg(long, value_enum)]
+    pub distributed: Option<Launch>,
 }
 
 impl TrainArgs {
-    pub fn request(&self) -> Result<TrainRequest, EngineError> {
+    /// The ranks `--distributed` connects (a single process without it).
+    pub fn world(&self) -> Result<World, Error> {
+        Ok(World::start(self.distributed).map_err(TaskError::from)?)
+    }
+
+    /// The request, for the ranks of `world` (connected first, so that an error here is
+    /// printed once, by rank 0).
+    pub fn request(&self, world: World) -> Result<TrainRequest, Error> {
         Ok(TrainRequest {
             options: TrainOptions {
                 epochs: self.epochs,
@@ -265,6 +279,7 @@ impl TrainArgs {
             out: self.out.clone(),
             data: self.data.clone(),
             compute: self.compute.compute()?,
+            world,
         })
     }
 }

@@ -16,6 +16,10 @@ pub enum Error {
     Report(#[from] ReportError),
     #[error(transparent)]
     Bench(#[from] BenchError),
+    /// A rank other than 0 of a data-parallel run met an error every rank met: rank 0 prints
+    /// it; this rank exits with the same status, silently.
+    #[error("stopped with every rank (rank 0 says why)")]
+    PrintedByRankZero(i32),
 }
 
 impl From<EngineError> for Error {
@@ -25,6 +29,11 @@ impl From<EngineError> for Error {
 }
 
 impl Error {
+    /// Whether this process should print the error (a rank other than 0 leaves it to rank 0).
+    pub fn is_printed_here(&self) -> bool {
+        !matches!(self, Error::PrintedByRankZero(_))
+    }
+
     /// Exit status per `DESIGN.md`: 2 for bad input or usage, 1 for internal failures; and 130
     /// (the shell's convention) for a run stopped by Ctrl-C after saving its checkpoint.
     pub fn exit_code(&self) -> i32 {
@@ -38,6 +47,7 @@ impl Error {
             Error::Task(e) => e.is_bad_input(),
             Error::Report(e) => e.is_bad_input(),
             Error::Bench(e) => e.is_bad_input(),
+            Error::PrintedByRankZero(code) => return *code,
         };
         if bad_input { 2 } else { 1 }
     }

@@ -19,16 +19,43 @@ use crate::run::{RunDir, RunError};
 use crate::tasks::{self, Classification, MetricsOf, ModelOf, Segmentation, Task, TaskError};
 use crate::{bench, export, predict, report};
 
-/// `train`: the header, the epochs, the result tables, then where everything went.
+/// `train`: the header, the epochs, the result tables, then where everything went. On the
+/// ranks of a data-parallel run only rank 0 prints: an error every rank met (all of them
+/// before training, which the ranks agree on; a stop or divergence during it) is printed by
+/// rank 0 alone, and one rank's own failure during training ends every rank (the others
+/// would wait for it forever).
 fn train<T: Task>(
     task: &T,
     model: Option<ModelOf<T>>,
     args: &TrainArgs,
     tables: fn(&MetricsOf<T>),
 ) -> Result<(), Error> {
-    let plan = tasks::plan_training(task, model, &args.request()?)?;
-    print::training_header(&plan.header());
-    let metrics = plan.train()?;
+    let world = &args.world()?;
+    let request = match args.request(world.clone()) {
+        Err(e) if !world.leads() => return Err(Error::PrintedByRankZero(e.exit_code())),
+        request => request?,
+    };
+    let outcome = tasks::plan_training(task, model, &request).map(|plan| {
+        let leads = world.leads();
+        if leads {
+            print::training_header(&plan.header());
+        }
+        plan.train().map_err(|e| match e {
+            TaskError::Train(e) if world.size() > 1 && !e.is_shared_by_every_rank() => {
+                eprintln!("error: rank {}: {e}", world.rank());
+                world.abort(Error::Task(e.into()).exit_code())
+            }
+            e => e,
+        })
+    });
+    let metrics = match outcome.and_then(|trained| trained) {
+        Err(e) if !world.leads() => {
+            return Err(Error::PrintedByRankZero(Error::from(e).exit_code()));
+        }
+        Err(e) => return Err(e.into()),
+        Ok(None) => return Ok(()),
+        Ok(Some(metrics)) => metrics,
+    };
     tables(&metrics);
     if let Some(line) = crate::process::peak_rss_line() {
         println!("\n{line}");

@@ -99,12 +99,21 @@ pub fn training_header(h: &TrainingHeader) {
         crate::report::html::count(h.params),
         h.epochs
     );
-    println!(
-        "engine: {} on the {} ({} threads)",
-        h.compute.engine.name(),
-        h.compute.device.name(),
-        h.threads
-    );
+    match h.ranks {
+        Some(r) => println!(
+            "engine: {} on the {}, {} ranks x {} threads (data-parallel)",
+            h.compute.engine.name(),
+            h.compute.device.name(),
+            r.world_size,
+            r.threads_per_rank
+        ),
+        None => println!(
+            "engine: {} on the {} ({} threads)",
+            h.compute.engine.name(),
+            h.compute.device.name(),
+            h.threads
+        ),
+    }
     let verb = if h.resumed { "resuming" } else { "writing" };
     println!("run folder: {} ({verb})\n", h.run.display());
 }

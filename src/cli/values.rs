@@ -5,6 +5,7 @@ use clap::ValueEnum;
 use clap::builder::PossibleValue;
 
 use crate::bench::Measure;
+use crate::distributed::Launch;
 use crate::engine::{DeviceKind, EngineKind, Tta};
 use crate::export::ExportFormat;
 use crate::models::{ClassifierKind, ModelKind, SegmenterKind};
@@ -55,3 +56,4 @@ value_enum!(SegmenterKind, model);
 value_enum!(Schedule);
 value_enum!(ExportFormat);
 value_enum!(Measure, without_help);
+value_enum!(Launch);

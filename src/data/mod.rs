@@ -35,6 +35,9 @@ pub trait Samples: Clone {
     }
     /// A new set holding the samples at `indices`, in that order.
     fn select(&self, indices: &[usize]) -> Self;
+    /// The bytes that make the samples what they are (images and labels), to tell whether two
+    /// copies are the same.
+    fn contents(&self) -> [&[u8]; 2];
 }
 
 /// Grey or colour images of one size with one class label each, kept as decoded bytes.
@@ -158,6 +161,10 @@ impl Samples for LabelledImages {
     fn select(&self, indices: &[usize]) -> Self {
         LabelledImages::select(self, indices)
     }
+
+    fn contents(&self) -> [&[u8]; 2] {
+        [&self.pixels, &self.labels]
+    }
 }
 
 impl Samples for SegmentedImages {
@@ -167,5 +174,9 @@ impl Samples for SegmentedImages {
 
     fn select(&self, indices: &[usize]) -> Self {
         SegmentedImages::select(self, indices)
+    }
+
+    fn contents(&self) -> [&[u8]; 2] {
+        [&self.images, &self.labels]
     }
 }

@@ -10,6 +10,19 @@ pub struct StepBatch {
     pub targets: Vec<u8>,
 }
 
+impl StepBatch {
+    /// The images at `images` (a range of the batch) with their targets.
+    pub fn share(&self, images: std::ops::Range<usize>) -> StepBatch {
+        let [n, c, h, w] = self.shape;
+        let (values, targets) = (c * h * w, self.targets.len() / n.max(1));
+        StepBatch {
+            images: self.images[images.start * values..images.end * values].to_vec(),
+            shape: [images.len(), c, h, w],
+            targets: self.targets[images.start * targets..images.end * targets].to_vec(),
+        }
+    }
+}
+
 /// What one optimiser step reports.
 #[derive(Clone, Copy, Debug)]
 pub struct StepOutcome {

@@ -3,11 +3,12 @@
 //! engines through this one type.
 
 use super::burn::{self, BurnTrainer};
-use super::cpu::loss::cross_entropy;
-use super::cpu::{Activation, CpuNet, Optimizer, OptimizerKind};
+use super::cpu::loss::{cross_entropy, cross_entropy_sums};
+use super::cpu::{Activation, CpuNet, Optimizer, OptimizerKind, Shard};
 use super::{
     Compute, EngineError, EngineKind, LossSpec, Model, OptimizerSpec, StepBatch, StepOutcome,
 };
+use crate::distributed::World;
 use crate::models::ModelSpec;
 
 /// A model being trained and its optimiser, on one engine.
@@ -91,6 +92,65 @@ impl Trainer {
                 })
             }
         }
+    }
+
+    /// [`Trainer::step`] as one rank of a data-parallel run whose ranks all call it with the
+    /// same global `batch`: the CPU engine computes this rank's share of it (batch norm
+    /// synchronised across ranks, dropout drawn as for the whole batch), then one sum across
+    /// ranks of a single buffer holding every gradient and what divides them (the loss's
+    /// weights), so every rank takes the same optimiser step the whole batch would give. The
+    /// loss, hits and count are the whole batch's; a non-finite loss is every rank's error.
+    /// (The scalars travel as f32: counts are exact up to 2^24 predictions per step.) burn,
+    /// which `--distributed` refuses, would compute the whole batch on every rank.
+    pub fn step_shared(
+        &mut self,
+        world: &World,
+        batch: StepBatch,
+        loss: &LossSpec,
+        lr: f64,
+        dropout_seed: u64,
+    ) -> Result<StepOutcome, f32> {
+        let Trainer::Cpu { net, optimizer } = self else {
+            return self.step(batch, loss, lr, dropout_seed);
+        };
+        let share = world.share(batch.shape[0]);
+        let shard = Shard {
+            first_image: share.start,
+            world: Some(world.clone()),
+        };
+        let mine = batch.share(share);
+        let (logits, tape) = net.forward_train_shard(
+            Activation::new(mine.images, mine.shape),
+            dropout_seed,
+            &shard,
+        );
+        let classes = logits.shape[1];
+        let sums = cross_entropy_sums(loss, &logits.data, mine.shape[0], classes, &mine.targets);
+        drop(logits);
+        let mut grads = net.backward(tape, sums.grad);
+        let totals = [sums.loss, sums.weight, sums.hits as f64, sums.count as f64];
+        let mut flat: Vec<f32> = grads.iter().flatten().copied().collect();
+        flat.extend(totals.map(|t| t as f32));
+        world.sum_f32(&mut flat);
+        let [loss_sum, weight, hits, count] = <[f32; 4]>::try_from(&flat[flat.len() - 4..])
+            .expect("four totals")
+            .map(f64::from);
+        let weight = weight.max(f64::MIN_POSITIVE);
+        let mean_loss = (loss_sum / weight) as f32;
+        if !mean_loss.is_finite() {
+            return Err(mean_loss);
+        }
+        let scale = (1.0 / weight) as f32;
+        let mut summed = flat.iter();
+        for g in grads.iter_mut().flat_map(|g| g.iter_mut()) {
+            *g = summed.next().expect("one sum per gradient") * scale;
+        }
+        optimizer.step(lr, net.trainable_mut(), &grads);
+        Ok(StepOutcome {
+            loss: mean_loss,
+            hits: hits as usize,
+            count: count as usize,
+        })
     }
 
     /// The model for validation (batch norm on running statistics, no dropout).

@@ -25,6 +25,8 @@ pub struct CheckpointHeader {
     pub epoch: usize,
     /// Optimiser steps taken so far.
     pub step: usize,
+    /// JSON has no infinities: a run with no score yet (-inf) writes null.
+    #[serde(deserialize_with = "null_as_no_score")]
     pub best_score: f64,
     pub best_epoch: usize,
     /// The engine that wrote the optimiser state (checkpoints from before the CPU engine: burn).
@@ -33,6 +35,10 @@ pub struct CheckpointHeader {
     /// Set when training was stopped inside an epoch (Ctrl-C): how far epoch `epoch + 1` got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<PartialEpoch>,
+}
+
+fn null_as_no_score<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
 }
 
 /// The part of an epoch done before an interruption, so a resumed run continues mid-epoch.
@@ -63,11 +69,18 @@ pub fn save(path: &Path, header: &CheckpointHeader, trainer: &Trainer) -> Result
         path: path.into(),
         reason: e.to_string(),
     };
+    let out = encode(header, trainer).map_err(unwritable)?;
+    write_atomic(path, &out).map_err(|e| RunError::io(path, e))
+}
+
+/// A checkpoint's bytes, as [`save`] writes them (and as the ranks of a run receive rank 0's
+/// starting state).
+pub fn encode(header: &CheckpointHeader, trainer: &Trainer) -> Result<Vec<u8>, EngineError> {
     let mut header = header.clone();
     header.engine = trainer.engine();
     let json = serde_json::to_vec(&header).expect("header serialises");
-    let model = trainer.model_record().map_err(unwritable)?;
-    let optimizer = trainer.optimizer_state().map_err(unwritable)?;
+    let model = trainer.model_record()?;
+    let optimizer = trainer.optimizer_state()?;
     let mut out = Vec::with_capacity(32 + json.len() + model.len() + optimizer.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -75,7 +88,7 @@ pub fn save(path: &Path, header: &CheckpointHeader, trainer: &Trainer) -> Result
         out.extend_from_slice(&(section.len() as u64).to_le_bytes());
         out.extend_from_slice(section);
     }
-    write_atomic(path, &out).map_err(|e| RunError::io(path, e))
+    Ok(out)
 }
 
 pub fn load(path: &Path) -> Result<Checkpoint, RunError> {
@@ -83,6 +96,11 @@ pub fn load(path: &Path) -> Result<Checkpoint, RunError> {
         return Err(bad(path, "is a directory, expected a checkpoint file"));
     }
     let bytes = std::fs::read(path).map_err(|e| bad(path, e.to_string()))?;
+    decode(&bytes, path)
+}
+
+/// A checkpoint from its bytes; errors name `path` as where they came from.
+pub fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint, RunError> {
     if bytes.is_empty() {
         return Err(bad(path, "file is empty"));
     }

@@ -310,6 +310,17 @@ pub struct RunConfig<S: TaskSettings> {
     /// finds the same data without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<PathBuf>,
+    /// The ranks of a data-parallel run as last launched (`--distributed`); absent for one
+    /// process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranks: Option<Ranks>,
+}
+
+/// How many processes trained a run together, and the threads each computed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ranks {
+    pub world_size: usize,
+    pub threads_per_rank: usize,
 }
 
 impl<S: TaskSettings> RunConfig<S> {

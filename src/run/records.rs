@@ -15,6 +15,14 @@ pub struct EpochTiming {
     pub validation_s: f64,
     /// Writing the metrics log and the checkpoints.
     pub saving_s: f64,
+    /// Of the steps' time, the part spent adding across the ranks of a data-parallel run
+    /// (waiting for the slowest rank included); absent in a run of one process.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub communication_s: f64,
+}
+
+fn is_zero(seconds: &f64) -> bool {
+    *seconds == 0.0
 }
 
 /// One line of `metrics.jsonl`, whatever the task: what every epoch records once, and the

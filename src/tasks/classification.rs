@@ -215,6 +215,7 @@ impl Task for Classification {
             normalization,
             device,
             data: None,
+            ranks: None,
         })
     }
 

@@ -5,6 +5,7 @@
 pub mod classification;
 mod data;
 mod error;
+mod ranks;
 mod search;
 pub mod segmentation;
 mod source;
@@ -29,13 +30,14 @@ use serde::de::DeserializeOwned;
 use crate::data::Samples;
 use crate::data::sets::Sets;
 use crate::data::split::{Fractions, Split};
+use crate::distributed::World;
 use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch, Tta};
 use crate::figures::FigureError;
 use crate::models::ModelKind;
 use crate::progress::count_bar;
 use crate::run::RunDir;
 use crate::run::checkpoint;
-use crate::run::config::{HyperParams, Recipe, RunConfig, TaskSettings};
+use crate::run::config::{HyperParams, Ranks, Recipe, RunConfig, TaskSettings};
 use crate::run::json::{read_json, read_log, write_json};
 use crate::run::records::{Epoch, Scores};
 use crate::run::results::RunMetrics;
@@ -117,6 +119,7 @@ pub trait Task: Sized {
         data: &DataOf<Self>,
         run: &RunDir,
         compute: &Compute,
+        world: &World,
         resume: bool,
         stop_after: Option<usize>,
     ) -> Result<Vec<RecordOf<Self>>, TrainError> {
@@ -126,7 +129,7 @@ pub trait Task: Sized {
             loss: Self::loss(config, data),
             batcher: Self::batcher(config),
         };
-        fit(&training, config, run, compute, resume, stop_after)
+        fit(&training, config, run, compute, world, resume, stop_after)
     }
     /// The best validation score of a history and its epoch.
     fn best_score(history: &[RecordOf<Self>]) -> (f64, usize) {
@@ -186,6 +189,41 @@ pub fn plan_training<T: Task>(
     model: Option<ModelOf<T>>,
     request: &TrainRequest,
 ) -> Result<TrainingPlan<T>, TaskError> {
+    let world = &request.world;
+    if !world.is_distributed() {
+        return plan_run(task, model, request);
+    }
+    // On the ranks of a data-parallel run: see `ranks`.
+    ranks::agree(world, ranks::check_distributable(request))?;
+    ranks::check_command(world, request, model.map_or("", |m| m.name()))?;
+    if world.leads() {
+        let planned = plan_run(task, model, request);
+        let config = planned.as_ref().map(|plan| plan.config.clone());
+        let shared = ranks::share_config(world, Some(config.map_err(|e| e.to_string())));
+        let plan = planned?;
+        shared?;
+        ranks::check_data::<T>(world, Ok(&plan.data), plan.config.params.batch_size())?;
+        return Ok(plan);
+    }
+    let config: ConfigOf<T> = ranks::share_config(world, None)?;
+    let loaded = task
+        .load(request.data.as_deref().or(config.data_dir()), Some(&config))
+        .and_then(|sets| prepare::<T>(sets, &config));
+    ranks::check_data::<T>(world, loaded.as_ref(), config.params.batch_size())?;
+    Ok(TrainingPlan {
+        run: RunDir::new(&request.out),
+        data: loaded?,
+        config,
+        request: request.clone(),
+    })
+}
+
+/// A `train` command's plan in one process (or on rank 0 of several): see [`plan_training`].
+fn plan_run<T: Task>(
+    task: &T,
+    model: Option<ModelOf<T>>,
+    request: &TrainRequest,
+) -> Result<TrainingPlan<T>, TaskError> {
     let saved = match request.resume {
         true => Some(read_json::<ConfigOf<T>>(
             &RunDir::existing(&request.out)?.config(),
@@ -213,6 +251,14 @@ pub fn plan_training<T: Task>(
             ..config
         })
     })?;
+    let world = &request.world;
+    let config = RunConfig {
+        ranks: world.is_distributed().then(|| Ranks {
+            world_size: world.size(),
+            threads_per_rank: crate::engine::threads(),
+        }),
+        ..config
+    };
     let data = prepare::<T>(sets, &config)?;
     run.start(&config)?;
     Ok(TrainingPlan {
@@ -232,6 +278,8 @@ pub struct TrainingHeader {
     pub epochs: usize,
     pub compute: Compute,
     pub threads: usize,
+    /// The ranks of a data-parallel run.
+    pub ranks: Option<Ranks>,
     pub run: PathBuf,
     pub resumed: bool,
 }
@@ -246,23 +294,30 @@ impl<T: Task> TrainingPlan<T> {
             epochs: self.config.params.epochs(),
             compute: self.request.compute,
             threads: crate::engine::threads(),
+            ranks: self.config.ranks,
             run: self.run.root.clone(),
             resumed: self.request.resume,
         }
     }
 
-    /// `convlab TASK train`, second half: trains, evaluates and draws the figures.
-    pub fn train(self) -> Result<MetricsOf<T>, TaskError> {
+    /// `convlab TASK train`, second half: trains, evaluates and draws the figures. On the
+    /// ranks of a data-parallel run, rank 0 evaluates and the others return `None`.
+    pub fn train(self) -> Result<Option<MetricsOf<T>>, TaskError> {
         let compute = &self.request.compute;
+        let world = &self.request.world;
         T::train(
             &self.config,
             &self.data,
             &self.run,
             compute,
+            world,
             self.request.resume,
             None,
         )?;
-        evaluate_run::<T>(&self.config, &self.data, &self.run, compute, Tta::None)
+        if !world.leads() {
+            return Ok(None);
+        }
+        evaluate_run::<T>(&self.config, &self.data, &self.run, compute, Tta::None).map(Some)
     }
 }
 

@@ -229,6 +229,7 @@ impl Task for Segmentation {
             normalization,
             device,
             data: None,
+            ranks: None,
         })
     }
 

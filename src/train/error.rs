@@ -35,6 +35,15 @@ pub enum TrainError {
 }
 
 impl TrainError {
+    /// Whether every rank of a data-parallel run stops with this error at the same step (they
+    /// agree on a stop and on the whole batch's loss), rather than this rank alone.
+    pub fn is_shared_by_every_rank(&self) -> bool {
+        matches!(
+            self,
+            TrainError::Interrupted { .. } | TrainError::Diverged { .. }
+        )
+    }
+
     /// Errors the user can fix by changing an input; divergence, interruption and I/O failures
     /// are not.
     pub fn is_bad_input(&self) -> bool {

@@ -1,6 +1,12 @@
 //! The training loop shared by every task: seeded epochs, a prefetching batch thread, the
 //! optimiser and schedule, divergence detection, validation, the metrics log and atomic
 //! checkpoints (last every epoch, best by the task's validation score), and resume.
+//!
+//! Across the ranks of a data-parallel run ([`World`]) every rank runs this loop on the same
+//! global batches; rank 0 opens the run (fresh or resumed) and sends its starting state to the
+//! others, and is the only one to validate, write and print. What ends training is decided
+//! together: Ctrl-C on any rank, a non-finite loss (the whole batch's), early stopping (rank
+//! 0's verdict) and the last epoch are met by every rank at the same step.
 
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
@@ -12,11 +18,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{TrainError, interrupt};
+use crate::distributed::World;
 use crate::engine::{Compute, LossSpec, Model, StepBatch, Trainer};
-use crate::progress::epoch_bar;
+use crate::progress::{epoch_bar, hidden_bar};
 use crate::run::RunDir;
 use crate::run::checkpoint::PartialEpoch;
-use crate::run::checkpoint::{self, CheckpointHeader};
+use crate::run::checkpoint::{self, Checkpoint, CheckpointHeader};
 use crate::run::config::{HyperParams, RunConfig, TaskSettings};
 use crate::run::json::{read_log, write_log};
 use crate::run::records::{Epoch, EpochTiming, Scores};
@@ -75,18 +82,24 @@ const DROPOUT_STREAM: u64 = 2;
 /// configuration's epochs (or `stop_after`, as an interrupted run would, with the schedule still
 /// planned for all epochs). Each epoch's randomness (order, augmentation, dropout) derives from the seed,
 /// the epoch and the step alone, so a resumed run repeats an uninterrupted one. Ctrl-C stops
-/// after the current step with a checkpoint of it (resumable mid-epoch).
+/// after the current step with a checkpoint of it (resumable mid-epoch). On a `world` of
+/// several ranks, every rank calls it (see the module's comment); only rank 0's records are
+/// returned.
 pub fn fit<T: TrainingTask, S: TaskSettings>(
     task: &T,
     config: &RunConfig<S>,
     run: &RunDir,
     compute: &Compute,
+    world: &World,
     resume: bool,
     stop_after: Option<usize>,
 ) -> Result<Vec<Record<T>>, TrainError> {
     let params = &config.params;
-    let mut state = TrainingState::open(config, run, compute, resume)?;
-    let mut events = tensorboard::EventLog::start(run, &state.history)?;
+    let mut state = TrainingState::open(config, run, compute, world, resume)?;
+    let mut events = match world.leads() {
+        true => Some(tensorboard::EventLog::start(run, &state.history)?),
+        false => None,
+    };
     let steps_per_epoch = task.train_indices().len().div_ceil(params.batch_size());
     let last_epoch = stop_after.unwrap_or(params.epochs()).min(params.epochs());
     interrupt::listen();
@@ -97,46 +110,20 @@ pub fn fit<T: TrainingTask, S: TaskSettings>(
             task,
             params,
             run,
+            world,
             &mut state,
             epoch,
             steps_per_epoch,
             started,
         )?;
-        let validating = Instant::now();
-        let validation = task.validate(&state.trainer.model());
-        let mut timing = steps.timing;
-        timing.validation_s = validating.elapsed().as_secs_f64();
-        let (val_loss, val) = task.val_scores(&validation);
-        let record = |timing| Epoch {
-            epoch,
-            train_loss: steps.loss(),
-            train: task.train_scores(TrainStats {
-                loss: steps.loss(),
-                accuracy: steps.accuracy(),
-            }),
-            val_loss,
-            val: val.clone(),
-            lr: steps.lr,
-            seconds: steps.done.seconds + started.elapsed().as_secs_f64(),
-            timing: Some(timing),
+        let stop = match events.as_mut() {
+            Some(events) => state.close_epoch(task, params, run, events, epoch, steps, started)?,
+            None => {
+                state.header.epoch = epoch;
+                false
+            }
         };
-        let first = record(timing);
-        eprintln!("epoch {epoch}/{}: {}", params.epochs(), first.describe());
-        state.history.push(first);
-        let improved = state.end_epoch(epoch, task.score(&val));
-        let saving = Instant::now();
-        state.save(run, improved)?;
-        timing.saving_s = saving.elapsed().as_secs_f64();
-        *state.history.last_mut().expect("just pushed") = record(timing);
-        write_log(&run.metrics_log(), &state.history)?;
-        events.append(state.history.last().expect("just pushed"))?;
-        if let Some(patience) = params.patience()
-            && epoch - state.header.best_epoch >= patience
-        {
-            eprintln!(
-                "early stop after epoch {epoch}: no better validation score for {patience} epochs (best: epoch {})",
-                state.header.best_epoch
-            );
+        if world.leader_says(stop) {
             break;
         }
     }
@@ -157,26 +144,58 @@ impl<T: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> TrainingS
         config: &RunConfig<S>,
         run: &RunDir,
         compute: &Compute,
+        world: &World,
         resume: bool,
     ) -> Result<Self, TrainError> {
-        let params = &config.params;
-        let mut trainer = Trainer::new(
+        let trainer = Trainer::new(
             &config.architecture,
-            &params.optimizer(),
-            params.seed(),
+            &config.params.optimizer(),
+            config.params.seed(),
             compute,
         )?;
+        let mut state = match world.leads() {
+            true => Self::open_run(config, run, compute, resume, trainer)?,
+            false => TrainingState {
+                trainer,
+                header: fresh_header(config, compute),
+                history: Vec::new(),
+            },
+        };
+        if world.is_distributed() {
+            state.share_start(world, config.model_name())?;
+        }
+        Ok(state)
+    }
+
+    /// Rank 0's starting state (its weights, optimiser and where training stands, fresh or
+    /// resumed) on every rank, so all start from the same one however they were launched.
+    fn share_start(&mut self, world: &World, model: &str) -> Result<(), TrainError> {
+        let mut bytes = match world.leads() {
+            true => checkpoint::encode(&self.header, &self.trainer)?,
+            false => Vec::new(),
+        };
+        world.broadcast(&mut bytes);
+        if !world.leads() {
+            let from = std::path::Path::new("rank 0's starting state");
+            let start: Checkpoint = checkpoint::decode(&bytes, from)?;
+            start.restore(&mut self.trainer, from, model)?;
+            self.header = start.header;
+        }
+        Ok(())
+    }
+
+    /// A fresh trainer, or the run's last checkpoint and its log up to it for `resume`.
+    fn open_run<S: TaskSettings>(
+        config: &RunConfig<S>,
+        run: &RunDir,
+        compute: &Compute,
+        resume: bool,
+        mut trainer: Trainer,
+    ) -> Result<Self, TrainError> {
+        let params = &config.params;
         // Parameters and Adam's two moments, in f32, plus the header.
         run.check_space(12 * trainer.num_params() as u64 + 64 * 1024)?;
-        let fresh = CheckpointHeader {
-            model: config.model_name().into(),
-            epoch: 0,
-            step: 0,
-            best_score: f64::NEG_INFINITY,
-            best_epoch: 0,
-            engine: compute.engine,
-            partial: None,
-        };
+        let fresh = fresh_header(config, compute);
         let found = resume && run.last_checkpoint().is_file();
         if resume && !found {
             eprintln!(
@@ -210,6 +229,66 @@ impl<T: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> TrainingS
         })
     }
 
+    /// Rank 0's end of an epoch: validation, the epoch's record (printed, logged, in
+    /// TensorBoard), the checkpoints; whether early stopping ends training here.
+    #[allow(clippy::too_many_arguments)]
+    fn close_epoch<K>(
+        &mut self,
+        task: &K,
+        params: &HyperParams,
+        run: &RunDir,
+        events: &mut tensorboard::EventLog,
+        epoch: usize,
+        steps: EpochSteps,
+        started: Instant,
+    ) -> Result<bool, TrainError>
+    where
+        K: TrainingTask<Train = T, Val = V>,
+        T: Clone,
+        V: Clone + Scores,
+        T: Scores,
+    {
+        let validating = Instant::now();
+        let validation = task.validate(&self.trainer.model());
+        let mut timing = steps.timing;
+        timing.validation_s = validating.elapsed().as_secs_f64();
+        let (val_loss, val) = task.val_scores(&validation);
+        let record = |timing| Epoch {
+            epoch,
+            train_loss: steps.loss(),
+            train: task.train_scores(TrainStats {
+                loss: steps.loss(),
+                accuracy: steps.accuracy(),
+            }),
+            val_loss,
+            val: val.clone(),
+            lr: steps.lr,
+            seconds: steps.done.seconds + started.elapsed().as_secs_f64(),
+            timing: Some(timing),
+        };
+        let first = record(timing);
+        eprintln!("epoch {epoch}/{}: {}", params.epochs(), first.describe());
+        self.history.push(first);
+        let improved = self.end_epoch(epoch, task.score(&val));
+        let saving = Instant::now();
+        self.save(run, improved)?;
+        timing.saving_s = saving.elapsed().as_secs_f64();
+        *self.history.last_mut().expect("just pushed") = record(timing);
+        write_log(&run.metrics_log(), &self.history)?;
+        events.append(self.history.last().expect("just pushed"))?;
+        let stop = params
+            .patience()
+            .is_some_and(|patience| epoch - self.header.best_epoch >= patience);
+        if stop {
+            eprintln!(
+                "early stop after epoch {epoch}: no better validation score for {} epochs (best: epoch {})",
+                params.patience().unwrap_or_default(),
+                self.header.best_epoch
+            );
+        }
+        Ok(stop)
+    }
+
     /// Marks `epoch` done with validation `score`; whether it is the best so far.
     fn end_epoch(&mut self, epoch: usize, score: f64) -> bool {
         self.header.epoch = epoch;
@@ -230,6 +309,19 @@ impl<T: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> TrainingS
             checkpoint::save(&run.best_checkpoint(), &self.header, &self.trainer)?;
         }
         Ok(())
+    }
+}
+
+/// Where a fresh run stands: nothing trained yet.
+fn fresh_header<S: TaskSettings>(config: &RunConfig<S>, compute: &Compute) -> CheckpointHeader {
+    CheckpointHeader {
+        model: config.model_name().into(),
+        epoch: 0,
+        step: 0,
+        best_score: f64::NEG_INFINITY,
+        best_epoch: 0,
+        engine: compute.engine,
+        partial: None,
     }
 }
 
@@ -254,10 +346,12 @@ impl EpochSteps {
 /// Epoch `epoch`'s training steps (those a partial epoch left), with the next batch assembled
 /// on a second thread while the current one trains. Ctrl-C saves a checkpoint of the steps
 /// taken and stops.
+#[allow(clippy::too_many_arguments)]
 fn train_epoch<T: TrainingTask>(
     task: &T,
     params: &HyperParams,
     run: &RunDir,
+    world: &World,
     state: &mut TrainingState<T::Train, T::Val>,
     epoch: usize,
     steps_per_epoch: usize,
@@ -268,7 +362,11 @@ fn train_epoch<T: TrainingTask>(
     let mut order = task.train_indices().to_vec();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let done = state.header.partial.take().unwrap_or_default();
-    let bar = epoch_bar(steps_per_epoch, epoch, params.epochs());
+    let bar = match world.leads() {
+        true => epoch_bar(steps_per_epoch, epoch, params.epochs()),
+        false => hidden_bar(),
+    };
+    let communicated = world.communication_seconds();
     bar.inc(done.steps as u64);
     let mut steps = EpochSteps {
         done,
@@ -296,12 +394,14 @@ fn train_epoch<T: TrainingTask>(
             let waiting = Instant::now();
             let Ok(batch) = rx.recv() else { break };
             steps.timing.data_wait_s += waiting.elapsed().as_secs_f64();
-            if interrupt::requested() {
+            if world.any(interrupt::requested()) {
                 bar.abandon();
                 steps.done.seconds += started.elapsed().as_secs_f64();
                 let mut stopped = header.clone();
                 stopped.partial = Some(steps.done);
-                checkpoint::save(&run.last_checkpoint(), &stopped, trainer)?;
+                if world.leads() {
+                    checkpoint::save(&run.last_checkpoint(), &stopped, trainer)?;
+                }
                 return Err(TrainError::Interrupted {
                     epoch,
                     step: steps.done.steps,
@@ -316,17 +416,19 @@ fn train_epoch<T: TrainingTask>(
                     .rate(params.lr(), header.step, total_steps, steps_per_epoch);
             let examples = batch.shape[0];
             let dropout_seed = step_seed(seed, steps.done.steps, DROPOUT_STREAM);
-            let stats = trainer
-                .step(batch, task.loss(), steps.lr, dropout_seed)
-                .map_err(|loss| {
-                    bar.abandon();
-                    TrainError::Diverged {
-                        epoch,
-                        step: header.step + 1,
-                        loss,
-                        checkpoint: run.last_checkpoint(),
-                    }
-                })?;
+            let stepped = match world.is_distributed() {
+                true => trainer.step_shared(world, batch, task.loss(), steps.lr, dropout_seed),
+                false => trainer.step(batch, task.loss(), steps.lr, dropout_seed),
+            };
+            let stats = stepped.map_err(|loss| {
+                bar.abandon();
+                TrainError::Diverged {
+                    epoch,
+                    step: header.step + 1,
+                    loss,
+                    checkpoint: run.last_checkpoint(),
+                }
+            })?;
             steps.timing.steps_s += stepping.elapsed().as_secs_f64();
             header.step += 1;
             let done = &mut steps.done;
@@ -344,6 +446,7 @@ fn train_epoch<T: TrainingTask>(
         }
         Ok::<(), TrainError>(())
     })?;
+    steps.timing.communication_s = world.communication_seconds() - communicated;
     bar.finish_and_clear();
     Ok(steps)
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::distributed::World;
 use crate::engine::Compute;
 use crate::run::config::{HyperParams, Recipe, RunConfig, TaskSettings, TrainOptions};
 use crate::run::json::read_json;
@@ -18,6 +19,9 @@ pub struct TrainRequest {
     /// The data set's folder (default: the data roots of `data::locate`).
     pub data: Option<PathBuf>,
     pub compute: Compute,
+    /// The ranks that train it together (one process unless launched by `mpirun` with
+    /// `--distributed mpi`).
+    pub world: World,
 }
 
 /// The run folder and configuration a `train` command works with: for `--resume`, the saved

@@ -64,3 +64,19 @@ pub fn assert_bad_input(out: &Output, prefix: &str) {
         "stderr: {err}"
     );
 }
+
+/// Whether a Slurm controller answers `sinfo`.
+pub fn slurm_is_up(test: &str) -> bool {
+    let up = std::process::Command::new("sinfo")
+        .arg("-h")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !up {
+        assert!(
+            std::env::var_os("CONVLAB_REQUIRE_SLURM").is_none(),
+            "{test}: no Slurm answers sinfo, and CONVLAB_REQUIRE_SLURM is set (start one with tests/slurm/start.sh and export SLURM_CONF)"
+        );
+        eprintln!("{test}: skipped: no Slurm answers sinfo (tests/slurm/start.sh starts one)");
+    }
+    up
+}

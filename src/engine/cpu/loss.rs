@@ -71,23 +71,80 @@ pub fn cross_entropy(
     classes: usize,
     targets: &[u8],
 ) -> LossOutput {
-    let plane = logits.len() / (n * classes);
-    assert_eq!(targets.len(), n * plane, "one target per prediction");
-    let (smoothing, weights) = match spec {
+    // A batch with every pixel ignored contributes nothing (not a division by zero).
+    let total_weight = loss_weight(spec, targets).max(f64::MIN_POSITIVE);
+    let sums = weighted_sum(spec, logits, n, classes, targets, total_weight);
+    LossOutput {
+        loss: (sums.loss / total_weight) as f32,
+        grad: sums.grad,
+        hits: sums.hits,
+        count: sums.count,
+    }
+}
+
+/// One rank's share of a batch's loss, as the ranks of a data-parallel run add it before
+/// dividing: the sum of the weighted losses and its gradient, and the sum of the weights (the
+/// whole batch's loss is the first over the third, each added across ranks: ignored pixels
+/// and class weights differ between shares).
+pub struct LossSums {
+    pub loss: f64,
+    pub weight: f64,
+    pub grad: Vec<f32>,
+    pub hits: usize,
+    pub count: usize,
+}
+
+/// The undivided loss of a share of a batch (see [`LossSums`]).
+pub fn cross_entropy_sums(
+    spec: &LossSpec,
+    logits: &[f32],
+    n: usize,
+    classes: usize,
+    targets: &[u8],
+) -> LossSums {
+    LossSums {
+        weight: loss_weight(spec, targets),
+        ..weighted_sum(spec, logits, n, classes, targets, 1.0)
+    }
+}
+
+/// The smoothing and class weights of a loss.
+fn loss_terms(spec: &LossSpec) -> (f32, Option<&[f32]>) {
+    match spec {
         LossSpec::Image { smoothing } => (smoothing.unwrap_or(0.0), None),
         LossSpec::Pixel { weights } => (0.0, weights.as_deref()),
-    };
-    let weight_of = |t: u8| match t {
+    }
+}
+
+/// A target's weight in the loss: its class's, 1 without class weights, 0 when ignored.
+fn target_weight(weights: Option<&[f32]>, target: u8) -> f64 {
+    match target {
         IGNORE_LABEL => 0.0,
         t => weights.map_or(1.0, |w| w[t as usize] as f64),
-    };
+    }
+}
+
+/// The sum of the targets' weights (what the mean loss divides by).
+fn loss_weight(spec: &LossSpec, targets: &[u8]) -> f64 {
+    let (_, weights) = loss_terms(spec);
+    targets.iter().map(|&t| target_weight(weights, t)).sum()
+}
+
+/// The weighted losses summed, and their gradient, both divided by `divisor`, with the hits
+/// and the targets that count (`weight` of the result is left 0).
+fn weighted_sum(
+    spec: &LossSpec,
+    logits: &[f32],
+    n: usize,
+    classes: usize,
+    targets: &[u8],
+    divisor: f64,
+) -> LossSums {
+    let plane = logits.len() / (n * classes);
+    assert_eq!(targets.len(), n * plane, "one target per prediction");
+    let (smoothing, weights) = loss_terms(spec);
+    let weight_of = |t: u8| target_weight(weights, t);
     let count = targets.iter().filter(|&&t| t != IGNORE_LABEL).count();
-    // A batch with every pixel ignored contributes nothing (not a division by zero).
-    let total_weight: f64 = targets
-        .iter()
-        .map(|&t| weight_of(t))
-        .sum::<f64>()
-        .max(f64::MIN_POSITIVE);
     let mut grad = vec![0.0; logits.len()];
     // Per-image sums collected in order and then added: the same total whatever the schedule.
     let per_image: Vec<(f64, usize)> = grad
@@ -107,7 +164,7 @@ pub fn cross_entropy(
                     classes,
                     label as usize,
                     smoothing,
-                    w / total_weight,
+                    w / divisor,
                     &mut g[p..],
                 );
                 loss += w * nll;
@@ -118,8 +175,9 @@ pub fn cross_entropy(
         .collect();
     let loss: f64 = per_image.iter().map(|(l, _)| l).sum();
     let hits: usize = per_image.iter().map(|(_, h)| h).sum();
-    LossOutput {
-        loss: (loss / total_weight) as f32,
+    LossSums {
+        loss,
+        weight: 0.0,
         grad,
         hits,
         count,

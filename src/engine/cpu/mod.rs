@@ -21,5 +21,5 @@ pub mod optim;
 pub mod peak;
 
 pub use loss::LossSpec;
-pub use net::{Activation, CpuNet, Tape};
+pub use net::{Activation, CpuNet, Shard, Tape};
 pub use optim::{Optimizer, OptimizerKind};

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use super::conv::{self, ConvGeometry};
 use super::layers::{self, BatchStats, RunningBatchNorm};
 use super::memory;
+use crate::distributed::World;
 use crate::engine::EngineError;
 use crate::models::{LayerSpec, ModelSpec};
 
@@ -97,13 +98,31 @@ enum Saved {
 /// A training forward pass's record, consumed by [`CpuNet::backward`].
 pub struct Tape {
     saved: Vec<Saved>,
+    /// The ranks whose batch norm sums the backward pass adds, as the forward pass did.
+    world: Option<World>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Train,
+/// Which part of a global batch a training pass computes: where its first image is in the
+/// batch (dropout draws by place) and the ranks that compute the rest, whose batch norm sums
+/// it adds (synchronised batch norm). The default is the whole batch in one process.
+#[derive(Clone, Debug, Default)]
+pub struct Shard {
+    pub first_image: usize,
+    pub world: Option<World>,
+}
+
+/// A forward pass for training (its dropout seed and its share of the batch) or evaluation.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    Train { seed: u64, shard: &'a Shard },
     Eval,
 }
+
+/// The whole batch in one process: what evaluation computes on.
+static WHOLE_BATCH: Shard = Shard {
+    first_image: 0,
+    world: None,
+};
 
 /// The geometry of convolution layer `layer` on inputs of `shape`: the convolution itself, or
 /// for a transposed convolution the convolution it transposes.
@@ -281,7 +300,7 @@ impl CpuNet {
         let mut x = input;
         for i in 0..self.layers.len() {
             x = self
-                .layer_forward(i, x, Mode::Eval, 0, &mut skips, &mut handover)
+                .layer_forward(i, x, Mode::Eval, &mut skips, &mut handover)
                 .0;
         }
         x
@@ -290,19 +309,26 @@ impl CpuNet {
     /// The training forward pass: batch statistics (running ones updated, as burn and PyTorch
     /// do), dropout drawn from `seed`; returns the output and the tape for the backward pass.
     pub fn forward_train(&mut self, input: Activation, seed: u64) -> (Activation, Tape) {
+        self.forward_train_shard(input, seed, &Shard::default())
+    }
+
+    /// [`CpuNet::forward_train`] on `shard`'s images of a batch that other ranks share.
+    pub fn forward_train_shard(
+        &mut self,
+        input: Activation,
+        seed: u64,
+        shard: &Shard,
+    ) -> (Activation, Tape) {
         let mut skips = Vec::new();
         let mut handover = Handover::default();
         let mut saved = Vec::with_capacity(self.layers.len());
         let mut x = input;
         for i in 0..self.layers.len() {
-            let (out, keep) = self.layer_forward(
-                i,
-                x,
-                Mode::Train,
-                seed.wrapping_add(i as u64),
-                &mut skips,
-                &mut handover,
-            );
+            let mode = Mode::Train {
+                seed: seed.wrapping_add(i as u64),
+                shard,
+            };
+            let (out, keep) = self.layer_forward(i, x, mode, &mut skips, &mut handover);
             if let (
                 LayerParams::BatchNorm {
                     running_mean,
@@ -318,7 +344,13 @@ impl CpuNet {
             saved.push(keep);
             x = out;
         }
-        (x, Tape { saved })
+        (
+            x,
+            Tape {
+                saved,
+                world: shard.world.clone(),
+            },
+        )
     }
 
     fn layer_forward(
@@ -326,12 +358,14 @@ impl CpuNet {
         i: usize,
         x: Activation,
         mode: Mode,
-        seed: u64,
         skips: &mut Vec<Activation>,
         handover: &mut Handover,
     ) -> (Activation, Saved) {
         let [n, c, h, w] = x.shape;
-        let train = mode == Mode::Train;
+        let (train, seed, shard) = match mode {
+            Mode::Train { seed, shard } => (true, seed, shard),
+            Mode::Eval => (false, 0, &WHOLE_BATCH),
+        };
         let keep_input = |x: &Activation| {
             if train {
                 Saved::Input(x.clone())
@@ -372,8 +406,12 @@ impl CpuNet {
                         };
                         conv::conv_forward_then(&g, &x.data, weight, bias, &mut out, sum);
                         let planes = planes.into_inner().unwrap_or_else(|e| e.into_inner());
-                        handover.stats =
-                            Some(layers::stats_of_planes(&planes, out_channels, plane));
+                        handover.stats = Some(layers::stats_of_planes(
+                            &planes,
+                            out_channels,
+                            plane,
+                            shard.world.as_ref(),
+                        ));
                     }
                     Some(running) => {
                         let normalize =
@@ -408,8 +446,9 @@ impl CpuNet {
                     running.apply_in_place(Arc::make_mut(&mut x.data).as_mut_slice(), plane);
                     return (x, Saved::Nothing);
                 }
-                let batch = (handover.stats.take())
-                    .unwrap_or_else(|| layers::channel_stats(&x.data, c, plane));
+                let batch = (handover.stats.take()).unwrap_or_else(|| {
+                    layers::channel_stats(&x.data, c, plane, shard.world.as_ref())
+                });
                 let mut out = memory::zeroed(x.data.len());
                 layers::batch_norm_apply(
                     &x.data,
@@ -463,8 +502,13 @@ impl CpuNet {
             }
             (&LayerSpec::Dropout { prob }, _) if train && prob > 0.0 => {
                 let mut x = x;
-                let mask =
-                    layers::dropout_in_place(Arc::make_mut(&mut x.data).as_mut_slice(), prob, seed);
+                let first = (shard.first_image * x.data.len() / n.max(1)) as u64;
+                let mask = layers::dropout_in_place(
+                    Arc::make_mut(&mut x.data).as_mut_slice(),
+                    prob,
+                    seed,
+                    first,
+                );
                 (x, Saved::Mask(mask))
             }
             (LayerSpec::Dropout { .. }, _) => (x, Saved::Nothing),
@@ -526,7 +570,7 @@ impl CpuNet {
         let mut grad = grad_output;
         let mut grads_reversed: Vec<Vec<f32>> = Vec::new();
         let mut skip_grads: Vec<Vec<f32>> = Vec::new();
-        let mut saved = tape.saved;
+        let Tape { mut saved, world } = tape;
         // The output and slope of an activation whose mask the batch norm before it applies.
         let mut pending_activation: Option<(Activation, f32)> = None;
         // The argmax of a max-pool whose gradient the convolution before it expands.
@@ -602,6 +646,7 @@ impl CpuNet {
                         &stats,
                         gamma,
                         mask,
+                        world.as_ref(),
                     );
                     grads_reversed.push(db);
                     grads_reversed.push(dg);

@@ -26,6 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{TrainError, TrainRequest};
+use crate::distributed::World;
 use crate::engine::Compute;
 use crate::run::config::TrainOptions;
 
@@ -198,6 +199,7 @@ impl SearchPlan {
             out: trial_dir(&o.out, trial.index),
             data: o.data.clone(),
             compute: o.compute,
+            world: World::single(),
         }
     }
 }
