@@ -14,7 +14,8 @@
 //!   subcommand of the CLI must appear in it.
 //! - A command is *quick*, and runs end to end, when it is `fashion` or `classify` `train`,
 //!   `eval`, `predict` or `search`, `report`, `export`, or `bench --measure peak`, and does not
-//!   ask for `--device gpu` or `--slurm` (which submits jobs): these finish in seconds on a small synthetic set once training is
+//!   ask for `--device gpu`, `--slurm` (which submits jobs) or `--distributed` (which `mpirun`
+//!   launches): these finish in seconds on a small synthetic set once training is
 //!   cut short. Segmentation commands (256x256 photos) and everything else are parsed only.
 //!   Quick commands run in README order, in one temporary folder, with these substitutions:
 //!   `$CONVLAB_DATA` holds a synthetic Fashion-MNIST (and `fashion` commands that read data get
@@ -39,6 +40,9 @@ const PREFIXES: &[&str] = &[
     "cargo run --release -- ",
     "cargo run --release --features wgpu -- ",
 ];
+
+/// Launchers whose command line ends in one of convlab's.
+const LAUNCHERS: &[&str] = &["mpirun ", "srun "];
 
 /// One line of a fenced code block, with its 1-based line number in README.md.
 struct Line {
@@ -114,6 +118,14 @@ fn commands(text: &str) -> Vec<ReadmeCommand> {
                 }
             }
             let without_comment = joined.split(" #").next().unwrap_or_default().trim();
+            // A command under a launcher (`mpirun -np 2 ... target/release/convlab ...`) is
+            // convlab's from its binary on.
+            let without_comment = match LAUNCHERS.iter().any(|l| without_comment.starts_with(l)) {
+                true => without_comment
+                    .find(" target/release/convlab ")
+                    .map_or(without_comment, |at| &without_comment[at + 1..]),
+                false => without_comment,
+            };
             let Some(rest) = PREFIXES
                 .iter()
                 .find_map(|prefix| without_comment.strip_prefix(prefix))
@@ -274,7 +286,10 @@ fn the_synopsis_names_every_subcommand_and_only_flags_that_exist() {
 /// What a quick command is, by its subcommand path; `None` for the commands only parsed.
 fn quick_kind(args: &[String]) -> Option<String> {
     let words: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
-    if words.windows(2).any(|w| w == ["--device", "gpu"]) || words.contains(&"--slurm") {
+    if words.windows(2).any(|w| w == ["--device", "gpu"])
+        || words.contains(&"--slurm")
+        || words.contains(&"--distributed")
+    {
         return None;
     }
     match words.as_slice() {
