@@ -437,3 +437,18 @@ fn an_output_folder_that_cannot_be_written_is_refused_before_training() {
         "output folder under a file",
     );
 }
+
+/// `--distributed mpi` in a build without the `mpi` feature says how to build one (the MPI
+/// build's own refusals are in `tests/mpi.rs`).
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn distributed_training_without_the_mpi_feature_names_the_feature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = convlab(
+        &["fashion", "train", "--distributed", "mpi", "--out", "run"],
+        tmp.path(),
+    );
+    assert_bad_input(&out, "--distributed mpi: this convlab was built without MPI");
+    assert!(stderr(&out).contains("--features mpi"), "{}", stderr(&out));
+    assert!(!tmp.path().join("run").exists());
+}
