@@ -455,6 +455,7 @@ fn time_to_accuracy(
     let batcher = ClassificationBatcher {
         normalization: config.normalization,
         augment: None,
+        erasing: None,
     };
     let mut trainer = Trainer::new(&kind.spec(), &params.optimizer(), params.seed(), compute)
         .map_err(TaskError::from)?;

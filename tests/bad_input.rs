@@ -448,7 +448,42 @@ fn distributed_training_without_the_mpi_feature_names_the_feature() {
         &["fashion", "train", "--distributed", "mpi", "--out", "run"],
         tmp.path(),
     );
-    assert_bad_input(&out, "--distributed mpi: this convlab was built without MPI");
+    assert_bad_input(
+        &out,
+        "--distributed mpi: this convlab was built without MPI",
+    );
     assert!(stderr(&out).contains("--features mpi"), "{}", stderr(&out));
     assert!(!tmp.path().join("run").exists());
+}
+
+#[test]
+fn random_erasing_is_a_probability_for_classifiers_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    for (args, says, case) in [
+        (
+            ["fashion", "train", "--random-erasing", "0", "--out", "run"],
+            "--random-erasing: must be a probability above 0 and at most 1, got 0",
+            "random erasing of probability 0",
+        ),
+        (
+            [
+                "fashion",
+                "train",
+                "--random-erasing",
+                "1.5",
+                "--out",
+                "run",
+            ],
+            "--random-erasing: must be a probability above 0 and at most 1, got 1.5",
+            "random erasing of probability 1.5",
+        ),
+        (
+            ["facade", "train", "--random-erasing", "0.5", "--out", "run"],
+            "--random-erasing: erases classifiers' training images only",
+            "random erasing for a segmenter",
+        ),
+    ] {
+        assert_refused_without_output(root, &args, says, case);
+    }
 }

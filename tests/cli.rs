@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_bad_input, convlab, stderr};
+use common::{assert_bad_input, convlab, stderr, train_on_synthetic};
 
 #[test]
 fn invalid_values_are_refused_before_any_work() {
@@ -272,19 +272,7 @@ fn patience_stops_training_once_validation_stops_improving() {
 fn resume_trains_the_run_s_own_model_unless_another_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic::write_fashion_dir(&tmp.path().join("synth"), 300, 50).unwrap();
-    let train = |extra: &[&str]| {
-        let mut args = vec![
-            "fashion",
-            "train",
-            "--data",
-            "synth",
-            "--skip-checksums",
-            "--out",
-            "run",
-        ];
-        args.extend_from_slice(extra);
-        convlab(&args, tmp.path())
-    };
+    let train = |extra: &[&str]| train_on_synthetic("synth", "run", extra, tmp.path());
     let first = train(&["--model", "wide", "--epochs", "1"]);
     assert!(first.status.success(), "{}", stderr(&first));
     // No --model: the run's own (wide), not the default (base).
@@ -301,4 +289,29 @@ fn resume_trains_the_run_s_own_model_unless_another_is_named() {
         &train(&["--resume", "--epochs", "3", "--model", "base"]),
         "--model: the run in run trains 'wide'",
     );
+}
+
+#[test]
+fn random_erasing_is_kept_in_the_run_and_a_resume_may_not_change_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    common::synthetic::write_fashion_dir(&cwd.join("d"), 200, 40).unwrap();
+    let train = |extra: &[&str]| train_on_synthetic("d", "run", extra, cwd);
+    let out = train(&["--epochs", "1", "--random-erasing", "0.5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cwd.join("run/config.json")).unwrap())
+            .unwrap();
+    let erasing = &config["params"]["erasing"];
+    assert_eq!(erasing["prob"], 0.5, "{config}");
+    assert_eq!(
+        (erasing["min_area"].as_f64(), erasing["min_aspect"].as_f64()),
+        (Some(0.02), Some(0.3))
+    );
+    assert_bad_input(
+        &train(&["--resume", "--epochs", "2", "--random-erasing", "0.3"]),
+        "--random-erasing: Some(0.3) differs from the run's config.json (Some(0.5))",
+    );
+    let resumed = train(&["--resume", "--epochs", "2"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
 }

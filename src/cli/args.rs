@@ -237,6 +237,11 @@ pub struct TrainArgs {
     /// kept and evaluated, as Keras' and Lightning's early stopping).
     #[arg(long, value_name = "N")]
     pub patience: Option<usize>,
+    /// Random erasing of training images with probability P (Zhong et al.: area 2-40% of the
+    /// image, aspect 0.3-3.3, random pixel values), after the recipe's crop and flip;
+    /// classifiers only.
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub random_erasing: Option<f64>,
     /// Continue the run in --out from its last checkpoint (its config.json is reused; only
     /// --epochs may be raised).
     #[arg(long)]
@@ -274,6 +279,7 @@ impl TrainArgs {
                 seed: self.seed,
                 limit: self.limit,
                 patience: self.patience,
+                random_erasing: self.random_erasing,
             },
             resume: self.resume,
             out: self.out.clone(),

@@ -54,6 +54,80 @@ impl CropFlip {
     }
 }
 
+/// Random erasing (Zhong et al., 2020, "Random Erasing Data Augmentation"): with probability
+/// `prob`, a rectangle of `area` (a share of the image, drawn uniformly) and aspect ratio
+/// (height / width, drawn log-uniformly from `min_aspect..=1 / min_aspect`) is placed at random
+/// and its pixels get random values in 0..=255, every channel; a rectangle that does not fit is
+/// drawn again, up to 100 times, as the paper's algorithm does. torchvision's
+/// `RandomErasing(p, scale, ratio, value="random")` on the image before normalisation.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RandomErasing {
+    pub prob: f64,
+    pub min_area: f64,
+    pub max_area: f64,
+    pub min_aspect: f64,
+}
+
+impl RandomErasing {
+    /// The paper's setting for a probability `prob`: area 0.02-0.4, aspect from 0.3.
+    pub fn zhong(prob: f64) -> Self {
+        RandomErasing {
+            prob,
+            min_area: 0.02,
+            max_area: 0.4,
+            min_aspect: 0.3,
+        }
+    }
+
+    /// The rectangle to erase in a `height` x `width` image (top, left, rows, columns), if any.
+    pub fn draw(
+        &self,
+        height: usize,
+        width: usize,
+        rng: &mut impl Rng,
+    ) -> Option<(usize, usize, usize, usize)> {
+        if !rng.random_bool(self.prob) {
+            return None;
+        }
+        let image = (height * width) as f64;
+        let log_aspect = self.min_aspect.ln();
+        for _ in 0..100 {
+            let area = image * rng.random_range(self.min_area..=self.max_area);
+            let aspect = rng.random_range(log_aspect..=-log_aspect).exp();
+            let rows = (area * aspect).sqrt().round() as usize;
+            let cols = (area / aspect).sqrt().round() as usize;
+            if (1..height).contains(&rows) && (1..width).contains(&cols) {
+                let top = rng.random_range(0..=height - rows);
+                let left = rng.random_range(0..=width - cols);
+                return Some((top, left, rows, cols));
+            }
+        }
+        None
+    }
+
+    /// Erases a drawn rectangle of `image` (CHW) in place.
+    pub fn apply(
+        &self,
+        image: &mut [u8],
+        channels: usize,
+        height: usize,
+        width: usize,
+        rng: &mut impl Rng,
+    ) {
+        let Some((top, left, rows, cols)) = self.draw(height, width, rng) else {
+            return;
+        };
+        for c in 0..channels {
+            for y in top..top + rows {
+                let row = (c * height + y) * width;
+                image[row + left..row + left + cols]
+                    .iter_mut()
+                    .for_each(|v| *v = rng.random());
+            }
+        }
+    }
+}
+
 /// Random horizontal flip and random zoom: a square window of side `side / s`, with `s` drawn
 /// from `1..=max_scale`, cropped at a random place and resized back to `side` (photo bilinear,
 /// labels nearest-neighbour), as torchvision's `RandomResizedCrop` with a fixed aspect ratio;
@@ -219,6 +293,70 @@ mod tests {
     use crate::data::facade::SIDE;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn random_erasing_draws_the_papers_areas_and_aspects() {
+        let erasing = RandomErasing::zhong(0.5);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (mut erased, mut areas, mut log_aspects) = (0, Vec::new(), Vec::new());
+        let draws = 20_000;
+        for _ in 0..draws {
+            let Some((top, left, rows, cols)) = erasing.draw(28, 28, &mut rng) else {
+                continue;
+            };
+            erased += 1;
+            assert!(top + rows <= 28 && left + cols <= 28);
+            let area = (rows * cols) as f64 / 784.0;
+            let aspect = rows as f64 / cols as f64;
+            // Rounding each side to whole pixels moves the area and aspect a little.
+            assert!((0.015..=0.42).contains(&area), "area {area}");
+            assert!((0.25..=1.0 / 0.25).contains(&aspect), "aspect {aspect}");
+            areas.push(area);
+            log_aspects.push(aspect.ln());
+        }
+        let share = erased as f64 / draws as f64;
+        assert!((share - 0.5).abs() < 0.02, "erased {share}");
+        // Uniform areas, less those that did not fit (tall or wide large ones): a mean a little
+        // under the middle of 0.02-0.4; aspects symmetric about 1 in the logarithm.
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        assert!(
+            (0.17..0.21).contains(&mean(&areas)),
+            "mean area {}",
+            mean(&areas)
+        );
+        assert!(
+            mean(&log_aspects).abs() < 0.03,
+            "mean log aspect {}",
+            mean(&log_aspects)
+        );
+        assert!(areas.iter().any(|&a| a > 0.35) && areas.iter().any(|&a| a < 0.03));
+    }
+
+    #[test]
+    fn random_erasing_changes_only_its_rectangle_in_every_channel() {
+        let erasing = RandomErasing::zhong(1.0);
+        let (channels, height, width) = (3, 20, 24);
+        let original = vec![7u8; channels * height * width];
+        let mut image = original.clone();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let drawn = erasing.draw(height, width, &mut ChaCha8Rng::seed_from_u64(5));
+        erasing.apply(&mut image, channels, height, width, &mut rng);
+        let (top, left, rows, cols) = drawn.expect("probability 1 erases");
+        for c in 0..channels {
+            for y in 0..height {
+                for x in 0..width {
+                    let at = (c * height + y) * width + x;
+                    let inside = (top..top + rows).contains(&y) && (left..left + cols).contains(&x);
+                    if !inside {
+                        assert_eq!(image[at], 7, "outside the rectangle at {c},{y},{x}");
+                    }
+                }
+            }
+        }
+        let changed = image.iter().zip(&original).filter(|(a, b)| a != b).count();
+        // Random values: about 255 in 256 of the rectangle's pixels differ from 7.
+        assert!(changed as f64 > 0.9 * (channels * rows * cols) as f64);
+    }
 
     #[test]
     fn no_pad_no_flip_is_identity_and_flip_mirrors() {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::RunError;
 use super::json::read_json;
 use super::schedule::Schedule;
-use crate::data::augment::{CropFlip, FlipScaleCrop};
+use crate::data::augment::{CropFlip, FlipScaleCrop, RandomErasing};
 use crate::data::fashion_mnist::CLASS_NAMES as FASHION_CLASS_NAMES;
 use crate::data::split::Fractions;
 use crate::data::{ClassSpec, IGNORE_LABEL, Normalization, facade};
@@ -48,6 +48,8 @@ pub struct TrainOptions {
     pub limit: Option<usize>,
     /// Stop when the validation score has not improved for this many epochs.
     pub patience: Option<usize>,
+    /// Random erasing of training images with this probability (classifiers).
+    pub random_erasing: Option<f64>,
 }
 
 /// A model's recommended training recipe, used where the command line is silent.
@@ -86,6 +88,9 @@ struct Params {
     /// Early stopping (runs written before it existed have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     patience: Option<usize>,
+    /// Random erasing of the training images (none in runs written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    erasing: Option<RandomErasing>,
 }
 
 impl TryFrom<Params> for HyperParams {
@@ -117,6 +122,7 @@ impl TrainOptions {
             augment: recipe.augment,
             label_smoothing: recipe.label_smoothing,
             patience: self.patience,
+            erasing: self.random_erasing.map(RandomErasing::zhong),
         }
         .checked()
     }
@@ -151,6 +157,14 @@ impl TrainOptions {
         same!(weight_decay, "--weight-decay");
         same!(schedule, "--schedule");
         same!(seed, "--seed");
+        let erasing = self.random_erasing.map(RandomErasing::zhong);
+        if erasing.is_some() && erasing != saved.0.erasing {
+            return Err(differs(
+                "--random-erasing",
+                format!("{:?}", self.random_erasing),
+                format!("{:?}", saved.0.erasing.map(|e| e.prob)),
+            ));
+        }
         if self.limit.is_some() && self.limit != saved.0.limit {
             return Err(differs(
                 "--limit",
@@ -200,6 +214,17 @@ impl Params {
         if self.patience == Some(0) {
             return Err(RunError::invalid("--patience", "must be at least 1"));
         }
+        if let Some(erasing) = self.erasing
+            && !(erasing.prob > 0.0 && erasing.prob <= 1.0)
+        {
+            return Err(RunError::invalid(
+                "--random-erasing",
+                format!(
+                    "must be a probability above 0 and at most 1, got {}",
+                    erasing.prob
+                ),
+            ));
+        }
         Ok(HyperParams(self))
     }
 }
@@ -246,6 +271,11 @@ impl HyperParams {
 
     pub fn label_smoothing(&self) -> Option<f32> {
         self.0.label_smoothing
+    }
+
+    /// Random erasing of the training images.
+    pub fn erasing(&self) -> Option<RandomErasing> {
+        self.0.erasing
     }
 
     /// Early stopping: the epochs without a better validation score after which training stops.

@@ -264,6 +264,7 @@ impl Task for Classification {
         ClassificationBatcher {
             normalization: config.normalization,
             augment: config.params.augment(),
+            erasing: config.params.erasing(),
         }
     }
 
@@ -318,6 +319,7 @@ impl Task for Classification {
         let batcher = ClassificationBatcher {
             normalization: config.normalization,
             augment: None,
+            erasing: None,
         };
         let classes = config.classes.len();
         let mut confusion = Confusion::new(classes);

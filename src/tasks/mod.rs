@@ -35,12 +35,12 @@ use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch, Tta};
 use crate::figures::FigureError;
 use crate::models::ModelKind;
 use crate::progress::count_bar;
-use crate::run::RunDir;
 use crate::run::checkpoint;
-use crate::run::config::{HyperParams, Ranks, Recipe, RunConfig, TaskSettings};
+use crate::run::config::{HyperParams, Ranks, Recipe, RunConfig, TaskSettings, TrainOptions};
 use crate::run::json::{read_json, read_log, write_json};
 use crate::run::records::{Epoch, Scores};
 use crate::run::results::RunMetrics;
+use crate::run::{RunDir, RunError};
 use crate::train::search::best_of;
 use crate::train::{TrainError, TrainRequest, TrainStats, fit, open_for_training};
 
@@ -72,6 +72,11 @@ pub trait Task: Sized {
         String::new()
     }
     fn recipe(model: ModelOf<Self>) -> Recipe;
+    /// Refuses a training option that does not apply to the task (checked with the others,
+    /// before any data is read).
+    fn refuse_options(_options: &TrainOptions) -> Result<(), RunError> {
+        Ok(())
+    }
     /// A new run's configuration: `model` built for the data in `sets` (channels, size,
     /// classes), its normalisation and the shares to split off; or why the data does not fit.
     fn fresh_config(
@@ -234,6 +239,7 @@ fn plan_run<T: Task>(
         .or(saved.as_ref().map(|config| config.model))
         .unwrap_or(ModelOf::<T>::DEFAULT);
     // The options are checked before the data is read: a typo costs no loading.
+    T::refuse_options(&request.options)?;
     if !request.resume {
         request.options.check(&T::recipe(model))?;
     }

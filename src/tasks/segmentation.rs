@@ -24,14 +24,14 @@ use crate::metrics::segmentation::{
     SegmentationReport, average_precision_of_pairs, iou, mean_defined,
 };
 use crate::models::{ModelKind, SegmenterKind};
-use crate::run::RunDir;
 use crate::run::config::{
     ClassWeighting, HyperParams, Recipe, RunConfig, SegmentationConfig, SegmentationSettings,
-    split_fractions,
+    TrainOptions, split_fractions,
 };
 use crate::run::records::{SegmentationEpoch, SegmentationTrain, SegmentationVal};
 use crate::run::results::SegmentationMetrics;
 use crate::run::schedule::Schedule;
+use crate::run::{RunDir, RunError};
 use crate::train::TrainStats;
 
 const EVAL_BATCH: usize = 4;
@@ -178,6 +178,16 @@ impl Task for Segmentation {
 
     fn recipe(model: SegmenterKind) -> Recipe {
         recipe(model)
+    }
+
+    fn refuse_options(options: &TrainOptions) -> Result<(), RunError> {
+        match options.random_erasing {
+            Some(_) => Err(RunError::invalid(
+                "--random-erasing",
+                "erases classifiers' training images only; a segmenter's augmentation is its recipe's",
+            )),
+            None => Ok(()),
+        }
     }
 
     fn fresh_config(

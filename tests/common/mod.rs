@@ -46,6 +46,22 @@ pub fn convlab(args: &[&str], cwd: &Path) -> Output {
         .expect("runs")
 }
 
+/// `convlab fashion train` on the synthetic set in `data` (IDX files, checksums skipped) into
+/// `out`, then `extra`, in `cwd`.
+pub fn train_on_synthetic(data: &str, out: &str, extra: &[&str], cwd: &Path) -> Output {
+    let mut args = vec![
+        "fashion",
+        "train",
+        "--data",
+        data,
+        "--skip-checksums",
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    convlab(&args, cwd)
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

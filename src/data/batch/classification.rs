@@ -1,11 +1,11 @@
-//! Classification batches: images (optionally cropped and flipped) normalised to `f32`, one
-//! label each.
+//! Classification batches: images (optionally cropped and flipped, then randomly erased)
+//! normalised to `f32`, one label each.
 
 use rand::Rng;
 
 use crate::data::LabelledImages;
 use crate::data::Normalization;
-use crate::data::augment::CropFlip;
+use crate::data::augment::{CropFlip, RandomErasing};
 
 /// A batch: `[batch, channels, height, width]` values and labels.
 #[derive(Clone, Debug)]
@@ -19,6 +19,7 @@ pub struct ClassificationBatch {
 pub struct ClassificationBatcher {
     pub normalization: Normalization,
     pub augment: Option<CropFlip>,
+    pub erasing: Option<RandomErasing>,
 }
 
 impl ClassificationBatcher {
@@ -32,19 +33,19 @@ impl ClassificationBatcher {
         let mut images = Vec::with_capacity(indices.len() * n);
         let mut scratch = vec![0u8; n];
         for &i in indices {
-            let source = match &self.augment {
-                Some(aug) => {
-                    aug.apply(
-                        set.image(i),
-                        &mut scratch,
-                        set.channels,
-                        set.height,
-                        set.width,
-                        rng,
-                    );
+            let source = match (&self.augment, &self.erasing) {
+                (None, None) => set.image(i),
+                (augment, erasing) => {
+                    let (c, h, w) = (set.channels, set.height, set.width);
+                    match augment {
+                        Some(aug) => aug.apply(set.image(i), &mut scratch, c, h, w, rng),
+                        None => scratch.copy_from_slice(set.image(i)),
+                    }
+                    if let Some(erasing) = erasing {
+                        erasing.apply(&mut scratch, c, h, w, rng);
+                    }
                     &scratch[..]
                 }
-                None => set.image(i),
             };
             self.normalization
                 .extend(&mut images, source, set.channels, set.height * set.width);

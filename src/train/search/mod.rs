@@ -193,6 +193,7 @@ impl SearchPlan {
                 limit: o.limit,
                 schedule: None,
                 patience: None,
+                random_erasing: None,
             },
             // A trial run again (a requeued or killed job) continues from its checkpoint.
             resume: trial_dir(&o.out, trial.index).join("config.json").is_file(),
