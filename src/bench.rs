@@ -32,6 +32,7 @@ use crate::run::config::{Recipe, TrainOptions};
 use crate::run::records::EpochTiming;
 use crate::tasks::{self, Classification, ModelOf, Segmentation, Task, TaskError};
 use crate::train::TrainRequest;
+use crate::train::{Clock, Launch};
 
 /// What `bench` measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -386,6 +387,7 @@ fn time_epoch(
         data: args.data.clone(),
         compute: *compute,
         world: World::single(),
+        clock: Clock::wall(),
     };
     let start = Instant::now();
     let result = match network {
@@ -413,10 +415,7 @@ fn one_epoch<T: Task>(
         &plan.config,
         &plan.data,
         &plan.run,
-        &request.compute,
-        &request.world,
-        false,
-        None,
+        &Launch::on(request.compute),
     )?;
     Ok(history.last().and_then(|record| record.timing))
 }

@@ -457,7 +457,7 @@ fn distributed_training_without_the_mpi_feature_names_the_feature() {
 }
 
 #[test]
-fn random_erasing_is_a_probability_for_classifiers_only() {
+fn random_erasing_and_budget_values_are_checked_before_any_work() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     for (args, says, case) in [
@@ -477,6 +477,11 @@ fn random_erasing_is_a_probability_for_classifiers_only() {
             ],
             "--random-erasing: must be a probability above 0 and at most 1, got 1.5",
             "random erasing of probability 1.5",
+        ),
+        (
+            ["fashion", "train", "--budget", "0", "--out", "run"],
+            "--budget: must be a positive number of minutes, got 0",
+            "a budget of 0 minutes",
         ),
         (
             ["facade", "train", "--random-erasing", "0.5", "--out", "run"],

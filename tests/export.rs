@@ -16,7 +16,6 @@ use common::synthetic;
 use common::{assert_bad_input, convlab};
 use convlab::data::facade;
 use convlab::data::fashion_mnist::Checksums;
-use convlab::distributed::World;
 use convlab::engine::{Compute, Model, Tta};
 use convlab::models::{ClassifierKind, ModelKind, SegmenterKind};
 use convlab::predict::npy_f32;
@@ -25,6 +24,7 @@ use convlab::run::{RunDir, checkpoint};
 use convlab::tasks::{
     self, Classification, ConfigOf, DataOf, ModelOf, Segmentation, Task, evaluate_run,
 };
+use convlab::train::Launch;
 
 /// Whether the Python packages are there; without them the checks are skipped, unless
 /// `CONVLAB_REQUIRE_INTEROP` is set (CI), where their absence fails.
@@ -91,16 +91,7 @@ fn short_run<T: Task>(
     let prepared = tasks::prepare::<T>(sets, &config).unwrap();
     let run = RunDir::new(dir);
     run.start(&config).unwrap();
-    T::train(
-        &config,
-        &prepared,
-        &run,
-        &Compute::cpu_engine(),
-        &World::single(),
-        false,
-        None,
-    )
-    .unwrap();
+    T::train(&config, &prepared, &run, &Launch::on(Compute::cpu_engine())).unwrap();
     (config, prepared, run)
 }
 

@@ -8,7 +8,6 @@ use common::synthetic;
 use convlab::data::LabelledImages;
 use convlab::data::fashion_mnist::{Checksums, FashionMnist};
 use convlab::data::sets::ClassificationSets;
-use convlab::distributed::World;
 use convlab::engine::{Compute, Tta};
 use convlab::models::ClassifierKind;
 use convlab::run::RunDir;
@@ -16,6 +15,7 @@ use convlab::run::config::{ClassificationConfig as FashionConfig, TrainOptions};
 use convlab::run::json::read_log;
 use convlab::run::records::ClassificationEpoch as EpochRecord;
 use convlab::tasks::{self, Classification, DataOf, Task, evaluate_run};
+use convlab::train::Launch;
 
 fn config(kind: ClassifierKind, args: TrainOptions) -> FashionConfig {
     let params = args.check(&Classification::recipe(kind)).unwrap();
@@ -71,10 +71,7 @@ fn train_in(
         config,
         &data,
         &run,
-        &Compute::cpu_engine(),
-        &World::single(),
-        resume,
-        None,
+        &Launch::on(Compute::cpu_engine()).resuming(resume),
     )
     .unwrap()
 }
@@ -279,10 +276,7 @@ fn divergence_names_epoch_and_step_and_keeps_the_last_good_checkpoint() {
         &wild,
         &data,
         &run,
-        &Compute::cpu_engine(),
-        &World::single(),
-        true,
-        None,
+        &Launch::on(Compute::cpu_engine()).resuming(true),
     )
     .unwrap_err();
     let steps_per_epoch = 540usize.div_ceil(64);
@@ -321,10 +315,7 @@ fn train_in_until(
         config,
         &data,
         &run,
-        &Compute::cpu_engine(),
-        &World::single(),
-        false,
-        Some(stop_after),
+        &Launch::on(Compute::cpu_engine()).stopping_after(stop_after),
     )
     .unwrap()
 }
@@ -411,10 +402,7 @@ fn a_run_trained_on_one_engine_is_evaluated_and_resumed_on_the_other() {
         &two,
         &data,
         &run,
-        &Compute::burn_cpu(),
-        &World::single(),
-        true,
-        None,
+        &Launch::on(Compute::burn_cpu()).resuming(true),
     )
     .unwrap();
     assert_eq!(history.len(), 2);
@@ -422,4 +410,55 @@ fn a_run_trained_on_one_engine_is_evaluated_and_resumed_on_the_other() {
     let ckpt = convlab::run::checkpoint::load(&run.last_checkpoint()).unwrap();
     assert_eq!(ckpt.header.engine, convlab::engine::EngineKind::Burn);
     assert_eq!(ckpt.header.epoch, 2);
+}
+
+#[test]
+fn a_budget_fits_the_schedule_to_the_time_left_after_the_first_epoch() {
+    use convlab::run::schedule::Schedule;
+    use convlab::train::Clock;
+    let _serial = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let sets = synthetic_data(&tmp.path().join("data"), 300, 50);
+    let budgeted = |minutes: f64, epochs: Option<usize>| {
+        config(
+            ClassifierKind::Base,
+            TrainOptions {
+                budget: Some(minutes),
+                epochs,
+                schedule: Some(Schedule::Cosine),
+                batch_size: Some(64),
+                ..Default::default()
+            },
+        )
+    };
+    // An injected clock: 10 s at the first epoch's start, 70 s once it is done (a 60 s epoch).
+    // 5 minutes leave 300 - 70 - 60 (an epoch's time kept for the final evaluation) = 170 s:
+    // 2 more epochs.
+    let train = |name: &str, config: &FashionConfig| {
+        let data = prepare(sets.clone(), config);
+        let run = RunDir::new(tmp.path().join(name));
+        run.prepare().unwrap();
+        let launch = Launch::on(Compute::cpu_engine()).timed_by(Clock::scripted(vec![10.0, 70.0]));
+        Classification::train(config, &data, &run, &launch).unwrap()
+    };
+    let fitted = budgeted(5.0, None);
+    let history = train("fitted", &fitted);
+    assert_eq!(history.len(), 3);
+    // The cosine schedule was planned for the 3 epochs chosen, not cut from the recipe's 10:
+    // the last step's rate is near the end of the cosine (0.02 of the peak here), where 10
+    // epochs would still be at 0.9 of it.
+    let last_lr = history[2].lr / fitted.params.lr();
+    assert!(last_lr < 0.1, "last rate {last_lr} of the peak");
+    let saved: FashionConfig =
+        convlab::run::json::read_json(&tmp.path().join("fitted/config.json")).unwrap();
+    assert_eq!(saved.params.epochs(), 3);
+    let budget = saved.params.budget().unwrap();
+    assert!(budget.chosen && budget.minutes == 5.0, "{budget:?}");
+    // --epochs with --budget is the most it may choose; a budget the first epoch spent still
+    // ends with a finished (one-epoch) schedule.
+    assert_eq!(train("capped", &budgeted(5.0, Some(2))).len(), 2);
+    assert_eq!(train("spent", &budgeted(1.0, None)).len(), 1);
+    // A resumed run keeps the epochs chosen, whatever its clock says.
+    let resumed = train_in(&tmp.path().join("fitted"), &saved, &sets, true);
+    assert_eq!(resumed.len(), 3);
 }

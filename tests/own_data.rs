@@ -515,12 +515,12 @@ fn a_fashion_mnist_slice_as_class_folders_trains_as_the_idx_files_do() {
     use convlab::data::idx::{self, IdxImages};
     use convlab::data::image_folder::{self, FolderOptions};
     use convlab::data::sets::ClassificationSets;
-    use convlab::distributed::World;
     use convlab::engine::Compute;
     use convlab::models::ClassifierKind;
     use convlab::run::RunDir;
     use convlab::run::config::TrainOptions;
     use convlab::tasks::{self, Classification, Task};
+    use convlab::train::Launch;
 
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
@@ -605,16 +605,9 @@ fn a_fashion_mnist_slice_as_class_folders_trains_as_the_idx_files_do() {
         let data = tasks::prepare::<Classification>(sets, &config).unwrap();
         let run = RunDir::new(root.join(name));
         run.prepare().unwrap();
-        let history = Classification::train(
-            &config,
-            &data,
-            &run,
-            &Compute::cpu_engine(),
-            &World::single(),
-            false,
-            None,
-        )
-        .unwrap();
+        let history =
+            Classification::train(&config, &data, &run, &Launch::on(Compute::cpu_engine()))
+                .unwrap();
         (
             data.split.val.clone(),
             history

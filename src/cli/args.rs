@@ -14,7 +14,7 @@ use crate::models::{ClassifierKind, SegmenterKind};
 use crate::run::config::{DEFAULT_SEED, TrainOptions};
 use crate::run::schedule::Schedule;
 use crate::tasks::{SearchMode, TaskError};
-use crate::train::TrainRequest;
+use crate::train::{Clock, TrainRequest};
 
 use super::Error;
 use crate::train::search::{SearchOptions, SlurmOptions};
@@ -242,6 +242,10 @@ pub struct TrainArgs {
     /// classifiers only.
     #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub random_erasing: Option<f64>,
+    /// Fit the schedule to MINUTES of wall time: after the first epoch, train as many epochs
+    /// as fit (at most --epochs when given), kept in config.json.
+    #[arg(long, value_name = "MINUTES", allow_negative_numbers = true)]
+    pub budget: Option<f64>,
     /// Continue the run in --out from its last checkpoint (its config.json is reused; only
     /// --epochs may be raised).
     #[arg(long)]
@@ -280,12 +284,14 @@ impl TrainArgs {
                 limit: self.limit,
                 patience: self.patience,
                 random_erasing: self.random_erasing,
+                budget: self.budget,
             },
             resume: self.resume,
             out: self.out.clone(),
             data: self.data.clone(),
             compute: self.compute.compute()?,
             world,
+            clock: Clock::wall(),
         })
     }
 }

@@ -50,6 +50,8 @@ pub struct TrainOptions {
     pub patience: Option<usize>,
     /// Random erasing of training images with this probability (classifiers).
     pub random_erasing: Option<f64>,
+    /// The minutes the run may take (`--budget`): its epochs are chosen after the first.
+    pub budget: Option<f64>,
 }
 
 /// A model's recommended training recipe, used where the command line is silent.
@@ -64,6 +66,19 @@ pub struct Recipe {
     pub label_smoothing: Option<f32>,
     /// Decoupled (AdamW) weight decay instead of L2 in the gradient.
     pub decoupled_decay: bool,
+}
+
+/// `--budget`: the minutes a run may take, its wall time from the `train` command's start to
+/// its last figure; the epochs are chosen once the first epoch is done (see
+/// `train::epochs_within`) and written to `config.json`, so resuming and rerunning repeat them.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    pub minutes: f64,
+    /// `--epochs` given with `--budget`: the most it may choose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub most_epochs: Option<usize>,
+    /// Whether the epochs were chosen (then the parameters' `epochs` are they).
+    pub chosen: bool,
 }
 
 /// Checked hyper-parameters, as saved in `config.json`. Built only by [`TrainOptions::check`],
@@ -91,6 +106,8 @@ struct Params {
     /// Random erasing of the training images (none in runs written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     erasing: Option<RandomErasing>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    budget: Option<Budget>,
 }
 
 impl TryFrom<Params> for HyperParams {
@@ -123,6 +140,11 @@ impl TrainOptions {
             label_smoothing: recipe.label_smoothing,
             patience: self.patience,
             erasing: self.random_erasing.map(RandomErasing::zhong),
+            budget: self.budget.map(|minutes| Budget {
+                minutes,
+                most_epochs: self.epochs,
+                chosen: false,
+            }),
         }
         .checked()
     }
@@ -157,6 +179,13 @@ impl TrainOptions {
         same!(weight_decay, "--weight-decay");
         same!(schedule, "--schedule");
         same!(seed, "--seed");
+        if self.budget.is_some() && self.budget != saved.0.budget.map(|b| b.minutes) {
+            return Err(differs(
+                "--budget",
+                format!("{:?}", self.budget),
+                format!("{:?}", saved.0.budget.map(|b| b.minutes)),
+            ));
+        }
         let erasing = self.random_erasing.map(RandomErasing::zhong);
         if erasing.is_some() && erasing != saved.0.erasing {
             return Err(differs(
@@ -213,6 +242,17 @@ impl Params {
         }
         if self.patience == Some(0) {
             return Err(RunError::invalid("--patience", "must be at least 1"));
+        }
+        if let Some(budget) = self.budget
+            && !(budget.minutes.is_finite() && budget.minutes > 0.0)
+        {
+            return Err(RunError::invalid(
+                "--budget",
+                format!(
+                    "must be a positive number of minutes, got {}",
+                    budget.minutes
+                ),
+            ));
         }
         if let Some(erasing) = self.erasing
             && !(erasing.prob > 0.0 && erasing.prob <= 1.0)
@@ -276,6 +316,19 @@ impl HyperParams {
     /// Random erasing of the training images.
     pub fn erasing(&self) -> Option<RandomErasing> {
         self.0.erasing
+    }
+
+    /// `--budget`, and whether its epochs were chosen.
+    pub fn budget(&self) -> Option<Budget> {
+        self.0.budget
+    }
+
+    /// The parameters once a budget chose `epochs`.
+    pub fn with_chosen_epochs(&self, epochs: usize) -> HyperParams {
+        let mut params = self.0.clone();
+        params.epochs = epochs.max(1);
+        params.budget = params.budget.map(|b| Budget { chosen: true, ..b });
+        HyperParams(params)
     }
 
     /// Early stopping: the epochs without a better validation score after which training stops.

@@ -30,7 +30,6 @@ use serde::de::DeserializeOwned;
 use crate::data::Samples;
 use crate::data::sets::Sets;
 use crate::data::split::{Fractions, Split};
-use crate::distributed::World;
 use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch, Tta};
 use crate::figures::FigureError;
 use crate::models::ModelKind;
@@ -42,7 +41,7 @@ use crate::run::records::{Epoch, Scores};
 use crate::run::results::RunMetrics;
 use crate::run::{RunDir, RunError};
 use crate::train::search::best_of;
-use crate::train::{TrainError, TrainRequest, TrainStats, fit, open_for_training};
+use crate::train::{Launch, TrainError, TrainRequest, TrainStats, fit, open_for_training};
 
 /// What a task supplies to the shared commands; everything else (the run's configuration,
 /// epoch records and `metrics.json`, the splits, the commands) is written once for all tasks.
@@ -117,16 +116,13 @@ pub trait Task: Sized {
     /// The validation loss and scores of a report, as `metrics.jsonl` keeps them.
     fn val_scores(report: &Self::Report) -> (f64, Self::Val);
 
-    /// Trains from scratch, or from the last checkpoint when `resume` is set, stopping after
-    /// epoch `stop_after` when given (as an interrupted run would).
+    /// Trains as `launch` says: from scratch, or from the last checkpoint when it resumes,
+    /// stopping after its `stop_after` epoch when given (as an interrupted run would).
     fn train(
         config: &ConfigOf<Self>,
         data: &DataOf<Self>,
         run: &RunDir,
-        compute: &Compute,
-        world: &World,
-        resume: bool,
-        stop_after: Option<usize>,
+        launch: &Launch,
     ) -> Result<Vec<RecordOf<Self>>, TrainError> {
         let training = Training::<Self> {
             config,
@@ -134,7 +130,7 @@ pub trait Task: Sized {
             loss: Self::loss(config, data),
             batcher: Self::batcher(config),
         };
-        fit(&training, config, run, compute, world, resume, stop_after)
+        fit(&training, config, run, launch)
     }
     /// The best validation score of a history and its epoch.
     fn best_score(history: &[RecordOf<Self>]) -> (f64, usize) {
@@ -309,21 +305,27 @@ impl<T: Task> TrainingPlan<T> {
     /// `convlab TASK train`, second half: trains, evaluates and draws the figures. On the
     /// ranks of a data-parallel run, rank 0 evaluates and the others return `None`.
     pub fn train(self) -> Result<Option<MetricsOf<T>>, TaskError> {
-        let compute = &self.request.compute;
-        let world = &self.request.world;
-        T::train(
+        let request = &self.request;
+        let launch = Launch {
+            compute: request.compute,
+            world: request.world.clone(),
+            resume: request.resume,
+            stop_after: None,
+            clock: request.clock.clone(),
+        };
+        T::train(&self.config, &self.data, &self.run, &launch)?;
+        if !request.world.leads() {
+            return Ok(None);
+        }
+        // A --budget chose the epochs into config.json; nothing evaluated depends on them.
+        evaluate_run::<T>(
             &self.config,
             &self.data,
             &self.run,
-            compute,
-            world,
-            self.request.resume,
-            None,
-        )?;
-        if !world.leads() {
-            return Ok(None);
-        }
-        evaluate_run::<T>(&self.config, &self.data, &self.run, compute, Tta::None).map(Some)
+            &request.compute,
+            Tta::None,
+        )
+        .map(Some)
     }
 }
 

@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::launch::{Clock, Launch, epochs_within};
 use super::{TrainError, interrupt};
 use crate::distributed::World;
 use crate::engine::{Compute, LossSpec, Model, StepBatch, Trainer};
@@ -25,7 +26,7 @@ use crate::run::RunDir;
 use crate::run::checkpoint::PartialEpoch;
 use crate::run::checkpoint::{self, Checkpoint, CheckpointHeader};
 use crate::run::config::{HyperParams, RunConfig, TaskSettings};
-use crate::run::json::{read_log, write_log};
+use crate::run::json::{read_log, write_json, write_log};
 use crate::run::records::{Epoch, EpochTiming, Scores};
 use crate::run::tensorboard;
 
@@ -78,34 +79,48 @@ fn step_seed(epoch_seed: u64, step_in_epoch: usize, stream: u64) -> u64 {
 const AUGMENT_STREAM: u64 = 1;
 const DROPOUT_STREAM: u64 = 2;
 
-/// Trains from scratch, or from the last checkpoint when `resume` is set, up to the
-/// configuration's epochs (or `stop_after`, as an interrupted run would, with the schedule still
-/// planned for all epochs). Each epoch's randomness (order, augmentation, dropout) derives from the seed,
-/// the epoch and the step alone, so a resumed run repeats an uninterrupted one. Ctrl-C stops
-/// after the current step with a checkpoint of it (resumable mid-epoch). On a `world` of
-/// several ranks, every rank calls it (see the module's comment); only rank 0's records are
-/// returned.
+/// Trains as `launch` says: from scratch, or from the last checkpoint when it resumes, up to
+/// the configuration's epochs (or its `stop_after`, as an interrupted run would, with the
+/// schedule still planned for all epochs). Each epoch's randomness (order, augmentation,
+/// dropout) derives from the seed, the epoch and the step alone, so a resumed run repeats an
+/// uninterrupted one. Ctrl-C stops after the current step with a checkpoint of it (resumable
+/// mid-epoch). Under `--budget` the epochs are chosen once the first is done
+/// ([`super::epochs_within`], on the launch's clock) and written to `config.json`; the first
+/// epoch is the schedule's warm-up whatever the total, so choosing after it changes nothing
+/// already done. On a world of several ranks, every rank calls it (see the module's
+/// comment); only rank 0's records are returned.
 pub fn fit<T: TrainingTask, S: TaskSettings>(
     task: &T,
     config: &RunConfig<S>,
     run: &RunDir,
-    compute: &Compute,
-    world: &World,
-    resume: bool,
-    stop_after: Option<usize>,
+    launch: &Launch,
 ) -> Result<Vec<Record<T>>, TrainError> {
-    let params = &config.params;
-    let mut state = TrainingState::open(config, run, compute, world, resume)?;
+    let (compute, world) = (&launch.compute, &launch.world);
+    let mut config = config.clone();
+    let mut state = TrainingState::open(&config, run, compute, world, launch.resume)?;
     let mut events = match world.leads() {
         true => Some(tensorboard::EventLog::start(run, &state.history)?),
         false => None,
     };
-    let steps_per_epoch = task.train_indices().len().div_ceil(params.batch_size());
-    let last_epoch = stop_after.unwrap_or(params.epochs()).min(params.epochs());
+    let steps_per_epoch = task
+        .train_indices()
+        .len()
+        .div_ceil(config.params.batch_size());
+    let last_epoch = |params: &HyperParams| {
+        let epochs = params.epochs();
+        launch.stop_after.unwrap_or(epochs).min(epochs)
+    };
+    // When the budget's epochs are still to choose, the clock at the next epoch's start.
+    let mut budget_from = (config.params.budget())
+        .filter(|b| !b.chosen)
+        .map(|_| launch.clock.seconds());
     interrupt::listen();
 
-    for epoch in state.header.epoch + 1..=last_epoch {
+    let mut epoch = state.header.epoch;
+    while epoch < last_epoch(&config.params) {
+        epoch += 1;
         let started = Instant::now();
+        let params = &config.params;
         let steps = train_epoch(
             task,
             params,
@@ -123,11 +138,37 @@ pub fn fit<T: TrainingTask, S: TaskSettings>(
                 false
             }
         };
+        if let Some(from) = budget_from.take() {
+            config.params = choose_epochs(&config.params, from, &launch.clock, world);
+            if world.leads() {
+                write_json(&run.config(), &config)?;
+            }
+        }
         if world.leader_says(stop) {
             break;
         }
     }
     Ok(state.history)
+}
+
+/// The parameters with the epochs a budget fits, measured on `clock` since `from` (the first
+/// epoch's start) and chosen by rank 0 for every rank.
+fn choose_epochs(params: &HyperParams, from: f64, clock: &Clock, world: &World) -> HyperParams {
+    let budget = params.budget().expect("a budget to choose for");
+    let now = clock.seconds();
+    let chosen = epochs_within(budget.minutes, now, now - from, budget.most_epochs);
+    let mut bytes = (chosen as u64).to_le_bytes().to_vec();
+    world.broadcast(&mut bytes);
+    let chosen = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    if world.leads() {
+        eprintln!(
+            "--budget {} min: {chosen} epochs fit ({:.0} s so far, the first epoch {:.0} s)",
+            budget.minutes,
+            now,
+            now - from
+        );
+    }
+    params.with_chosen_epochs(chosen)
 }
 
 /// What training carries from epoch to epoch: the trainer, the checkpoint's header (epoch,

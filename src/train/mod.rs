@@ -1,13 +1,16 @@
-//! Training: the loop shared by every task ([`fit`]), opening a run folder for training or
+//! Training: the loop shared by every task ([`fit`]) and how a run is launched ([`Launch`]:
+//! engine, ranks, resume, the clock a `--budget` reads), opening a run folder for training or
 //! resuming it ([`start`]), the hyper-parameter search ([`search`]) and Ctrl-C handling
 //! ([`interrupt`]). The run folder's files are defined in `run`; the engines in `engine`.
 
 mod error;
 pub mod fit;
 pub mod interrupt;
+mod launch;
 pub mod search;
 pub mod start;
 
 pub use error::TrainError;
 pub use fit::{TrainStats, TrainingTask, fit};
+pub use launch::{Clock, Launch, epochs_within};
 pub use start::{TrainRequest, open_for_training};

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::Clock;
 use crate::distributed::World;
 use crate::engine::Compute;
 use crate::run::config::{HyperParams, Recipe, RunConfig, TaskSettings, TrainOptions};
@@ -22,6 +23,8 @@ pub struct TrainRequest {
     /// The ranks that train it together (one process unless launched by `mpirun` with
     /// `--distributed mpi`).
     pub world: World,
+    /// Seconds since the command started (`--budget` reads it).
+    pub clock: Clock,
 }
 
 /// The run folder and configuration a `train` command works with: for `--resume`, the saved

@@ -29,6 +29,7 @@ use super::{TrainError, TrainRequest};
 use crate::distributed::World;
 use crate::engine::Compute;
 use crate::run::config::TrainOptions;
+use crate::train::Clock;
 
 /// A search as asked for: unchecked (see [`SearchOptions::check`]). Saved in the plan, but for
 /// `out`: the search folder is wherever the plan is read from.
@@ -194,6 +195,7 @@ impl SearchPlan {
                 schedule: None,
                 patience: None,
                 random_erasing: None,
+                budget: None,
             },
             // A trial run again (a requeued or killed job) continues from its checkpoint.
             resume: trial_dir(&o.out, trial.index).join("config.json").is_file(),
@@ -201,6 +203,7 @@ impl SearchPlan {
             data: o.data.clone(),
             compute: o.compute,
             world: World::single(),
+            clock: Clock::wall(),
         }
     }
 }
