@@ -16,10 +16,10 @@ pub enum Error {
     Report(#[from] ReportError),
     #[error(transparent)]
     Bench(#[from] BenchError),
-    /// A rank other than 0 of a data-parallel run met an error every rank met: rank 0 prints
-    /// it; this rank exits with the same status, silently.
-    #[error("stopped with every rank (rank 0 says why)")]
-    PrintedByRankZero(i32),
+    /// An error of a data-parallel run that rank 0 has printed already: every rank exits
+    /// with its status, silently.
+    #[error("stopped with every rank (rank 0 said why)")]
+    Printed(i32),
 }
 
 impl From<EngineError> for Error {
@@ -29,9 +29,9 @@ impl From<EngineError> for Error {
 }
 
 impl Error {
-    /// Whether this process should print the error (a rank other than 0 leaves it to rank 0).
+    /// Whether the error is still to print (not one rank 0 of a data-parallel run printed).
     pub fn is_printed_here(&self) -> bool {
-        !matches!(self, Error::PrintedByRankZero(_))
+        !matches!(self, Error::Printed(_))
     }
 
     /// Exit status per `DESIGN.md`: 2 for bad input or usage, 1 for internal failures; and 130
@@ -47,7 +47,7 @@ impl Error {
             Error::Task(e) => e.is_bad_input(),
             Error::Report(e) => e.is_bad_input(),
             Error::Bench(e) => e.is_bad_input(),
-            Error::PrintedByRankZero(code) => return *code,
+            Error::Printed(code) => return *code,
         };
         if bad_input { 2 } else { 1 }
     }

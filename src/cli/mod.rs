@@ -15,46 +15,57 @@ use args::{
     RunArgs, SearchCommand, SegmentCommand, TrainArgs,
 };
 
+use crate::distributed::World;
 use crate::run::{RunDir, RunError};
 use crate::tasks::{self, Classification, MetricsOf, ModelOf, Segmentation, Task, TaskError};
 use crate::{bench, export, predict, report};
 
 /// `train`: the header, the epochs, the result tables, then where everything went. On the
-/// ranks of a data-parallel run only rank 0 prints: an error every rank met (all of them
-/// before training, which the ranks agree on; a stop or divergence during it) is printed by
-/// rank 0 alone, and one rank's own failure during training ends every rank (the others
-/// would wait for it forever).
+/// ranks of a data-parallel run only rank 0 prints, and every rank ends with rank 0's status
+/// once rank 0 has said why (mpirun ends the job as soon as one rank exits with an error);
+/// one rank's own failure during training ends every rank at once (the others would wait
+/// for it forever).
 fn train<T: Task>(
     task: &T,
     model: Option<ModelOf<T>>,
     args: &TrainArgs,
     tables: fn(&MetricsOf<T>),
 ) -> Result<(), Error> {
-    let world = &args.world()?;
-    let request = match args.request(world.clone()) {
-        Err(e) if !world.leads() => return Err(Error::PrintedByRankZero(e.exit_code())),
-        request => request?,
-    };
-    let outcome = tasks::plan_training(task, model, &request).map(|plan| {
-        let leads = world.leads();
-        if leads {
-            print::training_header(&plan.header());
-        }
-        plan.train().map_err(|e| match e {
-            TaskError::Train(e) if world.size() > 1 && !e.is_shared_by_every_rank() => {
-                eprintln!("error: rank {}: {e}", world.rank());
-                world.abort(Error::Task(e.into()).exit_code())
-            }
-            e => e,
-        })
-    });
-    let metrics = match outcome.and_then(|trained| trained) {
-        Err(e) if !world.leads() => {
-            return Err(Error::PrintedByRankZero(Error::from(e).exit_code()));
-        }
-        Err(e) => return Err(e.into()),
-        Ok(None) => return Ok(()),
-        Ok(Some(metrics)) => metrics,
+    let world = args.world()?;
+    let outcome = train_on_ranks(task, model, args, tables, &world);
+    if !world.is_distributed() {
+        return outcome;
+    }
+    let mut status = match &outcome {
+        Ok(()) => 0i32,
+        Err(e) => e.exit_code(),
+    }
+    .to_le_bytes()
+    .to_vec();
+    if let (true, Err(e)) = (world.leads(), &outcome) {
+        eprintln!("error: {e}");
+    }
+    world.broadcast(&mut status);
+    match i32::from_le_bytes(status[..4].try_into().expect("4 bytes")) {
+        0 => Ok(()),
+        code => Err(Error::Printed(code)),
+    }
+}
+
+fn train_on_ranks<T: Task>(
+    task: &T,
+    model: Option<ModelOf<T>>,
+    args: &TrainArgs,
+    tables: fn(&MetricsOf<T>),
+    world: &World,
+) -> Result<(), Error> {
+    let request = args.request(world.clone())?;
+    let plan = tasks::plan_training(task, model, &request)?;
+    if world.leads() {
+        print::training_header(&plan.header());
+    }
+    let Some(metrics) = plan.train().map_err(|e| alone_or_together(world, e))? else {
+        return Ok(());
     };
     tables(&metrics);
     if let Some(line) = crate::process::peak_rss_line() {
@@ -62,6 +73,18 @@ fn train<T: Task>(
     }
     print::training_footer(&args.out);
     Ok(())
+}
+
+/// An error of training, on every rank or on this one alone: a rank's own failure (I/O, say)
+/// ends every rank's process here, since the others would wait for it in their next sum.
+fn alone_or_together(world: &World, e: TaskError) -> TaskError {
+    match e {
+        TaskError::Train(e) if world.size() > 1 && !e.is_shared_by_every_rank() => {
+            eprintln!("error: rank {}: {e}", world.rank());
+            world.abort(Error::Task(e.into()).exit_code())
+        }
+        e => e,
+    }
 }
 
 fn eval<T: Task>(task: &T, r: &RunArgs, tables: fn(&MetricsOf<T>)) -> Result<(), Error> {
