@@ -46,9 +46,12 @@ mod with_mpi {
         here
     }
 
-    /// `mpirun` of `ranks` one-thread ranks of convlab on this host, as root too.
-    fn mpirun(ranks: usize) -> Command {
+    /// `mpirun` of `ranks` one-thread ranks of convlab on this host, as root too, with its
+    /// session files under `cwd` (OpenMPI's shared default, /tmp/ompi.HOST.UID, is made by
+    /// whichever of the tests' concurrent mpiruns comes first, and the others can fail on it).
+    fn mpirun(ranks: usize, cwd: &Path) -> Command {
         let mut cmd = Command::new("mpirun");
+        cmd.env("TMPDIR", cwd);
         cmd.args([
             "--oversubscribe",
             "--bind-to",
@@ -155,7 +158,7 @@ mod with_mpi {
         run(single(2), &train_args(model, "two-threads", "2"), cwd);
         let mut args = train_args(model, "two-ranks", "2");
         args.extend(["--distributed", "mpi"]);
-        let launched = run(mpirun(2), &args, cwd);
+        let launched = run(mpirun(2, cwd), &args, cwd);
         let said = String::from_utf8_lossy(&launched.stdout);
         assert_eq!(
             said.matches("model: ").count(),
@@ -227,8 +230,8 @@ mod with_mpi {
             args.extend(["--distributed", "mpi"]);
             args
         };
-        run(mpirun(2), &distributed("straight", "2"), cwd);
-        run(mpirun(2), &distributed("resumed", "1"), cwd);
+        run(mpirun(2, cwd), &distributed("straight", "2"), cwd);
+        run(mpirun(2, cwd), &distributed("resumed", "1"), cwd);
         let mut resume = train_args("res", "resumed", "2");
         resume.push("--resume");
         run(single(2), &resume, cwd);
@@ -262,7 +265,11 @@ mod with_mpi {
             let mut args = train_args("base", "refused", "1");
             args.extend(["--distributed", "mpi"]);
             args.extend(extra);
-            let out = mpirun(2).args(&args).current_dir(cwd).output().unwrap();
+            let out = mpirun(2, cwd)
+                .args(&args)
+                .current_dir(cwd)
+                .output()
+                .unwrap();
             let err = stderr(&out);
             assert_eq!(out.status.code(), Some(2), "{err}");
             assert_eq!(err.matches("error: ").count(), 1, "printed once: {err}");
@@ -291,7 +298,7 @@ mod with_mpi {
         let seed = other.iter().position(|a| *a == "9").unwrap();
         other[seed] = "10";
         // MPMD: rank 0 and rank 1 get different command lines.
-        let mut cmd = mpirun(1);
+        let mut cmd = mpirun(1, cwd);
         cmd.args(&args)
             .arg(":")
             .args(["-np", "1", "-x", "RAYON_NUM_THREADS=1"]);
@@ -317,7 +324,7 @@ mod with_mpi {
         let cwd = tmp.path();
         let mut args = train_args("res", "stopped", "50");
         args.extend(["--distributed", "mpi"]);
-        let launched: Child = mpirun(2)
+        let launched: Child = mpirun(2, cwd)
             .args(&args)
             .current_dir(cwd)
             .stdout(Stdio::null())
@@ -371,7 +378,7 @@ mod with_mpi {
         let convlab = env!("CARGO_BIN_EXE_convlab");
         let mpirun = "mpirun --allow-run-as-root --bind-to none -x RAYON_NUM_THREADS=1";
         let script = format!(
-            "#!/bin/sh\n{mpirun} sh -c 'echo \"rank $OMPI_COMM_WORLD_RANK on $SLURMD_NODENAME\"'\n{mpirun} {convlab} {}\n",
+            "#!/bin/sh\nexport TMPDIR=\"$PWD\"\n{mpirun} sh -c 'echo \"rank $OMPI_COMM_WORLD_RANK on $SLURMD_NODENAME\"'\n{mpirun} {convlab} {}\n",
             args.join(" ")
         );
         std::fs::write(cwd.join("job.sh"), script).unwrap();
@@ -388,7 +395,7 @@ mod with_mpi {
 
         let mut here = train_args("res", "one-node", "1");
         here.extend(["--distributed", "mpi"]);
-        run(self::mpirun(2), &here, cwd);
+        run(self::mpirun(2, cwd), &here, cwd);
         let (slurm, local) = (
             figures(&cwd.join("on-slurm")),
             figures(&cwd.join("one-node")),
