@@ -457,7 +457,7 @@ fn distributed_training_without_the_mpi_feature_names_the_feature() {
 }
 
 #[test]
-fn random_erasing_and_budget_values_are_checked_before_any_work() {
+fn recipe_options_are_checked_before_any_work() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     for (args, says, case) in [
@@ -487,6 +487,35 @@ fn random_erasing_and_budget_values_are_checked_before_any_work() {
             ["facade", "train", "--random-erasing", "0.5", "--out", "run"],
             "--random-erasing: erases classifiers' training images only",
             "random erasing for a segmenter",
+        ),
+        (
+            ["fashion", "train", "--ema", "1", "--out", "run"],
+            "--ema: must be at least 0 (off) and below 1, got 1",
+            "an average that never moves",
+        ),
+        (
+            [
+                "fashion",
+                "train",
+                "--label-smoothing",
+                "-0.1",
+                "--out",
+                "run",
+            ],
+            "--label-smoothing: must be at least 0 (off) and below 1, got -0.1",
+            "negative label smoothing",
+        ),
+        (
+            [
+                "facade",
+                "train",
+                "--label-smoothing",
+                "0.1",
+                "--out",
+                "run",
+            ],
+            "--label-smoothing: smooths classifiers' labels only",
+            "label smoothing for a segmenter",
         ),
     ] {
         assert_refused_without_output(root, &args, says, case);

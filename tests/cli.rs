@@ -315,3 +315,47 @@ fn random_erasing_is_kept_in_the_run_and_a_resume_may_not_change_it() {
     let resumed = train(&["--resume", "--epochs", "2"]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
 }
+
+/// `--ema` and `--label-smoothing` land in config.json; a resume may not change them; `eval
+/// --tta flip-shift` writes its own metrics file beside the plain one.
+#[test]
+fn the_weight_average_and_label_smoothing_are_kept_in_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    common::synthetic::write_fashion_dir(&cwd.join("d"), 200, 40).unwrap();
+    let train = |extra: &[&str]| train_on_synthetic("d", "run", extra, cwd);
+    let out = train(&["--epochs", "1", "--ema", "0.99", "--label-smoothing", "0.2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cwd.join("run/config.json")).unwrap())
+            .unwrap();
+    let params = &config["params"];
+    assert_eq!(
+        (params["ema"].as_f64(), params["label_smoothing"].as_f64()),
+        (Some(0.99), Some(0.2)),
+        "{config}"
+    );
+    assert_bad_input(
+        &train(&["--resume", "--epochs", "2", "--ema", "0.9"]),
+        "--ema: Some(0.9) differs from the run's config.json (Some(0.99))",
+    );
+    let resumed = train(&["--resume", "--epochs", "2"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let eval = convlab(
+        &[
+            "fashion",
+            "eval",
+            "--run",
+            "run",
+            "--data",
+            "d",
+            "--skip-checksums",
+            "--tta",
+            "flip-shift",
+        ],
+        cwd,
+    );
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    assert!(cwd.join("run/metrics_tta_flip-shift.json").is_file());
+    assert!(cwd.join("run/metrics.json").is_file());
+}

@@ -695,3 +695,50 @@ fn batch_norm_inside_the_convolution_matches_its_own_passes() {
         "the last block has no ReLU"
     );
 }
+
+/// `--ema` on both engines: three Adam steps of `res` (batch norm, whose running statistics
+/// are averaged too) on the same batches from the same initial weights, decay 0.5 (ramped:
+/// 1/10, 2/11, 3/12); the averaged models' outputs agree between the engines within 5e-3 of
+/// the largest logit (the whole-model tolerance above; measured 8e-7), and differ from the
+/// CPU engine's live model (by 0.15), so the average is what `Trainer::model` validates.
+#[test]
+fn the_weight_average_is_kept_alike_on_both_engines() {
+    use convlab::engine::{Compute, OptimizerSpec, StepBatch, Trainer};
+    let _serial = BURN_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let spec = ClassifierKind::Res.spec();
+    let batch = |seed| StepBatch {
+        images: random(4 * 28 * 28, seed),
+        shape: [4, 1, 28, 28],
+        targets: vec![0, 3, 7, 9],
+    };
+    let loss = LossSpec::Image { smoothing: None };
+    let optim = |average| OptimizerSpec {
+        weight_decay: 0.0,
+        decoupled_decay: false,
+        average,
+    };
+    let trained = |compute: &Compute, average| {
+        let mut trainer = Trainer::new(&spec, &optim(average), 5, compute).unwrap();
+        for seed in 0..3 {
+            trainer.step(batch(seed), &loss, 1e-4, 0).unwrap();
+        }
+        let (logits, _) = trainer
+            .model()
+            .forward(random(3 * 28 * 28, 9), [3, 1, 28, 28]);
+        logits
+    };
+    let (cpu, burn) = (Compute::cpu_engine(), Compute::burn_cpu());
+    let averaged_cpu = trained(&cpu, Some(0.5));
+    let averaged_burn = trained(&burn, Some(0.5));
+    let live_cpu = trained(&cpu, None);
+    let error = relative_error(&averaged_cpu, &averaged_burn);
+    assert!(
+        error < 5e-3,
+        "averaged models differ between engines by {error}"
+    );
+    let apart = relative_error(&averaged_cpu, &live_cpu);
+    assert!(
+        apart > 100.0 * error.max(1e-6),
+        "the averaged model's logits are the live model's ({apart})"
+    );
+}

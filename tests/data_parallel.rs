@@ -139,6 +139,7 @@ fn compare(spec: ModelSpec, loss: LossSpec, batches: [StepBatch; 2], ranks: usiz
     let optim = OptimizerSpec {
         weight_decay: 1e-4,
         decoupled_decay: false,
+        average: None,
     };
     let trainers: Vec<Trainer> = {
         let _one_at_a_time = SEEDING.lock().unwrap_or_else(|e| e.into_inner());

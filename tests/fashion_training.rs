@@ -462,3 +462,66 @@ fn a_budget_fits_the_schedule_to_the_time_left_after_the_first_epoch() {
     let resumed = train_in(&tmp.path().join("fitted"), &saved, &sets, true);
     assert_eq!(resumed.len(), 3);
 }
+
+/// `--ema`: the averaged weights are validated, checkpointed as the model (a format-2
+/// checkpoint with the live weights beside them) and evaluated; a run stopped after epoch 1
+/// and resumed equals one trained straight through, figure for figure, because the live
+/// weights, the optimiser and the average all resume; and the average changes what is
+/// validated (the same run without it validates other figures).
+#[test]
+fn a_weight_average_is_evaluated_as_the_model_and_resumes_exactly() {
+    let _serial = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let sets = synthetic_data(&tmp.path().join("data"), 600, 50);
+    let args = |ema| TrainOptions {
+        epochs: Some(2),
+        batch_size: Some(64),
+        ema,
+        ..Default::default()
+    };
+    let averaged = config(ClassifierKind::Base, args(Some(0.9)));
+    assert_eq!(averaged.params.ema(), Some(0.9));
+    let straight = train_in(&tmp.path().join("straight"), &averaged, &sets, false);
+    train_in_until(&tmp.path().join("resumed"), &averaged, &sets, 1);
+    let resumed = train_in(&tmp.path().join("resumed"), &averaged, &sets, true);
+    assert_eq!(straight.len(), 2);
+    for (a, b) in straight.iter().zip(&resumed) {
+        assert_eq!((a.train_loss, a.val_loss), (b.train_loss, b.val_loss));
+        assert_eq!(a.val.accuracy, b.val.accuracy);
+    }
+
+    let run = RunDir::new(tmp.path().join("straight"));
+    let bytes = std::fs::read(run.last_checkpoint()).unwrap();
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
+    let data = prepare(sets.clone(), &averaged);
+    let evaluated =
+        evaluate_run::<Classification>(&averaged, &data, &run, &Compute::cpu_engine(), Tta::None)
+            .unwrap();
+    // The final checkpoint is the best epoch's: its validation figures are the evaluation's.
+    assert!(
+        straight
+            .iter()
+            .any(|r| (r.val_loss - evaluated.val.loss).abs() < 1e-6
+                && r.val.accuracy == evaluated.val.accuracy),
+        "{:?} against {straight:?}",
+        evaluated.val
+    );
+
+    let plain = train_in(
+        &tmp.path().join("plain"),
+        &config(ClassifierKind::Base, args(None)),
+        &sets,
+        false,
+    );
+    assert_eq!(plain[0].train_loss, straight[0].train_loss, "same steps");
+    assert_ne!(
+        plain[1].val_loss, straight[1].val_loss,
+        "another model validated"
+    );
+    let plain_bytes =
+        std::fs::read(RunDir::new(tmp.path().join("plain")).last_checkpoint()).unwrap();
+    assert_eq!(
+        u32::from_le_bytes(plain_bytes[8..12].try_into().unwrap()),
+        1
+    );
+}

@@ -246,6 +246,15 @@ pub struct TrainArgs {
     /// as fit (at most --epochs when given), kept in config.json.
     #[arg(long, value_name = "MINUTES", allow_negative_numbers = true)]
     pub budget: Option<f64>,
+    /// Label smoothing A of the training loss (PyTorch's `CrossEntropyLoss(label_smoothing=A)`;
+    /// 0 turns the recipe's off); classifiers only.
+    #[arg(long, value_name = "A", allow_negative_numbers = true)]
+    pub label_smoothing: Option<f32>,
+    /// Keep an exponential moving average of the weights with this decay (0.999: about the last
+    /// 1000 steps) and validate, checkpoint, evaluate and export it as the model; the live
+    /// weights train on and are checkpointed beside it. 0 turns the recipe's off.
+    #[arg(long, value_name = "DECAY", allow_negative_numbers = true)]
+    pub ema: Option<f32>,
     /// Continue the run in --out from its last checkpoint (its config.json is reused; only
     /// --epochs may be raised).
     #[arg(long)]
@@ -285,6 +294,8 @@ impl TrainArgs {
                 patience: self.patience,
                 random_erasing: self.random_erasing,
                 budget: self.budget,
+                label_smoothing: self.label_smoothing,
+                ema: self.ema,
             },
             resume: self.resume,
             out: self.out.clone(),
@@ -478,7 +489,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Test-time augmentation: `flip` averages the outputs for each image and its mirror
-    /// image; its metrics go to metrics_tta_flip.json, leaving metrics.json as it is.
+    /// image, `flip-shift` also each moved by one pixel (ten views); the metrics go to
+    /// metrics_tta_<VIEWS>.json, leaving metrics.json as it is.
     #[arg(long, value_name = "VIEWS", default_value = "none")]
     pub tta: Tta,
     #[command(flatten)]
@@ -499,7 +511,8 @@ pub struct ClassifyPredictArgs {
     /// How many of the most probable classes to print and write per image.
     #[arg(long, value_name = "K", default_value_t = 3)]
     pub top: usize,
-    /// Test-time augmentation: `flip` averages the outputs for each image and its mirror image.
+    /// Test-time augmentation: `flip` averages the outputs for each image and its mirror image,
+    /// `flip-shift` also each moved by one pixel (ten views).
     #[arg(long, value_name = "VIEWS", default_value = "none")]
     pub tta: Tta,
     #[command(flatten)]
@@ -520,7 +533,8 @@ pub struct PredictArgs {
     /// Also write the softmax probabilities as NAME_probs.npy (float32, [classes, side, side]).
     #[arg(long)]
     pub save_probs: bool,
-    /// Test-time augmentation: `flip` averages the outputs for each image and its mirror image.
+    /// Test-time augmentation: `flip` averages the outputs for each image and its mirror image,
+    /// `flip-shift` also each moved by one pixel (ten views).
     #[arg(long, value_name = "VIEWS", default_value = "none")]
     pub tta: Tta,
     #[command(flatten)]

@@ -9,6 +9,7 @@
 //! logits into probabilities, the counts of its products and the machine's peak that `bench`
 //! reports, and the allocator setting `main` makes before any thread starts.
 
+pub mod average;
 pub mod burn;
 pub mod cpu;
 mod error;

@@ -34,9 +34,11 @@ pub struct StepOutcome {
 }
 
 /// The optimiser: Adam with L2 weight decay in the gradient (PyTorch's
-/// `Adam(weight_decay=...)`), or AdamW's decoupled decay.
+/// `Adam(weight_decay=...)`), or AdamW's decoupled decay; and the decay of a moving average of
+/// the weights kept beside it (see `engine::average`), when there is one.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OptimizerSpec {
     pub weight_decay: f64,
     pub decoupled_decay: bool,
+    pub average: Option<f32>,
 }

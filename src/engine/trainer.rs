@@ -1,7 +1,9 @@
 //! One training step on the engine chosen at run time (convlab's CPU engine or burn), and the
-//! model and optimiser state that go with it. The training loop and the benchmarks drive both
+//! model and optimiser state that go with it, with the moving average of the weights when the
+//! recipe keeps one (`engine::average`). The training loop and the benchmarks drive both
 //! engines through this one type.
 
+use super::average::WeightAverage;
 use super::burn::{self, BurnTrainer};
 use super::cpu::loss::{cross_entropy, cross_entropy_sums};
 use super::cpu::{Activation, CpuNet, Optimizer, OptimizerKind, Shard};
@@ -11,8 +13,13 @@ use super::{
 use crate::distributed::World;
 use crate::models::ModelSpec;
 
-/// A model being trained and its optimiser, on one engine.
-pub enum Trainer {
+/// A model being trained and its optimiser, on one engine, and the average of its weights.
+pub struct Trainer {
+    engine: EngineTrainer,
+    average: Option<WeightAverage>,
+}
+
+enum EngineTrainer {
     Burn(BurnTrainer),
     Cpu { net: CpuNet, optimizer: Optimizer },
 }
@@ -36,34 +43,63 @@ impl Trainer {
         seed: u64,
         compute: &Compute,
     ) -> Result<Self, EngineError> {
-        Ok(match compute.engine {
-            EngineKind::Burn => Trainer::Burn(BurnTrainer::new(spec, optim, seed, compute.device)?),
-            EngineKind::Cpu => Trainer::Cpu {
+        let engine = match compute.engine {
+            EngineKind::Burn => {
+                EngineTrainer::Burn(BurnTrainer::new(spec, optim, seed, compute.device)?)
+            }
+            EngineKind::Cpu => EngineTrainer::Cpu {
                 net: burn::init_cpu(spec, seed),
                 optimizer: Optimizer::new(cpu_optimizer_kind(optim)),
             },
-        })
+        };
+        let mut trainer = Trainer {
+            engine,
+            average: None,
+        };
+        if let Some(decay) = optim.average {
+            trainer.average = Some(WeightAverage::new(decay, &trainer.live_net()));
+        }
+        Ok(trainer)
     }
 
     pub fn engine(&self) -> EngineKind {
-        match self {
-            Trainer::Burn(_) => EngineKind::Burn,
-            Trainer::Cpu { .. } => EngineKind::Cpu,
+        match self.engine {
+            EngineTrainer::Burn(_) => EngineKind::Burn,
+            EngineTrainer::Cpu { .. } => EngineKind::Cpu,
+        }
+    }
+
+    /// The live weights (those the optimiser steps) as the CPU engine holds them.
+    fn live_net(&self) -> std::borrow::Cow<'_, CpuNet> {
+        match &self.engine {
+            EngineTrainer::Burn(trainer) => std::borrow::Cow::Owned(trainer.cpu_net()),
+            EngineTrainer::Cpu { net, .. } => std::borrow::Cow::Borrowed(net),
+        }
+    }
+
+    /// Moves the average (if any) towards the weights an optimiser step just made.
+    fn update_average(&mut self) {
+        let Some(average) = self.average.as_mut() else {
+            return;
+        };
+        match &self.engine {
+            EngineTrainer::Burn(trainer) => average.update(&trainer.cpu_net()),
+            EngineTrainer::Cpu { net, .. } => average.update(net),
         }
     }
 
     /// Trainable values plus batch norm's running statistics.
     pub fn num_params(&self) -> usize {
-        match self {
-            Trainer::Burn(trainer) => trainer.num_params(),
-            Trainer::Cpu { net, .. } => net.tensors().iter().map(|(_, _, v)| v.len()).sum(),
+        match &self.engine {
+            EngineTrainer::Burn(trainer) => trainer.num_params(),
+            EngineTrainer::Cpu { net, .. } => net.tensors().iter().map(|(_, _, v)| v.len()).sum(),
         }
     }
 
-    /// Forward pass and loss; when the loss is finite, backward pass and optimiser update with
-    /// learning rate `lr`. Dropout draws from `dropout_seed`. A non-finite loss is returned as
-    /// the error, with the model unchanged (burn has then already updated batch norm's running
-    /// statistics, as PyTorch would; so has this engine).
+    /// Forward pass and loss; when the loss is finite, backward pass, optimiser update with
+    /// learning rate `lr` and the average's update. Dropout draws from `dropout_seed`. A
+    /// non-finite loss is returned as the error, with the model unchanged (burn has then
+    /// already updated batch norm's running statistics, as PyTorch would; so has this engine).
     pub fn step(
         &mut self,
         batch: StepBatch,
@@ -71,9 +107,9 @@ impl Trainer {
         lr: f64,
         dropout_seed: u64,
     ) -> Result<StepOutcome, f32> {
-        match self {
-            Trainer::Burn(trainer) => trainer.step(batch, loss, lr, dropout_seed),
-            Trainer::Cpu { net, optimizer } => {
+        let outcome = match &mut self.engine {
+            EngineTrainer::Burn(trainer) => trainer.step(batch, loss, lr, dropout_seed)?,
+            EngineTrainer::Cpu { net, optimizer } => {
                 let (logits, tape) =
                     net.forward_train(Activation::new(batch.images, batch.shape), dropout_seed);
                 let classes = logits.shape[1];
@@ -85,23 +121,26 @@ impl Trainer {
                 }
                 let grads = net.backward(tape, out.grad);
                 optimizer.step(lr, net.trainable_mut(), &grads);
-                Ok(StepOutcome {
+                StepOutcome {
                     loss: out.loss,
                     hits: out.hits,
                     count: out.count,
-                })
+                }
             }
-        }
+        };
+        self.update_average();
+        Ok(outcome)
     }
 
     /// [`Trainer::step`] as one rank of a data-parallel run whose ranks all call it with the
     /// same global `batch`: the CPU engine computes this rank's share of it (batch norm
     /// synchronised across ranks, dropout drawn as for the whole batch), then one sum across
     /// ranks of a single buffer holding every gradient and what divides them (the loss's
-    /// weights), so every rank takes the same optimiser step the whole batch would give. The
-    /// loss, hits and count are the whole batch's; a non-finite loss is every rank's error.
-    /// (The scalars travel as f32: counts are exact up to 2^24 predictions per step.) burn,
-    /// which `--distributed` refuses, would compute the whole batch on every rank.
+    /// weights), so every rank takes the same optimiser step (and average update) the whole
+    /// batch would give. The loss, hits and count are the whole batch's; a non-finite loss is
+    /// every rank's error. (The scalars travel as f32: counts are exact up to 2^24 predictions
+    /// per step.) burn, which `--distributed` refuses, would compute the whole batch on every
+    /// rank.
     pub fn step_shared(
         &mut self,
         world: &World,
@@ -110,7 +149,7 @@ impl Trainer {
         lr: f64,
         dropout_seed: u64,
     ) -> Result<StepOutcome, f32> {
-        let Trainer::Cpu { net, optimizer } = self else {
+        let EngineTrainer::Cpu { net, optimizer } = &mut self.engine else {
             return self.step(batch, loss, lr, dropout_seed);
         };
         let share = world.share(batch.shape[0]);
@@ -146,6 +185,7 @@ impl Trainer {
             *g = summed.next().expect("one sum per gradient") * scale;
         }
         optimizer.step(lr, net.trainable_mut(), &grads);
+        self.update_average();
         Ok(StepOutcome {
             loss: mean_loss,
             hits: hits as usize,
@@ -153,39 +193,76 @@ impl Trainer {
         })
     }
 
-    /// The model for validation (batch norm on running statistics, no dropout).
+    /// The model for validation (batch norm on running statistics, no dropout): the averaged
+    /// weights when there are any, else the live ones.
     pub fn model(&self) -> Model {
-        match self {
-            Trainer::Burn(trainer) => Model::Burn(trainer.model()),
-            Trainer::Cpu { net, .. } => Model::Cpu(net.clone()),
+        match (&self.engine, &self.average) {
+            (EngineTrainer::Burn(trainer), None) => Model::Burn(trainer.model()),
+            (EngineTrainer::Burn(trainer), Some(average)) => {
+                Model::Burn(trainer.model_of(average.net()))
+            }
+            (EngineTrainer::Cpu { net, .. }, None) => Model::Cpu(net.clone()),
+            (EngineTrainer::Cpu { .. }, Some(average)) => Model::Cpu(average.net().clone()),
         }
     }
 
-    /// The model's parameters as burn's record, whichever engine trains it (so either engine
-    /// reads a checkpoint of either).
+    /// The evaluated model's parameters (the average's when there is one) as burn's record,
+    /// whichever engine trains it (so either engine reads a checkpoint of either).
     pub fn model_record(&self) -> Result<Vec<u8>, EngineError> {
-        match self {
-            Trainer::Burn(trainer) => trainer.model_record(),
-            Trainer::Cpu { net, .. } => burn::model_record(&burn::burn_from_cpu(
-                net,
-                &burn::device(super::DeviceKind::Cpu)?,
-            )),
+        match (&self.engine, &self.average) {
+            (EngineTrainer::Burn(trainer), None) => trainer.model_record(),
+            (_, Some(average)) => cpu_record(average.net()),
+            (EngineTrainer::Cpu { net, .. }, None) => cpu_record(net),
+        }
+    }
+
+    /// The live parameters as burn's record when they are not [`Trainer::model_record`]'s
+    /// (when the weights are averaged), for a checkpoint to resume exactly.
+    pub fn live_record(&self) -> Result<Option<Vec<u8>>, EngineError> {
+        if self.average.is_none() {
+            return Ok(None);
+        }
+        match &self.engine {
+            EngineTrainer::Burn(trainer) => trainer.model_record().map(Some),
+            EngineTrainer::Cpu { net, .. } => cpu_record(net).map(Some),
         }
     }
 
     /// The optimiser's state in the engine's own format.
     pub fn optimizer_state(&self) -> Result<Vec<u8>, EngineError> {
-        match self {
-            Trainer::Burn(trainer) => trainer.optimizer_state(),
-            Trainer::Cpu { optimizer, .. } => Ok(optimizer.to_bytes()),
+        match &self.engine {
+            EngineTrainer::Burn(trainer) => trainer.optimizer_state(),
+            EngineTrainer::Cpu { optimizer, .. } => Ok(optimizer.to_bytes()),
         }
     }
 
-    /// Takes the parameters of a record written by [`Trainer::model_record`].
-    pub fn load_model_record(&mut self, record: &[u8]) -> Result<(), EngineError> {
-        match self {
-            Trainer::Burn(trainer) => trainer.load_model_record(record),
-            Trainer::Cpu { net, .. } => {
+    /// Takes the weights of a checkpoint: `model` (what [`Trainer::model_record`] wrote) and
+    /// `live` (what [`Trainer::live_record`] wrote, if anything) after `steps` optimiser
+    /// steps. With an average, `model` is the average and `live` the weights that train on (a
+    /// checkpoint without them, written before the run averaged, starts the average at its
+    /// weights); without one, the live weights are `live` if given, else `model`.
+    pub fn load_records(
+        &mut self,
+        model: &[u8],
+        live: Option<&[u8]>,
+        steps: usize,
+    ) -> Result<(), EngineError> {
+        self.load_live(live.unwrap_or(model))?;
+        if let Some(average) = &self.average {
+            let decay = average.decay();
+            let averaged = match live {
+                Some(_) => burn::cpu_from_record(&self.live_net().spec, model)?,
+                None => self.live_net().into_owned(),
+            };
+            self.average = Some(WeightAverage::restored(decay, averaged, steps as u64));
+        }
+        Ok(())
+    }
+
+    fn load_live(&mut self, record: &[u8]) -> Result<(), EngineError> {
+        match &mut self.engine {
+            EngineTrainer::Burn(trainer) => trainer.load_model_record(record),
+            EngineTrainer::Cpu { net, .. } => {
                 *net = burn::cpu_from_record(&net.spec, record)?;
                 Ok(())
             }
@@ -194,13 +271,21 @@ impl Trainer {
 
     /// Takes the optimiser state written by [`Trainer::optimizer_state`] on the same engine.
     pub fn load_optimizer_state(&mut self, state: &[u8]) -> Result<(), EngineError> {
-        match self {
-            Trainer::Burn(trainer) => trainer.load_optimizer_state(state),
-            Trainer::Cpu { net, optimizer } => {
+        match &mut self.engine {
+            EngineTrainer::Burn(trainer) => trainer.load_optimizer_state(state),
+            EngineTrainer::Cpu { net, optimizer } => {
                 let lens = net.trainable_lens();
                 *optimizer = Optimizer::from_bytes(optimizer.kind, state, &lens)?;
                 Ok(())
             }
         }
     }
+}
+
+/// burn's record of a CPU-engine network (what checkpoints store, whichever engine trained).
+fn cpu_record(net: &CpuNet) -> Result<Vec<u8>, EngineError> {
+    burn::model_record(&burn::burn_from_cpu(
+        net,
+        &burn::device(super::DeviceKind::Cpu)?,
+    ))
 }

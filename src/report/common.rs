@@ -182,6 +182,12 @@ pub(super) fn hyper_parameters(run: &LoadedRun) -> Table {
                 .map_or("all of the training split".into(), |n| format!("first {n}")),
         ),
     ];
+    if let Some(decay) = p.ema() {
+        rows.push((
+            "weights evaluated",
+            format!("moving average of the weights (EMA), decay {decay}"),
+        ));
+    }
     match &run.task {
         TaskRun::Classification { .. } => {
             rows.push((

@@ -1,8 +1,11 @@
 //! Checkpoints: model parameters, optimiser state and where training stands, in one file
-//! written atomically. Layout: magic `CONVLABK`, format version (u32 LE), then three
+//! written atomically. Layout: magic `CONVLABK`, format version (u32 LE), then
 //! length-prefixed (u64 LE) sections: a JSON header, the model's parameters (burn's record,
-//! whichever engine trained it) and the optimiser's state (in the format of the engine named
-//! in the header). The engines supply and take the two byte sections.
+//! whichever engine trained it: the weights evaluated, exported and predicted with) and the
+//! optimiser's state (in the format of the engine named in the header); format 2 adds a
+//! fourth, the live weights the optimiser steps, when the model is a moving average of them
+//! (`--ema`). Runs without an average write format 1, as before. The engines supply and take
+//! the byte sections.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +18,10 @@ use crate::fsutil::write_atomic;
 use crate::models::ModelSpec;
 
 const MAGIC: &[u8; 8] = b"CONVLABK";
+/// The format of a checkpoint of a model that is its live weights.
 pub const FORMAT_VERSION: u32 = 1;
+/// The format with the live weights in a section of their own, beside their average.
+pub const AVERAGED_FORMAT_VERSION: u32 = 2;
 
 /// Where training stands when the checkpoint is written.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,6 +63,8 @@ pub struct Checkpoint {
     pub header: CheckpointHeader,
     model: Vec<u8>,
     optimizer: Vec<u8>,
+    /// The live weights, when `model` is their average.
+    live: Option<Vec<u8>>,
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> RunError {
@@ -81,10 +89,17 @@ pub fn encode(header: &CheckpointHeader, trainer: &Trainer) -> Result<Vec<u8>, E
     let json = serde_json::to_vec(&header).expect("header serialises");
     let model = trainer.model_record()?;
     let optimizer = trainer.optimizer_state()?;
-    let mut out = Vec::with_capacity(32 + json.len() + model.len() + optimizer.len());
+    let live = trainer.live_record()?;
+    let version = match live {
+        Some(_) => AVERAGED_FORMAT_VERSION,
+        None => FORMAT_VERSION,
+    };
+    let mut sections = vec![json, model, optimizer];
+    sections.extend(live);
+    let mut out = Vec::with_capacity(40 + sections.iter().map(Vec::len).sum::<usize>());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    for section in [&json[..], &model[..], &optimizer[..]] {
+    out.extend_from_slice(&version.to_le_bytes());
+    for section in &sections {
         out.extend_from_slice(&(section.len() as u64).to_le_bytes());
         out.extend_from_slice(section);
     }
@@ -108,17 +123,21 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint, RunError> {
         return Err(bad(path, "not a convlab checkpoint (bad magic bytes)"));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
-        return Err(bad(
-            path,
-            format!(
-                "checkpoint format {version} is not supported (this convlab reads format {FORMAT_VERSION})"
-            ),
-        ));
-    }
+    let names: &[&str] = match version {
+        FORMAT_VERSION => &["header", "model", "optimiser"],
+        AVERAGED_FORMAT_VERSION => &["header", "model", "optimiser", "live weights"],
+        _ => {
+            return Err(bad(
+                path,
+                format!(
+                    "checkpoint format {version} is not supported (this convlab reads formats {FORMAT_VERSION} and {AVERAGED_FORMAT_VERSION})"
+                ),
+            ));
+        }
+    };
     let mut rest = &bytes[12..];
-    let mut sections = Vec::with_capacity(3);
-    for name in ["header", "model", "optimiser"] {
+    let mut sections = Vec::with_capacity(names.len());
+    for name in names {
         if rest.len() < 8 {
             return Err(bad(path, format!("truncated before the {name} section")));
         }
@@ -133,6 +152,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint, RunError> {
     if !rest.is_empty() {
         return Err(bad(path, "trailing bytes after the last section"));
     }
+    let live = (sections.len() == 4).then(|| sections.pop().expect("four sections"));
     let optimizer = sections.pop().expect("three sections");
     let model = sections.pop().expect("three sections");
     let header: CheckpointHeader = serde_json::from_slice(&sections[0])
@@ -141,6 +161,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint, RunError> {
         header,
         model,
         optimizer,
+        live,
     })
 }
 
@@ -158,7 +179,7 @@ impl Checkpoint {
         Ok(())
     }
 
-    /// Puts the model and optimiser state into `trainer`. The optimiser's moments carry over
+    /// Puts the weights (live and averaged) and optimiser state into `trainer`. The optimiser's moments carry over
     /// when the checkpoint was written by the same engine; from the other engine only the
     /// model does, and the optimiser starts afresh (said on stderr).
     pub fn restore(
@@ -178,7 +199,9 @@ impl Checkpoint {
             );
         }
         let unreadable = |e: EngineError| bad(path, e.to_string());
-        trainer.load_model_record(&self.model).map_err(unreadable)?;
+        trainer
+            .load_records(&self.model, self.live.as_deref(), self.header.step)
+            .map_err(unreadable)?;
         if same_engine {
             trainer
                 .load_optimizer_state(&self.optimizer)

@@ -52,6 +52,10 @@ pub struct TrainOptions {
     pub random_erasing: Option<f64>,
     /// The minutes the run may take (`--budget`): its epochs are chosen after the first.
     pub budget: Option<f64>,
+    /// Label smoothing (classifiers); 0 turns the recipe's off.
+    pub label_smoothing: Option<f32>,
+    /// The decay of a moving average of the weights, the model evaluated; 0 turns it off.
+    pub ema: Option<f32>,
 }
 
 /// A model's recommended training recipe, used where the command line is silent.
@@ -66,6 +70,8 @@ pub struct Recipe {
     pub label_smoothing: Option<f32>,
     /// Decoupled (AdamW) weight decay instead of L2 in the gradient.
     pub decoupled_decay: bool,
+    /// The decay of a moving average of the weights, evaluated as the model.
+    pub ema: Option<f32>,
 }
 
 /// `--budget`: the minutes a run may take, its wall time from the `train` command's start to
@@ -108,6 +114,10 @@ struct Params {
     erasing: Option<RandomErasing>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     budget: Option<Budget>,
+    /// The decay of the moving average of the weights (none in runs written before it
+    /// existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ema: Option<f32>,
 }
 
 impl TryFrom<Params> for HyperParams {
@@ -137,7 +147,7 @@ impl TrainOptions {
             seed: self.seed.unwrap_or(DEFAULT_SEED),
             limit: self.limit,
             augment: recipe.augment,
-            label_smoothing: recipe.label_smoothing,
+            label_smoothing: off_at_zero(self.label_smoothing.or(recipe.label_smoothing)),
             patience: self.patience,
             erasing: self.random_erasing.map(RandomErasing::zhong),
             budget: self.budget.map(|minutes| Budget {
@@ -145,6 +155,7 @@ impl TrainOptions {
                 most_epochs: self.epochs,
                 chosen: false,
             }),
+            ema: off_at_zero(self.ema.or(recipe.ema)),
         }
         .checked()
     }
@@ -179,27 +190,46 @@ impl TrainOptions {
         same!(weight_decay, "--weight-decay");
         same!(schedule, "--schedule");
         same!(seed, "--seed");
-        if self.budget.is_some() && self.budget != saved.0.budget.map(|b| b.minutes) {
-            return Err(differs(
-                "--budget",
-                format!("{:?}", self.budget),
-                format!("{:?}", saved.0.budget.map(|b| b.minutes)),
-            ));
-        }
+        // The options with no plain counterpart in the saved file: whether the one given (if
+        // any) conflicts, and both as the error shows them.
         let erasing = self.random_erasing.map(RandomErasing::zhong);
-        if erasing.is_some() && erasing != saved.0.erasing {
-            return Err(differs(
+        let smoothing = self.label_smoothing.map(|a| off_at_zero(Some(a)));
+        let ema = self.ema.map(|d| off_at_zero(Some(d)));
+        let saved_budget = saved.0.budget.map(|b| b.minutes);
+        let conflicts = [
+            (
+                "--budget",
+                self.budget.is_some() && self.budget != saved_budget,
+                format!("{:?}", self.budget),
+                format!("{saved_budget:?}"),
+            ),
+            (
                 "--random-erasing",
+                erasing.is_some() && erasing != saved.0.erasing,
                 format!("{:?}", self.random_erasing),
                 format!("{:?}", saved.0.erasing.map(|e| e.prob)),
-            ));
-        }
-        if self.limit.is_some() && self.limit != saved.0.limit {
-            return Err(differs(
+            ),
+            (
+                "--label-smoothing",
+                smoothing.is_some_and(|a| a != saved.0.label_smoothing),
+                format!("{:?}", self.label_smoothing),
+                format!("{:?}", saved.0.label_smoothing),
+            ),
+            (
+                "--ema",
+                ema.is_some_and(|d| d != saved.0.ema),
+                format!("{:?}", self.ema),
+                format!("{:?}", saved.0.ema),
+            ),
+            (
                 "--limit",
+                self.limit.is_some() && self.limit != saved.0.limit,
                 format!("{:?}", self.limit),
                 format!("{:?}", saved.0.limit),
-            ));
+            ),
+        ];
+        if let Some((flag, _, given, was)) = conflicts.into_iter().find(|c| c.1) {
+            return Err(differs(flag, given, was));
         }
         let mut params = saved.0.clone();
         if let Some(epochs) = self.epochs {
@@ -265,8 +295,29 @@ impl Params {
                 ),
             ));
         }
+        if let Some(alpha) = self.label_smoothing
+            && !(alpha > 0.0 && alpha < 1.0)
+        {
+            return Err(RunError::invalid(
+                "--label-smoothing",
+                format!("must be at least 0 (off) and below 1, got {alpha}"),
+            ));
+        }
+        if let Some(decay) = self.ema
+            && !(decay > 0.0 && decay < 1.0)
+        {
+            return Err(RunError::invalid(
+                "--ema",
+                format!("must be at least 0 (off) and below 1, got {decay}"),
+            ));
+        }
         Ok(HyperParams(self))
     }
+}
+
+/// A value given as 0 (turning the recipe's off) as none.
+fn off_at_zero(value: Option<f32>) -> Option<f32> {
+    value.filter(|&v| v != 0.0)
 }
 
 impl HyperParams {
@@ -331,6 +382,11 @@ impl HyperParams {
         HyperParams(params)
     }
 
+    /// The decay of the moving average of the weights, when the model is one.
+    pub fn ema(&self) -> Option<f32> {
+        self.0.ema
+    }
+
     /// Early stopping: the epochs without a better validation score after which training stops.
     pub fn patience(&self) -> Option<usize> {
         self.0.patience
@@ -341,6 +397,7 @@ impl HyperParams {
         OptimizerSpec {
             weight_decay: self.0.weight_decay,
             decoupled_decay: self.0.decoupled_decay,
+            average: self.0.ema,
         }
     }
 }
@@ -640,6 +697,7 @@ mod tests {
             augment: None,
             label_smoothing: None,
             decoupled_decay: false,
+            ema: None,
         }
     }
 

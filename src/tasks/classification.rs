@@ -44,6 +44,7 @@ pub fn recipe(kind: ClassifierKind) -> Recipe {
             augment: None,
             label_smoothing: None,
             decoupled_decay: false,
+            ema: None,
         },
         ClassifierKind::Own => Recipe {
             // 16 epochs fit the 60-minute budget on a 2-core CPU.
@@ -55,6 +56,7 @@ pub fn recipe(kind: ClassifierKind) -> Recipe {
             augment: Some(crate::data::augment::CropFlip { pad: 2, flip: true }),
             label_smoothing: Some(0.1),
             decoupled_decay: true,
+            ema: None,
         },
         // `own`'s recipe; 20 epochs fit the 30-minute budget on a 2-core CPU.
         ClassifierKind::Res => Recipe {

@@ -48,6 +48,7 @@ pub fn recipe(kind: SegmenterKind) -> Recipe {
             augment: None,
             label_smoothing: None,
             decoupled_decay: false,
+            ema: None,
         },
         // Cheap enough per epoch to train long within the CPU budget: a larger rate with a
         // warm-up and cosine decay, AdamW as usual for U-Nets.
@@ -60,6 +61,7 @@ pub fn recipe(kind: SegmenterKind) -> Recipe {
             augment: None,
             label_smoothing: None,
             decoupled_decay: true,
+            ema: None,
         },
     }
 }
@@ -181,13 +183,19 @@ impl Task for Segmentation {
     }
 
     fn refuse_options(options: &TrainOptions) -> Result<(), RunError> {
-        match options.random_erasing {
-            Some(_) => Err(RunError::invalid(
+        if options.random_erasing.is_some() {
+            return Err(RunError::invalid(
                 "--random-erasing",
                 "erases classifiers' training images only; a segmenter's augmentation is its recipe's",
-            )),
-            None => Ok(()),
+            ));
         }
+        if options.label_smoothing.is_some() {
+            return Err(RunError::invalid(
+                "--label-smoothing",
+                "smooths classifiers' labels only; a segmenter's loss weights its classes instead",
+            ));
+        }
+        Ok(())
     }
 
     fn fresh_config(

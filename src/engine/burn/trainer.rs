@@ -11,11 +11,14 @@ use burn::tensor::activation::log_softmax;
 
 use super::{BurnModel, Net, convert};
 use crate::data::IGNORE_LABEL;
-use crate::engine::{DeviceKind, EngineError, LossSpec, OptimizerSpec, StepBatch, StepOutcome};
+use crate::engine::{
+    CpuNet, DeviceKind, EngineError, LossSpec, OptimizerSpec, StepBatch, StepOutcome,
+};
 use crate::models::ModelSpec;
 
 /// A burn model being trained and its optimiser.
 pub struct BurnTrainer {
+    spec: ModelSpec,
     model: Net,
     optimizer: ModuleOptimizer,
     /// The autodiff device the model trains on.
@@ -131,6 +134,7 @@ impl BurnTrainer {
         let device = eval_device.clone().autodiff();
         device.seed(seed);
         Ok(BurnTrainer {
+            spec: spec.clone(),
             model: Net::init(spec, &device),
             optimizer: optimizer(optim),
             device,
@@ -179,6 +183,20 @@ impl BurnTrainer {
             net: self.model.valid(),
             device: self.eval_device.clone(),
         }
+    }
+
+    /// The network of other weights (a moving average of these) for validation, on the same
+    /// device.
+    pub fn model_of(&self, weights: &CpuNet) -> BurnModel {
+        BurnModel {
+            net: convert::burn_from_cpu(weights, &self.eval_device).valid(),
+            device: self.eval_device.clone(),
+        }
+    }
+
+    /// The live weights as the CPU engine holds them.
+    pub fn cpu_net(&self) -> CpuNet {
+        convert::cpu_from_burn(&self.spec, &self.model)
     }
 
     pub fn model_record(&self) -> Result<Vec<u8>, EngineError> {

@@ -266,8 +266,19 @@ impl CpuNet {
         out
     }
 
+    /// Every tensor's values, in the order of [`CpuNet::tensors`].
+    pub fn values_mut(&mut self) -> Vec<&mut [f32]> {
+        self.tensors_mut(true)
+    }
+
     /// The trainable tensors, in the order [`CpuNet::backward`] returns their gradients.
     pub fn trainable_mut(&mut self) -> Vec<&mut [f32]> {
+        self.tensors_mut(false)
+    }
+
+    /// The tensors in [`CpuNet::tensors`]' order, batch norm's running statistics only with
+    /// `statistics`.
+    fn tensors_mut(&mut self, statistics: bool) -> Vec<&mut [f32]> {
         let mut out: Vec<&mut [f32]> = Vec::new();
         for params in &mut self.layers {
             match params {
@@ -278,8 +289,16 @@ impl CpuNet {
                         out.push(b);
                     }
                 }
-                LayerParams::BatchNorm { gamma, beta, .. } => {
-                    out.extend([&mut gamma[..], &mut beta[..]])
+                LayerParams::BatchNorm {
+                    gamma,
+                    beta,
+                    running_mean,
+                    running_var,
+                } => {
+                    out.extend([&mut gamma[..], &mut beta[..]]);
+                    if statistics {
+                        out.extend([&mut running_mean[..], &mut running_var[..]]);
+                    }
                 }
                 LayerParams::Linear { weight, bias } => {
                     out.extend([&mut weight[..], &mut bias[..]])

@@ -196,6 +196,8 @@ impl SearchPlan {
                 patience: None,
                 random_erasing: None,
                 budget: None,
+                label_smoothing: None,
+                ema: None,
             },
             // A trial run again (a requeued or killed job) continues from its checkpoint.
             resume: trial_dir(&o.out, trial.index).join("config.json").is_file(),
