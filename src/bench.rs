@@ -25,7 +25,7 @@ use crate::data::fashion_mnist::{Checksums, NUM_CLASSES};
 use crate::distributed::World;
 use crate::engine::{
     Compute, EngineKind, LossSpec, ProductWork, StepBatch, Trainer, Tta, VectorIsa, count_products,
-    counted_products, measure_peak,
+    counted_products, measure_bf16_peak, measure_peak,
 };
 use crate::models::{ClassifierKind, ModelKind, ModelSpec, SegmenterKind};
 use crate::run::config::{Recipe, TrainOptions};
@@ -172,6 +172,12 @@ pub struct BenchResult {
     pub peak_gflops: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub isa: Option<VectorIsa>,
+    /// steps, peak: the bf16 peak of all threads (GFLOP/s) where the CPU has AVX512-BF16.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_bf16_gflops: Option<f64>,
+    /// The products' precision of a CPU-engine measurement (absent for fp32).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<&'static str>,
     /// steps (CPU engine): the training step's matrix products, their GFLOP/s over the time
     /// they held the threads, and that time per timed step as a share of the median step.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -229,6 +235,8 @@ pub fn bench_command(args: &BenchOptions) -> Result<BenchResult, BenchError> {
         params: None,
         peak_gflops: None,
         isa: None,
+        peak_bf16_gflops: None,
+        precision: (!args.compute.precision.is_fp32()).then(|| args.compute.precision.name()),
         products_gflops: None,
         products_share_of_step: None,
         train_step_ms: None,
@@ -245,6 +253,7 @@ pub fn bench_command(args: &BenchOptions) -> Result<BenchResult, BenchError> {
         let (gflops, isa) = measure_peak(threads, PEAK_ROUNDS, 3);
         result.peak_gflops = Some(gflops);
         result.isa = Some(isa);
+        result.peak_bf16_gflops = measure_bf16_peak(threads, PEAK_ROUNDS, 3);
     }
     let Some(name) = &args.network else {
         if args.measure == Measure::Peak {

@@ -359,3 +359,51 @@ fn the_weight_average_and_label_smoothing_are_kept_in_the_run() {
     assert!(cwd.join("run/metrics_tta_flip-shift.json").is_file());
     assert!(cwd.join("run/metrics.json").is_file());
 }
+
+/// `--precision bf16`: recorded in config.json and said at the start; `eval` at another
+/// precision than the run's writes `metrics_<precision>.json` and leaves metrics.json; a
+/// resume at another precision says so; burn refuses bf16.
+#[test]
+fn bf16_runs_record_their_precision_and_evaluate_beside_fp32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    common::synthetic::write_fashion_dir(&cwd.join("d"), 200, 40).unwrap();
+    let train = |extra: &[&str]| train_on_synthetic("d", "run", extra, cwd);
+    let out = train(&["--epochs", "1", "--precision", "bf16"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("precision: bf16"));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cwd.join("run/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["precision"], "bf16", "{config}");
+    let plain = std::fs::read(cwd.join("run/metrics.json")).unwrap();
+    let eval = convlab(
+        &[
+            "fashion",
+            "eval",
+            "--run",
+            "run",
+            "--data",
+            "d",
+            "--skip-checksums",
+        ],
+        cwd,
+    );
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let fp32: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cwd.join("run/metrics_fp32.json")).unwrap())
+            .unwrap();
+    assert_eq!(fp32["precision"], "fp32");
+    assert_eq!(std::fs::read(cwd.join("run/metrics.json")).unwrap(), plain);
+    let resumed = train(&["--resume", "--epochs", "2"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("resuming a run trained in bf16 in fp32"),
+        "{}",
+        stderr(&resumed)
+    );
+    assert_bad_input(
+        &train(&["--epochs", "1", "--engine", "burn", "--precision", "bf16"]),
+        "--engine: burn computes in fp32 only; --precision bf16 runs on convlab's CPU engine",
+    );
+}

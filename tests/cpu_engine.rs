@@ -742,3 +742,179 @@ fn the_weight_average_is_kept_alike_on_both_engines() {
         "the averaged model's logits are the live model's ({apart})"
     );
 }
+
+/// burn's pass over `net` (on the autodiff device) with loss `sum(output · r)`: the output,
+/// the input gradient and the trainable tensors' gradients in the CPU engine's order.
+fn burn_pass(
+    net: &Net,
+    x: Vec<f32>,
+    shape: [usize; 4],
+    r: &[f32],
+    device: &Device,
+) -> (Vec<f32>, Vec<f32>, Vec<Vec<f32>>) {
+    let xt = Tensor::<4>::from_data(TensorData::new(x, shape), device).require_grad();
+    let out = net.forward_maps(xt.clone());
+    let out_shape = out.dims();
+    let rt = Tensor::<4>::from_data(TensorData::new(r.to_vec(), out_shape), device);
+    let grads = (out.clone() * rt).sum().backward();
+    let dx = values(xt.grad(&grads).unwrap());
+    (values(out), dx, burn_param_grads(net, &grads))
+}
+
+/// convlab's CPU engine's pass with loss `sum(output · r)`: the output, the input gradient and
+/// the trainable tensors' gradients.
+fn cpu_pass(
+    net: &CpuNet,
+    x: Vec<f32>,
+    shape: [usize; 4],
+    r: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<Vec<f32>>) {
+    let (out, tape) = net.clone().forward_train(Activation::new(x, shape), 0);
+    let out = out.data.to_vec();
+    let (grads, dx) = net.backward_to_input(tape, r.to_vec(), true);
+    (out, dx.unwrap(), grads)
+}
+
+/// `--precision bf16` on one product layer, three ways:
+/// - against the same engine in fp32 on the operands rounded to bf16 by hand (the input and
+///   weights; the output gradient `r` for the gradients): the same numbers bit for bit, so
+///   the rounding falls on exactly the products' operands;
+/// - against burn on those rounded operands, with this file's tolerances (another summation
+///   order);
+/// - against fp32 on the operands as they are, within what bf16 rounding allows: bf16 keeps 8
+///   significant bits, so rounding to nearest moves each operand by at most 2^-8 of itself,
+///   each product by at most (2 * 2^-8 + 2^-16) of itself and each output by that much of
+///   `Σ |a| |b|` over its products, which burn computes as the same pass over `|x|`, `|w|` and
+///   `|r|` (its bias adds |b|, which only widens the bound), plus 1e-6 of the largest value
+///   for the last bits of fp32's own sums.
+///
+/// The bias is no product's operand: its gradient sums the fp32 output gradient, as fp32 does.
+fn check_bf16_against_burn(spec: &ModelSpec, batch: usize, seed: u64) {
+    // A max-pool after the product picks its maximum anew in bf16, and near ties (within
+    // bf16's rounding) move gradients wholesale: the bound holds for products alone.
+    let pooled = spec.layers.contains(&LayerSpec::MaxPool2);
+    use convlab::engine::Precision;
+    use convlab::engine::burn::burn_from_cpu;
+    use convlab::engine::cpu::bf16::round;
+    let _turn = BURN_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::flex().autodiff();
+    device.seed(seed);
+    let fp32 = cpu_from_burn(spec, &Net::init(spec, &device));
+    let [c, h, w] = spec.input;
+    let shape = [batch, c, h, w];
+    let x = random(shape.iter().product(), seed + 1);
+    let out_len = fp32.forward(Activation::new(x.clone(), shape)).data.len();
+    let r = random(out_len, seed + 2);
+    let bf16 = cpu_pass(
+        &fp32.clone().with_precision(Precision::Bf16),
+        x.clone(),
+        shape,
+        &r,
+    );
+    let weight = |g: &[Vec<f32>]| g[0].clone();
+
+    let rounded = |v: &[f32]| v.iter().map(|&a| round(a)).collect::<Vec<_>>();
+    let mut by_hand = fp32.clone();
+    let first = by_hand.trainable_mut().into_iter().next().unwrap();
+    first.copy_from_slice(&rounded(first));
+    let (rx, rr) = (rounded(&x), rounded(&r));
+    let ours = cpu_pass(&by_hand, rx.clone(), shape, &rr);
+    assert_eq!(bf16.0, ours.0, "output: {spec:?}");
+    assert_eq!(bf16.1, ours.1, "input gradient: {spec:?}");
+    assert_eq!(
+        weight(&bf16.2),
+        weight(&ours.2),
+        "weight gradient: {spec:?}"
+    );
+
+    let burn = burn_pass(&burn_from_cpu(&by_hand, &device), rx, shape, &rr, &device);
+    for (what, a, b, tolerance) in [
+        ("output", &bf16.0, &burn.0, 1e-4),
+        ("input gradient", &bf16.1, &burn.1, 2e-3),
+        ("weight gradient", &weight(&bf16.2), &weight(&burn.2), 2e-3),
+    ] {
+        let e = relative_error(a, b);
+        assert!(
+            e < tolerance,
+            "{what} differs from burn's on rounded operands by {e}: {spec:?}"
+        );
+    }
+
+    let exact = cpu_pass(&fp32, x.clone(), shape, &r);
+    if pooled {
+        return;
+    }
+    let mut magnitudes = fp32.clone();
+    for t in magnitudes.trainable_mut() {
+        t.iter_mut().for_each(|v| *v = v.abs());
+    }
+    let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
+    let sums = burn_pass(
+        &burn_from_cpu(&magnitudes, &device),
+        abs(&x),
+        shape,
+        &abs(&r),
+        &device,
+    );
+    for (what, got, want, sums) in [
+        ("output", &bf16.0, &exact.0, &sums.0),
+        ("input gradient", &bf16.1, &exact.1, &sums.1),
+        (
+            "weight gradient",
+            &weight(&bf16.2),
+            &weight(&exact.2),
+            &weight(&sums.2),
+        ),
+    ] {
+        let slack = 1e-6 * want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (i, ((g, w), s)) in got.iter().zip(want).zip(sums).enumerate() {
+            let allowed = (2f32.powi(-7) + 2f32.powi(-16)) * s * (1.0 + 1e-5) + slack;
+            assert!(
+                (g - w).abs() <= allowed,
+                "{what}[{i}]: bf16 {g} vs fp32 {w}, more than bf16 rounding allows ({allowed}): {spec:?}"
+            );
+        }
+    }
+    if bf16.2.len() == 2 {
+        let e = relative_error(&bf16.2[1], &exact.2[1]);
+        assert!(
+            e < 1e-6,
+            "bias gradient differs from fp32's by {e}: {spec:?}"
+        );
+    }
+}
+
+#[test]
+fn bf16_products_match_burn_on_rounded_operands_and_fp32_within_rounding() {
+    let transposed = |c_in, c_out, k, stride, padding| LayerSpec::ConvTranspose {
+        in_channels: c_in,
+        out_channels: c_out,
+        kernel: k,
+        stride,
+        padding,
+    };
+    let linear = LayerSpec::Linear {
+        inputs: 37,
+        outputs: 11,
+    };
+    for (input, layers) in [
+        ([3, 7, 5], vec![conv(3, 4, 3, 1, 1, true)]),
+        ([2, 9, 8], vec![conv(2, 3, 3, 2, 1, false)]),
+        ([4, 6, 6], vec![conv(4, 2, 1, 1, 0, true)]),
+        ([3, 8, 8], vec![conv(3, 5, 4, 2, 1, true)]),
+        ([16, 28, 28], vec![conv(16, 32, 3, 1, 1, true)]),
+        ([32, 14, 14], vec![conv(32, 64, 3, 2, 1, false)]),
+        ([4, 4, 4], vec![transposed(4, 3, 4, 2, 1)]),
+        ([3, 5, 3], vec![transposed(3, 2, 3, 1, 1)]),
+        ([16, 8, 8], vec![transposed(16, 8, 4, 2, 1)]),
+        ([37, 1, 1], vec![LayerSpec::Flatten, linear]),
+        (
+            [3, 8, 8],
+            vec![conv(3, 4, 3, 1, 1, true), LayerSpec::MaxPool2],
+        ),
+    ] {
+        for batch in [1, 3] {
+            check_bf16_against_burn(&spec(input, layers.clone()), batch, 21);
+        }
+    }
+}

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::bench::{BenchOptions, Measure};
 use crate::data::fashion_mnist::Checksums;
 use crate::distributed::{Launch, World};
-use crate::engine::{Compute, DeviceKind, EngineError, EngineKind, Tta};
+use crate::engine::{Compute, DeviceKind, EngineError, EngineKind, Precision, Tta};
 use crate::export::ExportFormat;
 use crate::models::{ClassifierKind, SegmenterKind};
 use crate::run::config::{DEFAULT_SEED, TrainOptions};
@@ -153,12 +153,16 @@ pub struct ComputeArgs {
     /// only one on a GPU). Either reads a run of either.
     #[arg(long, value_enum)]
     pub engine: Option<EngineKind>,
+    /// The products' precision: fp32, or bf16 operands with fp32 sums in the convolutions and
+    /// linear layers (PyTorch's autocast; convlab's CPU engine only). Checkpoints stay fp32.
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: Precision,
 }
 
 impl ComputeArgs {
-    /// The engine and device, or why they cannot be used.
+    /// The engine, device and precision, or why they cannot be used.
     pub fn compute(&self) -> Result<Compute, EngineError> {
-        Compute::new(self.engine, self.device)
+        Compute::new(self.engine, self.device, self.precision)
     }
 }
 

@@ -90,7 +90,8 @@ fn alone_or_together(world: &World, e: TaskError) -> TaskError {
 fn eval<T: Task>(task: &T, r: &RunArgs, tables: fn(&MetricsOf<T>)) -> Result<(), Error> {
     let compute = r.compute.compute()?;
     let metrics = tasks::eval_command(task, &r.run, r.data.as_deref(), &compute, r.tta)?;
-    print::evaluation_views(r.tta, &RunDir::new(&r.run).metrics_with(r.tta));
+    let written = RunDir::new(&r.run).metrics_with(metrics.tta, metrics.precision);
+    print::evaluation_views(metrics.tta, metrics.precision, &written);
     tables(&metrics);
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::engine::Tta;
+use crate::engine::{Precision, Tta};
 use crate::models::ModelKind;
 use crate::predict::classification::ClassPredictions;
 use crate::predict::segmentation::MaskPrediction;
@@ -12,16 +12,26 @@ use crate::run::results::{ClassificationMetrics, SegmentationMetrics};
 use crate::tasks::TrainingHeader;
 use crate::train::search::{Leaderboard, Submitted, TrialResult, TrialState};
 
-/// Says which test-time augmentation an evaluation used and where its metrics went (nothing
-/// for a plain evaluation, which rewrites metrics.json as `train` did).
-pub fn evaluation_views(tta: Tta, metrics: &Path) {
+/// Says which test-time augmentation an evaluation used, at which precision when not the
+/// run's, and where its metrics went (nothing for a plain evaluation, which rewrites
+/// metrics.json as `train` did).
+pub fn evaluation_views(tta: Tta, precision: Option<Precision>, metrics: &Path) {
     if !tta.is_none() {
         println!(
-            "test-time augmentation: {} ({}); written to {}\n",
+            "test-time augmentation: {} ({})",
             tta.name(),
             tta.about().to_lowercase(),
-            metrics.display()
         );
+    }
+    if let Some(precision) = precision {
+        println!(
+            "precision: {} ({}), not the run's",
+            precision.name(),
+            precision.about()
+        );
+    }
+    if !tta.is_none() || precision.is_some() {
+        println!("written to {}\n", metrics.display());
     }
 }
 
@@ -113,6 +123,13 @@ pub fn training_header(h: &TrainingHeader) {
             h.compute.device.name(),
             h.threads
         ),
+    }
+    if !h.compute.precision.is_fp32() {
+        println!(
+            "precision: {} ({})",
+            h.compute.precision.name(),
+            h.compute.precision.about()
+        );
     }
     let verb = if h.resumed { "resuming" } else { "writing" };
     println!("run folder: {} ({verb})\n", h.run.display());

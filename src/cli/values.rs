@@ -6,7 +6,7 @@ use clap::builder::PossibleValue;
 
 use crate::bench::Measure;
 use crate::distributed::Launch;
-use crate::engine::{DeviceKind, EngineKind, Tta};
+use crate::engine::{DeviceKind, EngineKind, Precision, Tta};
 use crate::export::ExportFormat;
 use crate::models::{ClassifierKind, ModelKind, SegmenterKind};
 use crate::run::schedule::Schedule;
@@ -51,6 +51,7 @@ macro_rules! value_enum {
 value_enum!(DeviceKind);
 value_enum!(EngineKind);
 value_enum!(Tta);
+value_enum!(Precision);
 value_enum!(ClassifierKind, model);
 value_enum!(SegmenterKind, model);
 value_enum!(Schedule);

@@ -14,16 +14,18 @@ pub mod burn;
 pub mod cpu;
 mod error;
 mod model;
+mod precision;
 mod step;
 mod trainer;
 
 pub use cpu::loss::softmax_channels;
 pub use cpu::matmul::{ProductWork, count_products, counted_products};
 pub use cpu::memory::keep_freed_memory_for_reuse;
-pub use cpu::peak::{VectorIsa, measure as measure_peak};
+pub use cpu::peak::{VectorIsa, measure as measure_peak, measure_bf16 as measure_bf16_peak};
 pub use cpu::{CpuNet, LossSpec};
 pub use error::EngineError;
 pub use model::{Model, Tta};
+pub use precision::Precision;
 pub use step::{OptimizerSpec, StepBatch, StepOutcome};
 pub use trainer::Trainer;
 
@@ -130,14 +132,31 @@ pub fn use_threads(count: usize) {
 pub struct Compute {
     pub engine: EngineKind,
     pub device: DeviceKind,
+    /// The products' precision (plans written before it existed: fp32).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Compute {
-    /// `--engine` (or the device's default engine) on `--device`, or why not.
-    pub fn new(engine: Option<EngineKind>, device: DeviceKind) -> Result<Self, EngineError> {
+    /// `--engine` (or the device's default engine) on `--device` at `--precision`, or why not.
+    pub fn new(
+        engine: Option<EngineKind>,
+        device: DeviceKind,
+        precision: Precision,
+    ) -> Result<Self, EngineError> {
         let engine = engine_for(engine, device)?;
+        if engine == EngineKind::Burn && !precision.is_fp32() {
+            return Err(EngineError::Choice(format!(
+                "burn computes in fp32 only; --precision {} runs on convlab's CPU engine (--engine cpu)",
+                precision.name()
+            )));
+        }
         burn::check_device(device)?;
-        Ok(Compute { engine, device })
+        Ok(Compute {
+            engine,
+            device,
+            precision,
+        })
     }
 
     /// convlab's CPU engine (the default on the CPU).
@@ -145,6 +164,7 @@ impl Compute {
         Compute {
             engine: EngineKind::Cpu,
             device: DeviceKind::Cpu,
+            precision: Precision::Fp32,
         }
     }
 
@@ -153,6 +173,12 @@ impl Compute {
         Compute {
             engine: EngineKind::Burn,
             device: DeviceKind::Cpu,
+            precision: Precision::Fp32,
         }
+    }
+
+    /// The same engine and device at `precision`.
+    pub fn at(self, precision: Precision) -> Self {
+        Compute { precision, ..self }
     }
 }

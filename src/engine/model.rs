@@ -70,7 +70,9 @@ impl Model {
     ) -> Result<Self, EngineError> {
         Ok(match compute.engine {
             EngineKind::Burn => Model::Burn(BurnModel::from_record(spec, record, compute.device)?),
-            EngineKind::Cpu => Model::Cpu(burn::cpu_from_record(spec, record)?),
+            EngineKind::Cpu => {
+                Model::Cpu(burn::cpu_from_record(spec, record)?.with_precision(compute.precision))
+            }
         })
     }
 

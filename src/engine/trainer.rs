@@ -48,7 +48,7 @@ impl Trainer {
                 EngineTrainer::Burn(BurnTrainer::new(spec, optim, seed, compute.device)?)
             }
             EngineKind::Cpu => EngineTrainer::Cpu {
-                net: burn::init_cpu(spec, seed),
+                net: burn::init_cpu(spec, seed).with_precision(compute.precision),
                 optimizer: Optimizer::new(cpu_optimizer_kind(optim)),
             },
         };
@@ -250,9 +250,12 @@ impl Trainer {
         self.load_live(live.unwrap_or(model))?;
         if let Some(average) = &self.average {
             let decay = average.decay();
+            let live_net = self.live_net();
             let averaged = match live {
-                Some(_) => burn::cpu_from_record(&self.live_net().spec, model)?,
-                None => self.live_net().into_owned(),
+                Some(_) => {
+                    burn::cpu_from_record(&live_net.spec, model)?.with_precision(live_net.precision)
+                }
+                None => live_net.into_owned(),
             };
             self.average = Some(WeightAverage::restored(decay, averaged, steps as u64));
         }
@@ -263,7 +266,7 @@ impl Trainer {
         match &mut self.engine {
             EngineTrainer::Burn(trainer) => trainer.load_model_record(record),
             EngineTrainer::Cpu { net, .. } => {
-                *net = burn::cpu_from_record(&net.spec, record)?;
+                *net = burn::cpu_from_record(&net.spec, record)?.with_precision(net.precision);
                 Ok(())
             }
         }

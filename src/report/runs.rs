@@ -107,7 +107,7 @@ impl LoadedRun {
                 history: read_log(&dir.metrics_log())?,
             },
         };
-        let tta_path = dir.metrics_with(Tta::Flip);
+        let tta_path = dir.metrics_with(Tta::Flip, None);
         let tta_flip = match &task {
             _ if !tta_path.is_file() => None,
             TaskRun::Classification { .. } => {

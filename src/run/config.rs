@@ -15,7 +15,7 @@ use crate::data::augment::{CropFlip, FlipScaleCrop, RandomErasing};
 use crate::data::fashion_mnist::CLASS_NAMES as FASHION_CLASS_NAMES;
 use crate::data::split::Fractions;
 use crate::data::{ClassSpec, IGNORE_LABEL, Normalization, facade};
-use crate::engine::{DeviceKind, OptimizerSpec};
+use crate::engine::{DeviceKind, OptimizerSpec, Precision};
 use crate::models::{ClassifierKind, ModelKind, ModelSpec, SegmenterKind};
 
 pub const DEFAULT_SEED: u64 = 42;
@@ -454,6 +454,10 @@ pub struct RunConfig<S: TaskSettings> {
     /// process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranks: Option<Ranks>,
+    /// The products' precision as last trained (`--precision`; absent for fp32, as in runs
+    /// written before it existed).
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
 }
 
 /// How many processes trained a run together, and the threads each computed with.

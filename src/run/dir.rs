@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::RunError;
 use super::json::write_json;
-use crate::engine::Tta;
+use crate::engine::{Precision, Tta};
 
 #[derive(Clone, Debug)]
 pub struct RunDir {
@@ -30,13 +30,19 @@ impl RunDir {
         self.root.join("metrics.json")
     }
 
-    /// Where an evaluation with test-time augmentation `tta` writes its metrics:
-    /// `metrics.json` without, else `metrics_tta_<views>.json`, so the plain figures stay.
-    pub fn metrics_with(&self, tta: Tta) -> PathBuf {
-        match tta {
-            Tta::None => self.metrics(),
-            _ => self.root.join(format!("metrics_tta_{}.json", tta.name())),
+    /// Where an evaluation with test-time augmentation `tta`, at `precision` when that is not
+    /// the run's own, writes its metrics: `metrics.json` for neither, else
+    /// `metrics_tta_<views>.json`, `metrics_<precision>.json` or
+    /// `metrics_tta_<views>_<precision>.json`, so the plain figures stay.
+    pub fn metrics_with(&self, tta: Tta, precision: Option<Precision>) -> PathBuf {
+        let mut name = String::from("metrics");
+        if !tta.is_none() {
+            name += &format!("_tta_{}", tta.name());
         }
+        if let Some(precision) = precision {
+            name += &format!("_{}", precision.name());
+        }
+        self.root.join(name + ".json")
     }
 
     pub fn checkpoints(&self) -> PathBuf {

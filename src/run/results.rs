@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Tta;
+use crate::engine::{Precision, Tta};
 use crate::metrics::classification::ClassificationReport;
 use crate::metrics::segmentation::SegmentationReport;
 use crate::models::{ClassifierKind, SegmenterKind};
@@ -19,6 +19,10 @@ pub struct RunMetrics<M, R> {
     /// before it existed).
     #[serde(default, skip_serializing_if = "Tta::is_none")]
     pub tta: Tta,
+    /// The precision of this evaluation when it is not the one the run trained at (`eval
+    /// --precision`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Precision>,
     pub class_names: Vec<String>,
     pub val: R,
     pub test: R,

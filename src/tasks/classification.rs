@@ -218,6 +218,7 @@ impl Task for Classification {
             device,
             data: None,
             ranks: None,
+            precision: Default::default(),
         })
     }
 

@@ -254,11 +254,21 @@ fn plan_run<T: Task>(
         })
     })?;
     let world = &request.world;
+    let precision = request.compute.precision;
+    if request.resume && config.precision != precision {
+        eprintln!(
+            "resuming a run trained in {} in {}: its checkpoints hold fp32 weights, so it goes on at {} (config.json records it)",
+            config.precision.name(),
+            precision.name(),
+            precision.name()
+        );
+    }
     let config = RunConfig {
         ranks: world.is_distributed().then(|| Ranks {
             world_size: world.size(),
             threads_per_rank: crate::engine::threads(),
         }),
+        precision,
         ..config
     };
     let data = prepare::<T>(sets, &config)?;
@@ -350,8 +360,9 @@ fn absolute(dir: &Path) -> PathBuf {
 }
 
 /// Loads the run's best checkpoint, evaluates it on validation and test, writes `metrics.json`
-/// and the figures. With test-time augmentation the metrics go to their own file (see
-/// [`RunDir::metrics_with`]) and the figures stay those of the plain evaluation.
+/// and the figures. With test-time augmentation, or at another precision than the run trained
+/// at, the metrics go to their own file (see [`RunDir::metrics_with`]) and the figures stay
+/// those of the plain evaluation.
 pub fn evaluate_run<T: Task>(
     config: &ConfigOf<T>,
     data: &DataOf<T>,
@@ -361,6 +372,7 @@ pub fn evaluate_run<T: Task>(
 ) -> Result<MetricsOf<T>, TaskError> {
     let (model, header, path) =
         checkpoint::load_final(run, config.model_name(), &config.architecture, compute)?;
+    let other_precision = (compute.precision != config.precision).then_some(compute.precision);
     let bar = count_bar(2, "evaluating");
     let val = T::evaluate(&model, &data.val, config, tta);
     bar.inc(1);
@@ -375,12 +387,13 @@ pub fn evaluate_run<T: Task>(
             .into(),
         epoch: header.epoch,
         tta,
+        precision: other_precision,
         class_names: config.class_names(),
         val: val.report,
         test: test.report,
     };
-    write_json(&run.metrics_with(tta), &metrics)?;
-    if !tta.is_none() {
+    write_json(&run.metrics_with(tta, other_precision), &metrics)?;
+    if !tta.is_none() || other_precision.is_some() {
         return Ok(metrics);
     }
     let history: Vec<RecordOf<T>> = read_log(&run.metrics_log())?;

@@ -248,6 +248,7 @@ impl Task for Segmentation {
             device,
             data: None,
             ranks: None,
+            precision: Default::default(),
         })
     }
 

@@ -502,13 +502,14 @@ pub fn linear_forward(x: &[f32], weight: &[f32], bias: &[f32], n: usize) -> Vec<
     y
 }
 
-/// Gradients of a linear layer: `(grad_x, grad_weight, grad_bias)`.
+/// The products' gradients of a linear layer: `(grad_x, grad_weight)` (the bias's is
+/// [`linear_bias_grad`]).
 pub fn linear_backward(
     x: &[f32],
     weight: &[f32],
     grad_out: &[f32],
     n: usize,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+) -> (Vec<f32>, Vec<f32>) {
     let inputs = x.len() / n;
     let outputs = weight.len() / inputs;
     let mut grad_x = vec![0.0; x.len()];
@@ -535,11 +536,16 @@ pub fn linear_backward(
         View::rows(grad_out, outputs),
         Threads::All,
     );
+    (grad_x, grad_w)
+}
+
+/// The bias gradient of a linear layer: `grad_out [n, outputs]` summed over the batch.
+pub fn linear_bias_grad(grad_out: &[f32], outputs: usize) -> Vec<f32> {
     let mut grad_b = vec![0.0; outputs];
     for row in grad_out.chunks(outputs) {
         grad_b.iter_mut().zip(row).for_each(|(b, g)| *b += g);
     }
-    (grad_x, grad_w, grad_b)
+    grad_b
 }
 
 /// Inverted dropout in place: each value kept with probability `1 - prob` and scaled by

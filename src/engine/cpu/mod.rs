@@ -10,6 +10,7 @@
 //! evaluated or resumed on burn and back; only the optimiser's moments have a format of their
 //! own (`optim.rs`).
 
+pub mod bf16;
 pub mod conv;
 pub mod kernel;
 pub mod layers;

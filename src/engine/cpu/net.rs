@@ -2,16 +2,18 @@
 //! names and shapes them, a training forward pass that records what its backward pass needs
 //! (a [`Tape`]), the backward pass, and the evaluation forward pass.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+use super::bf16::operand;
 use super::conv::{self, ConvGeometry};
 use super::layers::{self, BatchStats, RunningBatchNorm};
 use super::memory;
 use crate::distributed::World;
-use crate::engine::EngineError;
+use crate::engine::{EngineError, Precision};
 use crate::models::{LayerSpec, ModelSpec};
 
 /// Values `[n, c, h, w]` (features are `[n, f, 1, 1]`), shared between the layer that made them
@@ -65,6 +67,9 @@ pub enum LayerParams {
 pub struct CpuNet {
     pub spec: ModelSpec,
     pub layers: Vec<LayerParams>,
+    /// The precision of the convolutions' and linear layers' operands (see
+    /// `engine::Precision`); the parameters are fp32 either way.
+    pub precision: Precision,
 }
 
 /// What a layer hands the layer after it besides its output.
@@ -238,7 +243,13 @@ impl CpuNet {
         Ok(CpuNet {
             spec: spec.clone(),
             layers,
+            precision: Precision::Fp32,
         })
+    }
+
+    /// The same network computing its products at `precision`.
+    pub fn with_precision(self, precision: Precision) -> Self {
+        CpuNet { precision, ..self }
     }
 
     /// Every tensor with its name and shape (the trainable ones and batch norm's statistics).
@@ -372,6 +383,23 @@ impl CpuNet {
         )
     }
 
+    /// A product's input and weights at the net's precision: in bf16, rounded copies (the
+    /// input's copy is what the layer keeps for its weight gradient, as autocast keeps the
+    /// bf16 input it computed with).
+    fn operands<'w>(&self, x: Activation, weight: &'w [f32]) -> (Activation, Cow<'w, [f32]>) {
+        match self.precision {
+            Precision::Fp32 => (x, Cow::Borrowed(weight)),
+            Precision::Bf16 => {
+                let shape = x.shape;
+                let data = operand(&x.data, self.precision).into_owned();
+                (
+                    Activation::new(data, shape),
+                    operand(weight, self.precision),
+                )
+            }
+        }
+    }
+
     fn layer_forward(
         &self,
         i: usize,
@@ -394,6 +422,8 @@ impl CpuNet {
         };
         match (self.op(i), &self.layers[i]) {
             (&LayerSpec::Conv { out_channels, .. }, LayerParams::Conv { weight, bias }) => {
+                let (x, weight) = self.operands(x, weight);
+                let weight = &weight[..];
                 let g = conv_geometry(self.op(i), x.shape);
                 let full = [n, out_channels, g.h_out, g.w_out];
                 if self.pool_follows(i) {
@@ -445,9 +475,10 @@ impl CpuNet {
                 &LayerSpec::ConvTranspose { out_channels, .. },
                 LayerParams::Conv { weight, bias },
             ) => {
+                let (x, weight) = self.operands(x, weight);
                 let g = conv_geometry(self.op(i), x.shape);
                 let mut out = memory::zeroed(n * g.in_len());
-                conv::conv_transpose_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
+                conv::conv_transpose_forward(&g, &x.data, &weight, bias.as_deref(), &mut out);
                 (
                     Activation::new(out, [n, out_channels, g.h, g.w]),
                     keep_input(&x),
@@ -542,7 +573,8 @@ impl CpuNet {
                 )
             }
             (&LayerSpec::Linear { outputs, .. }, LayerParams::Linear { weight, bias }) => {
-                let out = layers::linear_forward(&x.data, weight, bias, n);
+                let (x, weight) = self.operands(x, weight);
+                let out = layers::linear_forward(&x.data, &weight, bias, n);
                 (Activation::new(out, [n, outputs, 1, 1]), keep_input(&x))
             }
             (LayerSpec::SaveSkip, _) => {
@@ -604,16 +636,25 @@ impl CpuNet {
                     Saved::Input(x),
                 ) => {
                     let (n, g) = (x.shape[0], conv_geometry(self.op(i), x.shape));
+                    let weight = operand(weight, self.precision);
                     if let Some(argmax) = pending_pool.take() {
                         let mut dx = need_input_grad.then(|| memory::zeroed(n * g.in_len()));
-                        let (dw, db) = conv::conv_pool_backward(
+                        // The pooled gradient's values are the ones it spreads: rounding it is
+                        // rounding the spread gradient.
+                        let (dw, mut db) = conv::conv_pool_backward(
                             &g,
-                            &grad,
+                            &operand(&grad, self.precision),
                             &argmax,
                             &x.data,
-                            weight,
+                            &weight,
                             dx.as_deref_mut(),
                         );
+                        if !self.precision.is_fp32() {
+                            // The bias is no product's operand: its gradient sums the fp32
+                            // one (the pooled gradient's sum is the spread one's).
+                            let plane = grad.len() / (n * out_channels).max(1);
+                            db = layers::channel_sums(&grad, out_channels, plane);
+                        }
                         if bias.is_some() {
                             grads_reversed.push(db);
                         }
@@ -630,10 +671,11 @@ impl CpuNet {
                             g.out_plane(),
                         ));
                     }
-                    grads_reversed.push(conv::conv_weight_grad(&g, &grad, &x.data));
+                    let dy = operand(&grad, self.precision);
+                    grads_reversed.push(conv::conv_weight_grad(&g, &dy, &x.data));
                     if need_input_grad {
                         let mut dx = memory::zeroed(n * g.in_len());
-                        conv::conv_input_grad(&g, &grad, weight, &mut dx);
+                        conv::conv_input_grad(&g, &dy, &weight, &mut dx);
                         grad = dx;
                     }
                 }
@@ -644,10 +686,12 @@ impl CpuNet {
                 ) => {
                     let (n, g) = (x.shape[0], conv_geometry(self.op(i), x.shape));
                     grads_reversed.push(layers::channel_sums(&grad, out_channels, g.h * g.w));
-                    grads_reversed.push(conv::conv_transpose_weight_grad(&g, &grad, &x.data));
+                    let dy = operand(&grad, self.precision);
+                    grads_reversed.push(conv::conv_transpose_weight_grad(&g, &dy, &x.data));
                     if need_input_grad {
                         let mut dx = memory::zeroed(n * g.out_len());
-                        conv::conv_transpose_input_grad(&g, &grad, weight, &mut dx);
+                        let weight = operand(weight, self.precision);
+                        conv::conv_transpose_input_grad(&g, &dy, &weight, &mut dx);
                         grad = dx;
                     }
                 }
@@ -702,8 +746,18 @@ impl CpuNet {
                         .zip(mask.par_iter())
                         .for_each(|(g, m)| *g *= m);
                 }
-                (LayerSpec::Linear { .. }, LayerParams::Linear { weight, .. }, Saved::Input(x)) => {
-                    let (dx, dw, db) = layers::linear_backward(&x.data, weight, &grad, x.shape[0]);
+                (
+                    &LayerSpec::Linear { outputs, .. },
+                    LayerParams::Linear { weight, .. },
+                    Saved::Input(x),
+                ) => {
+                    let (weight, dy) = (
+                        operand(weight, self.precision),
+                        operand(&grad, self.precision),
+                    );
+                    let (dx, dw) = layers::linear_backward(&x.data, &weight, &dy, x.shape[0]);
+                    // The bias is no product's operand: its gradient sums the fp32 one.
+                    let db = layers::linear_bias_grad(&grad, outputs);
                     grads_reversed.push(db);
                     grads_reversed.push(dw);
                     grad = dx;

@@ -1,6 +1,8 @@
 //! The machine's measured fp32 peak: fused multiply-adds on independent registers, on every
 //! thread at once, with the widest vectors the CPU has (AVX-512, else AVX2 + FMA, else plain
 //! scalar code). It is the physical limit the engine's matrix products are measured against.
+//! Beside it the bf16 peak where the CPU has AVX512-BF16 (`vdpbf16ps`: two bf16 products
+//! added to each fp32 lane), the limit of `--precision bf16`'s products.
 
 use std::time::Instant;
 
@@ -48,17 +50,40 @@ const CHAINS: usize = 12;
 pub fn measure(threads: usize, rounds: usize, repeats: usize) -> (f64, VectorIsa) {
     let isa = VectorIsa::detect();
     let flops = (threads * rounds * CHAINS * isa.lanes() * 2) as f64;
+    (
+        best_rate(threads, repeats, flops, || fma_rounds(isa, rounds)),
+        isa,
+    )
+}
+
+/// GFLOP/s of `flops` done by `chains` on each of `threads` threads at once, the best of
+/// `repeats` timings.
+fn best_rate(threads: usize, repeats: usize, flops: f64, chains: impl Fn() -> f32 + Sync) -> f64 {
     let mut best = 0.0f64;
     for _ in 0..repeats.max(1) {
         let start = Instant::now();
         std::thread::scope(|scope| {
             for _ in 0..threads {
-                scope.spawn(|| std::hint::black_box(fma_rounds(isa, rounds)));
+                scope.spawn(|| std::hint::black_box(chains()));
             }
         });
         best = best.max(flops / start.elapsed().as_secs_f64() / 1e9);
     }
-    (best, isa)
+    best
+}
+
+/// GFLOP/s of bf16 products (`vdpbf16ps`, 4 flops per fp32 lane) on `threads` threads, as
+/// [`measure`] times fp32; none where the CPU has no AVX512-BF16.
+pub fn measure_bf16(threads: usize, rounds: usize, repeats: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512bf16") {
+        let flops = (threads * rounds * CHAINS * 16 * 4) as f64;
+        // SAFETY: the CPU has AVX512-BF16 (checked above).
+        let chains = || unsafe { x86::avx512_bf16(rounds) };
+        return Some(best_rate(threads, repeats, flops, chains));
+    }
+    let _ = (threads, rounds, repeats);
+    None
 }
 
 fn fma_rounds(isa: VectorIsa, rounds: usize) -> f32 {
@@ -106,6 +131,26 @@ mod x86 {
         _mm512_reduce_add_ps(sum)
     }
 
+    /// [`CHAINS`] independent `vdpbf16ps` chains: each lane adds two bf16 products.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) fn avx512_bf16(rounds: usize) -> f32 {
+        let a = _mm512_cvtne2ps_pbh(
+            _mm512_set1_ps(std::hint::black_box(0.999)),
+            _mm512_set1_ps(std::hint::black_box(1e-3)),
+        );
+        let mut acc = [_mm512_setzero_ps(); CHAINS];
+        for _ in 0..rounds {
+            for v in &mut acc {
+                *v = _mm512_dpbf16_ps(*v, a, a);
+            }
+        }
+        let mut sum = _mm512_setzero_ps();
+        for v in acc {
+            sum = _mm512_add_ps(sum, v);
+        }
+        _mm512_reduce_add_ps(sum)
+    }
+
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn avx2(rounds: usize) -> f32 {
         let a = _mm256_set1_ps(std::hint::black_box(0.999_999));
@@ -142,5 +187,23 @@ mod tests {
         assert!((got / lanes - want).abs() <= 1e-4 * want, "{got} vs {want}");
         let (gflops, _) = measure(1, 10_000, 1);
         assert!(gflops.is_finite() && gflops > 0.0);
+    }
+
+    /// Each lane of the bf16 chains adds 0.999 * 0.999 + 0.001 * 0.001 per round, as bf16: 1
+    /// (0.999 is 255.74 steps of 2^-8 in [1/2, 1)) and 131 * 2^-17 = 0.00099945068359375.
+    #[test]
+    fn the_bf16_chains_add_two_products_per_lane() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512bf16") {
+            let (hi, lo) = (1.0f64, 0.000_999_450_683_593_75f64);
+            let want = (CHAINS * 16 * 10) as f64 * (hi * hi + lo * lo);
+            // SAFETY: the CPU has AVX512-BF16.
+            let got = unsafe { x86::avx512_bf16(10) } as f64;
+            assert!((got - want).abs() < 1e-4 * want, "{got} vs {want}");
+            assert!(measure_bf16(1, 10_000, 1).is_some_and(|g| g > 0.0));
+            return;
+        }
+        eprintln!("skipped: this CPU has no AVX512-BF16");
+        assert!(measure_bf16(1, 10, 1).is_none());
     }
 }
