@@ -11,6 +11,9 @@
 //!   of output channels (the channels in the lanes), the four-vector block in assembly.
 //! - [`pointwise`], for 1x1 convolutions with few outputs: 16 positions at a time, every
 //!   output's sum in a register.
+//! - [`block_bf16`], the micro-kernel on pairs of bf16 steps (AVX512-BF16's `vdpbf16ps`), with
+//!   its packing ([`pack_row_pairs`], [`interleave_planes`]): measured against the fp32 kernel,
+//!   not yet called by the convolutions.
 //! - [`copy_runs`], [`copy_runs_to_every_other`] and [`transpose`]: the copies around them
 //!   (padding, results with a bias, a stride-2 phase into its rows, turning channels into
 //!   positions), in masked vectors and register tiles.
@@ -24,6 +27,7 @@
 //! AVX-512 code beside the safe function that checks the operands and calls it. Here what they
 //! share: whether the CPU runs them, and masks of the first lanes.
 
+mod bf16_block;
 mod copy;
 mod lanes;
 mod loops;
@@ -32,6 +36,7 @@ mod pointwise;
 #[cfg(test)]
 mod tests;
 
+pub use bf16_block::{available_bf16, block_bf16, interleave_planes, pack_row_pairs};
 pub use copy::{Runs, copy_runs, copy_runs_to_every_other, transpose};
 pub use lanes::{LANES, LANES_VECTORS, lanes_block};
 pub(crate) use loops::vectorised;
