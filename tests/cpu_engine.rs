@@ -777,8 +777,9 @@ fn cpu_pass(
 
 /// `--precision bf16` on one product layer, three ways:
 /// - against the same engine in fp32 on the operands rounded to bf16 by hand (the input and
-///   weights; the output gradient `r` for the gradients): the same numbers bit for bit, so
-///   the rounding falls on exactly the products' operands;
+///   weights; the output gradient `r` for the gradients): the same numbers up to the order of
+///   the sums (1e-5 of the largest; bit for bit where no bf16 kernel runs), so the rounding
+///   falls on exactly the products' operands (a missed rounding shows at 2^-9);
 /// - against burn on those rounded operands, with this file's tolerances (another summation
 ///   order);
 /// - against fp32 on the operands as they are, within what bf16 rounding allows: bf16 keeps 8
@@ -819,13 +820,18 @@ fn check_bf16_against_burn(spec: &ModelSpec, batch: usize, seed: u64) {
     first.copy_from_slice(&rounded(first));
     let (rx, rr) = (rounded(&x), rounded(&r));
     let ours = cpu_pass(&by_hand, rx.clone(), shape, &rr);
-    assert_eq!(bf16.0, ours.0, "output: {spec:?}");
-    assert_eq!(bf16.1, ours.1, "input gradient: {spec:?}");
-    assert_eq!(
-        weight(&bf16.2),
-        weight(&ours.2),
-        "weight gradient: {spec:?}"
-    );
+    for (what, a, b) in [
+        ("output", &bf16.0, &ours.0),
+        ("input gradient", &bf16.1, &ours.1),
+        ("weight gradient", &weight(&bf16.2), &weight(&ours.2)),
+    ] {
+        // Equal but for the order of the sums (the bf16 micro-kernel adds pairs of products).
+        let e = relative_error(a, b);
+        assert!(
+            e < 1e-5,
+            "{what} differs from fp32 on rounded operands by {e}: {spec:?}"
+        );
+    }
 
     let burn = burn_pass(&burn_from_cpu(&by_hand, &device), rx, shape, &rr, &device);
     for (what, a, b, tolerance) in [

@@ -2,7 +2,8 @@
 //! the nearest bf16 (ties to even, as `vcvtneps2bf16` and PyTorch's conversion round) and
 //! kept in an f32, so the engine's fp32 kernels multiply exactly the bf16 values (a product of
 //! two 8-bit significands is exact in f32's 24) and accumulate in fp32: the numbers of a bf16
-//! kernel up to the order of its sums, on every CPU.
+//! kernel up to the order of its sums, on every CPU. Where the CPU has AVX512-BF16, stride-1
+//! convolutions' forward passes take the bf16 micro-kernel instead (`conv::implicit`).
 
 use std::borrow::Cow;
 

@@ -131,7 +131,11 @@ static WHOLE_BATCH: Shard = Shard {
 
 /// The geometry of convolution layer `layer` on inputs of `shape`: the convolution itself, or
 /// for a transposed convolution the convolution it transposes.
-fn conv_geometry(layer: &LayerSpec, [_, c, h, w]: [usize; 4]) -> ConvGeometry {
+fn conv_geometry(
+    layer: &LayerSpec,
+    [_, c, h, w]: [usize; 4],
+    precision: Precision,
+) -> ConvGeometry {
     let (LayerSpec::Conv {
         out_channels,
         kernel,
@@ -153,7 +157,7 @@ fn conv_geometry(layer: &LayerSpec, [_, c, h, w]: [usize; 4]) -> ConvGeometry {
         LayerSpec::Conv { .. } => ConvGeometry::conv,
         _ => ConvGeometry::transposing,
     };
-    geometry(c, h, w, out_channels, kernel, stride, padding)
+    geometry(c, h, w, out_channels, kernel, stride, padding).with_bf16(precision == Precision::Bf16)
 }
 
 /// The tensors of one layer: (name suffix, shape).
@@ -424,7 +428,7 @@ impl CpuNet {
             (&LayerSpec::Conv { out_channels, .. }, LayerParams::Conv { weight, bias }) => {
                 let (x, weight) = self.operands(x, weight);
                 let weight = &weight[..];
-                let g = conv_geometry(self.op(i), x.shape);
+                let g = conv_geometry(self.op(i), x.shape, self.precision);
                 let full = [n, out_channels, g.h_out, g.w_out];
                 if self.pool_follows(i) {
                     let size = n * out_channels * (g.h_out / 2) * (g.w_out / 2);
@@ -476,7 +480,7 @@ impl CpuNet {
                 LayerParams::Conv { weight, bias },
             ) => {
                 let (x, weight) = self.operands(x, weight);
-                let g = conv_geometry(self.op(i), x.shape);
+                let g = conv_geometry(self.op(i), x.shape, self.precision);
                 let mut out = memory::zeroed(n * g.in_len());
                 conv::conv_transpose_forward(&g, &x.data, &weight, bias.as_deref(), &mut out);
                 (
@@ -635,7 +639,10 @@ impl CpuNet {
                     LayerParams::Conv { weight, bias },
                     Saved::Input(x),
                 ) => {
-                    let (n, g) = (x.shape[0], conv_geometry(self.op(i), x.shape));
+                    let (n, g) = (
+                        x.shape[0],
+                        conv_geometry(self.op(i), x.shape, self.precision),
+                    );
                     let weight = operand(weight, self.precision);
                     if let Some(argmax) = pending_pool.take() {
                         let mut dx = need_input_grad.then(|| memory::zeroed(n * g.in_len()));
@@ -684,7 +691,10 @@ impl CpuNet {
                     LayerParams::Conv { weight, .. },
                     Saved::Input(x),
                 ) => {
-                    let (n, g) = (x.shape[0], conv_geometry(self.op(i), x.shape));
+                    let (n, g) = (
+                        x.shape[0],
+                        conv_geometry(self.op(i), x.shape, self.precision),
+                    );
                     grads_reversed.push(layers::channel_sums(&grad, out_channels, g.h * g.w));
                     let dy = operand(&grad, self.precision);
                     grads_reversed.push(conv::conv_transpose_weight_grad(&g, &dy, &x.data));

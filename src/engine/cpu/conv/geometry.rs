@@ -19,6 +19,10 @@ pub struct ConvGeometry {
     pub pad: usize,
     pub h_out: usize,
     pub w_out: usize,
+    /// Whether the products' operands are bf16 values (`--precision bf16`, rounded by the
+    /// caller), which the bf16 micro-kernel takes where it runs; fp32's kernels compute the
+    /// same numbers elsewhere.
+    pub bf16: bool,
 }
 
 impl ConvGeometry {
@@ -42,7 +46,13 @@ impl ConvGeometry {
             pad,
             h_out: (h + 2 * pad - k) / stride + 1,
             w_out: (w + 2 * pad - k) / stride + 1,
+            bf16: false,
         }
+    }
+
+    /// The same convolution with bf16 operands when `bf16`.
+    pub fn with_bf16(self, bf16: bool) -> Self {
+        ConvGeometry { bf16, ..self }
     }
 
     /// The convolution that a transposed convolution of a `[c_in, h, w]` input to `c_out`
@@ -73,7 +83,8 @@ impl ConvGeometry {
             return None;
         }
         let (k, c_in, c_out) = (self.k, self.c_in, self.c_out);
-        let g = ConvGeometry::conv(c_out, self.h_out, self.w_out, c_in, k, 1, k - 1 - self.pad);
+        let g = ConvGeometry::conv(c_out, self.h_out, self.w_out, c_in, k, 1, k - 1 - self.pad)
+            .with_bf16(self.bf16);
         debug_assert_eq!((g.h_out, g.w_out), (self.h, self.w));
         let mut kernels = vec![0.0; weight.len()];
         for o in 0..c_out {

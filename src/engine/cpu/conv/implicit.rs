@@ -9,7 +9,11 @@
 //!   take `conv::lanes` instead, and strided input gradients run each phase through the same
 //!   panels in `conv::phases`);
 //! - the weight gradient: `kernel::shifted_block`, each step broadcast from the grid against
-//!   the output gradient laid out position by position, over the output positions only.
+//!   the output gradient laid out position by position, over the output positions only;
+//! - with bf16 operands (`--precision bf16`) and AVX512-BF16, a stride-1 forward pass on
+//!   `kernel::block_bf16`: the grid's channels interleaved in pairs, each pair of steps one
+//!   `vdpbf16ps` (weight gradients and strided passes stay on the fp32 kernels, which compute
+//!   bf16 operands' products exactly).
 //!
 //! On an Intel Xeon the unfolding this replaces cost about a third of a small plane's forward
 //! pass, and the `gemm` crate's weight gradients (which unfold, then pack both operands again)
@@ -76,16 +80,57 @@ impl ConvGeometry {
         out: &mut [f32],
         scratch: &mut Scratch,
     ) {
+        self.in_padded_blocks(images, out, |images, rows, out| {
+            self.forward_rows_implicit(images, packed, rows, bias, out, scratch)
+        })
+    }
+
+    /// Whether this convolution's forward pass runs on the bf16 micro-kernel: bf16 operands,
+    /// the kernel there, stride 1 on a padded grid (a strided grid's planes are phases, not
+    /// channels to pair).
+    pub(super) fn runs_implicit_bf16(&self) -> bool {
+        self.bf16 && self.stride == 1 && self.runs_implicit() && kernel::available_bf16()
+    }
+
+    /// [`ConvGeometry::forward_implicit`] on the bf16 micro-kernel, the weights `pairs` as
+    /// `Weights::pairs` lays them out ([`ConvGeometry::runs_implicit_bf16`] must hold).
+    pub(super) fn forward_implicit_bf16(
+        &self,
+        images: &[f32],
+        pairs: &[u32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        self.in_padded_blocks(images, out, |images, rows, out| {
+            let n = images.len() / self.in_len();
+            let padded = Padded::new(self, n, rows);
+            padded.fill(self, images, &mut scratch.cols);
+            kernel::interleave_planes(&scratch.cols, self.c_in, padded.channel, &mut scratch.pairs);
+            scratch.steps.set(padded.pair_steps(self));
+            let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
+            let emit = |block: &[f32], first| padded.scatter(self, block, first, bias, out);
+            panels_bf16(&padded, self, pairs, scratch, emit);
+        })
+    }
+
+    /// `f(images, output rows, out)` over whole images side by side when small, each image in
+    /// blocks of rows when large.
+    fn in_padded_blocks(
+        &self,
+        images: &[f32],
+        out: &mut [f32],
+        mut f: impl FnMut(&[f32], Range<usize>, &mut [f32]),
+    ) {
         if self.groups_images() {
-            let rows = 0..self.h_out;
-            return self.forward_rows_implicit(images, packed, rows, bias, out, scratch);
+            return f(images, 0..self.h_out, out);
         }
         for (image, out) in images
             .chunks(self.in_len())
             .zip(out.chunks_mut(self.out_len()))
         {
             for rows in self.padded_blocks() {
-                self.forward_rows_implicit(image, packed, rows, bias, out, scratch);
+                f(image, rows, out);
             }
         }
     }
@@ -227,6 +272,36 @@ pub(super) fn panels(
             for (ip, rows) in block.chunks_exact_mut(MR * NR).enumerate() {
                 let weights = &weights[(ip * patch + p0) * MR..];
                 kernel::block(weights, columns, steps, pass.clone(), rows, NR, p0 > 0);
+            }
+        }
+        emit(block, first);
+    }
+}
+
+/// [`panels`] on the bf16 micro-kernel: the weights as `Weights::pairs` lays them out, the
+/// input's channel pairs in `scratch.pairs`, the pairs' starts in `scratch.steps`.
+fn panels_bf16(
+    padded: &Padded,
+    g: &ConvGeometry,
+    weights: &[u32],
+    scratch: &mut Scratch,
+    mut emit: impl FnMut(&[f32], usize),
+) {
+    let Scratch {
+        pairs,
+        block,
+        steps,
+        ..
+    } = scratch;
+    let depth = g.c_in.div_ceil(2) * g.k * g.k;
+    block.resize(g.c_out.div_ceil(MR) * MR * NR, 0.0);
+    for first in (0..padded.width).step_by(NR) {
+        let columns = &pairs[first..];
+        for q0 in (0..depth).step_by(KC / 2) {
+            let pass = q0..(q0 + KC / 2).min(depth);
+            for (ip, rows) in block.chunks_exact_mut(MR * NR).enumerate() {
+                let weights = &weights[(ip * depth + q0) * MR..];
+                kernel::block_bf16(weights, columns, steps, pass.clone(), rows, NR, q0 > 0);
             }
         }
         emit(block, first);
@@ -412,6 +487,16 @@ impl Padded {
                 taps.iter()
                     .map(move |&(px, dx)| ((c * s + py) * s + px) * channel + dy * row + dx)
             })
+            .collect()
+    }
+
+    /// Where each pair of steps of a stride-1 patch starts on the grid of channel pairs
+    /// (`kernel::interleave_planes` of the filled grid), relative to the grid position being
+    /// computed: channel pair `j`, tap `(ky, kx)`, in `Weights::pairs`' order.
+    fn pair_steps(&self, g: &ConvGeometry) -> Vec<usize> {
+        let (channel, row, k) = (self.channel, self.row, g.k);
+        (0..g.c_in.div_ceil(2))
+            .flat_map(|j| (0..k * k).map(move |t| j * channel + (t / k) * row + t % k))
             .collect()
     }
 

@@ -24,6 +24,7 @@ const GROUP_FLOATS: usize = 1 << 19;
 pub(super) struct Weights<'a> {
     pub(super) values: &'a [f32],
     packed: OnceLock<Vec<f32>>,
+    pairs: OnceLock<Vec<u32>>,
 }
 
 impl<'a> Weights<'a> {
@@ -31,6 +32,7 @@ impl<'a> Weights<'a> {
         Weights {
             values,
             packed: OnceLock::new(),
+            pairs: OnceLock::new(),
         }
     }
 
@@ -39,6 +41,27 @@ impl<'a> Weights<'a> {
         self.packed.get_or_init(|| {
             let mut packed = Vec::new();
             kernel::pack_rows(self.values, rows, depth, &mut packed);
+            packed
+        })
+    }
+
+    /// The weights `[c_out, c_in, k, k]` of `g` for the bf16 micro-kernel: each output's row as
+    /// pairs of input channels tap by tap (channel `2j` low, `2j + 1` high, zero past the
+    /// last channel), as `kernel::pack_row_pairs` lays them out.
+    pub(super) fn pairs(&self, g: &ConvGeometry) -> &[u32] {
+        self.pairs.get_or_init(|| {
+            let (taps, pairs) = (g.k * g.k, g.c_in.div_ceil(2));
+            let mut rows = vec![0.0; g.c_out * pairs * taps * 2];
+            for (o, row) in rows.chunks_exact_mut(pairs * taps * 2).enumerate() {
+                for c in 0..g.c_in {
+                    for t in 0..taps {
+                        row[((c / 2) * taps + t) * 2 + c % 2] =
+                            self.values[(o * g.c_in + c) * taps + t];
+                    }
+                }
+            }
+            let mut packed = Vec::new();
+            kernel::pack_row_pairs(&rows, g.c_out, pairs * taps, &mut packed);
             packed
         })
     }
@@ -92,6 +115,8 @@ impl ConvGeometry {
             winograd::forward(self, images, weights.values, bias, out, cols, rows, threads)
         } else if threads == Threads::One && self.runs_in_lanes() {
             self.forward_lanes(images, weights.values, bias, out, scratch)
+        } else if threads == Threads::One && self.runs_implicit_bf16() {
+            self.forward_implicit_bf16(images, weights.pairs(self), bias, out, scratch)
         } else if threads == Threads::One && self.runs_implicit() {
             let packed = weights.packed(self.c_out, self.patch());
             self.forward_implicit(images, packed, bias, out, scratch)

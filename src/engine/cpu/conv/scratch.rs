@@ -15,4 +15,6 @@ pub(super) struct Scratch {
     pub(super) block: Vec<f32>,
     /// Where each step of the patch starts in the zero-padded input the micro-kernel reads.
     pub(super) steps: kernel::Steps,
+    /// The zero-padded input as planes of bf16 channel pairs, for the bf16 micro-kernel.
+    pub(super) pairs: Vec<u32>,
 }

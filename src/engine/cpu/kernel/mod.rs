@@ -12,8 +12,8 @@
 //! - [`pointwise`], for 1x1 convolutions with few outputs: 16 positions at a time, every
 //!   output's sum in a register.
 //! - [`block_bf16`], the micro-kernel on pairs of bf16 steps (AVX512-BF16's `vdpbf16ps`), with
-//!   its packing ([`pack_row_pairs`], [`interleave_planes`]): measured against the fp32 kernel,
-//!   not yet called by the convolutions.
+//!   its packing ([`pack_row_pairs`], [`interleave_planes`]), for `--precision bf16`'s stride-1
+//!   forward passes on a padded grid (and so the input gradients that run as forward passes).
 //! - [`copy_runs`], [`copy_runs_to_every_other`] and [`transpose`]: the copies around them
 //!   (padding, results with a bias, a stride-2 phase into its rows, turning channels into
 //!   positions), in masked vectors and register tiles.
