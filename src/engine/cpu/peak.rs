@@ -124,6 +124,13 @@ mod x86 {
                 *v = _mm512_fmadd_ps(*v, a, b);
             }
         }
+        total(acc)
+    }
+
+    /// The sum of every lane of the chains.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn total(acc: [__m512; CHAINS]) -> f32 {
         let mut sum = _mm512_setzero_ps();
         for v in acc {
             sum = _mm512_add_ps(sum, v);
@@ -144,11 +151,7 @@ mod x86 {
                 *v = _mm512_dpbf16_ps(*v, a, a);
             }
         }
-        let mut sum = _mm512_setzero_ps();
-        for v in acc {
-            sum = _mm512_add_ps(sum, v);
-        }
-        _mm512_reduce_add_ps(sum)
+        total(acc)
     }
 
     #[target_feature(enable = "avx2,fma")]

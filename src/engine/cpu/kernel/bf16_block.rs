@@ -136,19 +136,7 @@ mod avx512 {
                 }
             }
         }
-        for (i, acc) in acc.iter().enumerate() {
-            for (v, &sum) in acc.iter().enumerate() {
-                // SAFETY: row i < MR and columns 16v..16v + 16 <= NR of the block.
-                unsafe {
-                    let out = c.add(i * ldc + 16 * v);
-                    let value = if add {
-                        _mm512_add_ps(_mm512_loadu_ps(out), sum)
-                    } else {
-                        sum
-                    };
-                    _mm512_storeu_ps(out, value);
-                }
-            }
-        }
+        // SAFETY: `c` holds the block (the contract).
+        unsafe { super::super::micro::avx512::store_block(&acc, c, ldc, add) }
     }
 }

@@ -145,7 +145,7 @@ pub fn shifted_block(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(super) mod avx512 {
     use std::arch::x86_64::*;
     use std::ops::Range;
 
@@ -224,6 +224,23 @@ mod avx512 {
                 }
             }
         }
+        // SAFETY: `c` holds the block (the contract).
+        unsafe { store_block(&acc, c, ldc, add) }
+    }
+
+    /// The `MR x NR` sums of a micro-kernel to `c` (rows `ldc` apart), added to what it holds
+    /// when `add`.
+    ///
+    /// # Safety
+    /// AVX-512F must be available and `c` must hold an `MR x NR` block with rows `ldc` apart.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(in crate::engine::cpu::kernel) unsafe fn store_block(
+        acc: &[[__m512; 3]; MR],
+        c: *mut f32,
+        ldc: usize,
+        add: bool,
+    ) {
         for (i, acc) in acc.iter().enumerate() {
             for (v, &sum) in acc.iter().enumerate() {
                 // SAFETY: row i < MR and columns 16v..16v + 16 <= NR of the block.
