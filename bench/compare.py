@@ -6,6 +6,9 @@ JSON.
   python3 bench/compare.py --measures steps     # only the step timings (a few minutes)
   python3 bench/compare.py --device gpu         # convlab on wgpu against PyTorch on CUDA
   python3 bench/compare.py --engines cpu        # only convlab's own CPU engine (default: cpu,burn)
+  python3 bench/compare.py --precision bf16 --measures steps --engines cpu
+                                                # bf16: convlab's --precision bf16 against
+                                                # PyTorch's autocast + channels_last
 
 Needs a convlab binary (default target/release/convlab; build it with
 `cargo build --release`, add `--features wgpu` for --device gpu) and PyTorch
@@ -37,6 +40,9 @@ def parser():
     p.add_argument("--engines", default=None,
                    help="convlab engines to time, comma-separated (default: cpu,burn on the CPU, burn on a GPU)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: convlab's --precision bf16 (CPU engine) against PyTorch's autocast "
+                        "with channels_last (steps only)")
     p.add_argument("--data-root", default=os.environ.get("CONVLAB_DATA"))
     p.add_argument("--out", default=str(HERE / "results.json"))
     return p
@@ -51,7 +57,8 @@ def run(cmd, env):
 
 
 def measure(args, framework, network, what, env):
-    common = ["--network", network, "--measure", what, "--steps", str(args.steps)]
+    common = ["--network", network, "--measure", what, "--steps", str(args.steps),
+              "--precision", args.precision]
     if framework.startswith("convlab"):
         engine = framework.split(" ", 1)[1]
         cmd = [args.convlab, "bench", *common, "--device", args.device, "--engine", engine]
@@ -95,6 +102,9 @@ def main():
     networks = args.networks.split(",")
     measures = args.measures.split(",")
     engines = (args.engines or ("burn" if args.device == "gpu" else "cpu,burn")).split(",")
+    if args.precision == "bf16" and (engines != ["cpu"] or measures != ["steps"]):
+        raise SystemExit("--precision bf16: needs --engines cpu --measures steps (burn computes "
+                         "in fp32; PyTorch's side is timed for steps)")
     frameworks = [f"convlab {e}" for e in engines] + ["pytorch"]
     results = []
     for network in networks:
@@ -122,7 +132,10 @@ def main():
     if args.device == "cpu":
         peak = run([args.convlab, "bench", "--measure", "peak"], env)
     peak_text = f"; fp32 peak {peak['peak_gflops']:.0f} GFLOP/s ({peak['isa']})" if peak else ""
-    header = (f"{cpu_name()}, {os.cpu_count()} cores, {args.threads} threads, device {args.device}; "
+    if peak and peak.get("peak_bf16_gflops"):
+        peak_text += f", bf16 peak {peak['peak_bf16_gflops']:.0f} GFLOP/s"
+    header = (f"{cpu_name()}, {os.cpu_count()} cores, {args.threads} threads, device {args.device}, "
+              f"precision {args.precision}; "
               f"PyTorch {torch_version}; medians of {args.repeats} interleaved runs for steps{peak_text}")
     print("\n" + header)
     ours = frameworks[:-1]
@@ -149,8 +162,11 @@ def main():
         shares = values("convlab cpu", network, "steps", "products_share_of_step")
         if rates and peak:
             rate = statistics.median(rates)
+            of_peaks = f"{100 * rate / peak['peak_gflops']:.0f}% of the fp32 peak"
+            if args.precision == "bf16" and peak.get("peak_bf16_gflops"):
+                of_peaks += f", {100 * rate / peak['peak_bf16_gflops']:.0f}% of the bf16 peak"
             print(f"convlab cpu {network}: matrix products {100 * statistics.median(shares):.0f}% of a "
-                  f"training step, at {rate:.0f} GFLOP/s = {100 * rate / peak['peak_gflops']:.0f}% of the peak")
+                  f"training step, at {rate:.0f} GFLOP/s = {of_peaks}")
     for r in results:
         t = r.get("epoch_timing")
         if r["framework"].startswith("convlab") and t:

@@ -18,7 +18,7 @@ import math
 import sys
 
 LINKS = {"10 Gbit/s": (10e9 / 8, 25e-6), "100 Gbit/s": (100e9 / 8, 3e-6)}  # bytes/s, seconds
-BATCH_NORMS = {"res": 8, "own": 4, "unet": 19, "fcn": 7, "base": 0, "wide": 0}
+BATCH_NORMS = {"res": 8, "wres": 8, "own": 4, "unet": 19, "fcn": 7, "base": 0, "wide": 0}
 NODES = (4, 16, 64)
 
 steps, params = {}, {}

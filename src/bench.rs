@@ -88,7 +88,7 @@ impl BenchError {
 /// A benchmark as asked for (`convlab bench`).
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// The network: base, wide, own, res (Fashion-MNIST) or fcn, unet (Mini Facade); none
+    /// The network: base, wide, own, res, wres (Fashion-MNIST) or fcn, unet (Mini Facade); none
     /// for `peak`.
     pub network: Option<String>,
     pub measure: Measure,
@@ -125,7 +125,13 @@ impl Network {
         }
         Err(BenchError::InvalidOption {
             flag: "--network",
-            reason: format!("unknown network '{name}' (base, wide, own, res, fcn, unet)"),
+            reason: format!(
+                "unknown network '{name}' ({})",
+                (ClassifierKind::ALL.iter().map(|k| k.name()))
+                    .chain(SegmenterKind::ALL.iter().map(|k| k.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         })
     }
 
@@ -449,15 +455,16 @@ fn time_to_accuracy(
     let task = Classification::fashion_mnist(Checksums::Verify);
     let sets = task.load(args.data.as_deref(), None)?;
     // Adam lr 1e-3 without weight decay, as the PyTorch reference.
-    let params = TrainOptions {
+    let options = TrainOptions {
         batch_size: Some(batch),
         lr: Some(1e-3),
         weight_decay: Some(0.0),
         ..Default::default()
-    }
-    .check(&Classification::recipe(kind))
-    .map_err(TaskError::from)?;
-    let config = task.fresh_config(kind, params, compute.device, &sets)?;
+    };
+    let params = options
+        .check(&Classification::recipe(kind))
+        .map_err(TaskError::from)?;
+    let config = task.fresh_config(kind, params, &options, compute.device, &sets)?;
     let data = tasks::prepare::<Classification>(sets, &config)?;
     let params = &config.params;
     let batcher = ClassificationBatcher {

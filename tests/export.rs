@@ -86,7 +86,7 @@ fn short_run<T: Task>(
     let params = options.check(&T::recipe(model)).unwrap();
     let sets = task.load(data, None).unwrap();
     let config = task
-        .fresh_config(model, params, Default::default(), &sets)
+        .fresh_config(model, params, &options, Default::default(), &sets)
         .unwrap();
     let prepared = tasks::prepare::<T>(sets, &config).unwrap();
     let run = RunDir::new(dir);
@@ -342,6 +342,11 @@ fn res_exports_to_onnx_and_safetensors() {
 }
 
 #[test]
+fn wres_exports_to_onnx_and_safetensors() {
+    classifier_round_trip(ClassifierKind::Wres);
+}
+
+#[test]
 fn fcn_exports_to_onnx_and_safetensors() {
     segmenter_round_trip(SegmenterKind::Fcn);
 }
@@ -366,6 +371,7 @@ fn bad_exports_are_refused_naming_what_is_wrong() {
             TrainOptions::default()
                 .check(&Classification::recipe(ClassifierKind::Base))
                 .unwrap(),
+            &TrainOptions::default(),
             Default::default(),
             &sets,
         )

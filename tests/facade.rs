@@ -137,3 +137,90 @@ fn missing_facade_data_says_what_to_put_where() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no public download"), "{stderr}");
 }
+
+/// `--class-weighting` replaces the recipe's weighting: the loss's weights are the training
+/// pixels' median frequency over each class's (here the square of the recipe's square root),
+/// config.json records it, a resume may not change it, and a classifier refuses it.
+#[test]
+fn class_weighting_is_chosen_recorded_and_kept_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    synthetic::write_facade_split(&root.join("data/train"), 10, 1).unwrap();
+    synthetic::write_facade_split(&root.join("data/test_dev"), 2, 2).unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "facade", "train", "--model", "unet", "--data", "data", "--out", out,
+        ];
+        args.extend(extra);
+        convlab(&args, root)
+    };
+    let weights_said = |out: &std::process::Output| -> Vec<f64> {
+        let stderr = common::stderr(out);
+        let line = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("class weights: "))
+            .unwrap_or_else(|| panic!("no class weights in: {stderr}"))
+            .to_string();
+        line.split(", ")
+            .map(|pair| pair.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let recipe = train("recipe", &["--epochs", "1"]);
+    assert!(recipe.status.success(), "{}", common::stderr(&recipe));
+    let full = train(
+        "full",
+        &["--epochs", "1", "--class-weighting", "median-frequency"],
+    );
+    assert!(full.status.success(), "{}", common::stderr(&full));
+    let (square_roots, weights) = (weights_said(&recipe), weights_said(&full));
+    assert_eq!(weights.len(), 5);
+    for (root_weight, weight) in square_roots.iter().zip(&weights) {
+        // Both printed to two decimals.
+        assert!(
+            (root_weight * root_weight - weight).abs() <= 0.01 * (1.0 + 2.0 * root_weight),
+            "{square_roots:?} squared is not {weights:?}"
+        );
+    }
+    let config = |run: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(root.join(run).join("config.json")).unwrap()).unwrap()
+    };
+    assert_eq!(config("full")["class_weighting"], "median_frequency");
+    assert_eq!(config("recipe")["class_weighting"], "sqrt_median_frequency");
+
+    let changed = train(
+        "full",
+        &["--resume", "--epochs", "2", "--class-weighting", "none"],
+    );
+    assert_bad_input(
+        &changed,
+        "--class-weighting: none differs from the run's config.json (median-frequency)",
+    );
+    let same = train(
+        "full",
+        &[
+            "--resume",
+            "--epochs",
+            "2",
+            "--class-weighting",
+            "median-frequency",
+        ],
+    );
+    assert!(same.status.success(), "{}", common::stderr(&same));
+
+    let classifier = convlab(
+        &[
+            "fashion",
+            "train",
+            "--class-weighting",
+            "none",
+            "--out",
+            "c",
+        ],
+        root,
+    );
+    assert_bad_input(
+        &classifier,
+        "--class-weighting: weighs a segmenter's classes only",
+    );
+    assert!(!root.join("c").exists());
+}

@@ -36,7 +36,7 @@ fn config(kind: ClassifierKind, args: TrainOptions) -> FashionConfig {
         false,
     );
     Classification::fashion_mnist(Checksums::Skip)
-        .fresh_config(kind, params, Default::default(), &shape)
+        .fresh_config(kind, params, &args, Default::default(), &shape)
         .unwrap()
 }
 

@@ -597,7 +597,13 @@ fn a_fashion_mnist_slice_as_class_folders_trains_as_the_idx_files_do() {
                   normalization: Option<Normalization>,
                   name: &str| {
         let mut config = task
-            .fresh_config(kind, params.clone(), Default::default(), &sets)
+            .fresh_config(
+                kind,
+                params.clone(),
+                &TrainOptions::default(),
+                Default::default(),
+                &sets,
+            )
             .unwrap();
         if let Some(n) = normalization {
             config.normalization = n;

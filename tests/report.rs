@@ -50,6 +50,19 @@ fn fixture() -> &'static Fixture {
             ],
             &root,
         );
+        for extra in [["--tta", "flip-shift"], ["--precision", "bf16"]] {
+            let mut args = vec![
+                "fashion",
+                "eval",
+                "--run",
+                "fashion",
+                "--data",
+                "fashion-data",
+                "--skip-checksums",
+            ];
+            args.extend(extra);
+            run_ok(&args, &root);
+        }
         synthetic::write_facade_split(&root.join("facade-data/train"), 10, 1).unwrap();
         synthetic::write_facade_split(&root.join("facade-data/test_dev"), 2, 2).unwrap();
         run_ok(
@@ -194,6 +207,33 @@ fn every_table_has_the_expected_rows() {
     );
     assert!(f.stdout.contains("test mAP"), "{}", f.stdout);
     assert!(f.stdout.contains("report/index.html"), "{}", f.stdout);
+}
+
+/// The headline lists each other evaluation `eval` wrote, with its figures; a run without any
+/// lists none.
+#[test]
+fn the_headline_lists_the_evaluations_beside_the_plain_one() {
+    let f = fixture();
+    let html = page(f);
+    for (options, file) in [
+        ("--tta flip-shift", "metrics_tta_flip-shift.json"),
+        ("--precision bf16", "metrics_bf16.json"),
+    ] {
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(f.root.join("fashion").join(file)).unwrap())
+                .unwrap();
+        let said = format!(
+            "With <code>eval {options}</code>: test accuracy {:.2}% · validation {:.2}%",
+            100.0 * metrics["test"]["accuracy"].as_f64().unwrap(),
+            100.0 * metrics["val"]["accuracy"].as_f64().unwrap()
+        );
+        assert!(html.contains(&said), "no '{said}' in the report");
+    }
+    assert_eq!(
+        html.matches("With <code>eval ").count(),
+        2 * 2,
+        "the fashion run is listed twice"
+    );
 }
 
 #[test]

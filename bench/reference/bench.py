@@ -9,10 +9,13 @@ Measures (see src/bench.rs for convlab's side):
   augmentation as convlab's recipe for the segmenter), train, validate, save a checkpoint;
 - time-to-90: Fashion-MNIST, Adam lr 1e-3, batch 64, validation every --eval-every steps, until
   validation accuracy reaches --target.
+--precision bf16 (steps only) runs forward and loss under `torch.autocast("cpu", torch.bfloat16)`
+with the model and batch in `channels_last`, as PyTorch's CPU performance guide recommends.
 Install: pip install torch numpy pillow
 """
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -46,6 +49,7 @@ def args_parser():
     p.add_argument("--data", help="the data set's folder (default $CONVLAB_DATA/<set>, then ./data/<set>)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     return p
 
 
@@ -54,11 +58,21 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+def autocast(args, device):
+    """bf16 products with fp32 sums, weights and optimiser (mixed precision), or plain fp32."""
+    if args.precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def time_steps(args, model, device, batch):
     segmenter = args.network in SEGMENTERS
     g = torch.Generator().manual_seed(7)
     shape = (batch, 3, 256, 256) if segmenter else (batch, 1, 28, 28)
     x = (torch.rand(shape, generator=g) * 2 - 1).to(device)
+    if args.precision == "bf16":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     if segmenter:
         y = torch.randint(0, 5, (batch, 256, 256), generator=g).to(device)
     else:
@@ -68,7 +82,8 @@ def time_steps(args, model, device, batch):
     train_ms = []
     for i in range(args.warmup + args.steps):
         start = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
+        with autocast(args, device):
+            loss = F.cross_entropy(model(x), y)
         loss.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -81,7 +96,8 @@ def time_steps(args, model, device, batch):
     with torch.no_grad():
         for i in range(args.warmup + args.steps):
             start = time.perf_counter()
-            model(x).cpu()
+            with autocast(args, device):
+                model(x).float().cpu()
             if i >= args.warmup:
                 infer_ms.append((time.perf_counter() - start) * 1e3)
     return float(np.median(train_ms)), float(np.median(infer_ms))
@@ -216,6 +232,8 @@ def time_to_accuracy(args, model, device, batch):
 
 def main():
     args = args_parser().parse_args()
+    if args.precision != "fp32" and args.measure != "steps":
+        raise SystemExit(f"--precision {args.precision}: measured for --measure steps only")
     torch.set_num_threads(args.threads)
     torch.manual_seed(42)
     device = torch.device(args.device)
@@ -230,6 +248,7 @@ def main():
         "batch_size": batch,
         "params": parameter_count(model),
         "torch": torch.__version__,
+        "precision": args.precision,
     }
     if args.measure == "steps":
         train, infer = time_steps(args, model, device, batch)

@@ -94,12 +94,20 @@ def _residual(channels: int) -> list:
         _conv_bn_relu(channels, channels, 1) + [AddSkip()]
 
 
-def res() -> nn.Module:
-    layers = _conv_bn_relu(1, 32, 1) + _conv_bn_relu(32, 32, 1) + [nn.MaxPool2d(2)]
-    layers += _residual(32) + _conv_bn_relu(32, 64, 1) + [nn.MaxPool2d(2)]
-    layers += _residual(64) + _conv_bn_relu(64, 128, 1)
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)]
+def _residual_stages(first: int, second: int, third: int) -> nn.Module:
+    layers = _conv_bn_relu(1, first, 1) + _conv_bn_relu(first, first, 1) + [nn.MaxPool2d(2)]
+    layers += _residual(first) + _conv_bn_relu(first, second, 1) + [nn.MaxPool2d(2)]
+    layers += _residual(second) + _conv_bn_relu(second, third, 1)
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(third, 10)]
     return SkipSequential(*layers)
+
+
+def res() -> nn.Module:
+    return _residual_stages(32, 64, 128)
+
+
+def wres() -> nn.Module:
+    return _residual_stages(64, 128, 256)
 
 
 UNET_CHANNELS = [16, 32, 64, 128, 256]
@@ -120,7 +128,7 @@ def unet() -> nn.Module:
     return SkipSequential(*layers)
 
 
-NETWORKS = {"base": base, "wide": wide, "own": own, "res": res, "fcn": fcn, "unet": unet}
+NETWORKS = {"base": base, "wide": wide, "own": own, "res": res, "wres": wres, "fcn": fcn, "unet": unet}
 SEGMENTERS = {"fcn", "unet"}
 
 

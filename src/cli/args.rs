@@ -11,7 +11,7 @@ use crate::distributed::{Launch, World};
 use crate::engine::{Compute, DeviceKind, EngineError, EngineKind, Precision, Tta};
 use crate::export::ExportFormat;
 use crate::models::{ClassifierKind, SegmenterKind};
-use crate::run::config::{DEFAULT_SEED, TrainOptions};
+use crate::run::config::{ClassWeighting, DEFAULT_SEED, TrainOptions};
 use crate::run::schedule::Schedule;
 use crate::tasks::{SearchMode, TaskError};
 use crate::train::{Clock, TrainRequest};
@@ -259,6 +259,10 @@ pub struct TrainArgs {
     /// weights train on and are checkpointed beside it. 0 turns the recipe's off.
     #[arg(long, value_name = "DECAY", allow_negative_numbers = true)]
     pub ema: Option<f32>,
+    /// How a segmenter's loss weighs its classes (default: the model's recipe); segmenters
+    /// only.
+    #[arg(long, value_enum, value_name = "WEIGHTING")]
+    pub class_weighting: Option<ClassWeighting>,
     /// Continue the run in --out from its last checkpoint (its config.json is reused; only
     /// --epochs may be raised).
     #[arg(long)]
@@ -300,6 +304,7 @@ impl TrainArgs {
                 budget: self.budget,
                 label_smoothing: self.label_smoothing,
                 ema: self.ema,
+                class_weighting: self.class_weighting,
             },
             resume: self.resume,
             out: self.out.clone(),
@@ -575,7 +580,7 @@ pub struct ExportArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// The network: base, wide, own, res (Fashion-MNIST) or fcn, unet (Mini Facade); not
+    /// The network: base, wide, own, res, wres (Fashion-MNIST) or fcn, unet (Mini Facade); not
     /// needed for `--measure peak`.
     #[arg(long)]
     pub network: Option<String>,

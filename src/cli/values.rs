@@ -9,6 +9,7 @@ use crate::distributed::Launch;
 use crate::engine::{DeviceKind, EngineKind, Precision, Tta};
 use crate::export::ExportFormat;
 use crate::models::{ClassifierKind, ModelKind, SegmenterKind};
+use crate::run::config::ClassWeighting;
 use crate::run::schedule::Schedule;
 
 /// Implements [`ValueEnum`] from a type's `ALL`, `name()` and, where it has one, `about()`.
@@ -55,6 +56,7 @@ value_enum!(Precision);
 value_enum!(ClassifierKind, model);
 value_enum!(SegmenterKind, model);
 value_enum!(Schedule);
+value_enum!(ClassWeighting);
 value_enum!(ExportFormat);
 value_enum!(Measure, without_help);
 value_enum!(Launch);

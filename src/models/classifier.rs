@@ -14,6 +14,7 @@ pub enum ClassifierKind {
     Wide,
     Own,
     Res,
+    Wres,
 }
 
 /// The layers of `base` and `wide`, which differ only in widths and activation: two 3x3
@@ -46,6 +47,47 @@ fn two_convs_then_dense(
             outputs: classes,
         },
     ]
+}
+
+/// The stage widths of `res` and of `wres`, its twice-as-wide sibling.
+const RES_WIDTHS: [usize; 3] = [32, 64, 128];
+const WRES_WIDTHS: [usize; 3] = [64, 128, 256];
+
+/// The layers of `res` and `wres`: two 3x3 conv + batch norm + ReLU of `first` channels and a
+/// 2x2 max-pool; a residual block (two such convs) and a conv to `second`; a max-pool, a
+/// residual block and a conv to `third`; global average pooling and one linear layer.
+fn residual_stages(
+    channels: usize,
+    [first, second, third]: [usize; 3],
+    classes: usize,
+) -> Vec<LayerSpec> {
+    use LayerSpec::*;
+    let residual = |channels: usize| {
+        let mut block = vec![SaveSkip];
+        for _ in 0..2 {
+            block.extend(LayerSpec::conv_bn_relu(channels, channels, 1));
+        }
+        block.push(AddSkip);
+        block
+    };
+    let mut layers = Vec::new();
+    layers.extend(LayerSpec::conv_bn_relu(channels, first, 1));
+    layers.extend(LayerSpec::conv_bn_relu(first, first, 1));
+    layers.push(MaxPool2);
+    layers.extend(residual(first));
+    layers.extend(LayerSpec::conv_bn_relu(first, second, 1));
+    layers.push(MaxPool2);
+    layers.extend(residual(second));
+    layers.extend(LayerSpec::conv_bn_relu(second, third, 1));
+    layers.extend([
+        GlobalAvgPool,
+        Flatten,
+        Linear {
+            inputs: third,
+            outputs: classes,
+        },
+    ]);
+    layers
 }
 
 impl ClassifierKind {
@@ -99,34 +141,8 @@ impl ClassifierKind {
                 ]);
                 layers
             }
-            ClassifierKind::Res => {
-                let residual = |channels: usize| {
-                    let mut block = vec![SaveSkip];
-                    for _ in 0..2 {
-                        block.extend(LayerSpec::conv_bn_relu(channels, channels, 1));
-                    }
-                    block.push(AddSkip);
-                    block
-                };
-                let mut layers = Vec::new();
-                layers.extend(LayerSpec::conv_bn_relu(channels, 32, 1));
-                layers.extend(LayerSpec::conv_bn_relu(32, 32, 1));
-                layers.push(MaxPool2);
-                layers.extend(residual(32));
-                layers.extend(LayerSpec::conv_bn_relu(32, 64, 1));
-                layers.push(MaxPool2);
-                layers.extend(residual(64));
-                layers.extend(LayerSpec::conv_bn_relu(64, 128, 1));
-                layers.extend([
-                    GlobalAvgPool,
-                    Flatten,
-                    Linear {
-                        inputs: 128,
-                        outputs: classes,
-                    },
-                ]);
-                layers
-            }
+            ClassifierKind::Res => residual_stages(channels, RES_WIDTHS, classes),
+            ClassifierKind::Wres => residual_stages(channels, WRES_WIDTHS, classes),
         };
         ModelSpec {
             name: self.name().into(),
@@ -146,6 +162,7 @@ impl ModelKind for ClassifierKind {
         ClassifierKind::Wide,
         ClassifierKind::Own,
         ClassifierKind::Res,
+        ClassifierKind::Wres,
     ];
 
     fn name(self) -> &'static str {
@@ -154,6 +171,7 @@ impl ModelKind for ClassifierKind {
             ClassifierKind::Wide => "wide",
             ClassifierKind::Own => "own",
             ClassifierKind::Res => "res",
+            ClassifierKind::Wres => "wres",
         }
     }
 
@@ -171,6 +189,9 @@ impl ModelKind for ClassifierKind {
             }
             ClassifierKind::Res => {
                 "a small ResNet-9-style network: 3x3 conv + batch norm + ReLU stages of 32, 64 and 128 channels, each of the first two followed by a residual block of two such convs, global average pooling and one linear layer"
+            }
+            ClassifierKind::Wres => {
+                "`res` twice as wide (64, 128 and 256 channels): four times its multiply-adds, for budgets that afford fewer, larger epochs"
             }
         }
     }

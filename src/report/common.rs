@@ -133,21 +133,28 @@ pub(super) fn headline(run: &LoadedRun) -> Result<String, ReportError> {
             best_note(&metrics.checkpoint, history.len()),
         ),
     };
-    let tta = match (run.tta_flip, run.is_classification()) {
-        (None, _) => String::new(),
-        (Some((test, val)), true) => format!(
-            "<br>With test-time flips (<code>eval --tta flip</code>): test accuracy {:.2}% · \
-             validation {:.2}%",
-            100.0 * test,
-            100.0 * val
-        ),
-        (Some((test, val)), false) => format!(
-            "<br>With test-time flips (<code>eval --tta flip</code>): test mAP {test:.3} · \
-             validation mAP {val:.3}"
-        ),
-    };
+    let others: String = run
+        .other_evaluations
+        .iter()
+        .map(|other| {
+            let options = html::escape(&other.options);
+            if run.is_classification() {
+                format!(
+                    "<br>With <code>eval {options}</code>: test accuracy {:.2}% · validation \
+                     {:.2}%",
+                    100.0 * other.test,
+                    100.0 * other.val
+                )
+            } else {
+                format!(
+                    "<br>With <code>eval {options}</code>: test mAP {:.3} · validation mAP {:.3}",
+                    other.test, other.val
+                )
+            }
+        })
+        .collect();
     Ok(format!(
-        "<p class=\"headline\">{results}{tta}<br>{epochs} epochs in {} · {} parameters</p>\n",
+        "<p class=\"headline\">{results}{others}<br>{epochs} epochs in {} · {} parameters</p>\n",
         html::duration(seconds),
         html::count(params)
     ))
@@ -223,7 +230,7 @@ fn class_weighting(config: &SegmentationConfig) -> String {
     use crate::run::config::ClassWeighting;
     match config.settings.class_weighting {
         ClassWeighting::None => "none".into(),
-        ClassWeighting::SqrtMedianFrequency => "sqrt(median frequency / class frequency)".into(),
+        weighting => weighting.about().into(),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::ReportError;
-use crate::engine::Tta;
+use crate::engine::{Precision, Tta};
 use crate::models::{LayerSummary, ModelKind};
 use crate::run::RunDir;
 use crate::run::config::{AnyConfig, ClassificationConfig, HyperParams, SegmentationConfig};
@@ -18,8 +18,51 @@ pub struct LoadedRun {
     /// The run folder's own name, e.g. `own` for `runs/own`.
     pub name: String,
     pub task: TaskRun,
-    /// The headline figure on test and validation of `eval --tta flip`, where it was run.
-    pub tta_flip: Option<(f64, f64)>,
+    /// The headline figure on test and validation of each other evaluation that was run
+    /// (`eval --tta V`, `eval --precision P`), as the command that wrote it.
+    pub other_evaluations: Vec<OtherEvaluation>,
+}
+
+/// The headline figure of one `eval` beside the plain one (`metrics_tta_flip.json`, ...).
+pub struct OtherEvaluation {
+    /// Its options, e.g. `--tta flip-shift --precision bf16`.
+    pub options: String,
+    pub test: f64,
+    pub val: f64,
+}
+
+/// The evaluations `eval --tta` and `eval --precision` wrote beside `metrics.json`, in the order
+/// of their options.
+fn other_evaluations(dir: &RunDir, task: &TaskRun) -> Result<Vec<OtherEvaluation>, ReportError> {
+    let precisions = std::iter::once(None).chain(Precision::ALL.map(Some));
+    let mut found = Vec::new();
+    for precision in precisions {
+        for tta in Tta::ALL {
+            let path = dir.metrics_with(tta, precision);
+            if (tta.is_none() && precision.is_none()) || !path.is_file() {
+                continue;
+            }
+            let (test, val) = match task {
+                TaskRun::Classification { .. } => {
+                    let m: ClassificationMetrics = read_json(&path)?;
+                    (m.test.accuracy, m.val.accuracy)
+                }
+                TaskRun::Segmentation { .. } => {
+                    let m: SegmentationMetrics = read_json(&path)?;
+                    (m.test.map, m.val.map)
+                }
+            };
+            let tta = (!tta.is_none()).then(|| format!("--tta {}", tta.name()));
+            let precision = precision.map(|p| format!("--precision {}", p.name()));
+            let options = tta
+                .into_iter()
+                .chain(precision)
+                .collect::<Vec<_>>()
+                .join(" ");
+            found.push(OtherEvaluation { options, test, val });
+        }
+    }
+    Ok(found)
 }
 
 pub enum TaskRun {
@@ -107,18 +150,7 @@ impl LoadedRun {
                 history: read_log(&dir.metrics_log())?,
             },
         };
-        let tta_path = dir.metrics_with(Tta::Flip, None);
-        let tta_flip = match &task {
-            _ if !tta_path.is_file() => None,
-            TaskRun::Classification { .. } => {
-                let m: ClassificationMetrics = read_json(&tta_path)?;
-                Some((m.test.accuracy, m.val.accuracy))
-            }
-            TaskRun::Segmentation { .. } => {
-                let m: SegmentationMetrics = read_json(&tta_path)?;
-                Some((m.test.map, m.val.map))
-            }
-        };
+        let other_evaluations = other_evaluations(&dir, &task)?;
         let name = root
             .canonicalize()
             .unwrap_or_else(|_| root.to_path_buf())
@@ -129,7 +161,7 @@ impl LoadedRun {
             dir,
             name,
             task,
-            tta_flip,
+            other_evaluations,
         })
     }
 

@@ -56,6 +56,8 @@ pub struct TrainOptions {
     pub label_smoothing: Option<f32>,
     /// The decay of a moving average of the weights, the model evaluated; 0 turns it off.
     pub ema: Option<f32>,
+    /// How a segmenter's loss weighs its classes (the recipe's where `None`).
+    pub class_weighting: Option<ClassWeighting>,
 }
 
 /// A model's recommended training recipe, used where the command line is silent.
@@ -648,9 +650,38 @@ pub enum ClassWeighting {
     /// square root of SegNet's median-frequency balancing, which lifts the rare pillar and
     /// balcony without letting their few pixels dominate the gradient.
     SqrtMedianFrequency,
+    /// Class c weighs `median frequency / frequency of c`: SegNet's median-frequency
+    /// balancing, the rare classes lifted the most.
+    MedianFrequency,
 }
 
 impl ClassWeighting {
+    pub const ALL: [ClassWeighting; 3] = [
+        ClassWeighting::None,
+        ClassWeighting::SqrtMedianFrequency,
+        ClassWeighting::MedianFrequency,
+    ];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClassWeighting::None => "none",
+            ClassWeighting::SqrtMedianFrequency => "sqrt-median-frequency",
+            ClassWeighting::MedianFrequency => "median-frequency",
+        }
+    }
+
+    /// What each class weighs, for help texts and the report.
+    pub fn about(self) -> &'static str {
+        match self {
+            ClassWeighting::None => "every pixel counts the same",
+            ClassWeighting::SqrtMedianFrequency => "sqrt(median frequency / class frequency)",
+            ClassWeighting::MedianFrequency => {
+                "median frequency / class frequency (SegNet's balancing)"
+            }
+        }
+    }
+
     /// The weight of each of `classes` classes from the training label maps (ignored pixels
     /// not counted); `None` when unweighted.
     pub fn weights<'a>(
@@ -658,32 +689,30 @@ impl ClassWeighting {
         classes: usize,
         label_maps: impl Iterator<Item = &'a [u8]>,
     ) -> Option<Vec<f32>> {
-        match self {
-            ClassWeighting::None => None,
-            ClassWeighting::SqrtMedianFrequency => {
-                let mut counts = vec![0u64; classes];
-                for labels in label_maps {
-                    for &l in labels.iter().filter(|&&l| l != IGNORE_LABEL) {
-                        counts[l as usize] += 1;
-                    }
-                }
-                let mut present: Vec<u64> = counts.iter().copied().filter(|&n| n > 0).collect();
-                present.sort_unstable();
-                let median = *present.get(present.len() / 2)? as f64;
-                Some(
-                    counts
-                        .iter()
-                        .map(|&n| {
-                            if n == 0 {
-                                0.0
-                            } else {
-                                (median / n as f64).sqrt() as f32
-                            }
-                        })
-                        .collect(),
-                )
+        if self == ClassWeighting::None {
+            return None;
+        }
+        let mut counts = vec![0u64; classes];
+        for labels in label_maps {
+            for &l in labels.iter().filter(|&&l| l != IGNORE_LABEL) {
+                counts[l as usize] += 1;
             }
         }
+        let mut present: Vec<u64> = counts.iter().copied().filter(|&n| n > 0).collect();
+        present.sort_unstable();
+        let median = *present.get(present.len() / 2)? as f64;
+        Some(
+            counts
+                .iter()
+                .map(|&n| {
+                    let ratio = if n == 0 { 0.0 } else { median / n as f64 };
+                    match self {
+                        ClassWeighting::SqrtMedianFrequency => ratio.sqrt() as f32,
+                        _ => ratio as f32,
+                    }
+                })
+                .collect(),
+        )
     }
 }
 
@@ -801,6 +830,10 @@ mod tests {
             .weights(5, std::iter::once(labels.as_slice()))
             .unwrap();
         assert_eq!(weights, vec![0.5, 1.0, 2.0, 1.0, 0.0]);
+        let full = ClassWeighting::MedianFrequency
+            .weights(5, std::iter::once(labels.as_slice()))
+            .unwrap();
+        assert_eq!(full, vec![0.25, 1.0, 4.0, 1.0, 0.0]);
         assert_eq!(
             ClassWeighting::None.weights(5, std::iter::once(labels.as_slice())),
             None

@@ -19,13 +19,14 @@ use crate::figures::FigureError;
 use crate::metrics::Confusion;
 use crate::metrics::classification::ClassificationReport;
 use crate::models::{ClassifierKind, ModelKind};
-use crate::run::RunDir;
 use crate::run::config::{
-    ClassificationConfig, ClassificationSettings, HyperParams, Recipe, RunConfig, split_fractions,
+    ClassificationConfig, ClassificationSettings, HyperParams, Recipe, RunConfig, TrainOptions,
+    split_fractions,
 };
 use crate::run::records::{ClassificationEpoch, ClassificationTrain, ClassificationVal};
 use crate::run::results::ClassificationMetrics;
 use crate::run::schedule::Schedule;
+use crate::run::{RunDir, RunError};
 use crate::train::TrainStats;
 
 const EVAL_BATCH: usize = 500;
@@ -61,6 +62,10 @@ pub fn recipe(kind: ClassifierKind) -> Recipe {
         // `own`'s recipe; 20 epochs fit the 30-minute budget on a 2-core CPU.
         ClassifierKind::Res => Recipe {
             epochs: 20,
+            ..recipe(ClassifierKind::Own)
+        },
+        ClassifierKind::Wres => Recipe {
+            epochs: 10,
             ..recipe(ClassifierKind::Own)
         },
     }
@@ -170,10 +175,21 @@ impl Task for Classification {
         recipe(model)
     }
 
+    fn refuse_options(options: &TrainOptions) -> Result<(), RunError> {
+        match options.class_weighting {
+            Some(_) => Err(RunError::invalid(
+                "--class-weighting",
+                "weighs a segmenter's classes only; a classifier's loss counts every image the same",
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn fresh_config(
         &self,
         model: ClassifierKind,
         params: HyperParams,
+        _options: &TrainOptions,
         device: DeviceKind,
         sets: &ClassificationSets,
     ) -> Result<ClassificationConfig, TaskError> {

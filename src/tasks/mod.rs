@@ -76,12 +76,19 @@ pub trait Task: Sized {
     fn refuse_options(_options: &TrainOptions) -> Result<(), RunError> {
         Ok(())
     }
+    /// Refuses an option given with `--resume` that the task's part of the saved
+    /// configuration contradicts (the hyper-parameters are checked by
+    /// [`TrainOptions::resume_with`]).
+    fn refuse_on_resume(_options: &TrainOptions, _saved: &ConfigOf<Self>) -> Result<(), RunError> {
+        Ok(())
+    }
     /// A new run's configuration: `model` built for the data in `sets` (channels, size,
     /// classes), its normalisation and the shares to split off; or why the data does not fit.
     fn fresh_config(
         &self,
         model: ModelOf<Self>,
         params: HyperParams,
+        options: &TrainOptions,
         device: DeviceKind,
         sets: &SetsOf<Self>,
     ) -> Result<ConfigOf<Self>, TaskError>;
@@ -236,7 +243,9 @@ fn plan_run<T: Task>(
         .unwrap_or(ModelOf::<T>::DEFAULT);
     // The options are checked before the data is read: a typo costs no loading.
     T::refuse_options(&request.options)?;
-    if !request.resume {
+    if let Some(saved) = &saved {
+        T::refuse_on_resume(&request.options, saved)?;
+    } else {
         request.options.check(&T::recipe(model))?;
     }
     // Read from where the user said (so errors name the folder as given); kept absolute.
@@ -247,7 +256,8 @@ fn plan_run<T: Task>(
     let sets = task.load(data_dir.as_deref(), saved.as_ref())?;
     let data_dir = data_dir.as_deref().map(absolute);
     let (run, config) = open_for_training(request, model.name(), &T::recipe(model), |p| {
-        let config = task.fresh_config(model, p, request.compute.device, &sets)?;
+        let config =
+            task.fresh_config(model, p, &request.options, request.compute.device, &sets)?;
         Ok::<_, TaskError>(RunConfig {
             data: data_dir.clone(),
             ..config

@@ -198,10 +198,29 @@ impl Task for Segmentation {
         Ok(())
     }
 
+    fn refuse_on_resume(
+        options: &TrainOptions,
+        saved: &SegmentationConfig,
+    ) -> Result<(), RunError> {
+        let saved = saved.settings.class_weighting;
+        match options.class_weighting {
+            Some(given) if given != saved => Err(RunError::invalid(
+                "--class-weighting",
+                format!(
+                    "{} differs from the run's config.json ({}); a resumed run keeps its configuration",
+                    given.name(),
+                    saved.name()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn fresh_config(
         &self,
         model: SegmenterKind,
         params: HyperParams,
+        options: &TrainOptions,
         device: DeviceKind,
         sets: &SegmentationSets,
     ) -> Result<SegmentationConfig, TaskError> {
@@ -239,7 +258,9 @@ impl Task for Segmentation {
             params,
             settings: SegmentationSettings {
                 augment: augmentation(model),
-                class_weighting: class_weighting(model),
+                class_weighting: options
+                    .class_weighting
+                    .unwrap_or_else(|| class_weighting(model)),
             },
             classes: sets.classes.clone(),
             val_fraction: fractions.val,

@@ -198,6 +198,7 @@ impl SearchPlan {
                 budget: None,
                 label_smoothing: None,
                 ema: None,
+                class_weighting: None,
             },
             // A trial run again (a requeued or killed job) continues from its checkpoint.
             resume: trial_dir(&o.out, trial.index).join("config.json").is_file(),
