@@ -178,7 +178,7 @@ fn train_then_eval_on_synthetic_data() {
     assert!(out.status.success(), "{}", stderr(&out));
     let page = std::fs::read_to_string(tmp.path().join("report/index.html")).unwrap();
     let reported = format!(
-        "With test-time flips (<code>eval --tta flip</code>): test accuracy {:.2}%",
+        "With <code>eval --tta flip</code>: test accuracy {:.2}%",
         100.0 * tta["test"]["accuracy"].as_f64().unwrap()
     );
     assert!(page.contains(&reported), "the report shows {reported:?}");
