@@ -467,11 +467,7 @@ fn time_to_accuracy(
     let config = task.fresh_config(kind, params, &options, compute.device, &sets)?;
     let data = tasks::prepare::<Classification>(sets, &config)?;
     let params = &config.params;
-    let batcher = ClassificationBatcher {
-        normalization: config.normalization,
-        augment: None,
-        erasing: None,
-    };
+    let batcher = ClassificationBatcher::plain(config.normalization);
     let mut trainer = Trainer::new(&kind.spec(), &params.optimizer(), params.seed(), compute)
         .map_err(TaskError::from)?;
     let loss = LossSpec::Image { smoothing: None };
@@ -483,7 +479,7 @@ fn time_to_accuracy(
         let mut order = data.train_indices.clone();
         order.shuffle(&mut rng);
         for chunk in order.chunks(batch) {
-            let b = batcher.batch(&data.sets.train, chunk, &mut rng);
+            let b = batcher.batch(&data.sets.train, chunk, 1, &mut rng);
             let batch = StepBatch {
                 images: b.images,
                 shape: b.shape,

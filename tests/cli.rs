@@ -316,6 +316,39 @@ fn random_erasing_is_kept_in_the_run_and_a_resume_may_not_change_it() {
     assert!(resumed.status.success(), "{}", stderr(&resumed));
 }
 
+/// `--flips alternating` lands in config.json (runs without it say nothing: random), a resume
+/// may not change it, and a model whose recipe does not flip refuses it before any work.
+#[test]
+fn alternating_flips_are_kept_in_the_run_and_refused_without_flips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    common::synthetic::write_fashion_dir(&cwd.join("d"), 200, 40).unwrap();
+    let train = |extra: &[&str]| train_on_synthetic("d", "run", extra, cwd);
+    let out = train(&["--model", "own", "--epochs", "1", "--flips", "alternating"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(cwd.join("run/config.json")).unwrap())
+            .unwrap()
+    };
+    assert_eq!(config()["params"]["flips"], "alternating");
+    assert_bad_input(
+        &train(&["--resume", "--epochs", "2", "--flips", "random"]),
+        "--flips: random differs from the run's config.json (alternating)",
+    );
+    let resumed = train(&["--resume", "--epochs", "2", "--flips", "alternating"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(config()["params"]["flips"], "alternating");
+
+    let plain = train_on_synthetic("d", "plain", &["--model", "own", "--epochs", "1"], cwd);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let saved = std::fs::read_to_string(cwd.join("plain/config.json")).unwrap();
+    assert!(!saved.contains("flips"), "{saved}");
+
+    let refused = train_on_synthetic("d", "base", &["--flips", "alternating"], cwd);
+    assert_bad_input(&refused, "--flips: 'base' trains without flips");
+    assert!(!cwd.join("base").exists());
+}
+
 /// `--ema` and `--label-smoothing` land in config.json; a resume may not change them; `eval
 /// --tta flip-shift` writes its own metrics file beside the plain one.
 #[test]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::bench::{BenchOptions, Measure};
+use crate::data::augment::FlipOrder;
 use crate::data::fashion_mnist::Checksums;
 use crate::distributed::{Launch, World};
 use crate::engine::{Compute, DeviceKind, EngineError, EngineKind, Precision, Tta};
@@ -263,6 +264,10 @@ pub struct TrainArgs {
     /// only.
     #[arg(long, value_enum, value_name = "WEIGHTING")]
     pub class_weighting: Option<ClassWeighting>,
+    /// Which training images an epoch flips, for models whose recipe flips them (default:
+    /// random).
+    #[arg(long, value_enum, value_name = "ORDER")]
+    pub flips: Option<FlipOrder>,
     /// Continue the run in --out from its last checkpoint (its config.json is reused; only
     /// --epochs may be raised).
     #[arg(long)]
@@ -305,6 +310,7 @@ impl TrainArgs {
                 label_smoothing: self.label_smoothing,
                 ema: self.ema,
                 class_weighting: self.class_weighting,
+                flips: self.flips,
             },
             resume: self.resume,
             out: self.out.clone(),

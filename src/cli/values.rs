@@ -5,6 +5,7 @@ use clap::ValueEnum;
 use clap::builder::PossibleValue;
 
 use crate::bench::Measure;
+use crate::data::augment::FlipOrder;
 use crate::distributed::Launch;
 use crate::engine::{DeviceKind, EngineKind, Precision, Tta};
 use crate::export::ExportFormat;
@@ -57,6 +58,7 @@ value_enum!(ClassifierKind, model);
 value_enum!(SegmenterKind, model);
 value_enum!(Schedule);
 value_enum!(ClassWeighting);
+value_enum!(FlipOrder);
 value_enum!(ExportFormat);
 value_enum!(Measure, without_help);
 value_enum!(Launch);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::RunError;
 use super::json::read_json;
 use super::schedule::Schedule;
-use crate::data::augment::{CropFlip, FlipScaleCrop, RandomErasing};
+use crate::data::augment::{CropFlip, FlipOrder, FlipScaleCrop, RandomErasing};
 use crate::data::fashion_mnist::CLASS_NAMES as FASHION_CLASS_NAMES;
 use crate::data::split::Fractions;
 use crate::data::{ClassSpec, IGNORE_LABEL, Normalization, facade};
@@ -58,6 +58,8 @@ pub struct TrainOptions {
     pub ema: Option<f32>,
     /// How a segmenter's loss weighs its classes (the recipe's where `None`).
     pub class_weighting: Option<ClassWeighting>,
+    /// Which images an epoch flips, where the recipe flips (random where `None`).
+    pub flips: Option<FlipOrder>,
 }
 
 /// A model's recommended training recipe, used where the command line is silent.
@@ -120,6 +122,9 @@ struct Params {
     /// existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ema: Option<f32>,
+    /// Which images an epoch flips (random in runs written before it existed).
+    #[serde(default, skip_serializing_if = "FlipOrder::is_random")]
+    flips: FlipOrder,
 }
 
 impl TryFrom<Params> for HyperParams {
@@ -158,6 +163,7 @@ impl TrainOptions {
                 chosen: false,
             }),
             ema: off_at_zero(self.ema.or(recipe.ema)),
+            flips: self.flips.unwrap_or_default(),
         }
         .checked()
     }
@@ -222,6 +228,12 @@ impl TrainOptions {
                 ema.is_some_and(|d| d != saved.0.ema),
                 format!("{:?}", self.ema),
                 format!("{:?}", saved.0.ema),
+            ),
+            (
+                "--flips",
+                self.flips.is_some_and(|f| f != saved.0.flips),
+                self.flips.map_or_else(String::new, |f| f.name().into()),
+                saved.0.flips.name().into(),
             ),
             (
                 "--limit",
@@ -369,6 +381,11 @@ impl HyperParams {
     /// Random erasing of the training images.
     pub fn erasing(&self) -> Option<RandomErasing> {
         self.0.erasing
+    }
+
+    /// Which images an epoch flips, where the augmentation flips.
+    pub fn flips(&self) -> FlipOrder {
+        self.0.flips
     }
 
     /// `--budget`, and whether its epochs were chosen.

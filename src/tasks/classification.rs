@@ -7,7 +7,7 @@ use std::path::Path;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{DataOf, Evaluation, Task, TaskError, TaskSource};
+use super::{DataOf, Evaluation, Task, TaskError, TaskSource, unflipped};
 use crate::data::batch::ClassificationBatcher;
 use crate::data::fashion_mnist::{Checksums, FashionMnist};
 use crate::data::image_folder::{self, FolderOptions};
@@ -195,6 +195,9 @@ impl Task for Classification {
         device: DeviceKind,
         sets: &ClassificationSets,
     ) -> Result<ClassificationConfig, TaskError> {
+        if !params.flips().is_random() && !params.augment().is_some_and(|a| a.flip) {
+            return Err(unflipped(model.name()).into());
+        }
         let train = &sets.train;
         let fractions = split_fractions(sets.val.is_some(), sets.test.is_some());
         let min = ClassifierKind::MIN_SIDE;
@@ -286,6 +289,8 @@ impl Task for Classification {
             normalization: config.normalization,
             augment: config.params.augment(),
             erasing: config.params.erasing(),
+            flips: config.params.flips(),
+            seed: config.params.seed(),
         }
     }
 
@@ -299,9 +304,10 @@ impl Task for Classification {
         batcher: &ClassificationBatcher,
         train: &LabelledImages,
         indices: &[usize],
+        epoch: usize,
         rng: &mut ChaCha8Rng,
     ) -> StepBatch {
-        let batch = batcher.batch(train, indices, rng);
+        let batch = batcher.batch(train, indices, epoch, rng);
         StepBatch {
             images: batch.images,
             shape: batch.shape,
@@ -337,11 +343,7 @@ impl Task for Classification {
         config: &ClassificationConfig,
         tta: Tta,
     ) -> Evaluation<ClassificationReport> {
-        let batcher = ClassificationBatcher {
-            normalization: config.normalization,
-            augment: None,
-            erasing: None,
-        };
+        let batcher = ClassificationBatcher::plain(config.normalization);
         let classes = config.classes.len();
         let mut confusion = Confusion::new(classes);
         let mut predictions = Vec::with_capacity(set.len());
@@ -349,7 +351,7 @@ impl Task for Classification {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let indices: Vec<usize> = (0..set.len()).collect();
         for chunk in indices.chunks(EVAL_BATCH) {
-            let batch = batcher.batch(set, chunk, &mut rng);
+            let batch = batcher.batch(set, chunk, 1, &mut rng);
             let (values, _) = model.forward_with(batch.images, batch.shape, tta);
             for (row, &label) in values.chunks(classes).zip(&batch.labels) {
                 let (predicted, nll) = argmax_and_nll(row, label as usize);

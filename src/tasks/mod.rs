@@ -109,11 +109,13 @@ pub trait Task: Sized {
     fn batcher(config: &ConfigOf<Self>) -> Self::Batcher;
     /// The training loss of the run of `config` on `data`.
     fn loss(config: &ConfigOf<Self>, data: &DataOf<Self>) -> LossSpec;
-    /// The training examples at `indices`, assembled (and augmented) as a step takes them.
+    /// The training examples at `indices`, assembled (and augmented) as a step of epoch
+    /// `epoch` (1 for the first) takes them.
     fn batch(
         batcher: &Self::Batcher,
         train: &Self::Samples,
         indices: &[usize],
+        epoch: usize,
         rng: &mut ChaCha8Rng,
     ) -> StepBatch;
     /// The validation score that picks the best checkpoint and ranks a search (NaN never wins).
@@ -362,6 +364,14 @@ pub fn eval_command<T: Task>(
     let sets = task.load(data.or(config.data_dir()), Some(&config))?;
     let data = prepare::<T>(sets, &config)?;
     evaluate_run::<T>(&config, &data, &run, compute, tta)
+}
+
+/// `--flips` given for a model whose recipe does not flip its training images.
+fn unflipped(model: &str) -> RunError {
+    RunError::invalid(
+        "--flips",
+        format!("'{model}' trains without flips (its recipe's augmentation); leave it out"),
+    )
 }
 
 /// `dir` as an absolute path (as given when it cannot be resolved: loading it will say why).

@@ -8,7 +8,7 @@ use std::path::Path;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{DataOf, Evaluation, Task, TaskError, TaskSource};
+use super::{DataOf, Evaluation, Task, TaskError, TaskSource, unflipped};
 use crate::data::augment::FlipScaleCrop;
 use crate::data::batch::SegmentationBatcher;
 use crate::data::facade::{MiniFacade, SIDE};
@@ -224,6 +224,10 @@ impl Task for Segmentation {
         device: DeviceKind,
         sets: &SegmentationSets,
     ) -> Result<SegmentationConfig, TaskError> {
+        let augment = augmentation(model);
+        if !params.flips().is_random() && !augment.is_some_and(|a| a.flip) {
+            return Err(unflipped(model.name()).into());
+        }
         let side = sets.train.side;
         let multiple = model.side_multiple();
         if !side.is_multiple_of(multiple) {
@@ -257,7 +261,7 @@ impl Task for Segmentation {
             architecture: model.for_data(side, sets.classes.len()),
             params,
             settings: SegmentationSettings {
-                augment: augmentation(model),
+                augment,
                 class_weighting: options
                     .class_weighting
                     .unwrap_or_else(|| class_weighting(model)),
@@ -329,6 +333,8 @@ impl Task for Segmentation {
         SegmentationBatcher {
             normalization: config.normalization,
             augment: config.settings.augment,
+            flips: config.params.flips(),
+            seed: config.params.seed(),
         }
     }
 
@@ -354,9 +360,10 @@ impl Task for Segmentation {
         batcher: &SegmentationBatcher,
         train: &SegmentedImages,
         indices: &[usize],
+        epoch: usize,
         rng: &mut ChaCha8Rng,
     ) -> StepBatch {
-        let batch = batcher.batch(train, indices, rng);
+        let batch = batcher.batch(train, indices, epoch, rng);
         let side = train.side;
         StepBatch {
             images: batch.images,
@@ -394,10 +401,7 @@ impl Task for Segmentation {
         config: &SegmentationConfig,
         tta: Tta,
     ) -> Evaluation<SegmentationReport> {
-        let batcher = SegmentationBatcher {
-            normalization: config.normalization,
-            augment: None,
-        };
+        let batcher = SegmentationBatcher::plain(config.normalization);
         let classes = config.classes.len();
         let plane = set.plane();
         let labelled = set.labels.iter().filter(|&&l| l != IGNORE_LABEL).count();
@@ -409,7 +413,7 @@ impl Task for Segmentation {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let indices: Vec<usize> = (0..set.len()).collect();
         for chunk in indices.chunks(EVAL_BATCH) {
-            let batch = batcher.batch(set, chunk, &mut rng);
+            let batch = batcher.batch(set, chunk, 1, &mut rng);
             let probs = probabilities(model, batch.images, batch.count, set.side, tta);
             for (b, image_probs) in probs.chunks(classes * plane).enumerate() {
                 let truths = &batch.labels[b * plane..(b + 1) * plane];

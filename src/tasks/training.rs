@@ -24,8 +24,8 @@ impl<T: Task> TrainingTask for Training<'_, T> {
         &self.data.train_indices
     }
 
-    fn batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> StepBatch {
-        T::batch(&self.batcher, &self.data.sets.train, indices, rng)
+    fn batch(&self, indices: &[usize], epoch: usize, rng: &mut ChaCha8Rng) -> StepBatch {
+        T::batch(&self.batcher, &self.data.sets.train, indices, epoch, rng)
     }
 
     fn loss(&self) -> &LossSpec {

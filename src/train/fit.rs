@@ -47,8 +47,9 @@ pub trait TrainingTask: Sync {
 
     /// The training examples (indices into the task's training set), before shuffling.
     fn train_indices(&self) -> &[usize];
-    /// Assembles (and augments) a batch; runs on the prefetch thread.
-    fn batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> StepBatch;
+    /// Assembles (and augments) a batch of epoch `epoch` (1 for the first); runs on the
+    /// prefetch thread.
+    fn batch(&self, indices: &[usize], epoch: usize, rng: &mut ChaCha8Rng) -> StepBatch;
     /// The training loss.
     fn loss(&self) -> &LossSpec;
     /// Evaluates `model` on the validation split.
@@ -426,7 +427,7 @@ fn train_epoch<T: TrainingTask>(
                 .skip(done.steps)
             {
                 let mut rng = ChaCha8Rng::seed_from_u64(step_seed(seed, i, AUGMENT_STREAM));
-                if tx.send(task.batch(chunk, &mut rng)).is_err() {
+                if tx.send(task.batch(chunk, epoch, &mut rng)).is_err() {
                     break;
                 }
             }

@@ -5,7 +5,7 @@ use rand::Rng;
 
 use crate::data::Normalization;
 use crate::data::SegmentedImages;
-use crate::data::augment::FlipScaleCrop;
+use crate::data::augment::{EpochFlips, FlipOrder, FlipScaleCrop};
 
 /// Photos `[batch, 3, side, side]` and labels `[batch, side, side]`.
 #[derive(Clone, Debug)]
@@ -19,16 +19,37 @@ pub struct SegmentationBatch {
 pub struct SegmentationBatcher {
     pub normalization: Normalization,
     pub augment: Option<FlipScaleCrop>,
+    /// Which photos an epoch flips, and the run's seed that draws them.
+    pub flips: FlipOrder,
+    pub seed: u64,
 }
 
 impl SegmentationBatcher {
+    /// A batcher that normalises and nothing else (evaluation's).
+    pub fn plain(normalization: Normalization) -> Self {
+        SegmentationBatcher {
+            normalization,
+            augment: None,
+            flips: FlipOrder::Random,
+            seed: 0,
+        }
+    }
+
+    /// The photos and labels at `indices`, augmented as this batcher says for epoch
+    /// `epoch` (1 for the first).
     pub fn batch(
         &self,
         set: &SegmentedImages,
         indices: &[usize],
+        epoch: usize,
         rng: &mut impl Rng,
     ) -> SegmentationBatch {
         let plane = set.plane();
+        let flips = EpochFlips {
+            order: self.flips,
+            seed: self.seed,
+            epoch,
+        };
         let mut images = Vec::with_capacity(indices.len() * 3 * plane);
         let mut labels = Vec::with_capacity(indices.len() * plane);
         let (mut photo_buf, mut label_buf) = (vec![0u8; 3 * plane], vec![0u8; plane]);
@@ -41,6 +62,7 @@ impl SegmentationBatcher {
                         set.label(i),
                         &mut photo_buf,
                         &mut label_buf,
+                        flips.fixed(i),
                         rng,
                     );
                     (&photo_buf[..], &label_buf[..])

@@ -199,6 +199,7 @@ impl SearchPlan {
                 label_smoothing: None,
                 ema: None,
                 class_weighting: None,
+                flips: None,
             },
             // A trial run again (a requeued or killed job) continues from its checkpoint.
             resume: trial_dir(&o.out, trial.index).join("config.json").is_file(),
