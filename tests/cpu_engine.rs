@@ -909,6 +909,12 @@ fn bf16_products_match_burn_on_rounded_operands_and_fp32_within_rounding() {
         ([4, 6, 6], vec![conv(4, 2, 1, 1, 0, true)]),
         ([3, 8, 8], vec![conv(3, 5, 4, 2, 1, true)]),
         ([16, 28, 28], vec![conv(16, 32, 3, 1, 1, true)]),
+        // Small planes with the output channels in the lanes (`conv::lanes`): an odd channel
+        // count (the last pair half zero), four vectors of outputs, two.
+        ([17, 14, 14], vec![conv(17, 64, 3, 1, 1, true)]),
+        ([16, 7, 7], vec![conv(16, 48, 3, 1, 1, false)]),
+        // Wide enough for Winograd's method in fp32; bf16 takes the lanes kernel instead.
+        ([128, 7, 7], vec![conv(128, 128, 3, 1, 1, false)]),
         ([32, 14, 14], vec![conv(32, 64, 3, 2, 1, false)]),
         ([4, 4, 4], vec![transposed(4, 3, 4, 2, 1)]),
         ([3, 5, 3], vec![transposed(3, 2, 3, 1, 1)]),

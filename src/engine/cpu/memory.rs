@@ -37,9 +37,10 @@ pub fn zeroed(n: usize) -> Vec<f32> {
 /// boundary, so that each vector of 16 read from a row whose length is a multiple of 16 lies
 /// in one cache line: a kernel's loads that straddle two lines cost two (`kernel::lanes_block`
 /// ran at about 145 against 164 GFLOP/s on one core of an Intel Xeon with its weights unaligned).
-pub fn aligned(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    buffer.resize(len + 15, 0.0);
-    let skip = buffer.as_ptr().align_offset(64).min(15);
+pub fn aligned<T: Copy + Default>(buffer: &mut Vec<T>, len: usize) -> &mut [T] {
+    let slack = 64 / size_of::<T>() - 1;
+    buffer.resize(len + slack, T::default());
+    let skip = buffer.as_ptr().align_offset(64).min(slack);
     &mut buffer[skip..skip + len]
 }
 

@@ -493,7 +493,7 @@ impl Padded {
     /// Where each pair of steps of a stride-1 patch starts on the grid of channel pairs
     /// (`kernel::interleave_planes` of the filled grid), relative to the grid position being
     /// computed: channel pair `j`, tap `(ky, kx)`, in `Weights::pairs`' order.
-    fn pair_steps(&self, g: &ConvGeometry) -> Vec<usize> {
+    pub(super) fn pair_steps(&self, g: &ConvGeometry) -> Vec<usize> {
         let (channel, row, k) = (self.channel, self.row, g.k);
         (0..g.c_in.div_ceil(2))
             .flat_map(|j| (0..k * k).map(move |t| j * channel + (t / k) * row + t % k))

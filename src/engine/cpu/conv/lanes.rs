@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use super::geometry::ConvGeometry;
 use super::implicit::Padded;
+use super::schedule::Weights;
 use super::scratch::Scratch;
 use crate::engine::cpu::kernel::{self, LANES, LANES_VECTORS};
 use crate::engine::cpu::matmul::{CountedProduct, Threads};
@@ -36,12 +37,14 @@ impl ConvGeometry {
             && self.c_in >= 16
     }
 
-    /// The forward pass of whole `images` through `kernel::lanes_block`
+    /// The forward pass of whole `images` through `kernel::lanes_block`, or with bf16
+    /// operands, stride 1 and AVX512-BF16 through `kernel::lanes_block_bf16` on pairs of input
+    /// channels
     /// ([`ConvGeometry::runs_in_lanes`] must hold).
     pub(super) fn forward_lanes(
         &self,
         images: &[f32],
-        weight: &[f32],
+        weight: &Weights,
         bias: Option<&[f32]>,
         out: &mut [f32],
         scratch: &mut Scratch,
@@ -49,12 +52,81 @@ impl ConvGeometry {
         let n = images.len() / self.in_len();
         let padded = Padded::new(self, n, 0..self.h_out);
         padded.fill(self, images, &mut scratch.cols);
-        scratch.steps.set(padded.steps(self));
-        let (patch, channels) = (self.patch(), self.c_out.next_multiple_of(16));
-        // The weights step by step, `[patch][channels]`, zeros in the lanes past `c_out`.
-        let weights = memory::aligned(&mut scratch.weights, patch * channels);
-        weights.fill(0.0);
-        kernel::transpose(weight, patch, (self.c_out, patch), weights, channels);
+        let channels = self.c_out.next_multiple_of(16);
+        let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
+        let Scratch {
+            cols,
+            rows,
+            weights,
+            steps,
+            pairs,
+            ..
+        } = scratch;
+        // A strided grid's planes are an input channel's phases, not channels to pair.
+        if self.bf16 && self.stride == 1 && kernel::available_bf16() {
+            kernel::interleave_planes(cols, self.c_in, padded.channel, pairs);
+            steps.set(padded.pair_steps(self));
+            let depth = self.c_in.div_ceil(2) * self.k * self.k;
+            let w = weight.lane_pairs(self);
+            self.lanes_passes(
+                &padded,
+                n,
+                (depth, KC / 2),
+                bias,
+                out,
+                rows,
+                |b, q, r, v, c, add| {
+                    let w = &w[r.start * channels + 16 * v..];
+                    kernel::lanes_block_bf16(
+                        b,
+                        &pairs[q..],
+                        steps,
+                        r,
+                        w,
+                        channels,
+                        c,
+                        channels,
+                        add,
+                    )
+                },
+            );
+        } else {
+            steps.set(padded.steps(self));
+            let patch = self.patch();
+            // The weights step by step, `[patch][channels]`, zeros in the lanes past `c_out`.
+            let w = memory::aligned(weights, patch * channels);
+            w.fill(0.0);
+            kernel::transpose(weight.values, patch, (self.c_out, patch), w, channels);
+            self.lanes_passes(
+                &padded,
+                n,
+                (patch, KC),
+                bias,
+                out,
+                rows,
+                |b, q, r, v, c, add| {
+                    let w = &w[r.start * channels + 16 * v..];
+                    kernel::lanes_block(b, &cols[q..], steps, r, w, channels, c, channels, add)
+                },
+            );
+        }
+    }
+
+    /// The blocks of the lanes kernel over `depth` steps in passes of `kc`, and the results
+    /// laid out into `out` plus the bias: `block(shape, grid position, steps of the pass,
+    /// first vector of channels, results, add)` runs one block.
+    #[allow(clippy::too_many_arguments)]
+    fn lanes_passes(
+        &self,
+        padded: &Padded,
+        n: usize,
+        (depth, kc): (usize, usize),
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        rows_buffer: &mut Vec<f32>,
+        block: impl Fn((usize, usize), usize, Range<usize>, usize, &mut [f32], bool),
+    ) {
+        let channels = self.c_out.next_multiple_of(16);
         let vectors = channels / 16;
         let per_block = vectors.div_ceil(vectors.div_ceil(LANES_VECTORS));
         // Two vectors of channels take blocks of 14 positions where the rows allow: 28
@@ -67,32 +139,18 @@ impl ConvGeometry {
         // before the next chunk: a whole group's results (3.2 MB for 32 images of 32 x 28 x
         // 28) went through memory once per pass.
         let rows_per_chunk = (CHUNK_FLOATS / (self.w_out * channels)).max(1);
-        let results = memory::aligned(&mut scratch.rows, rows_per_chunk * self.w_out * channels);
-        let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
+        let results = memory::aligned(rows_buffer, rows_per_chunk * self.w_out * channels);
         let all_rows = n * self.h_out;
         for first_row in (0..all_rows).step_by(rows_per_chunk) {
             let rows = first_row..(first_row + rows_per_chunk).min(all_rows);
-            for p0 in (0..patch).step_by(KC) {
-                let pass = p0..(p0 + KC).min(patch);
+            for p0 in (0..depth).step_by(kc) {
+                let pass = p0..(p0 + kc).min(depth);
                 for v0 in (0..vectors).step_by(per_block) {
-                    let block = (positions, per_block.min(vectors - v0));
-                    let w = &weights[p0 * channels + 16 * v0..];
-                    let starts = self.lane_starts(&padded, rows.clone(), positions);
+                    let shape = (positions, per_block.min(vectors - v0));
+                    let starts = self.lane_starts(padded, rows.clone(), positions);
                     for (at, q) in starts.enumerate() {
                         let c = &mut results[at * positions * channels + 16 * v0..];
-                        let p = &scratch.cols[q..];
-                        let steps = &scratch.steps;
-                        kernel::lanes_block(
-                            block,
-                            p,
-                            steps,
-                            pass.clone(),
-                            w,
-                            channels,
-                            c,
-                            channels,
-                            p0 > 0,
-                        );
+                        block(shape, q, pass.clone(), v0, c, p0 > 0);
                     }
                 }
             }

@@ -14,6 +14,7 @@ use super::scratch::Scratch;
 use super::winograd;
 use crate::engine::cpu::kernel;
 use crate::engine::cpu::matmul::Threads;
+use crate::engine::cpu::memory;
 
 /// Floats of unfolded columns for a group of small images (2 MiB).
 const GROUP_FLOATS: usize = 1 << 19;
@@ -25,6 +26,8 @@ pub(super) struct Weights<'a> {
     pub(super) values: &'a [f32],
     packed: OnceLock<Vec<f32>>,
     pairs: OnceLock<Vec<u32>>,
+    /// The lanes kernel's bf16 pairs, and where they start on a 64-byte boundary.
+    lane_pairs: OnceLock<(Vec<u32>, usize)>,
 }
 
 impl<'a> Weights<'a> {
@@ -33,6 +36,7 @@ impl<'a> Weights<'a> {
             values,
             packed: OnceLock::new(),
             pairs: OnceLock::new(),
+            lane_pairs: OnceLock::new(),
         }
     }
 
@@ -67,6 +71,37 @@ impl<'a> Weights<'a> {
     }
 }
 
+impl Weights<'_> {
+    /// The weights `[c_out, c_in, k, k]` of `g` for `kernel::lanes_block_bf16`: pair `(j,
+    /// tap)` of the patch (input channels `2j` and `2j + 1` at that tap) as `c_out` rounded up
+    /// to 16 lanes, each an output's two weights in bf16 (channel `2j` low), zeros past `c_out`
+    /// and past the last input channel; on a 64-byte boundary.
+    pub(super) fn lane_pairs(&self, g: &ConvGeometry) -> &[u32] {
+        let (values, skip) = self.lane_pairs.get_or_init(|| {
+            let (taps, channels) = (g.k * g.k, g.c_out.next_multiple_of(16));
+            let len = g.c_in.div_ceil(2) * taps * channels;
+            let mut values = Vec::new();
+            let w = memory::aligned(&mut values, len);
+            w.fill(0);
+            for (pair, lanes) in w.chunks_exact_mut(taps * channels).enumerate() {
+                for c in (2 * pair..2 * pair + 2).filter(|&c| c < g.c_in) {
+                    let shift = 16 * (c % 2);
+                    for (t, lanes) in lanes.chunks_exact_mut(channels).enumerate() {
+                        for (o, lane) in lanes[..g.c_out].iter_mut().enumerate() {
+                            let weight = self.values[(o * g.c_in + c) * taps + t];
+                            *lane |= (kernel::bf16_bits(weight) as u32) << shift;
+                        }
+                    }
+                }
+            }
+            let skip = w.as_ptr() as usize - values.as_ptr() as usize;
+            (values, skip / size_of::<u32>())
+        });
+        let len = g.c_in.div_ceil(2) * g.k * g.k * g.c_out.next_multiple_of(16);
+        &values[*skip..*skip + len]
+    }
+}
+
 impl ConvGeometry {
     /// Images per product: small planes are unfolded several images side by side so that each
     /// GEMM is large enough to run at the kernel's speed (a 14x14 plane alone is 196 columns);
@@ -83,6 +118,13 @@ impl ConvGeometry {
             .div_ceil(by_size)
             .next_multiple_of(rayon::current_num_threads());
         n.div_ceil(groups).max(1)
+    }
+
+    /// Whether this convolution's bf16 operands go to the bf16 kernels (AVX512-BF16): then
+    /// they run its forward passes rather than Winograd's method in fp32, which the twice
+    /// faster products outrun.
+    fn runs_bf16_kernels(&self) -> bool {
+        self.bf16 && kernel::available_bf16()
     }
 
     /// Whether whole images are unfolded side by side (small planes) rather than one image in
@@ -110,11 +152,11 @@ impl ConvGeometry {
             {
                 self.forward_pointwise(x, weights.values, bias, o)
             }
-        } else if self.groups_images() && winograd::applies(self) {
+        } else if self.groups_images() && winograd::applies(self) && !self.runs_bf16_kernels() {
             let Scratch { cols, rows, .. } = scratch;
             winograd::forward(self, images, weights.values, bias, out, cols, rows, threads)
         } else if threads == Threads::One && self.runs_in_lanes() {
-            self.forward_lanes(images, weights.values, bias, out, scratch)
+            self.forward_lanes(images, weights, bias, out, scratch)
         } else if threads == Threads::One && self.runs_implicit_bf16() {
             self.forward_implicit_bf16(images, weights.pairs(self), bias, out, scratch)
         } else if threads == Threads::One && self.runs_implicit() {

@@ -1,6 +1,7 @@
 //! The convolutions against their definition, the Winograd and phase paths against the
 //! unfolded ones, and the backward passes as adjoints of the forward pass.
 
+use super::schedule::Weights;
 use super::scratch::Scratch;
 use super::*;
 use crate::engine::cpu::matmul::Threads;
@@ -79,7 +80,7 @@ fn winograd_convolutions_match_the_definition_for_odd_sizes_and_several_images()
         let g = ConvGeometry::conv(128, h, w, 129, 3, 1, 1);
         assert!(winograd::applies(&g) && g.groups_images());
         check_forward(&g, n, |g, x, wt, bias, out, _| {
-            conv_forward(g, x, wt, bias, out)
+            conv_forward(g, x, wt.values, bias, out)
         });
     }
 }
@@ -226,7 +227,7 @@ fn forward_on_the_micro_kernel_matches_the_definition() {
         assert_runs_implicit(&g);
         check_forward(&g, n, |g, x, wt, bias, out, scratch| {
             let mut packed = Vec::new();
-            crate::engine::cpu::kernel::pack_rows(wt, g.c_out, g.patch(), &mut packed);
+            crate::engine::cpu::kernel::pack_rows(wt.values, g.c_out, g.patch(), &mut packed);
             g.forward_implicit(x, &packed, bias, out, scratch)
         });
     }
@@ -242,17 +243,34 @@ fn assert_runs_implicit(g: &ConvGeometry) {
 }
 
 /// A forward pass with a bias against the definition, on `n` images (the output starts as NaN,
-/// so every value must be written).
+/// so every value must be written); with bf16 operands, the definition on the operands rounded
+/// to bf16 (the kernels round them).
 fn check_forward(
     g: &ConvGeometry,
     n: usize,
-    forward: impl Fn(&ConvGeometry, &[f32], &[f32], Option<&[f32]>, &mut [f32], &mut Scratch),
+    forward: impl Fn(&ConvGeometry, &[f32], &Weights, Option<&[f32]>, &mut [f32], &mut Scratch),
 ) {
     let x = ramp(n * g.in_len(), 0.1);
     let wt = ramp(g.weight_len(), 0.05);
     let bias = ramp(g.c_out, 0.3);
     let mut out = vec![f32::NAN; n * g.out_len()];
-    forward(g, &x, &wt, Some(&bias), &mut out, &mut Scratch::default());
+    let weights = Weights::new(&wt);
+    forward(
+        g,
+        &x,
+        &weights,
+        Some(&bias),
+        &mut out,
+        &mut Scratch::default(),
+    );
+    let operand = |v: &[f32]| match g.bf16 {
+        true => v
+            .iter()
+            .map(|&v| crate::engine::cpu::bf16::round(v))
+            .collect(),
+        false => v.to_vec(),
+    };
+    let (x, wt) = (operand(&x), operand(&wt));
     for (image_out, image) in out.chunks(g.out_len()).zip(x.chunks(g.in_len())) {
         let mut expected = naive_conv(g, image, &wt);
         for (channel, &b) in expected.chunks_mut(g.out_plane()).zip(&bias) {
@@ -285,6 +303,16 @@ fn forward_in_lanes_matches_the_definition() {
         let g = ConvGeometry::conv(c_in, h, w, c_out, k, 1, pad);
         assert!(g.runs_in_lanes(), "{g:?}");
         check_forward(&g, n, ConvGeometry::forward_lanes);
+        if crate::engine::cpu::kernel::available_bf16() {
+            check_forward(&g.with_bf16(true), n, ConvGeometry::forward_lanes);
+        }
+    }
+    // With an odd channel count the last pair's high half is zero.
+    let g = ConvGeometry::conv(17, 14, 14, 64, 3, 1, 1).with_bf16(true);
+    if crate::engine::cpu::kernel::available_bf16() {
+        check_forward(&g, 2, ConvGeometry::forward_lanes);
+    } else {
+        eprintln!("skipped the bf16 cases: this CPU has no AVX512-BF16");
     }
 }
 
@@ -422,7 +450,7 @@ fn pointwise_convolutions_match_the_definition() {
         let g = ConvGeometry::conv(c_in, h, w, c_out, 1, 1, 0);
         assert!(g.runs_pointwise(), "{g:?}");
         check_forward(&g, n, |g, x, wt, bias, out, _| {
-            conv_forward(g, x, wt, bias, out)
+            conv_forward(g, x, wt.values, bias, out)
         });
         let wt = ramp(g.weight_len(), 0.05);
         let dy = ramp(n * g.out_len(), 0.07);

@@ -36,9 +36,9 @@ mod pointwise;
 #[cfg(test)]
 mod tests;
 
-pub use bf16_block::{available_bf16, block_bf16, interleave_planes, pack_row_pairs};
+pub use bf16_block::{available_bf16, bf16_bits, block_bf16, interleave_planes, pack_row_pairs};
 pub use copy::{Runs, copy_runs, copy_runs_to_every_other, transpose};
-pub use lanes::{LANES, LANES_VECTORS, lanes_block};
+pub use lanes::{LANES, LANES_VECTORS, lanes_block, lanes_block_bf16};
 pub(crate) use loops::vectorised;
 pub use loops::{lane_sums, run_vectorised};
 pub use micro::{

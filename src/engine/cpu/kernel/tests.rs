@@ -372,3 +372,69 @@ fn bf16_blocks_match_the_rounded_product() {
         }
     }
 }
+
+/// The bf16 block with channels in the lanes against the product of the operands rounded to
+/// bf16, summed in f64: within 1e-6 of the sum of the products' magnitudes (`vdpbf16ps` rounds
+/// each addition in fp32), for every block shape, odd pair counts, scrambled starts, a part of
+/// the pairs, both modes, and nothing written around the block.
+#[test]
+fn bf16_lanes_blocks_match_the_rounded_product() {
+    use crate::engine::cpu::bf16::round;
+    if !available_bf16() {
+        eprintln!("skipped: this CPU has no AVX512-BF16, so the bf16 lanes kernel never runs here");
+        return;
+    }
+    let blocks = (1..=LANES_VECTORS)
+        .map(|v| (LANES, v))
+        .chain([(2 * LANES, 1), (2 * LANES, 2)]);
+    for (positions, vectors) in blocks {
+        let cols = 16 * vectors;
+        for (depth, ldw, ldc) in [(1, cols, cols), (7, cols + 3, cols + 1), (97, 70, 71)] {
+            // Two planes (the pair's low and high values) interleaved into lanes, for the
+            // input and for the weights.
+            let n = depth * 5 + NR + 100;
+            let x = values(2 * n, 13, 0.173);
+            let mut p = Vec::new();
+            interleave_planes(&x, 2, n, &mut p);
+            let wx = values(2 * depth * ldw, 11, 0.31);
+            let mut w = Vec::new();
+            interleave_planes(&wx, 2, depth * ldw, &mut w);
+            let mut steps = Steps::default();
+            let start = |s: usize| (s * 31 + 5) % (depth * 5 + 1);
+            steps.set((0..depth).map(start));
+            for (range, add) in [(0..depth, true), (depth / 3..depth, false)] {
+                let mut c: Vec<f32> = (0..(positions + 1) * ldc)
+                    .map(|at| match (at / ldc, at % ldc) {
+                        (j, o) if j < positions && o < cols => (at % 7) as f32,
+                        _ => f32::NAN,
+                    })
+                    .collect();
+                let wr = &w[range.start * ldw..];
+                let block = (positions, vectors);
+                lanes_block_bf16(block, &p, &steps, range.clone(), wr, ldw, &mut c, ldc, add);
+                for (j, o) in (0..positions + 1).flat_map(|j| (0..ldc).map(move |o| (j, o))) {
+                    let got = c[j * ldc + o] as f64;
+                    if j == positions || o >= cols {
+                        assert!(got.is_nan(), "({j}, {o}) written");
+                        continue;
+                    }
+                    let before = if add { ((j * ldc + o) % 7) as f64 } else { 0.0 };
+                    let (mut sum, mut magnitude) = (before, before.abs());
+                    for s in range.clone() {
+                        for half in 0..2 {
+                            let value = round(x[half * n + start(s) + j]) as f64;
+                            let weight = round(wx[half * depth * ldw + s * ldw + o]) as f64;
+                            sum += value * weight;
+                            magnitude += (value * weight).abs();
+                        }
+                    }
+                    assert!(
+                        (got - sum).abs() <= 1e-6 * magnitude + 1e-30,
+                        "{positions} x {vectors}, depth {depth} pairs {range:?} ({j}, {o}): \
+                         {got} against {sum}"
+                    );
+                }
+            }
+        }
+    }
+}
