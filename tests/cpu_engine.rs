@@ -916,6 +916,8 @@ fn bf16_products_match_burn_on_rounded_operands_and_fp32_within_rounding() {
         // Wide enough for Winograd's method in fp32; bf16 takes the lanes kernel instead.
         ([128, 7, 7], vec![conv(128, 128, 3, 1, 1, false)]),
         ([32, 14, 14], vec![conv(32, 64, 3, 2, 1, false)]),
+        // A grid without borders (2x2, stride 2): pairs of positions span rows.
+        ([8, 10, 10], vec![conv(8, 16, 2, 2, 0, true)]),
         ([4, 4, 4], vec![transposed(4, 3, 4, 2, 1)]),
         ([3, 5, 3], vec![transposed(3, 2, 3, 1, 1)]),
         ([16, 8, 8], vec![transposed(16, 8, 4, 2, 1)]),

@@ -217,9 +217,24 @@ impl ConvGeometry {
         // the output positions are summed, not the grid's borders (a third of a 7 x 7 grid).
         let chunk = (8192 / channels / padded.row).max(1);
         let grid_rows = padded.width / padded.row;
+        let bf16 = self.runs_bf16_kernels();
+        if bf16 {
+            kernel::to_bf16(&scratch.cols, &mut scratch.grid_bf16);
+        }
         for r0 in (0..grid_rows).step_by(chunk) {
-            let q0 = r0 * padded.row;
-            let runs = padded.output_runs(r0..(r0 + chunk).min(grid_rows), self.w_out);
+            let (q0, r1) = (r0 * padded.row, (r0 + chunk).min(grid_rows));
+            let runs = padded.output_runs(r0..r1, self.w_out);
+            // With bf16, the chunk's positions in pairs (any position outside the runs has a
+            // zero output gradient, so a pair may reach one past a run).
+            let pairs = match bf16 {
+                true => {
+                    let rows = &by_position[q0 * channels..];
+                    let count = (r1 - r0) * padded.row;
+                    kernel::pair_rows(rows, channels, channels, count, &mut scratch.pairs);
+                    position_pairs(&runs)
+                }
+                false => Vec::new(),
+            };
             let mut first = 0;
             while first < channels {
                 let vectors = ((channels - first) / 16).min(4);
@@ -229,16 +244,30 @@ impl ConvGeometry {
                     let mut starts = [q0; SHIFTED_ACCUMULATORS];
                     let here = &steps[s0..(s0 + block_rows).min(patch)];
                     starts.iter_mut().zip(here).for_each(|(s, &h)| *s = h + q0);
-                    kernel::shifted_block(
-                        vectors,
-                        &scratch.cols,
-                        &starts[..block_rows],
-                        &by_position[q0 * channels + first..],
-                        channels,
-                        &runs,
-                        &mut sums[s0 * channels + first..],
-                        channels,
-                    );
+                    let sums = &mut sums[s0 * channels + first..];
+                    if bf16 {
+                        kernel::shifted_block_bf16(
+                            vectors,
+                            &scratch.grid_bf16,
+                            &starts[..block_rows],
+                            &scratch.pairs[first..],
+                            channels,
+                            &pairs,
+                            sums,
+                            channels,
+                        );
+                    } else {
+                        kernel::shifted_block(
+                            vectors,
+                            &scratch.cols,
+                            &starts[..block_rows],
+                            &by_position[q0 * channels + first..],
+                            channels,
+                            &runs,
+                            sums,
+                            channels,
+                        );
+                    }
                 }
                 first += 16 * vectors;
             }
@@ -249,6 +278,19 @@ impl ConvGeometry {
             }
         }
     }
+}
+
+/// The pairs of positions `(2k, 2k + 1)` that cover `runs` (in order), once each.
+fn position_pairs(runs: &[Range<usize>]) -> Vec<Range<usize>> {
+    let mut pairs: Vec<Range<usize>> = Vec::new();
+    for run in runs.iter().filter(|r| !r.is_empty()) {
+        let these = run.start / 2..run.end.div_ceil(2);
+        match pairs.last_mut() {
+            Some(last) if these.start <= last.end => last.end = last.end.max(these.end),
+            _ => pairs.push(these),
+        }
+    }
+    pairs
 }
 
 /// The micro-kernel over every panel of [`NR`] positions of a filled grid: `c_out x patch`

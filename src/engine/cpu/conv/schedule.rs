@@ -122,8 +122,8 @@ impl ConvGeometry {
 
     /// Whether this convolution's bf16 operands go to the bf16 kernels (AVX512-BF16): then
     /// they run its forward passes rather than Winograd's method in fp32, which the twice
-    /// faster products outrun.
-    fn runs_bf16_kernels(&self) -> bool {
+    /// faster products outrun, and its weight gradients.
+    pub(super) fn runs_bf16_kernels(&self) -> bool {
         self.bf16 && kernel::available_bf16()
     }
 
@@ -233,7 +233,7 @@ impl ConvGeometry {
         scratch: &mut Scratch,
         threads: Threads,
     ) {
-        if self.groups_images() && winograd::applies(self) {
+        if self.groups_images() && winograd::applies(self) && !self.runs_bf16_kernels() {
             let Scratch { cols, rows, .. } = scratch;
             winograd::weight_grad(self, grad_out, images, grad_weight, cols, rows, threads)
         } else if threads == Threads::One && self.runs_implicit() {

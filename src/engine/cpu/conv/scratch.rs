@@ -15,6 +15,9 @@ pub(super) struct Scratch {
     pub(super) block: Vec<f32>,
     /// Where each step of the patch starts in the zero-padded input the micro-kernel reads.
     pub(super) steps: kernel::Steps,
-    /// The zero-padded input as planes of bf16 channel pairs, for the bf16 micro-kernel.
+    /// The zero-padded input as planes of bf16 channel pairs, for the bf16 micro-kernel; or
+    /// the output gradient's positions in pairs, for the bf16 weight gradient.
     pub(super) pairs: Vec<u32>,
+    /// The zero-padded input in bf16, for the bf16 weight gradient.
+    pub(super) grid_bf16: Vec<u16>,
 }

@@ -100,6 +100,93 @@ pub fn block_bf16(
     }
 }
 
+/// Every value of `values` as bf16 bits (rounded to nearest even), and one zero past the end
+/// (so that a pair read at the last value stays inside): a padded grid as
+/// [`shifted_block_bf16`] reads it.
+pub fn to_bf16(values: &[f32], out: &mut Vec<u16>) {
+    out.clear();
+    out.reserve(values.len() + 1);
+    out.extend(values.iter().map(|&v| bf16_bits(v)));
+    out.push(0);
+}
+
+/// Rows `q` and `q + 1` of `rows` (`count` rows of `width` values, `ld` apart; past `count`
+/// a row is zero) as one row of `width` lanes, row `q` low: `out[k * width + o]` pairs rows
+/// `2k` and `2k + 1`, for `k < count.div_ceil(2)`.
+pub fn pair_rows(rows: &[f32], ld: usize, width: usize, count: usize, out: &mut Vec<u32>) {
+    out.clear();
+    out.reserve(count.div_ceil(2) * width);
+    for k in 0..count.div_ceil(2) {
+        let lo = &rows[2 * k * ld..][..width];
+        match 2 * k + 1 < count {
+            true => {
+                let hi = &rows[(2 * k + 1) * ld..][..width];
+                out.extend(lo.iter().zip(hi).map(|(&l, &h)| pair(l, h)))
+            }
+            false => out.extend(lo.iter().map(|&l| pair(l, 0.0))),
+        }
+    }
+}
+
+/// [`super::shifted_block`] on pairs of positions: `c[i * ldc + o] += Σ_k p[starts[i] + 2k] ·
+/// b[k].lo + p[starts[i] + 2k + 1] · b[k].hi` over `k` in the ranges `pairs`, each product of
+/// bf16 values and two of them per `vdpbf16ps`: `p` a grid in bf16 bits ([`to_bf16`]), read
+/// two positions at a time from any start, `b` the output gradient's positions in pairs
+/// ([`pair_rows`]), `ldb` lanes apart. A weight gradient's sum runs over positions, so its
+/// pairs are pairs of positions.
+///
+/// # Panics
+/// If [`available_bf16`] is false, `vectors` is not 1 to 4, `starts` is not
+/// `shifted_rows(vectors)` long, or an operand is too short.
+#[allow(clippy::too_many_arguments)]
+pub fn shifted_block_bf16(
+    vectors: usize,
+    p: &[u16],
+    starts: &[usize],
+    b: &[u32],
+    ldb: usize,
+    pairs: &[Range<usize>],
+    c: &mut [f32],
+    ldc: usize,
+) {
+    assert!(
+        available_bf16(),
+        "the bf16 shifted kernel needs AVX512-BF16"
+    );
+    assert!(
+        (1..=4).contains(&vectors),
+        "shifted_block_bf16: {vectors} vectors"
+    );
+    let rows = super::shifted_rows(vectors);
+    assert_eq!(starts.len(), rows, "shifted_block_bf16: starts");
+    let Some(end) = pairs.iter().filter(|r| !r.is_empty()).map(|r| r.end).max() else {
+        return;
+    };
+    assert!(
+        starts.iter().all(|&s| s + 2 * end <= p.len()),
+        "shifted_block_bf16: p too short"
+    );
+    assert!(
+        (end - 1) * ldb + 16 * vectors <= b.len(),
+        "shifted_block_bf16: b too short"
+    );
+    assert!(
+        (rows - 1) * ldc + 16 * vectors <= c.len(),
+        "shifted_block_bf16: c too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX512-BF16 is available and the asserts keep every access inside the slices.
+    unsafe {
+        let (p, b, c) = (p.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+        match vectors {
+            1 => avx512::shifted_block::<1, 24>(p, starts, b, ldb, pairs, c, ldc),
+            2 => avx512::shifted_block::<2, 12>(p, starts, b, ldb, pairs, c, ldc),
+            3 => avx512::shifted_block::<3, 8>(p, starts, b, ldb, pairs, c, ldc),
+            _ => avx512::shifted_block::<4, 6>(p, starts, b, ldb, pairs, c, ldc),
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -138,5 +225,55 @@ mod avx512 {
         }
         // SAFETY: `c` holds the block (the contract).
         unsafe { super::super::micro::avx512::store_block(&acc, c, ldc, add) }
+    }
+
+    /// [`super::shifted_block_bf16`] with `V` vectors and `R` rows.
+    ///
+    /// # Safety
+    /// AVX512-BF16 must be available; `starts` must hold `R` starts, `p` two values at `2k`
+    /// after each for every pair `k` of `pairs`, `b` those pairs' rows of `16 V` lanes `ldb`
+    /// apart, `c` `R` rows of `16 V` values `ldc` apart.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn shifted_block<const V: usize, const R: usize>(
+        p: *const u16,
+        starts: &[usize],
+        b: *const u32,
+        ldb: usize,
+        pairs: &[std::ops::Range<usize>],
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        let starts: [*const u16; R] = std::array::from_fn(|i| {
+            // SAFETY: each start is inside `p` (the contract).
+            unsafe { p.add(starts[i]) }
+        });
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        for k in pairs.iter().flat_map(Clone::clone) {
+            // SAFETY: k is in a range: row k of `b` and two values at 2k after each start (the
+            // contract; the pair is read unaligned).
+            unsafe {
+                let row: [__m512bh; V] = std::array::from_fn(|v| {
+                    let lanes = b.add(k * ldb + 16 * v) as *const __m512i;
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(lanes))
+                });
+                for (acc, &start) in acc.iter_mut().zip(&starts) {
+                    let two = (start.add(2 * k) as *const u32).read_unaligned();
+                    let value =
+                        std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(two as i32));
+                    for (acc, &row) in acc.iter_mut().zip(&row) {
+                        *acc = _mm512_dpbf16_ps(*acc, value, row);
+                    }
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            for (v, &sum) in acc.iter().enumerate() {
+                // SAFETY: row i < R, columns 16v..16v + 16 <= 16 V (the contract).
+                unsafe {
+                    let out = c.add(i * ldc + 16 * v);
+                    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), sum));
+                }
+            }
+        }
     }
 }

@@ -36,7 +36,10 @@ mod pointwise;
 #[cfg(test)]
 mod tests;
 
-pub use bf16_block::{available_bf16, bf16_bits, block_bf16, interleave_planes, pack_row_pairs};
+pub use bf16_block::{
+    available_bf16, bf16_bits, block_bf16, interleave_planes, pack_row_pairs, pair_rows,
+    shifted_block_bf16, to_bf16,
+};
 pub use copy::{Runs, copy_runs, copy_runs_to_every_other, transpose};
 pub use lanes::{LANES, LANES_VECTORS, lanes_block, lanes_block_bf16};
 pub(crate) use loops::vectorised;

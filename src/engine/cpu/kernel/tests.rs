@@ -438,3 +438,85 @@ fn bf16_lanes_blocks_match_the_rounded_product() {
         }
     }
 }
+
+/// The bf16 weight-gradient block against the product of the operands rounded to bf16 (f64
+/// sums; within 1e-6 of the products' magnitudes, as `vdpbf16ps` rounds each addition), added
+/// to what the block held, for 1 to 4 vectors, odd position counts (the last pair half zero),
+/// starts of either parity, ranges of pairs with gaps; nothing written around the block. And
+/// the layouts: `to_bf16` rounds and ends in a zero, `pair_rows` puts row `2k` low.
+#[test]
+fn bf16_shifted_blocks_match_the_rounded_product() {
+    use crate::engine::cpu::bf16::round;
+    if !available_bf16() {
+        eprintln!(
+            "skipped: this CPU has no AVX512-BF16, so the bf16 shifted kernel never runs here"
+        );
+        return;
+    }
+    let mut grid = Vec::new();
+    to_bf16(
+        &[1.0, -2.5, 1.0 + 2f32.powi(-8) + 2f32.powi(-20)],
+        &mut grid,
+    );
+    assert_eq!(grid, [0x3f80, 0xc020, 0x3f81, 0]);
+    let mut lanes = Vec::new();
+    pair_rows(
+        &[1.0, 2.0, 9.0, 3.0, 4.0, 9.0, 5.0, 6.0, 9.0],
+        3,
+        2,
+        3,
+        &mut lanes,
+    );
+    let half = |v: f32| bf16_bits(v) as u32;
+    let expected = [
+        half(1.0) | half(3.0) << 16,
+        half(2.0) | half(4.0) << 16,
+        half(5.0),
+        half(6.0),
+    ];
+    assert_eq!(lanes, expected);
+    for vectors in 1..=4 {
+        let (rows, cols) = (shifted_rows(vectors), 16 * vectors);
+        for (positions, ldb, ldc, pairs) in [
+            (1, cols, cols, vec![0..1]),
+            (7, cols + 3, cols + 1, vec![0..4]),
+            (193, 70, 71, vec![0..25, 30..31, 40..40, 50..97]),
+        ] {
+            let x = values(positions + 301, 13, 0.173);
+            let mut p = Vec::new();
+            to_bf16(&x, &mut p);
+            let dy = values(positions * ldb, 11, 0.31);
+            let mut b = Vec::new();
+            pair_rows(&dy, ldb, ldb, positions, &mut b);
+            let starts: Vec<usize> = (0..rows).map(|i| (i * 37 + 3) % 300).collect();
+            let mut c: Vec<f32> = (0..(rows + 1) * ldc)
+                .map(|at| match (at / ldc, at % ldc) {
+                    (i, j) if i < rows && j < cols => (at % 7) as f32,
+                    _ => f32::NAN,
+                })
+                .collect();
+            shifted_block_bf16(vectors, &p, &starts, &b, ldb, &pairs, &mut c, ldc);
+            for (i, j) in (0..rows + 1).flat_map(|i| (0..ldc).map(move |j| (i, j))) {
+                let got = c[i * ldc + j] as f64;
+                if i == rows || j >= cols {
+                    assert!(got.is_nan(), "({i}, {j}) written");
+                    continue;
+                }
+                let before = ((i * ldc + j) % 7) as f64;
+                let (mut sum, mut magnitude) = (before, before);
+                for q in pairs.iter().flat_map(|k| 2 * k.start..2 * k.end) {
+                    if q < positions {
+                        let product =
+                            round(x[starts[i] + q]) as f64 * round(dy[q * ldb + j]) as f64;
+                        sum += product;
+                        magnitude += product.abs();
+                    }
+                }
+                assert!(
+                    (got - sum).abs() <= 1e-6 * magnitude,
+                    "{vectors} vectors, pairs {pairs:?}, ({i}, {j}): {got} against {sum}"
+                );
+            }
+        }
+    }
+}
