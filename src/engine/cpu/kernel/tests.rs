@@ -478,8 +478,8 @@ fn bf16_shifted_blocks_match_the_rounded_product() {
     for vectors in 1..=4 {
         let (rows, cols) = (shifted_rows(vectors), 16 * vectors);
         for (positions, ldb, ldc, pairs) in [
-            (1, cols, cols, vec![0..1]),
-            (7, cols + 3, cols + 1, vec![0..4]),
+            (1, cols, cols, std::iter::once(0..1).collect::<Vec<_>>()),
+            (7, cols + 3, cols + 1, std::iter::once(0..4).collect()),
             (193, 70, 71, vec![0..25, 30..31, 40..40, 50..97]),
         ] {
             let x = values(positions + 301, 13, 0.173);
