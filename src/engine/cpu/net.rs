@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
-use super::bf16::operand;
+use super::bf16::{self, operand};
 use super::conv::{self, ConvGeometry};
 use super::layers::{self, BatchStats, RunningBatchNorm};
 use super::memory;
@@ -391,17 +391,24 @@ impl CpuNet {
     /// input's copy is what the layer keeps for its weight gradient, as autocast keeps the
     /// bf16 input it computed with).
     fn operands<'w>(&self, x: Activation, weight: &'w [f32]) -> (Activation, Cow<'w, [f32]>) {
-        match self.precision {
-            Precision::Fp32 => (x, Cow::Borrowed(weight)),
-            Precision::Bf16 => {
-                let shape = x.shape;
-                let data = operand(&x.data, self.precision).into_owned();
-                (
-                    Activation::new(data, shape),
-                    operand(weight, self.precision),
-                )
-            }
+        if self.precision.is_fp32() {
+            return (x, Cow::Borrowed(weight));
         }
+        // The input's values are copied only where another layer shares them (a skip).
+        let values = Arc::try_unwrap(x.data).unwrap_or_else(|shared| shared.to_vec());
+        (
+            Activation::new(self.owned_operand(values), x.shape),
+            operand(weight, self.precision),
+        )
+    }
+
+    /// A product's operand that the layer owns, at the net's precision: rounded in place in
+    /// bf16 (a copy would cost an allocation and a pass more).
+    fn owned_operand(&self, mut values: Vec<f32>) -> Vec<f32> {
+        if !self.precision.is_fp32() {
+            bf16::round_all(&mut values);
+        }
+        values
     }
 
     fn layer_forward(
@@ -678,7 +685,8 @@ impl CpuNet {
                             g.out_plane(),
                         ));
                     }
-                    let dy = operand(&grad, self.precision);
+                    // The output gradient is no longer needed in fp32 (the bias's is summed).
+                    let dy = self.owned_operand(std::mem::take(&mut grad));
                     grads_reversed.push(conv::conv_weight_grad(&g, &dy, &x.data));
                     if need_input_grad {
                         let mut dx = memory::zeroed(n * g.in_len());
@@ -696,7 +704,7 @@ impl CpuNet {
                         conv_geometry(self.op(i), x.shape, self.precision),
                     );
                     grads_reversed.push(layers::channel_sums(&grad, out_channels, g.h * g.w));
-                    let dy = operand(&grad, self.precision);
+                    let dy = self.owned_operand(std::mem::take(&mut grad));
                     grads_reversed.push(conv::conv_transpose_weight_grad(&g, &dy, &x.data));
                     if need_input_grad {
                         let mut dx = memory::zeroed(n * g.out_len());
