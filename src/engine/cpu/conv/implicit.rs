@@ -10,10 +10,11 @@
 //!   panels in `conv::phases`);
 //! - the weight gradient: `kernel::shifted_block`, each step broadcast from the grid against
 //!   the output gradient laid out position by position, over the output positions only;
-//! - with bf16 operands (`--precision bf16`) and AVX512-BF16, a stride-1 forward pass on
-//!   `kernel::block_bf16`: the grid's channels interleaved in pairs, each pair of steps one
-//!   `vdpbf16ps` (weight gradients and strided passes stay on the fp32 kernels, which compute
-//!   bf16 operands' products exactly).
+//! - with bf16 operands (`--precision bf16`) and AVX512-BF16, the forward pass on
+//!   `kernel::block_bf16` (the grid's channels interleaved in pairs, each pair of steps one
+//!   `vdpbf16ps`) and the weight gradient on `kernel::shifted_block_bf16` (the output
+//!   positions in pairs); strided input gradients stay on the fp32 kernels, which compute bf16
+//!   operands' products exactly.
 //!
 //! On an Intel Xeon the unfolding this replaces cost about a third of a small plane's forward
 //! pass, and the `gemm` crate's weight gradients (which unfold, then pack both operands again)
@@ -86,10 +87,9 @@ impl ConvGeometry {
     }
 
     /// Whether this convolution's forward pass runs on the bf16 micro-kernel: bf16 operands,
-    /// the kernel there, stride 1 on a padded grid (a strided grid's planes are phases, not
-    /// channels to pair).
+    /// the kernel there, a padded grid (a strided grid pairs each phase of two channels).
     pub(super) fn runs_implicit_bf16(&self) -> bool {
-        self.bf16 && self.stride == 1 && self.runs_implicit() && kernel::available_bf16()
+        self.bf16 && self.runs_implicit() && kernel::available_bf16()
     }
 
     /// [`ConvGeometry::forward_implicit`] on the bf16 micro-kernel, the weights `pairs` as
@@ -106,7 +106,8 @@ impl ConvGeometry {
             let n = images.len() / self.in_len();
             let padded = Padded::new(self, n, rows);
             padded.fill(self, images, &mut scratch.cols);
-            kernel::interleave_planes(&scratch.cols, self.c_in, padded.channel, &mut scratch.pairs);
+            let planes = padded.channel_planes(self);
+            kernel::interleave_planes(&scratch.cols, self.c_in, planes, &mut scratch.pairs);
             scratch.steps.set(padded.pair_steps(self));
             let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
             let emit = |block: &[f32], first| padded.scatter(self, block, first, bias, out);
@@ -516,6 +517,19 @@ impl Padded {
     /// Where each step of the patch starts, relative to the grid position being computed:
     /// the plane its tap reads (a channel, or a channel's phase), shifted.
     pub(super) fn steps(&self, g: &ConvGeometry) -> Vec<usize> {
+        self.steps_over(g, g.c_in)
+    }
+
+    /// Where each pair of steps starts on the grid of channel pairs (`kernel::interleave_planes`
+    /// of the filled grid, each channel's planes taken as one), relative to the grid position
+    /// being computed: channel pair `j`, tap `(ky, kx)`, in `Weights::pairs`' order. A pair's
+    /// planes lie as a channel's do, so these are the steps of half as many channels.
+    pub(super) fn pair_steps(&self, g: &ConvGeometry) -> Vec<usize> {
+        self.steps_over(g, g.c_in.div_ceil(2))
+    }
+
+    /// [`Padded::steps`] for `channels` channels (or pairs of them).
+    fn steps_over(&self, g: &ConvGeometry, channels: usize) -> Vec<usize> {
         let (s, pad, channel, row) = (g.stride, self.pad as isize, self.channel, self.row);
         let taps: Vec<(usize, usize)> = (0..g.k)
             .map(|t| {
@@ -523,7 +537,7 @@ impl Padded {
                 (phase, (shift + pad) as usize)
             })
             .collect();
-        (0..g.c_in)
+        (0..channels)
             .flat_map(|c| taps.iter().map(move |&(py, dy)| (c, py, dy)))
             .flat_map(|(c, py, dy)| {
                 taps.iter()
@@ -532,14 +546,10 @@ impl Padded {
             .collect()
     }
 
-    /// Where each pair of steps of a stride-1 patch starts on the grid of channel pairs
-    /// (`kernel::interleave_planes` of the filled grid), relative to the grid position being
-    /// computed: channel pair `j`, tap `(ky, kx)`, in `Weights::pairs`' order.
-    pub(super) fn pair_steps(&self, g: &ConvGeometry) -> Vec<usize> {
-        let (channel, row, k) = (self.channel, self.row, g.k);
-        (0..g.c_in.div_ceil(2))
-            .flat_map(|j| (0..k * k).map(move |t| j * channel + (t / k) * row + t % k))
-            .collect()
+    /// The filled grid's planes as `kernel::interleave_planes` pairs channels: all of one
+    /// channel's (its phases, with a stride) as one.
+    pub(super) fn channel_planes(&self, g: &ConvGeometry) -> usize {
+        self.channel * g.stride * g.stride
     }
 
     /// Grid positions `first..first + NR` (those before `width`) of the block's rows, plus the

@@ -38,8 +38,7 @@ impl ConvGeometry {
     }
 
     /// The forward pass of whole `images` through `kernel::lanes_block`, or with bf16
-    /// operands, stride 1 and AVX512-BF16 through `kernel::lanes_block_bf16` on pairs of input
-    /// channels
+    /// operands and AVX512-BF16 through `kernel::lanes_block_bf16` on pairs of input channels
     /// ([`ConvGeometry::runs_in_lanes`] must hold).
     pub(super) fn forward_lanes(
         &self,
@@ -62,9 +61,8 @@ impl ConvGeometry {
             pairs,
             ..
         } = scratch;
-        // A strided grid's planes are an input channel's phases, not channels to pair.
-        if self.bf16 && self.stride == 1 && kernel::available_bf16() {
-            kernel::interleave_planes(cols, self.c_in, padded.channel, pairs);
+        if self.bf16 && kernel::available_bf16() {
+            kernel::interleave_planes(cols, self.c_in, padded.channel_planes(self), pairs);
             steps.set(padded.pair_steps(self));
             let depth = self.c_in.div_ceil(2) * self.k * self.k;
             let w = weight.lane_pairs(self);
