@@ -13,8 +13,8 @@
 //! - with bf16 operands (`--precision bf16`) and AVX512-BF16, the forward pass on
 //!   `kernel::block_bf16` (the grid's channels interleaved in pairs, each pair of steps one
 //!   `vdpbf16ps`) and the weight gradient on `kernel::shifted_block_bf16` (the output
-//!   positions in pairs); strided input gradients stay on the fp32 kernels, which compute bf16
-//!   operands' products exactly.
+//!   positions in pairs); a strided input gradient's phases (`conv::phases`) pair the output
+//!   gradient's channels the same way.
 //!
 //! On an Intel Xeon the unfolding this replaces cost about a third of a small plane's forward
 //! pass, and the `gemm` crate's weight gradients (which unfold, then pack both operands again)
@@ -111,7 +111,8 @@ impl ConvGeometry {
             scratch.steps.set(padded.pair_steps(self));
             let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
             let emit = |block: &[f32], first| padded.scatter(self, block, first, bias, out);
-            panels_bf16(&padded, self, pairs, scratch, emit);
+            let depth = self.c_in.div_ceil(2) * self.k * self.k;
+            panels_bf16(&padded, (self.c_out, depth), pairs, scratch, emit);
         })
     }
 
@@ -321,11 +322,12 @@ pub(super) fn panels(
     }
 }
 
-/// [`panels`] on the bf16 micro-kernel: the weights as `Weights::pairs` lays them out, the
-/// input's channel pairs in `scratch.pairs`, the pairs' starts in `scratch.steps`.
-fn panels_bf16(
+/// [`panels`] on the bf16 micro-kernel: `rows x 2 depth` weights as `kernel::pack_row_pairs`
+/// lays them out, the grid's channel pairs in `scratch.pairs`, the pairs' starts in
+/// `scratch.steps`.
+pub(super) fn panels_bf16(
     padded: &Padded,
-    g: &ConvGeometry,
+    (rows, depth): (usize, usize),
     weights: &[u32],
     scratch: &mut Scratch,
     mut emit: impl FnMut(&[f32], usize),
@@ -336,8 +338,7 @@ fn panels_bf16(
         steps,
         ..
     } = scratch;
-    let depth = g.c_in.div_ceil(2) * g.k * g.k;
-    block.resize(g.c_out.div_ceil(MR) * MR * NR, 0.0);
+    block.resize(rows.div_ceil(MR) * MR * NR, 0.0);
     for first in (0..padded.width).step_by(NR) {
         let columns = &pairs[first..];
         for q0 in (0..depth).step_by(KC / 2) {

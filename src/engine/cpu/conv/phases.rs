@@ -1,9 +1,10 @@
 //! The input gradient of a strided convolution by sub-pixel phases: the input positions with
 //! the same remainders modulo the stride receive from the same kernel taps, so each phase is
-//! one dense product (`PhaseKernel`: a phase's taps and kernel, built once per pass).
+//! one dense product (`PhaseKernel`: a phase's taps and kernel, built once per pass; with bf16
+//! operands also in pairs of output channels for the bf16 micro-kernel).
 
 use super::geometry::{BLOCK_FLOATS, ConvGeometry};
-use super::implicit::{Padded, panels};
+use super::implicit::{Padded, panels, panels_bf16};
 use super::scratch::Scratch;
 use crate::engine::cpu::kernel;
 use crate::engine::cpu::matmul::{CountedProduct, Threads, View, matmul};
@@ -16,8 +17,11 @@ pub(super) struct PhaseKernel {
     taps_y: Vec<(usize, isize)>,
     taps_x: Vec<(usize, isize)>,
     kernel: Vec<f32>,
-    /// The kernel as `kernel::pack_rows` lays it out for the micro-kernel.
+    /// The kernel as `kernel::pack_rows` lays it out for the micro-kernel; with bf16 operands
+    /// for the bf16 kernels, as `kernel::pack_row_pairs` lays out pairs of output channels at
+    /// each tap (channel `2j` low), empty otherwise.
     packed: Vec<f32>,
+    pairs: Vec<u32>,
 }
 
 impl ConvGeometry {
@@ -65,6 +69,19 @@ impl ConvGeometry {
             if inner > 0 {
                 kernel::pack_rows(&kernel, c_in, inner, &mut packed);
             }
+            let mut pairs = Vec::new();
+            if inner > 0 && self.runs_bf16_kernels() && self.input_grad_runs_implicit() {
+                let taps = taps_y.len() * taps_x.len();
+                let depth = c_out.div_ceil(2) * taps;
+                let mut rows = vec![0.0; c_in * 2 * depth];
+                for (row, paired) in kernel.chunks(inner).zip(rows.chunks_mut(2 * depth)) {
+                    for (at, &value) in row.iter().enumerate() {
+                        let (co, t) = (at / taps, at % taps);
+                        paired[((co / 2) * taps + t) * 2 + co % 2] = value;
+                    }
+                }
+                kernel::pack_row_pairs(&rows, c_in, depth, &mut pairs);
+            }
             PhaseKernel {
                 py,
                 px,
@@ -72,6 +89,7 @@ impl ConvGeometry {
                 taps_x,
                 kernel,
                 packed,
+                pairs,
             }
         };
         (0..s)
@@ -202,10 +220,20 @@ impl ConvGeometry {
         let padded = Padded::new(grid, n, rows.clone());
         padded.fill(grid, grad_out, &mut scratch.cols);
         let (channel, row) = (padded.channel, padded.row);
+        // With bf16, the grid's channels (the output gradient's) in pairs for every phase.
+        let bf16 = phases.first().is_some_and(|p| !p.pairs.is_empty());
+        let planes = match bf16 {
+            true => {
+                kernel::interleave_planes(&scratch.cols, self.c_out, channel, &mut scratch.pairs);
+                self.c_out.div_ceil(2)
+            }
+            false => self.c_out,
+        };
         for phase in phases {
             let inner = phase.kernel.len() / self.c_in;
-            // Step `(o, tap y, tap x)`: plane `o` shifted by the taps' offsets (-1 to 1).
-            scratch.steps.set((0..self.c_out).flat_map(|o| {
+            // Step `(o, tap y, tap x)` (or pair of channels `o`): plane `o` shifted by the
+            // taps' offsets (-1 to 1).
+            scratch.steps.set((0..planes).flat_map(|o| {
                 phase.taps_y.iter().flat_map(move |&(_, oy)| {
                     phase.taps_x.iter().map(move |&(_, ox)| {
                         o * channel + ((oy + 1) as usize) * row + (ox + 1) as usize
@@ -217,7 +245,13 @@ impl ConvGeometry {
             let emit = |block: &[f32], first| {
                 padded.scatter_phase(self, block, first, (phase.py, phase.px), bias, grad_in)
             };
-            panels(&padded, (self.c_in, inner), &phase.packed, scratch, emit);
+            match bf16 {
+                true => {
+                    let depth = planes * phase.taps_y.len() * phase.taps_x.len();
+                    panels_bf16(&padded, (self.c_in, depth), &phase.pairs, scratch, emit)
+                }
+                false => panels(&padded, (self.c_in, inner), &phase.packed, scratch, emit),
+            }
         }
     }
 
