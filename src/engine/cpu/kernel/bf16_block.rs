@@ -12,7 +12,7 @@
 
 use std::ops::Range;
 
-use super::micro::{MR, NR, Steps};
+use super::micro::{MR, NR, ShiftedShape, Steps};
 
 /// Whether this CPU runs [`block_bf16`].
 pub fn available_bf16() -> bool {
@@ -153,27 +153,15 @@ pub fn shifted_block_bf16(
         available_bf16(),
         "the bf16 shifted kernel needs AVX512-BF16"
     );
-    assert!(
-        (1..=4).contains(&vectors),
-        "shifted_block_bf16: {vectors} vectors"
-    );
-    let rows = super::shifted_rows(vectors);
-    assert_eq!(starts.len(), rows, "shifted_block_bf16: starts");
-    let Some(end) = pairs.iter().filter(|r| !r.is_empty()).map(|r| r.end).max() else {
-        return;
+    let shape = ShiftedShape {
+        vectors,
+        values_per_index: 2,
+        ldb,
+        ldc,
     };
-    assert!(
-        starts.iter().all(|&s| s + 2 * end <= p.len()),
-        "shifted_block_bf16: p too short"
-    );
-    assert!(
-        (end - 1) * ldb + 16 * vectors <= b.len(),
-        "shifted_block_bf16: b too short"
-    );
-    assert!(
-        (rows - 1) * ldc + 16 * vectors <= c.len(),
-        "shifted_block_bf16: c too short"
-    );
+    if !shape.holds(starts, pairs, (p.len(), b.len(), c.len())) {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX512-BF16 is available and the asserts keep every access inside the slices.
     unsafe {

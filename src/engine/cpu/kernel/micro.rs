@@ -88,6 +88,54 @@ pub fn shifted_rows(vectors: usize) -> usize {
     SHIFTED_ACCUMULATORS / vectors
 }
 
+/// The shape of a [`shifted_block`] (or its bf16 twin's, whose `p` holds two values per index).
+pub(super) struct ShiftedShape {
+    pub(super) vectors: usize,
+    pub(super) values_per_index: usize,
+    pub(super) ldb: usize,
+    pub(super) ldc: usize,
+}
+
+impl ShiftedShape {
+    /// Whether there is anything to sum over `ranges` (indices into `b`'s rows), once the
+    /// block's asserts hold for operands of lengths `(p, b, c)`.
+    ///
+    /// # Panics
+    /// If `vectors` is not 1 to 4, `starts` is not [`shifted_rows`] long, or an operand is too
+    /// short.
+    pub(super) fn holds(
+        &self,
+        starts: &[usize],
+        ranges: &[Range<usize>],
+        (p, b, c): (usize, usize, usize),
+    ) -> bool {
+        let vectors = self.vectors;
+        assert!(
+            (1..=4).contains(&vectors),
+            "shifted block: {vectors} vectors"
+        );
+        let rows = shifted_rows(vectors);
+        assert_eq!(starts.len(), rows, "shifted block: starts");
+        let Some(end) = ranges.iter().filter(|r| !r.is_empty()).map(|r| r.end).max() else {
+            return false;
+        };
+        let reach = self.values_per_index * end;
+        assert!(
+            starts.iter().all(|&s| s + reach <= p),
+            "shifted block: p too short"
+        );
+        assert!(
+            (end - 1) * self.ldb + 16 * vectors <= b,
+            "shifted block: b too short"
+        );
+        assert!(
+            (rows - 1) * self.ldc + 16 * vectors <= c,
+            "shifted block: c too short"
+        );
+        true
+    }
+}
+
 /// `c[i * ldc + o] += Σ_q p[starts[i] + q] · b[q * ldb + o]` for `i < starts.len()` and `o <
 /// 16 * vectors`, `q` over the ranges `runs`: a block of a product whose inner dimension runs
 /// along memory in `p` at a different start for each row, as a convolution's weight gradient
@@ -110,27 +158,15 @@ pub fn shifted_block(
     ldc: usize,
 ) {
     assert!(available(), "the micro-kernel needs AVX-512");
-    assert!(
-        (1..=4).contains(&vectors),
-        "shifted_block: {vectors} vectors"
-    );
-    let rows = shifted_rows(vectors);
-    assert_eq!(starts.len(), rows, "shifted_block: starts");
-    let Some(end) = runs.iter().filter(|r| !r.is_empty()).map(|r| r.end).max() else {
-        return;
+    let shape = ShiftedShape {
+        vectors,
+        values_per_index: 1,
+        ldb,
+        ldc,
     };
-    assert!(
-        starts.iter().all(|&s| s + end <= p.len()),
-        "shifted_block: p too short"
-    );
-    assert!(
-        (end - 1) * ldb + 16 * vectors <= b.len(),
-        "shifted_block: b too short"
-    );
-    assert!(
-        (rows - 1) * ldc + 16 * vectors <= c.len(),
-        "shifted_block: c too short"
-    );
+    if !shape.holds(starts, runs, (p.len(), b.len(), c.len())) {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is available and the asserts keep every access inside the slices.
     unsafe {

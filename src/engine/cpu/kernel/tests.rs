@@ -9,6 +9,17 @@ fn values(n: usize, modulus: usize, scale: f32) -> Vec<f32> {
         .collect()
 }
 
+/// A block of `rows x cols` values (`at % 7` at offset `at`) with rows `ldc` apart and a row
+/// more, every value around the block NaN: what a kernel must add to and leave alone.
+fn block_in_nans(rows: usize, cols: usize, ldc: usize) -> Vec<f32> {
+    (0..(rows + 1) * ldc)
+        .map(|at| match (at / ldc, at % ldc) {
+            (i, j) if i < rows && j < cols => (at % 7) as f32,
+            _ => f32::NAN,
+        })
+        .collect()
+}
+
 /// The micro-kernel against the plain product: odd depths, steps at odd and scrambled
 /// starts (as a padded input's shifted rows give them), a part of the steps, both modes.
 #[test]
@@ -79,12 +90,7 @@ fn shifted_blocks_match_the_plain_product() {
             let b = values(len * ldb, 11, 0.5);
             let starts: Vec<usize> = (0..rows).map(|i| (i * 37 + 3) % 300).collect();
             // The block's values are added to; everything around it must stay NaN.
-            let mut c: Vec<f32> = (0..(rows + 1) * ldc)
-                .map(|at| match (at / ldc, at % ldc) {
-                    (i, j) if i < rows && j < cols => (at % 7) as f32,
-                    _ => f32::NAN,
-                })
-                .collect();
+            let mut c = block_in_nans(rows, cols, ldc);
             shifted_block(vectors, &p, &starts, &b, ldb, &runs, &mut c, ldc);
             for (i, j) in (0..rows + 1).flat_map(|i| (0..ldc).map(move |j| (i, j))) {
                 let got = c[i * ldc + j];
@@ -127,12 +133,7 @@ fn lanes_blocks_match_the_plain_product() {
             let start = |s: usize| (s * 31 + 5) % (depth * 5 + 1);
             steps.set((0..depth).map(start));
             for (range, add) in [(0..depth, true), (depth / 3..depth, false)] {
-                let mut c: Vec<f32> = (0..(positions + 1) * ldc)
-                    .map(|at| match (at / ldc, at % ldc) {
-                        (j, o) if j < positions && o < cols => (at % 7) as f32,
-                        _ => f32::NAN,
-                    })
-                    .collect();
+                let mut c = block_in_nans(positions, cols, ldc);
                 let w = &w[range.start * ldw..];
                 let block = (positions, vectors);
                 lanes_block(block, &p, &steps, range.clone(), w, ldw, &mut c, ldc, add);
@@ -403,12 +404,7 @@ fn bf16_lanes_blocks_match_the_rounded_product() {
             let start = |s: usize| (s * 31 + 5) % (depth * 5 + 1);
             steps.set((0..depth).map(start));
             for (range, add) in [(0..depth, true), (depth / 3..depth, false)] {
-                let mut c: Vec<f32> = (0..(positions + 1) * ldc)
-                    .map(|at| match (at / ldc, at % ldc) {
-                        (j, o) if j < positions && o < cols => (at % 7) as f32,
-                        _ => f32::NAN,
-                    })
-                    .collect();
+                let mut c = block_in_nans(positions, cols, ldc);
                 let wr = &w[range.start * ldw..];
                 let block = (positions, vectors);
                 lanes_block_bf16(block, &p, &steps, range.clone(), wr, ldw, &mut c, ldc, add);
@@ -489,12 +485,7 @@ fn bf16_shifted_blocks_match_the_rounded_product() {
             let mut b = Vec::new();
             pair_rows(&dy, ldb, ldb, positions, &mut b);
             let starts: Vec<usize> = (0..rows).map(|i| (i * 37 + 3) % 300).collect();
-            let mut c: Vec<f32> = (0..(rows + 1) * ldc)
-                .map(|at| match (at / ldc, at % ldc) {
-                    (i, j) if i < rows && j < cols => (at % 7) as f32,
-                    _ => f32::NAN,
-                })
-                .collect();
+            let mut c = block_in_nans(rows, cols, ldc);
             shifted_block_bf16(vectors, &p, &starts, &b, ldb, &pairs, &mut c, ldc);
             for (i, j) in (0..rows + 1).flat_map(|i| (0..ldc).map(move |j| (i, j))) {
                 let got = c[i * ldc + j] as f64;
