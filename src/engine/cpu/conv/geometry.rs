@@ -104,6 +104,11 @@ impl ConvGeometry {
         self.c_in * self.k * self.k
     }
 
+    /// Pairs of steps of the patch for the bf16 kernels: pairs of input channels at each tap.
+    pub fn pair_depth(&self) -> usize {
+        self.c_in.div_ceil(2) * self.k * self.k
+    }
+
     pub fn in_len(&self) -> usize {
         self.c_in * self.h * self.w
     }

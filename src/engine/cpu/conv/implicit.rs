@@ -111,8 +111,13 @@ impl ConvGeometry {
             scratch.steps.set(padded.pair_steps(self));
             let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
             let emit = |block: &[f32], first| padded.scatter(self, block, first, bias, out);
-            let depth = self.c_in.div_ceil(2) * self.k * self.k;
-            panels_bf16(&padded, (self.c_out, depth), pairs, scratch, emit);
+            panels_bf16(
+                &padded,
+                (self.c_out, self.pair_depth()),
+                pairs,
+                scratch,
+                emit,
+            );
         })
     }
 

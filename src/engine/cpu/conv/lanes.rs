@@ -64,7 +64,7 @@ impl ConvGeometry {
         if self.bf16 && kernel::available_bf16() {
             kernel::interleave_planes(cols, self.c_in, padded.channel_planes(self), pairs);
             steps.set(padded.pair_steps(self));
-            let depth = self.c_in.div_ceil(2) * self.k * self.k;
+            let depth = self.pair_depth();
             let w = weight.lane_pairs(self);
             self.lanes_passes(
                 &padded,

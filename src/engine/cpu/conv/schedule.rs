@@ -79,7 +79,7 @@ impl Weights<'_> {
     pub(super) fn lane_pairs(&self, g: &ConvGeometry) -> &[u32] {
         let (values, skip) = self.lane_pairs.get_or_init(|| {
             let (taps, channels) = (g.k * g.k, g.c_out.next_multiple_of(16));
-            let len = g.c_in.div_ceil(2) * taps * channels;
+            let len = g.pair_depth() * channels;
             let mut values = Vec::new();
             let w = memory::aligned(&mut values, len);
             w.fill(0);
@@ -97,7 +97,7 @@ impl Weights<'_> {
             let skip = w.as_ptr() as usize - values.as_ptr() as usize;
             (values, skip / size_of::<u32>())
         });
-        let len = g.c_in.div_ceil(2) * g.k * g.k * g.c_out.next_multiple_of(16);
+        let len = g.pair_depth() * g.c_out.next_multiple_of(16);
         &values[*skip..*skip + len]
     }
 }
