@@ -89,7 +89,7 @@ impl ConvGeometry {
     /// Whether this convolution's forward pass runs on the bf16 micro-kernel: bf16 operands,
     /// the kernel there, a padded grid (a strided grid pairs each phase of two channels).
     pub(super) fn runs_implicit_bf16(&self) -> bool {
-        self.bf16 && self.runs_implicit() && kernel::available_bf16()
+        self.runs_bf16_kernels() && self.runs_implicit()
     }
 
     /// [`ConvGeometry::forward_implicit`] on the bf16 micro-kernel, the weights `pairs` as

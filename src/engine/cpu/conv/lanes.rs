@@ -61,7 +61,7 @@ impl ConvGeometry {
             pairs,
             ..
         } = scratch;
-        if self.bf16 && kernel::available_bf16() {
+        if self.runs_bf16_kernels() {
             kernel::interleave_planes(cols, self.c_in, padded.channel_planes(self), pairs);
             steps.set(padded.pair_steps(self));
             let depth = self.pair_depth();
