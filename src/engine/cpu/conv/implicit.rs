@@ -14,7 +14,8 @@
 //!   `kernel::block_bf16` (the grid's channels interleaved in pairs, each pair of steps one
 //!   `vdpbf16ps`) and the weight gradient on `kernel::shifted_block_bf16` (the output
 //!   positions in pairs); a strided input gradient's phases (`conv::phases`) pair the output
-//!   gradient's channels the same way.
+//!   gradient's channels the same way. The grid is then filled in bf16 as it is copied
+//!   ([`Padded::fill_pairs`], [`Padded::fill_bf16`]): no fp32 grid is written and read again.
 //!
 //! On an Intel Xeon the unfolding this replaces cost about a third of a small plane's forward
 //! pass, and the `gemm` crate's weight gradients (which unfold, then pack both operands again)
@@ -105,9 +106,7 @@ impl ConvGeometry {
         self.in_padded_blocks(images, out, |images, rows, out| {
             let n = images.len() / self.in_len();
             let padded = Padded::new(self, n, rows);
-            padded.fill(self, images, &mut scratch.cols);
-            let planes = padded.channel_planes(self);
-            kernel::interleave_planes(&scratch.cols, self.c_in, planes, &mut scratch.pairs);
+            padded.fill_pairs(self, images, scratch);
             scratch.steps.set(padded.pair_steps(self));
             let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
             let emit = |block: &[f32], first| padded.scatter(self, block, first, bias, out);
@@ -208,7 +207,11 @@ impl ConvGeometry {
     ) {
         let n = images.len() / self.in_len();
         let padded = Padded::new(self, n, rows);
-        padded.fill(self, images, &mut scratch.cols);
+        let bf16 = self.runs_bf16_kernels();
+        match bf16 {
+            true => padded.fill_bf16(self, images, scratch),
+            false => padded.fill(self, images, &mut scratch.cols),
+        }
         let channels = self.c_out.next_multiple_of(16);
         let by_position = memory::aligned(&mut scratch.rows, padded.width * channels);
         padded.fill_by_position(self, grad_out, channels, by_position);
@@ -224,10 +227,6 @@ impl ConvGeometry {
         // the output positions are summed, not the grid's borders (a third of a 7 x 7 grid).
         let chunk = (8192 / channels / padded.row).max(1);
         let grid_rows = padded.width / padded.row;
-        let bf16 = self.runs_bf16_kernels();
-        if bf16 {
-            kernel::to_bf16(&scratch.cols, &mut scratch.grid_bf16);
-        }
         for r0 in (0..grid_rows).step_by(chunk) {
             let (q0, r1) = (r0 * padded.row, (r0 + chunk).min(grid_rows));
             let runs = padded.output_runs(r0..r1, self.w_out);
@@ -413,28 +412,121 @@ impl Padded {
     /// The images' input rows that the output rows read, in place, zeros everywhere else,
     /// written once: grid row by grid row, all channels at a time.
     pub(super) fn fill(&self, g: &ConvGeometry, images: &[f32], buffer: &mut Vec<f32>) {
-        buffer.resize(g.grid_planes() * self.channel, 0.0);
-        let grid_rows = self.pad + (images.len() / g.in_len()) * self.image_rows;
-        // The left border of the first row, and what lies past the last.
-        let end = self.pad + grid_rows * self.row;
-        for channel in buffer.chunks_exact_mut(self.channel) {
-            channel[..self.pad].fill(0.0);
-            channel[end..].fill(0.0);
+        let runs = self.input_runs(g);
+        let zeros = self.zero_runs(g.grid_planes());
+        self.fill_rows(
+            g,
+            images,
+            g.grid_planes(),
+            buffer,
+            |dst, source| match source {
+                None => kernel::copy_runs(dst, &[], zeros, None),
+                Some((image, y)) if g.stride == 1 => {
+                    let at = image * g.in_len() + y * g.w;
+                    kernel::copy_runs(dst, &images[at..], runs, None)
+                }
+                Some((image, y)) => {
+                    let image = &images[image * g.in_len()..(image + 1) * g.in_len()];
+                    self.fill_phases(g, image, y, dst)
+                }
+            },
+        );
+    }
+
+    /// [`Padded::fill`] rounded to bf16 with the channels in pairs, as
+    /// `kernel::interleave_planes` pairs the filled grid's planes: one pass at stride 1 (a
+    /// strided grid is filled, then paired).
+    pub(super) fn fill_pairs(&self, g: &ConvGeometry, images: &[f32], scratch: &mut Scratch) {
+        if g.stride != 1 {
+            self.fill(g, images, &mut scratch.cols);
+            let (cols, planes) = (&scratch.cols, self.channel_planes(g));
+            return kernel::interleave_planes(cols, g.c_in, planes, &mut scratch.pairs);
         }
-        let runs = kernel::Runs {
+        let runs = self.input_runs(g);
+        let zeros = self.zero_runs(2 * g.c_in.div_ceil(2));
+        let pairs = &mut scratch.pairs;
+        self.fill_rows(
+            g,
+            images,
+            g.c_in.div_ceil(2),
+            pairs,
+            |dst, source| match source {
+                None => kernel::pair_runs(dst, &[], zeros),
+                Some((image, y)) => {
+                    kernel::pair_runs(dst, &images[image * g.in_len() + y * g.w..], runs)
+                }
+            },
+        );
+    }
+
+    /// [`Padded::fill`] in bf16 bits, and one zero past the end (so that a pair of values
+    /// read at the last one stays inside), as `kernel::shifted_block_bf16` reads the grid: one
+    /// pass at stride 1 (a strided grid is filled, then rounded).
+    pub(super) fn fill_bf16(&self, g: &ConvGeometry, images: &[f32], scratch: &mut Scratch) {
+        if g.stride != 1 {
+            self.fill(g, images, &mut scratch.cols);
+            return kernel::to_bf16(&scratch.cols, &mut scratch.grid_bf16);
+        }
+        let runs = self.input_runs(g);
+        let zeros = self.zero_runs(g.grid_planes());
+        let grid = &mut scratch.grid_bf16;
+        self.fill_rows(
+            g,
+            images,
+            g.grid_planes(),
+            grid,
+            |dst, source| match source {
+                None => kernel::bf16_runs(dst, &[], zeros),
+                Some((image, y)) => {
+                    kernel::bf16_runs(dst, &images[image * g.in_len() + y * g.w..], runs)
+                }
+            },
+        );
+        grid.push(0);
+    }
+
+    /// A stride-1 grid row's copy: each channel's input row, then the border.
+    fn input_runs(&self, g: &ConvGeometry) -> kernel::Runs {
+        kernel::Runs {
             rows: g.c_in,
             len: g.w,
             src_stride: g.h * g.w,
             dst_stride: self.channel,
             zeros: self.pad,
-        };
-        let zeros = kernel::Runs {
-            rows: g.grid_planes(),
+        }
+    }
+
+    /// A zero grid row in each of `planes` planes (runs of nothing, then zeros).
+    fn zero_runs(&self, planes: usize) -> kernel::Runs {
+        kernel::Runs {
+            rows: planes,
             len: 0,
             src_stride: 0,
+            dst_stride: self.channel,
             zeros: self.row,
-            ..runs
-        };
+        }
+    }
+
+    /// `buffer` as `planes` planes of the grid (each [`Padded::channel`] long): zeros before
+    /// the first row and past the last, and `row(grid row, source)` writing each grid row of
+    /// every plane, `source` the `(image, output row)` whose input it holds, or `None` for a
+    /// row of zeros.
+    fn fill_rows<T: Copy + Default>(
+        &self,
+        g: &ConvGeometry,
+        images: &[f32],
+        planes: usize,
+        buffer: &mut Vec<T>,
+        mut row: impl FnMut(&mut [T], Option<(usize, usize)>),
+    ) {
+        buffer.resize(planes * self.channel, T::default());
+        let grid_rows = self.pad + (images.len() / g.in_len()) * self.image_rows;
+        // The left border of the first row, and what lies past the last.
+        let end = self.pad + grid_rows * self.row;
+        for plane in buffer.chunks_exact_mut(self.channel) {
+            plane[..self.pad].fill(T::default());
+            plane[end..].fill(T::default());
+        }
         for r in 0..grid_rows {
             // Grid row `r - pad` from the first output row: the rows above it are image 0's,
             // and rows `rows.len()..image_rows` of an image are the rows below its output.
@@ -442,37 +534,29 @@ impl Padded {
                 Some(j) => (j / self.image_rows, self.rows.start + j % self.image_rows),
                 None => (0, (self.rows.start + r).wrapping_sub(self.pad)),
             };
-            let dst = &mut buffer[self.pad + r * self.row..];
-            if y >= g.h_out {
-                kernel::copy_runs(dst, &[], zeros, None);
-            } else if g.stride == 1 {
-                let at = image * g.in_len() + y * g.w;
-                kernel::copy_runs(dst, &images[at..], runs, None);
-            } else {
-                let image = &images[image * g.in_len()..(image + 1) * g.in_len()];
-                self.fill_phases(g, image, y, dst);
-            }
+            row(
+                &mut buffer[self.pad + r * self.row..],
+                (y < g.h_out).then_some((image, y)),
+            );
         }
     }
 
     /// Row `y` of every phase plane of a strided convolution's `image`, each followed by its
-    /// border: phase `(py, px)` of channel `c` holds input `(c, s y + py, s x + px)`.
+    /// border: phase `(py, px)` of channel `c` holds input `(c, s y + py, s x + px)` (`s` is
+    /// 2, [`ConvGeometry::grid_pad`]).
     fn fill_phases(&self, g: &ConvGeometry, image: &[f32], y: usize, dst: &mut [f32]) {
         let s = g.stride;
-        for c in 0..g.c_in {
-            for py in 0..s {
-                let src = &image[(c * g.h + s * y + py) * g.w..][..g.w];
-                for px in 0..s {
-                    let at = ((c * s + py) * s + px) * self.channel;
-                    let run = &mut dst[at..at + g.w_out + self.pad];
-                    let (values, border) = run.split_at_mut(g.w_out);
-                    values
-                        .iter_mut()
-                        .zip(src[px..].iter().step_by(s))
-                        .for_each(|(d, &v)| *d = v);
-                    border.fill(0.0);
-                }
-            }
+        for (py, px) in (0..s).flat_map(|py| (0..s).map(move |px| (py, px))) {
+            let runs = kernel::Runs {
+                rows: g.c_in,
+                len: g.w_out,
+                src_stride: g.h * g.w,
+                dst_stride: s * s * self.channel,
+                zeros: self.pad,
+            };
+            let src = &image[(s * y + py) * g.w + px..];
+            let dst = &mut dst[(py * s + px) * self.channel..];
+            kernel::copy_runs_from_every_other(dst, src, runs);
         }
     }
 

@@ -50,7 +50,11 @@ impl ConvGeometry {
     ) {
         let n = images.len() / self.in_len();
         let padded = Padded::new(self, n, 0..self.h_out);
-        padded.fill(self, images, &mut scratch.cols);
+        let bf16 = self.runs_bf16_kernels();
+        match bf16 {
+            true => padded.fill_pairs(self, images, scratch),
+            false => padded.fill(self, images, &mut scratch.cols),
+        }
         let channels = self.c_out.next_multiple_of(16);
         let _counted = CountedProduct::start(padded.flops(self, n), Threads::One);
         let Scratch {
@@ -61,8 +65,7 @@ impl ConvGeometry {
             pairs,
             ..
         } = scratch;
-        if self.runs_bf16_kernels() {
-            kernel::interleave_planes(cols, self.c_in, padded.channel_planes(self), pairs);
+        if bf16 {
             steps.set(padded.pair_steps(self));
             let depth = self.pair_depth();
             let w = weight.lane_pairs(self);

@@ -218,16 +218,18 @@ impl ConvGeometry {
     ) {
         let n = grad_out.len() / self.out_len();
         let padded = Padded::new(grid, n, rows.clone());
-        padded.fill(grid, grad_out, &mut scratch.cols);
         let (channel, row) = (padded.channel, padded.row);
         // With bf16, the grid's channels (the output gradient's) in pairs for every phase.
         let bf16 = phases.first().is_some_and(|p| !p.pairs.is_empty());
         let planes = match bf16 {
             true => {
-                kernel::interleave_planes(&scratch.cols, self.c_out, channel, &mut scratch.pairs);
+                padded.fill_pairs(grid, grad_out, scratch);
                 self.c_out.div_ceil(2)
             }
-            false => self.c_out,
+            false => {
+                padded.fill(grid, grad_out, &mut scratch.cols);
+                self.c_out
+            }
         };
         for phase in phases {
             let inner = phase.kernel.len() / self.c_in;

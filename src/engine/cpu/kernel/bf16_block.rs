@@ -12,6 +12,7 @@
 
 use std::ops::Range;
 
+use super::copy::Runs;
 use super::micro::{MR, NR, ShiftedShape, Steps};
 
 /// Whether this CPU runs [`block_bf16`].
@@ -57,13 +58,92 @@ pub fn pack_row_pairs(a: &[f32], rows: usize, pairs: usize, packed: &mut Vec<u32
 /// is zero) planes of lanes, each lane a position's values in channels `2k` (low) and `2k + 1`.
 pub fn interleave_planes(planes: &[f32], channels: usize, plane: usize, out: &mut Vec<u32>) {
     out.clear();
-    out.reserve(channels.div_ceil(2) * plane);
-    for k in 0..channels.div_ceil(2) {
-        let lo = &planes[2 * k * plane..][..plane];
-        match planes.get((2 * k + 1) * plane..(2 * k + 2) * plane) {
-            Some(hi) => out.extend(lo.iter().zip(hi).map(|(&l, &h)| pair(l, h))),
-            None => out.extend(lo.iter().map(|&l| pair(l, 0.0))),
+    out.resize(channels.div_ceil(2) * plane, 0);
+    let runs = Runs {
+        rows: channels,
+        len: plane,
+        src_stride: plane,
+        dst_stride: plane,
+        zeros: 0,
+    };
+    pair_runs(out, planes, runs);
+}
+
+/// `runs` of `src` rounded to bf16 and paired: row `k` of `dst` (`runs.dst_stride` lanes
+/// apart) holds run `2k` in the low halves and run `2k + 1` in the high ones (zero where
+/// `2k + 1` is past the last run), then `runs.zeros` zero lanes. A grid's channels, or an
+/// output gradient's positions, paired as they are copied: one pass, where a copy and then an
+/// interleaving of the copy took two and a scalar loop.
+///
+/// # Panics
+/// If `src` or `dst` is too short for the runs.
+pub fn pair_runs(dst: &mut [u32], src: &[f32], runs: Runs) {
+    if runs.rows == 0 {
+        return;
+    }
+    runs.check(
+        src,
+        (dst, runs.rows.div_ceil(2)),
+        runs.len + runs.zeros,
+        None,
+        "pair_runs",
+    );
+    #[cfg(target_arch = "x86_64")]
+    if super::available() {
+        // SAFETY: AVX-512F is available and the check keeps every run inside the slices.
+        unsafe { avx512::pair_runs(dst.as_mut_ptr(), src.as_ptr(), runs) };
+        return;
+    }
+    for k in 0..runs.rows.div_ceil(2) {
+        let to = &mut dst[k * runs.dst_stride..][..runs.len + runs.zeros];
+        let (values, zeros) = to.split_at_mut(runs.len);
+        let lo = &src[2 * k * runs.src_stride..][..runs.len];
+        match 2 * k + 1 < runs.rows {
+            true => {
+                let hi = &src[(2 * k + 1) * runs.src_stride..][..runs.len];
+                let pairs = lo.iter().zip(hi).map(|(&l, &h)| pair(l, h));
+                values.iter_mut().zip(pairs).for_each(|(d, p)| *d = p);
+            }
+            false => values
+                .iter_mut()
+                .zip(lo)
+                .for_each(|(d, &l)| *d = pair(l, 0.0)),
         }
+        zeros.fill(0);
+    }
+}
+
+/// `runs` of `src` as bf16 bits (rounded to nearest even) into `dst`, each run followed by
+/// `runs.zeros` zeros: [`super::copy_runs`] to bf16.
+///
+/// # Panics
+/// If `src` or `dst` is too short for the runs.
+pub fn bf16_runs(dst: &mut [u16], src: &[f32], runs: Runs) {
+    if runs.rows == 0 {
+        return;
+    }
+    runs.check(
+        src,
+        (dst, runs.rows),
+        runs.len + runs.zeros,
+        None,
+        "bf16_runs",
+    );
+    #[cfg(target_arch = "x86_64")]
+    if super::available() {
+        // SAFETY: AVX-512F is available and the check keeps every run inside the slices.
+        unsafe { avx512::bf16_runs(dst.as_mut_ptr(), src.as_ptr(), runs) };
+        return;
+    }
+    for r in 0..runs.rows {
+        let to = &mut dst[r * runs.dst_stride..][..runs.len + runs.zeros];
+        let (values, zeros) = to.split_at_mut(runs.len);
+        let from = &src[r * runs.src_stride..][..runs.len];
+        values
+            .iter_mut()
+            .zip(from)
+            .for_each(|(d, &v)| *d = bf16_bits(v));
+        zeros.fill(0);
     }
 }
 
@@ -105,9 +185,15 @@ pub fn block_bf16(
 /// [`shifted_block_bf16`] reads it.
 pub fn to_bf16(values: &[f32], out: &mut Vec<u16>) {
     out.clear();
-    out.reserve(values.len() + 1);
-    out.extend(values.iter().map(|&v| bf16_bits(v)));
-    out.push(0);
+    out.resize(values.len() + 1, 0);
+    let runs = Runs {
+        rows: 1,
+        len: values.len(),
+        src_stride: 0,
+        dst_stride: 0,
+        zeros: 1,
+    };
+    bf16_runs(out, values, runs);
 }
 
 /// Rows `q` and `q + 1` of `rows` (`count` rows of `width` values, `ld` apart; past `count`
@@ -115,17 +201,15 @@ pub fn to_bf16(values: &[f32], out: &mut Vec<u16>) {
 /// `2k` and `2k + 1`, for `k < count.div_ceil(2)`.
 pub fn pair_rows(rows: &[f32], ld: usize, width: usize, count: usize, out: &mut Vec<u32>) {
     out.clear();
-    out.reserve(count.div_ceil(2) * width);
-    for k in 0..count.div_ceil(2) {
-        let lo = &rows[2 * k * ld..][..width];
-        match 2 * k + 1 < count {
-            true => {
-                let hi = &rows[(2 * k + 1) * ld..][..width];
-                out.extend(lo.iter().zip(hi).map(|(&l, &h)| pair(l, h)))
-            }
-            false => out.extend(lo.iter().map(|&l| pair(l, 0.0))),
-        }
-    }
+    out.resize(count.div_ceil(2) * width, 0);
+    let runs = Runs {
+        rows: count,
+        len: width,
+        src_stride: ld,
+        dst_stride: width,
+        zeros: 0,
+    };
+    pair_runs(out, rows, runs);
 }
 
 /// [`super::shifted_block`] on pairs of positions: `c[i * ldc + o] += Σ_k p[starts[i] + 2k] ·
@@ -179,7 +263,62 @@ pub fn shifted_block_bf16(
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::MR;
+    use super::{MR, Runs};
+
+    /// Each lane's bits rounded to the nearest bf16 (ties to even) in the high half, as
+    /// `engine::cpu::bf16::round` rounds (a NaN keeps its bits); the low half is left over.
+    #[target_feature(enable = "avx512f")]
+    fn rounded(v: __m512) -> __m512i {
+        let bits = _mm512_castps_si512(v);
+        let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
+        let up = _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
+        _mm512_mask_mov_epi32(up, _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v), bits)
+    }
+
+    /// [`super::pair_runs`].
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `src` must hold the runs, `dst` `rows.div_ceil(2)` rows of
+    /// `len + zeros` lanes.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn pair_runs(dst: *mut u32, src: *const f32, runs: Runs) {
+        let high = _mm512_set1_epi32(0xffff_0000_u32 as i32);
+        for (k, start, read, write) in runs.vectors(runs.rows.div_ceil(2)) {
+            let hi_read = if 2 * k + 1 < runs.rows { read } else { 0 };
+            // SAFETY: the masks keep reads inside runs 2k and 2k + 1 of `src` and writes
+            // inside row k of `dst` (the contract).
+            unsafe {
+                let lo = _mm512_maskz_loadu_ps(read, src.add(2 * k * runs.src_stride + start));
+                let hi =
+                    _mm512_maskz_loadu_ps(hi_read, src.add((2 * k + 1) * runs.src_stride + start));
+                let pair = _mm512_or_si512(
+                    _mm512_srli_epi32::<16>(rounded(lo)),
+                    _mm512_and_si512(rounded(hi), high),
+                );
+                let to = dst.add(k * runs.dst_stride + start) as *mut i32;
+                _mm512_mask_storeu_epi32(to, write, pair);
+            }
+        }
+    }
+
+    /// [`super::bf16_runs`].
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `src` must hold the runs, `dst` `rows` rows of
+    /// `len + zeros` values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn bf16_runs(dst: *mut u16, src: *const f32, runs: Runs) {
+        for (r, start, read, write) in runs.vectors(runs.rows) {
+            // SAFETY: the masks keep the read inside run r of `src` and the write inside row r
+            // of `dst` (the contract).
+            unsafe {
+                let v = _mm512_maskz_loadu_ps(read, src.add(r * runs.src_stride + start));
+                let bits = _mm512_srli_epi32::<16>(rounded(v));
+                let to = dst.add(r * runs.dst_stride + start) as *mut _;
+                _mm512_mask_cvtepi32_storeu_epi16(to, write, bits);
+            }
+        }
+    }
 
     /// # Safety
     /// AVX512-BF16 must be available; `a` must hold `rows.len() * MR` lanes, `b` `NR` from

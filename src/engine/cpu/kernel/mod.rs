@@ -13,10 +13,12 @@
 //!   output's sum in a register.
 //! - [`block_bf16`], the micro-kernel on pairs of bf16 steps (AVX512-BF16's `vdpbf16ps`), with
 //!   its packing ([`pack_row_pairs`], [`interleave_planes`]), for `--precision bf16`'s stride-1
-//!   forward passes on a padded grid (and so the input gradients that run as forward passes).
-//! - [`copy_runs`], [`copy_runs_to_every_other`] and [`transpose`]: the copies around them
-//!   (padding, results with a bias, a stride-2 phase into its rows, turning channels into
-//!   positions), in masked vectors and register tiles.
+//!   forward passes on a padded grid (and so the input gradients that run as forward passes);
+//!   [`pair_runs`] and [`bf16_runs`] round and pair values as they are copied onto a grid.
+//! - [`copy_runs`], [`copy_runs_to_every_other`], [`copy_runs_from_every_other`] and
+//!   [`transpose`]: the copies around them (padding, results with a bias, a stride-2 phase
+//!   into or out of its rows, turning channels into positions), in masked vectors and
+//!   register tiles.
 //!
 //! Each checks its operands' bounds once per call and says so in a panic; the `gemm` crate
 //! stays the path on CPUs without AVX-512.
@@ -37,10 +39,10 @@ mod pointwise;
 mod tests;
 
 pub use bf16_block::{
-    available_bf16, bf16_bits, block_bf16, interleave_planes, pack_row_pairs, pair_rows,
-    shifted_block_bf16, to_bf16,
+    available_bf16, bf16_bits, bf16_runs, block_bf16, interleave_planes, pack_row_pairs, pair_rows,
+    pair_runs, shifted_block_bf16, to_bf16,
 };
-pub use copy::{Runs, copy_runs, copy_runs_to_every_other, transpose};
+pub use copy::{Runs, copy_runs, copy_runs_from_every_other, copy_runs_to_every_other, transpose};
 pub use lanes::{LANES, LANES_VECTORS, lanes_block, lanes_block_bf16};
 pub(crate) use loops::vectorised;
 pub use loops::{lane_sums, run_vectorised};

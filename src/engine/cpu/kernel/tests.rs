@@ -274,6 +274,40 @@ fn runs_are_copied_to_every_other_value() {
     }
 }
 
+/// Every other value of each run, then its zeros, for lengths around the vectors' 16 (masked
+/// tails); the source holds NaN past each run's last value read, so a read past it shows.
+#[test]
+fn runs_are_copied_from_every_other_value() {
+    for (len, zeros) in [(1, 1), (7, 0), (8, 1), (9, 2), (16, 1), (21, 11), (32, 3)] {
+        let span = 2 * len - 1;
+        let runs = Runs {
+            rows: 3,
+            len,
+            src_stride: span + 5,
+            dst_stride: len + zeros + 2,
+            zeros,
+        };
+        let src: Vec<f32> = (0..3 * runs.src_stride)
+            .map(|i| match i % runs.src_stride < span {
+                true => i as f32,
+                false => f32::NAN,
+            })
+            .collect();
+        let mut dst = vec![-1.0; 3 * runs.dst_stride];
+        copy_runs_from_every_other(&mut dst, &src, runs);
+        for (r, row) in dst.chunks(runs.dst_stride).enumerate() {
+            for (x, &v) in row.iter().enumerate() {
+                let expected = match x {
+                    x if x < len => src[r * runs.src_stride + 2 * x],
+                    x if x < len + zeros => 0.0,
+                    _ => -1.0,
+                };
+                assert_eq!(v, expected, "len {len} row {r}: value {x}");
+            }
+        }
+    }
+}
+
 #[test]
 fn packed_rows_are_laid_out_step_by_step_with_zero_padding() {
     // 9 rows of depth 2: two panels, the second with one row and seven of zeros.
@@ -510,4 +544,45 @@ fn bf16_shifted_blocks_match_the_rounded_product() {
             }
         }
     }
+}
+
+/// The bf16 conversions around the bf16 kernels against the scalar rounding (`bf16_bits`, as
+/// `engine::cpu::bf16::round`) bit for bit: runs of odd lengths (masked tails) with zeros
+/// after them, an odd run count (the last pair's high half zero), strides between runs, ties
+/// to even, a NaN, infinities; nothing written between rows.
+#[test]
+fn bf16_runs_and_pairs_round_as_the_scalar_definition() {
+    let tie = 1.0 + 2f32.powi(-8);
+    let mut src = values(5 * 41, 31, 0.37);
+    src[..4].copy_from_slice(&[tie, f32::NAN, f32::INFINITY, -f32::MAX]);
+    for (rows, len, zeros) in [(5, 37, 3), (4, 16, 0), (3, 1, 17), (1, 0, 5)] {
+        let runs = Runs {
+            rows,
+            len,
+            src_stride: 41,
+            dst_stride: len + zeros + 2,
+            zeros,
+        };
+        let mut bits = vec![0xdead_u16; rows * runs.dst_stride];
+        bf16_runs(&mut bits, &src, runs);
+        let mut pairs = vec![0xdead_beef_u32; rows.div_ceil(2) * runs.dst_stride];
+        pair_runs(&mut pairs, &src, runs);
+        let value = |r: usize, j: usize| match r < rows && j < len {
+            true => bf16_bits(src[r * 41 + j]),
+            false => 0,
+        };
+        for (r, j) in (0..rows).flat_map(|r| (0..runs.dst_stride).map(move |j| (r, j))) {
+            let expected = if j < len + zeros { value(r, j) } else { 0xdead };
+            assert_eq!(bits[r * runs.dst_stride + j], expected, "bf16 run {r}, {j}");
+        }
+        for (k, j) in (0..rows.div_ceil(2)).flat_map(|k| (0..runs.dst_stride).map(move |j| (k, j)))
+        {
+            let expected = match j < len + zeros {
+                true => value(2 * k, j) as u32 | (value(2 * k + 1, j) as u32) << 16,
+                false => 0xdead_beef,
+            };
+            assert_eq!(pairs[k * runs.dst_stride + j], expected, "pair {k}, {j}");
+        }
+    }
+    assert_eq!(bf16_bits(tie), 0x3f80);
 }
