@@ -283,7 +283,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub unsafe fn pair_runs(dst: *mut u32, src: *const f32, runs: Runs) {
         let high = _mm512_set1_epi32(0xffff_0000_u32 as i32);
-        for (k, start, read, write) in runs.vectors(runs.rows.div_ceil(2)) {
+        runs.for_each_vector(runs.rows.div_ceil(2), |k, start, read, write| {
             let hi_read = if 2 * k + 1 < runs.rows { read } else { 0 };
             // SAFETY: the masks keep reads inside runs 2k and 2k + 1 of `src` and writes
             // inside row k of `dst` (the contract).
@@ -298,7 +298,7 @@ mod avx512 {
                 let to = dst.add(k * runs.dst_stride + start) as *mut i32;
                 _mm512_mask_storeu_epi32(to, write, pair);
             }
-        }
+        });
     }
 
     /// [`super::bf16_runs`].
@@ -308,7 +308,7 @@ mod avx512 {
     /// `len + zeros` values.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn bf16_runs(dst: *mut u16, src: *const f32, runs: Runs) {
-        for (r, start, read, write) in runs.vectors(runs.rows) {
+        runs.for_each_vector(runs.rows, |r, start, read, write| {
             // SAFETY: the masks keep the read inside run r of `src` and the write inside row r
             // of `dst` (the contract).
             unsafe {
@@ -317,7 +317,7 @@ mod avx512 {
                 let to = dst.add(r * runs.dst_stride + start) as *mut _;
                 _mm512_mask_cvtepi32_storeu_epi16(to, write, bits);
             }
-        }
+        });
     }
 
     /// # Safety

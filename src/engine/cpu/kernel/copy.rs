@@ -97,27 +97,23 @@ impl Runs {
 
 #[cfg(target_arch = "x86_64")]
 impl Runs {
-    /// The vectors of 16 that write `rows` rows of `len + zeros` values (each row `dst_stride`
-    /// apart, its values `src_stride` apart): `(row, first value, lanes read, lanes written)`,
-    /// the lanes read those of the row's `len` values.
-    pub(super) fn vectors(
+    /// `f(row, first value, lanes read, lanes written)` for each vector of 16 that writes
+    /// `rows` rows of `len + zeros` values, the lanes read those of the row's `len` values.
+    /// Plain loops inlined into the caller (the runs are often a vector or two long, where
+    /// an iterator's bookkeeping would be a share of the copy).
+    #[inline(always)]
+    pub(super) fn for_each_vector(
         &self,
         rows: usize,
-    ) -> impl Iterator<
-        Item = (
-            usize,
-            usize,
-            std::arch::x86_64::__mmask16,
-            std::arch::x86_64::__mmask16,
-        ),
-    > {
+        mut f: impl FnMut(usize, usize, std::arch::x86_64::__mmask16, std::arch::x86_64::__mmask16),
+    ) {
         let (len, end) = (self.len, self.len + self.zeros);
-        (0..rows).flat_map(move |r| {
-            (0..end).step_by(16).map(move |start| {
+        for r in 0..rows {
+            for start in (0..end).step_by(16) {
                 let read = super::first_lanes(len.saturating_sub(start));
-                (r, start, read, super::first_lanes(end - start))
-            })
-        })
+                f(r, start, read, super::first_lanes(end - start));
+            }
+        }
     }
 }
 
@@ -374,7 +370,7 @@ mod avx512 {
     /// values.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn copy_runs(dst: *mut f32, src: *const f32, runs: Runs, add: Option<&[f32]>) {
-        for (r, start, read, write) in runs.vectors(runs.rows) {
+        runs.for_each_vector(runs.rows, |r, start, read, write| {
             let add = _mm512_set1_ps(add.map_or(0.0, |a| a[r]));
             // SAFETY: the masks keep reads inside run r of `src` and writes inside run r of
             // `dst` (the contract).
@@ -383,6 +379,6 @@ mod avx512 {
                 let v = _mm512_maskz_add_ps(read, v, add);
                 _mm512_mask_storeu_ps(dst.add(r * runs.dst_stride + start), write, v);
             }
-        }
+        });
     }
 }
