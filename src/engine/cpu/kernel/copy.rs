@@ -205,27 +205,16 @@ pub fn copy_runs_to_every_other(dst: &mut [f32], src: &[f32], runs: Runs, add: O
 /// # Panics
 /// If `src` or `dst` is too short for the runs.
 pub fn copy_runs_from_every_other(dst: &mut [f32], src: &[f32], runs: Runs) {
-    let Runs {
-        rows,
-        len,
-        src_stride,
-        dst_stride,
-        zeros,
-    } = runs;
-    if rows == 0 {
+    if runs.rows == 0 {
         return;
     }
-    let read = Runs {
-        len: (2 * len).saturating_sub(1),
+    // The source runs span `2 len - 1` values.
+    let span = Runs {
+        len: (2 * runs.len).saturating_sub(1),
         ..runs
     };
-    read.check(
-        src,
-        (dst, rows),
-        len + zeros,
-        None,
-        "copy_runs_from_every_other",
-    );
+    let (rows, extent) = (runs.rows, runs.len + runs.zeros);
+    span.check(src, (dst, rows), extent, None, "copy_runs_from_every_other");
     #[cfg(target_arch = "x86_64")]
     if available() {
         // SAFETY: AVX-512F is available and the check keeps every run inside the slices.
@@ -233,9 +222,9 @@ pub fn copy_runs_from_every_other(dst: &mut [f32], src: &[f32], runs: Runs) {
         return;
     }
     for r in 0..rows {
-        let to = &mut dst[r * dst_stride..r * dst_stride + len + zeros];
-        let (values, tail) = to.split_at_mut(len);
-        let from = src[r * src_stride..].iter().step_by(2);
+        let to = &mut dst[r * runs.dst_stride..][..extent];
+        let (values, tail) = to.split_at_mut(runs.len);
+        let from = src[r * runs.src_stride..].iter().step_by(2);
         values.iter_mut().zip(from).for_each(|(d, &v)| *d = v);
         tail.fill(0.0);
     }
