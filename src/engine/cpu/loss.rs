@@ -45,7 +45,8 @@ fn row(
         }
     }
     // Each class's exponential, kept in the gradient until the softmax divides it: one
-    // exponential per class (`exp(log_p)` again was a second, 2% of a `unet` step).
+    // exponential per class (`exp(log_p)` again was a second: about 2% of a `unet` step's
+    // profile).
     let mut sum = 0.0;
     for c in 0..classes {
         let e = (at(c) - max).exp();

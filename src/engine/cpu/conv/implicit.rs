@@ -442,21 +442,8 @@ impl Padded {
             let (cols, planes) = (&scratch.cols, self.channel_planes(g));
             return kernel::interleave_planes(cols, g.c_in, planes, &mut scratch.pairs);
         }
-        let runs = self.input_runs(g);
-        let zeros = self.zero_runs(2 * g.c_in.div_ceil(2));
-        let pairs = &mut scratch.pairs;
-        self.fill_rows(
-            g,
-            images,
-            g.c_in.div_ceil(2),
-            pairs,
-            |dst, source| match source {
-                None => kernel::pair_runs(dst, &[], zeros),
-                Some((image, y)) => {
-                    kernel::pair_runs(dst, &images[image * g.in_len() + y * g.w..], runs)
-                }
-            },
-        );
+        let pairs = g.c_in.div_ceil(2);
+        self.fill_converted(g, images, pairs, &mut scratch.pairs, kernel::pair_runs);
     }
 
     /// [`Padded::fill`] in bf16 bits, and one zero past the end (so that a pair of values
@@ -467,22 +454,28 @@ impl Padded {
             self.fill(g, images, &mut scratch.cols);
             return kernel::to_bf16(&scratch.cols, &mut scratch.grid_bf16);
         }
-        let runs = self.input_runs(g);
-        let zeros = self.zero_runs(g.grid_planes());
         let grid = &mut scratch.grid_bf16;
-        self.fill_rows(
-            g,
-            images,
-            g.grid_planes(),
-            grid,
-            |dst, source| match source {
-                None => kernel::bf16_runs(dst, &[], zeros),
-                Some((image, y)) => {
-                    kernel::bf16_runs(dst, &images[image * g.in_len() + y * g.w..], runs)
-                }
-            },
-        );
+        self.fill_converted(g, images, g.c_in, grid, kernel::bf16_runs);
         grid.push(0);
+    }
+
+    /// A stride-1 grid of `planes` planes filled by `copy` (a kernel that converts runs as it
+    /// copies them; a plane may take several of its rows, as a pair of channels takes two).
+    fn fill_converted<T: Copy + Default>(
+        &self,
+        g: &ConvGeometry,
+        images: &[f32],
+        planes: usize,
+        buffer: &mut Vec<T>,
+        copy: fn(&mut [T], &[f32], kernel::Runs),
+    ) {
+        let runs = self.input_runs(g);
+        // A zero row of every plane: as many runs as the planes take (two a pair of channels).
+        let zeros = self.zero_runs(g.c_in.div_ceil(planes) * planes);
+        self.fill_rows(g, images, planes, buffer, |dst, source| match source {
+            None => copy(dst, &[], zeros),
+            Some((image, y)) => copy(dst, &images[image * g.in_len() + y * g.w..], runs),
+        });
     }
 
     /// A stride-1 grid row's copy: each channel's input row, then the border.

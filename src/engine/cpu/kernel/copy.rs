@@ -199,8 +199,8 @@ pub fn copy_runs_to_every_other(dst: &mut [f32], src: &[f32], runs: Runs, add: O
 /// Copies every other value of `runs` from `src` (value `2 j` of run `r`, `src[r *
 /// src_stride + 2 j]`, to `dst[r * dst_stride + j]`), each run followed by `runs.zeros` zeros:
 /// one sub-pixel phase of a row, as a stride-2 convolution's grid holds it. With AVX-512, 16
-/// values from two vectors at a time; the scalar loop, a load and a store per value, was 4%
-/// of a `unet` training step.
+/// values from two vectors at a time; the scalar loop, a load and a store per value, was about
+/// 4% of a `unet` training step's profile.
 ///
 /// # Panics
 /// If `src` or `dst` is too short for the runs.
