@@ -387,28 +387,21 @@ impl CpuNet {
         )
     }
 
-    /// A product's input and weights at the net's precision: in bf16, rounded copies (the
-    /// input's copy is what the layer keeps for its weight gradient, as autocast keeps the
-    /// bf16 input it computed with).
+    /// A linear layer's input and weights at the net's precision: in bf16, rounded (the
+    /// input's rounded values are what the layer keeps for its weight gradient, as autocast
+    /// keeps the bf16 input it computed with). The convolutions take fp32 values and round
+    /// what their kernels do not (`conv`'s entry points).
     fn operands<'w>(&self, x: Activation, weight: &'w [f32]) -> (Activation, Cow<'w, [f32]>) {
         if self.precision.is_fp32() {
             return (x, Cow::Borrowed(weight));
         }
-        // The input's values are copied only where another layer shares them (a skip).
-        let values = Arc::try_unwrap(x.data).unwrap_or_else(|shared| shared.to_vec());
+        // The input's values are copied only where another layer shares them.
+        let mut values = Arc::try_unwrap(x.data).unwrap_or_else(|shared| shared.to_vec());
+        bf16::round_all(&mut values);
         (
-            Activation::new(self.owned_operand(values), x.shape),
+            Activation::new(values, x.shape),
             operand(weight, self.precision),
         )
-    }
-
-    /// A product's operand that the layer owns, at the net's precision: rounded in place in
-    /// bf16 (a copy would cost an allocation and a pass more).
-    fn owned_operand(&self, mut values: Vec<f32>) -> Vec<f32> {
-        if !self.precision.is_fp32() {
-            bf16::round_all(&mut values);
-        }
-        values
     }
 
     fn layer_forward(
@@ -433,8 +426,6 @@ impl CpuNet {
         };
         match (self.op(i), &self.layers[i]) {
             (&LayerSpec::Conv { out_channels, .. }, LayerParams::Conv { weight, bias }) => {
-                let (x, weight) = self.operands(x, weight);
-                let weight = &weight[..];
                 let g = conv_geometry(self.op(i), x.shape, self.precision);
                 let full = [n, out_channels, g.h_out, g.w_out];
                 if self.pool_follows(i) {
@@ -486,10 +477,9 @@ impl CpuNet {
                 &LayerSpec::ConvTranspose { out_channels, .. },
                 LayerParams::Conv { weight, bias },
             ) => {
-                let (x, weight) = self.operands(x, weight);
                 let g = conv_geometry(self.op(i), x.shape, self.precision);
                 let mut out = memory::zeroed(n * g.in_len());
-                conv::conv_transpose_forward(&g, &x.data, &weight, bias.as_deref(), &mut out);
+                conv::conv_transpose_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
                 (
                     Activation::new(out, [n, out_channels, g.h, g.w]),
                     keep_input(&x),
@@ -650,25 +640,16 @@ impl CpuNet {
                         x.shape[0],
                         conv_geometry(self.op(i), x.shape, self.precision),
                     );
-                    let weight = operand(weight, self.precision);
                     if let Some(argmax) = pending_pool.take() {
                         let mut dx = need_input_grad.then(|| memory::zeroed(n * g.in_len()));
-                        // The pooled gradient's values are the ones it spreads: rounding it is
-                        // rounding the spread gradient.
-                        let (dw, mut db) = conv::conv_pool_backward(
+                        let (dw, db) = conv::conv_pool_backward(
                             &g,
-                            &operand(&grad, self.precision),
+                            &grad,
                             &argmax,
                             &x.data,
-                            &weight,
+                            weight,
                             dx.as_deref_mut(),
                         );
-                        if !self.precision.is_fp32() {
-                            // The bias is no product's operand: its gradient sums the fp32
-                            // one (the pooled gradient's sum is the spread one's).
-                            let plane = grad.len() / (n * out_channels).max(1);
-                            db = layers::channel_sums(&grad, out_channels, plane);
-                        }
                         if bias.is_some() {
                             grads_reversed.push(db);
                         }
@@ -685,12 +666,10 @@ impl CpuNet {
                             g.out_plane(),
                         ));
                     }
-                    // The output gradient is no longer needed in fp32 (the bias's is summed).
-                    let dy = self.owned_operand(std::mem::take(&mut grad));
-                    grads_reversed.push(conv::conv_weight_grad(&g, &dy, &x.data));
+                    grads_reversed.push(conv::conv_weight_grad(&g, &grad, &x.data));
                     if need_input_grad {
                         let mut dx = memory::zeroed(n * g.in_len());
-                        conv::conv_input_grad(&g, &dy, &weight, &mut dx);
+                        conv::conv_input_grad(&g, &grad, weight, &mut dx);
                         grad = dx;
                     }
                 }
@@ -704,12 +683,10 @@ impl CpuNet {
                         conv_geometry(self.op(i), x.shape, self.precision),
                     );
                     grads_reversed.push(layers::channel_sums(&grad, out_channels, g.h * g.w));
-                    let dy = self.owned_operand(std::mem::take(&mut grad));
-                    grads_reversed.push(conv::conv_transpose_weight_grad(&g, &dy, &x.data));
+                    grads_reversed.push(conv::conv_transpose_weight_grad(&g, &grad, &x.data));
                     if need_input_grad {
                         let mut dx = memory::zeroed(n * g.out_len());
-                        let weight = operand(weight, self.precision);
-                        conv::conv_transpose_input_grad(&g, &dy, &weight, &mut dx);
+                        conv::conv_transpose_input_grad(&g, &grad, weight, &mut dx);
                         grad = dx;
                     }
                 }

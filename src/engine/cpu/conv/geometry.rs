@@ -19,9 +19,9 @@ pub struct ConvGeometry {
     pub pad: usize,
     pub h_out: usize,
     pub w_out: usize,
-    /// Whether the products' operands are bf16 values (`--precision bf16`, rounded by the
-    /// caller), which the bf16 micro-kernel takes where it runs; fp32's kernels compute the
-    /// same numbers elsewhere.
+    /// Whether the products take bf16 operands (`--precision bf16`): the caller hands fp32
+    /// values either way; the bf16 kernels round them as they lay them out where they run,
+    /// and the entry points round copies for fp32's kernels elsewhere (the same numbers).
     pub bf16: bool,
 }
 

@@ -1,9 +1,10 @@
 //! The convolution fused with 2x2 max-pooling, forward and backward: each group's full-size
 //! output (or output gradient) lives only in the cache.
 
-use super::add_channel_sums;
 use super::geometry::ConvGeometry;
-use super::schedule::{Weights, for_each_group, in_runs, with_scratch};
+use super::schedule::{Pass, Weights, for_each_group, in_runs, with_scratch};
+use super::{add_channel_sums, operands};
+use crate::engine::cpu::bf16;
 use crate::engine::cpu::layers::{max_pool2_backward_planes, max_pool2_planes};
 
 /// The convolution followed by 2x2 max-pooling, a group of images at a time: each group's
@@ -17,14 +18,16 @@ pub fn conv_pool_forward(
     pooled: &mut [f32],
     argmax: &mut [u8],
 ) {
-    let images = g.images_per_group(input.len() / g.in_len());
+    let n = input.len() / g.in_len();
+    let [input, weight] = operands(g, Pass::Forward, g.groups(n), [input, weight]);
+    let images = g.images_per_group(n);
     let pooled_len = g.c_out * (g.h_out / 2) * (g.w_out / 2);
     let items: Vec<_> = input
         .chunks(images * g.in_len())
         .zip(pooled.chunks_mut(images * pooled_len))
         .zip(argmax.chunks_mut(images * pooled_len))
         .collect();
-    let weights = Weights::new(weight);
+    let weights = Weights::new(&weight);
     for_each_group(items, |((x, p), a), scratch, threads| {
         let mut full = std::mem::take(&mut scratch.full);
         full.resize(x.len() / g.in_len() * g.out_len(), 0.0);
@@ -37,7 +40,8 @@ pub fn conv_pool_forward(
 /// The gradients of [`conv_pool_forward`] from the pooled output's gradient, a group of images
 /// at a time: each group's full-size output gradient is expanded in the cache and used there
 /// for the weight gradient and, when `grad_in` is given, the input gradient. Returns the weight
-/// gradient and the per-channel sums (the bias gradient); deterministic as [`conv_weight_grad`].
+/// gradient and the per-channel sums (the bias gradient, of the output gradient as given: in
+/// bf16 too); deterministic as [`conv_weight_grad`].
 ///
 /// [`conv_weight_grad`]: super::conv_weight_grad
 pub fn conv_pool_backward(
@@ -48,6 +52,24 @@ pub fn conv_pool_backward(
     weight: &[f32],
     grad_in: Option<&mut [f32]>,
 ) -> (Vec<f32>, Vec<f32>) {
+    let group_count = g.groups(input.len() / g.in_len());
+    let mut flipped = g.flipped(weight);
+    // The operands that fp32 kernels read, rounded first: the input, the weights and each
+    // group's expanded output gradient (in the cache, after the bias's sums). Every pass runs
+    // on this convolution's groups, the flipped one's forward passes too.
+    let input_grad_rounds = match &flipped {
+        Some((flipped, _)) => flipped.kernels_round(Pass::Forward, group_count),
+        None => g.kernels_round(Pass::InputGrad, group_count),
+    };
+    if let Some((_, kernels)) = &mut flipped
+        && g.bf16
+        && !input_grad_rounds
+    {
+        bf16::round_all(kernels);
+    }
+    let weight_grad_rounds = g.kernels_round(Pass::WeightGrad, group_count);
+    let round_grad = g.bf16 && !(weight_grad_rounds && input_grad_rounds);
+    let [input] = operands(g, Pass::WeightGrad, group_count, [input]);
     let images = g.images_per_group(input.len() / g.in_len());
     let pooled_len = images * g.c_out * (g.h_out / 2) * (g.w_out / 2);
     let dx_groups: Box<dyn Iterator<Item = Option<&mut [f32]>>> = match grad_in {
@@ -60,10 +82,11 @@ pub fn conv_pool_backward(
         .zip(argmax.chunks(pooled_len))
         .zip(dx_groups)
         .collect();
-    let flipped = g.flipped(weight);
     let flipped = flipped
         .as_ref()
         .map(|(geometry, kernels)| (geometry, Weights::new(kernels)));
+    let [weight] = operands(g, Pass::InputGrad, group_count, [weight]);
+    let weight = &weight[..];
     let phases = match flipped {
         Some(_) => Vec::new(),
         None => g.input_grad_phases(weight),
@@ -76,6 +99,9 @@ pub fn conv_pool_backward(
                 full.resize(x.len() / g.in_len() * g.out_len(), 0.0);
                 max_pool2_backward_planes(pooled, argmax, g.h_out, g.w_out, &mut full);
                 add_channel_sums(&full, g.out_plane(), &mut db);
+                if round_grad {
+                    bf16::round_all(&mut full);
+                }
                 g.weight_grad_part(&full, x, &mut dw, scratch, threads);
                 match (dx, &flipped) {
                     (Some(dx), Some((flipped, kernels))) => {

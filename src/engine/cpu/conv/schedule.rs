@@ -127,6 +127,26 @@ impl ConvGeometry {
         self.bf16 && kernel::available_bf16()
     }
 
+    /// The number of groups `n` images make ([`ConvGeometry::images_per_group`] each).
+    pub(super) fn groups(&self, n: usize) -> usize {
+        n.div_ceil(self.images_per_group(n))
+    }
+
+    /// Whether `pass` over `groups` groups of images reads its operands only through the bf16
+    /// kernels, which round each value as they lay it out (`Padded::fill_pairs`,
+    /// `Padded::fill_bf16`, `kernel::pair_rows`, the weights' pairs): every group runs on one
+    /// thread (the methods above choose by that) on the implicit paths. Elsewhere (1x1
+    /// convolutions, the `gemm` crate's products, a CPU without AVX512-BF16) fp32 kernels read
+    /// the operands, so they must be rounded first.
+    pub(super) fn kernels_round(&self, pass: Pass, groups: usize) -> bool {
+        self.runs_bf16_kernels()
+            && per_group(groups)
+            && match pass {
+                Pass::Forward | Pass::WeightGrad => self.runs_implicit(),
+                Pass::InputGrad => self.input_grad_runs_implicit(),
+            }
+    }
+
     /// Whether whole images are unfolded side by side (small planes) rather than one image in
     /// row blocks.
     pub(super) fn groups_images(&self) -> bool {
@@ -249,6 +269,16 @@ impl ConvGeometry {
             }
         }
     }
+}
+
+/// The three passes of a convolution, for [`ConvGeometry::kernels_round`].
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Pass {
+    Forward,
+    /// The input gradient of a convolution that does not run as a forward pass with flipped
+    /// kernels (`ConvGeometry::flipped`): strided ones.
+    InputGrad,
+    WeightGrad,
 }
 
 /// Whether a batch of `n` is split over the threads (one group of images each) rather than
