@@ -132,19 +132,22 @@ impl ConvGeometry {
         n.div_ceil(self.images_per_group(n))
     }
 
-    /// Whether `pass` over `groups` groups of images reads its operands only through the bf16
-    /// kernels, which round each value as they lay it out (`Padded::fill_pairs`,
-    /// `Padded::fill_bf16`, `kernel::pair_rows`, the weights' pairs): every group runs on one
-    /// thread (the methods above choose by that) on the implicit paths. Elsewhere (1x1
-    /// convolutions, the `gemm` crate's products, a CPU without AVX512-BF16) fp32 kernels read
-    /// the operands, so they must be rounded first.
+    /// Whether `pass` over `groups` groups of images reads its operands only through kernels
+    /// that round each value to bf16 as they read it: the bf16 kernels as they lay their
+    /// operands out (`Padded::fill_pairs`, `Padded::fill_bf16`, `kernel::pair_rows`, the
+    /// weights' pairs), where every group runs on one thread (the methods above choose by that)
+    /// on the implicit paths, and `kernel::pointwise` (1x1 convolutions with few outputs,
+    /// forward passes and input gradients). Elsewhere (the `gemm` crate's products, a CPU
+    /// without AVX512-BF16) fp32 kernels read the operands, so they must be rounded first.
     pub(super) fn kernels_round(&self, pass: Pass, groups: usize) -> bool {
-        self.runs_bf16_kernels()
+        let implicit = self.runs_bf16_kernels()
             && per_group(groups)
             && match pass {
                 Pass::Forward | Pass::WeightGrad => self.runs_implicit(),
                 Pass::InputGrad => self.input_grad_runs_implicit(),
-            }
+            };
+        let pointwise = self.bf16 && self.runs_pointwise() && !matches!(pass, Pass::WeightGrad);
+        implicit || pointwise
     }
 
     /// Whether whole images are unfolded side by side (small planes) rather than one image in
@@ -276,7 +279,7 @@ impl ConvGeometry {
 pub(super) enum Pass {
     Forward,
     /// The input gradient of a convolution that does not run as a forward pass with flipped
-    /// kernels (`ConvGeometry::flipped`): strided ones.
+    /// kernels (`ConvGeometry::flipped`): strided and 1x1 ones.
     InputGrad,
     WeightGrad,
 }

@@ -434,28 +434,40 @@ fn weight_gradient_on_the_micro_kernel_matches_the_definition() {
 /// The 1x1 convolutions with few outputs (`kernel::pointwise`): forward with a bias and input
 /// gradient against the definition, over blocks of 8 and 16 outputs, input gradients of more
 /// than 16 channels (in passes of 16), planes that end in part of a vector, several images,
-/// and outputs filled with NaN first so that every value must be written.
+/// and outputs filled with NaN first so that every value must be written; with bf16 operands
+/// (which the loops round as they read them: no rounded copy is made for these passes,
+/// `ConvGeometry::kernels_round`), the definition on the operands rounded to bf16.
 #[test]
 fn pointwise_convolutions_match_the_definition() {
     if crate::engine::cpu::kernel::skipped_without_avx512() {
         return;
     }
-    for (n, c_in, h, w, c_out) in [
+    for ((n, c_in, h, w, c_out), bf16) in [
         (2, 16, 5, 7, 5),
         (1, 3, 4, 4, 1),
         (3, 17, 3, 11, 9),
         (1, 32, 16, 17, 16),
         (2, 1, 1, 1, 8),
-    ] {
-        let g = ConvGeometry::conv(c_in, h, w, c_out, 1, 1, 0);
+    ]
+    .into_iter()
+    .flat_map(|shape| [(shape, false), (shape, true)])
+    {
+        let g = ConvGeometry::conv(c_in, h, w, c_out, 1, 1, 0).with_bf16(bf16);
         assert!(g.runs_pointwise(), "{g:?}");
+        assert_eq!(g.kernels_round(Pass::Forward, g.groups(n)), bf16);
+        assert_eq!(g.kernels_round(Pass::InputGrad, g.groups(n)), bf16);
         check_forward(&g, n, |g, x, wt, bias, out, _| {
             conv_forward(g, x, wt.values, bias, out)
         });
+        let operand = |v: Vec<f32>| match bf16 {
+            true => v.into_iter().map(crate::engine::cpu::bf16::round).collect(),
+            false => v,
+        };
         let wt = ramp(g.weight_len(), 0.05);
         let dy = ramp(n * g.out_len(), 0.07);
         let mut dx = vec![f32::NAN; n * g.in_len()];
         conv_input_grad(&g, &dy, &wt, &mut dx);
+        let (wt, dy): (Vec<f32>, Vec<f32>) = (operand(wt), operand(dy));
         let plane = g.out_plane();
         for i in 0..n {
             let dy = &dy[i * g.out_len()..(i + 1) * g.out_len()];

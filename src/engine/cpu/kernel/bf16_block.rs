@@ -260,7 +260,7 @@ pub fn shifted_block_bf16(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(super) mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{MR, Runs};
@@ -273,6 +273,15 @@ mod avx512 {
         let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
         let up = _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
         _mm512_mask_mov_epi32(up, _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v), bits)
+    }
+
+    /// Each lane rounded to the nearest bf16, as an f32: `engine::cpu::bf16::round` on every
+    /// lane (a NaN stays as it is, all its bits).
+    #[target_feature(enable = "avx512f")]
+    pub(in crate::engine::cpu::kernel) fn round_lanes(v: __m512) -> __m512 {
+        let high = _mm512_set1_epi32(0xffff_0000_u32 as i32);
+        let bf16 = _mm512_castsi512_ps(_mm512_and_si512(rounded(v), high));
+        _mm512_mask_mov_ps(bf16, _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v), v)
     }
 
     /// [`super::pair_runs`].
