@@ -140,11 +140,11 @@ pub fn conv_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Ve
     .expect("at least one image")
 }
 
-/// The operands of `pass` over `groups` groups of images as its kernels must read them: as they are in fp32
-/// or where the bf16 kernels round them ([`ConvGeometry::kernels_round`]), rounded copies
-/// otherwise. So a network hands its convolutions fp32 values either way, and the bf16 path
-/// reads each activation once (a rounded copy of every convolution's input, and of its output
-/// gradient, cost 2-4% of a bf16 training step of `own`, `res` and `unet`).
+/// The operands of `pass` over `groups` groups of images as its kernels must read them: as
+/// they are in fp32 or where the kernels round them ([`ConvGeometry::kernels_round`]),
+/// rounded copies otherwise. So a network hands its convolutions fp32 values either way, and
+/// the bf16 path reads each activation once (a rounded copy of every convolution's input, and
+/// of its output gradient, cost 2-4% of a bf16 training step of `own`, `res` and `unet`).
 fn operands<'a, const N: usize>(
     g: &ConvGeometry,
     pass: Pass,
