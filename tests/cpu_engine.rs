@@ -926,6 +926,11 @@ fn bf16_products_match_burn_on_rounded_operands_and_fp32_within_rounding() {
             [3, 8, 8],
             vec![conv(3, 4, 3, 1, 1, true), LayerSpec::MaxPool2],
         ),
+        // Pooled after a strided convolution: no flipped kernel, the input gradient by phases.
+        (
+            [4, 8, 8],
+            vec![conv(4, 5, 3, 2, 1, true), LayerSpec::MaxPool2],
+        ),
     ] {
         for batch in [1, 3] {
             check_bf16_against_burn(&spec(input, layers.clone()), batch, 21);

@@ -1,6 +1,8 @@
 //! The convolution fused with 2x2 max-pooling, forward and backward: each group's full-size
 //! output (or output gradient) lives only in the cache.
 
+use std::borrow::Cow;
+
 use super::geometry::ConvGeometry;
 use super::schedule::{Pass, Weights, for_each_group, in_runs, with_scratch};
 use super::{add_channel_sums, operands};
@@ -85,7 +87,14 @@ pub fn conv_pool_backward(
     let flipped = flipped
         .as_ref()
         .map(|(geometry, kernels)| (geometry, Weights::new(kernels)));
-    let [weight] = operands(g, Pass::InputGrad, group_count, [weight]);
+    // Without a flipped kernel the input gradient reads the weights themselves.
+    let weight = match flipped {
+        Some(_) => Cow::Borrowed(weight),
+        None => {
+            let [weight] = operands(g, Pass::InputGrad, group_count, [weight]);
+            weight
+        }
+    };
     let weight = &weight[..];
     let phases = match flipped {
         Some(_) => Vec::new(),
