@@ -387,10 +387,10 @@ impl CpuNet {
         )
     }
 
-    /// A linear layer's input and weights at the net's precision: in bf16, rounded (the
-    /// input's rounded values are what the layer keeps for its weight gradient, as autocast
-    /// keeps the bf16 input it computed with). The convolutions take fp32 values and round
-    /// what their kernels do not (`conv`'s entry points).
+    /// A product's input and weights at the net's precision: in bf16, rounded (the input's
+    /// rounded values are what the layer keeps for its weight gradient, as autocast keeps the
+    /// bf16 input it computed with). Only for linear layers, and for convolutions where they
+    /// do not round their own ([`conv::round_own_operands`]; [`CpuNet::conv_operands`]).
     fn operands<'w>(&self, x: Activation, weight: &'w [f32]) -> (Activation, Cow<'w, [f32]>) {
         if self.precision.is_fp32() {
             return (x, Cow::Borrowed(weight));
@@ -402,6 +402,32 @@ impl CpuNet {
             Activation::new(values, x.shape),
             operand(weight, self.precision),
         )
+    }
+
+    /// A convolution's input and weights: as they are where the convolutions round their own
+    /// bf16 operands, else rounded once here, as a linear layer's.
+    fn conv_operands<'w>(&self, x: Activation, weight: &'w [f32]) -> (Activation, Cow<'w, [f32]>) {
+        match conv::round_own_operands() {
+            true => (x, Cow::Borrowed(weight)),
+            false => self.operands(x, weight),
+        }
+    }
+
+    /// A convolution's weights for its backward pass, as [`CpuNet::conv_operands`] gives them.
+    fn conv_weight<'w>(&self, weight: &'w [f32]) -> Cow<'w, [f32]> {
+        match conv::round_own_operands() {
+            true => Cow::Borrowed(weight),
+            false => operand(weight, self.precision),
+        }
+    }
+
+    /// A convolution's output gradient for its products, once the bias's gradient has been
+    /// summed from it: rounded in place where the convolutions do not round their own.
+    fn conv_output_grad(&self, mut grad: Vec<f32>) -> Vec<f32> {
+        if !self.precision.is_fp32() && !conv::round_own_operands() {
+            bf16::round_all(&mut grad);
+        }
+        grad
     }
 
     fn layer_forward(
@@ -426,6 +452,8 @@ impl CpuNet {
         };
         match (self.op(i), &self.layers[i]) {
             (&LayerSpec::Conv { out_channels, .. }, LayerParams::Conv { weight, bias }) => {
+                let (x, weight) = self.conv_operands(x, weight);
+                let weight = &weight[..];
                 let g = conv_geometry(self.op(i), x.shape, self.precision);
                 let full = [n, out_channels, g.h_out, g.w_out];
                 if self.pool_follows(i) {
@@ -477,9 +505,10 @@ impl CpuNet {
                 &LayerSpec::ConvTranspose { out_channels, .. },
                 LayerParams::Conv { weight, bias },
             ) => {
+                let (x, weight) = self.conv_operands(x, weight);
                 let g = conv_geometry(self.op(i), x.shape, self.precision);
                 let mut out = memory::zeroed(n * g.in_len());
-                conv::conv_transpose_forward(&g, &x.data, weight, bias.as_deref(), &mut out);
+                conv::conv_transpose_forward(&g, &x.data, &weight, bias.as_deref(), &mut out);
                 (
                     Activation::new(out, [n, out_channels, g.h, g.w]),
                     keep_input(&x),
@@ -640,14 +669,16 @@ impl CpuNet {
                         x.shape[0],
                         conv_geometry(self.op(i), x.shape, self.precision),
                     );
+                    let weight = self.conv_weight(weight);
                     if let Some(argmax) = pending_pool.take() {
                         let mut dx = need_input_grad.then(|| memory::zeroed(n * g.in_len()));
+                        // The pooled output gradient goes in fp32 (the bias's sums are its).
                         let (dw, db) = conv::conv_pool_backward(
                             &g,
                             &grad,
                             &argmax,
                             &x.data,
-                            weight,
+                            &weight,
                             dx.as_deref_mut(),
                         );
                         if bias.is_some() {
@@ -666,10 +697,11 @@ impl CpuNet {
                             g.out_plane(),
                         ));
                     }
-                    grads_reversed.push(conv::conv_weight_grad(&g, &grad, &x.data));
+                    let dy = self.conv_output_grad(std::mem::take(&mut grad));
+                    grads_reversed.push(conv::conv_weight_grad(&g, &dy, &x.data));
                     if need_input_grad {
                         let mut dx = memory::zeroed(n * g.in_len());
-                        conv::conv_input_grad(&g, &grad, weight, &mut dx);
+                        conv::conv_input_grad(&g, &dy, &weight, &mut dx);
                         grad = dx;
                     }
                 }
@@ -683,10 +715,12 @@ impl CpuNet {
                         conv_geometry(self.op(i), x.shape, self.precision),
                     );
                     grads_reversed.push(layers::channel_sums(&grad, out_channels, g.h * g.w));
-                    grads_reversed.push(conv::conv_transpose_weight_grad(&g, &grad, &x.data));
+                    let dy = self.conv_output_grad(std::mem::take(&mut grad));
+                    grads_reversed.push(conv::conv_transpose_weight_grad(&g, &dy, &x.data));
                     if need_input_grad {
                         let mut dx = memory::zeroed(n * g.out_len());
-                        conv::conv_transpose_input_grad(&g, &grad, weight, &mut dx);
+                        let weight = self.conv_weight(weight);
+                        conv::conv_transpose_input_grad(&g, &dy, &weight, &mut dx);
                         grad = dx;
                     }
                 }

@@ -42,7 +42,7 @@ use std::borrow::Cow;
 
 use schedule::{Pass, Weights, for_each_group, in_runs, with_scratch};
 
-use super::{bf16, layers};
+use super::{bf16, kernel, layers};
 use crate::engine::Precision;
 
 /// `out [n, c_out, h_out, w_out]` of the convolution of `input [n, c_in, h, w]`.
@@ -140,18 +140,28 @@ pub fn conv_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Ve
     .expect("at least one image")
 }
 
+/// Whether the convolutions round their bf16 operands themselves: on CPUs with AVX512-BF16,
+/// whose kernels round each value as they lay it out, a network hands them fp32 values and
+/// each activation is read once (a rounded copy of every convolution's input, and of its
+/// output gradient, cost 2-4% of a bf16 training step of `own`, `res` and `unet`). Elsewhere
+/// (the emulated path, where fp32 kernels read every operand) the caller rounds each operand
+/// once and hands the rounded values to every pass: a rounded copy per pass made those steps
+/// 6-8% slower. A pooled convolution's output gradient is the exception: it takes it in fp32
+/// either way and rounds each group's expanded gradient in the cache.
+pub fn round_own_operands() -> bool {
+    kernel::available_bf16()
+}
+
 /// The operands of `pass` over `groups` groups of images as its kernels must read them: as
-/// they are in fp32 or where the kernels round them ([`ConvGeometry::kernels_round`]),
-/// rounded copies otherwise. So a network hands its convolutions fp32 values either way, and
-/// the bf16 path reads each activation once (a rounded copy of every convolution's input, and
-/// of its output gradient, cost 2-4% of a bf16 training step of `own`, `res` and `unet`).
+/// they are in fp32, where the kernels round them ([`ConvGeometry::kernels_round`]) or where
+/// the caller has ([`round_own_operands`] is false), rounded copies otherwise.
 fn operands<'a, const N: usize>(
     g: &ConvGeometry,
     pass: Pass,
     groups: usize,
     values: [&'a [f32]; N],
 ) -> [Cow<'a, [f32]>; N] {
-    let round = g.bf16 && !g.kernels_round(pass, groups);
+    let round = g.bf16 && round_own_operands() && !g.kernels_round(pass, groups);
     values.map(|v| match round {
         true => bf16::operand(v, Precision::Bf16),
         false => Cow::Borrowed(v),
