@@ -21,7 +21,7 @@ use crate::engine::{DeviceKind, LossSpec, Model, StepBatch, Tta};
 use crate::figures::FigureError;
 use crate::metrics::Confusion;
 use crate::metrics::segmentation::{
-    SegmentationReport, average_precision_of_pairs, iou, mean_defined,
+    SegmentationReport, average_precision_of_keys, iou, mean_defined, ranking_key,
 };
 use crate::models::{ModelKind, SegmenterKind};
 use crate::run::config::{
@@ -448,11 +448,12 @@ impl Task for Segmentation {
             .into_iter()
             .enumerate()
             .map(|(c, class_scores)| {
-                let mut pairs: Vec<(f32, bool)> = class_scores
+                let mut keys: Vec<u64> = class_scores
                     .into_iter()
-                    .zip(truths.iter().map(|&l| l as usize == c))
+                    .zip(&truths)
+                    .map(|(score, &truth)| ranking_key(score, truth as usize == c))
                     .collect();
-                average_precision_of_pairs(&mut pairs)
+                average_precision_of_keys(&mut keys)
             })
             .collect();
         let ious = iou(&confusion);
