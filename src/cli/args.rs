@@ -268,6 +268,11 @@ pub struct TrainArgs {
     /// random).
     #[arg(long, value_enum, value_name = "ORDER")]
     pub flips: Option<FlipOrder>,
+    /// Train on random N x N crops of the augmented photos (validation and test see whole
+    /// photos); N a multiple of the model's (16 for unet, 8 for fcn) and at most the photos'
+    /// side; segmenters only.
+    #[arg(long, value_name = "N")]
+    pub crop: Option<usize>,
     /// Continue the run in --out from its last checkpoint (its config.json is reused; only
     /// --epochs may be raised).
     #[arg(long)]
@@ -311,6 +316,7 @@ impl TrainArgs {
                 ema: self.ema,
                 class_weighting: self.class_weighting,
                 flips: self.flips,
+                crop: self.crop,
             },
             resume: self.resume,
             out: self.out.clone(),

@@ -201,10 +201,12 @@ impl RandomErasing {
     }
 }
 
-/// Random horizontal flip and random zoom: a square window of side `side / s`, with `s` drawn
-/// from `1..=max_scale`, cropped at a random place and resized back to `side` (photo bilinear,
-/// labels nearest-neighbour), as torchvision's `RandomResizedCrop` with a fixed aspect ratio;
-/// then, when `color_jitter` is above 0, torchvision's `ColorJitter(j, j, j)` on the photo.
+/// Random horizontal flip and random zoom: a square window of side `out / s`, with `s` drawn
+/// from `1..=max_scale` and `out` the crop's side (the photo's where there is no crop), cut at a
+/// random place and resized to `out` (photo bilinear, labels nearest-neighbour), as
+/// torchvision's `RandomResizedCrop` with a fixed aspect ratio (of the whole photo, or with a
+/// crop of a random part of it, as segmentation training on crops does); then, when
+/// `color_jitter` is above 0, torchvision's `ColorJitter(j, j, j)` on the photo.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlipScaleCrop {
     pub flip: bool,
@@ -213,6 +215,10 @@ pub struct FlipScaleCrop {
     /// runs written before it existed).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub color_jitter: f32,
+    /// The side of the square the network trains on, a random part of the zoomed photo (none:
+    /// the whole photo, as in runs written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<usize>,
 }
 
 fn is_zero(v: &f32) -> bool {
@@ -220,8 +226,15 @@ fn is_zero(v: &f32) -> bool {
 }
 
 impl FlipScaleCrop {
+    /// The side of the photos and labels [`FlipScaleCrop::apply`] writes for `side` x `side`
+    /// ones.
+    pub fn out_side(&self, side: usize) -> usize {
+        self.crop.unwrap_or(side)
+    }
+
     /// Augments one `side` x `side` photo (CHW) and its labels into `photo_out` /
-    /// `label_out`, flipped as `fixed` says where it says (see [`EpochFlips::fixed`]).
+    /// `label_out` ([`FlipScaleCrop::out_side`] square), flipped as `fixed` says where it says
+    /// (see [`EpochFlips::fixed`]).
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &self,
@@ -239,13 +252,13 @@ impl FlipScaleCrop {
         } else {
             1.0
         };
-        let window = side as f32 / scale;
+        let out = self.out_side(side);
+        let window = out as f32 / scale;
         let x0 = rng.random_range(0.0..=(side as f32 - window));
         let y0 = rng.random_range(0.0..=(side as f32 - window));
-        let step = window / side as f32;
-        let plane = side * side;
+        let step = window / out as f32;
         resample(
-            side,
+            [side, out],
             [x0, y0],
             step,
             flip,
@@ -258,7 +271,7 @@ impl FlipScaleCrop {
             let j = self.color_jitter;
             let mut factor = || rng.random_range(1.0 - j..=1.0 + j);
             let factors = [factor(), factor(), factor()];
-            jitter_colors(&mut photo_out[..3 * plane], factors);
+            jitter_colors(&mut photo_out[..3 * out * out], factors);
         }
     }
 }
@@ -289,12 +302,12 @@ impl Sample {
     }
 }
 
-/// The window at `origin` (x, y) with `step`, mirrored when `flip`, resampled to `side` x
-/// `side`: the photo (CHW, 3 channels) bilinearly, the labels nearest-neighbour. Each column's
-/// and row's sampling is worked out once, not once per pixel.
+/// The window at `origin` (x, y) with `step`, mirrored when `flip`, resampled from `side` x
+/// `side` to `out` x `out`: the photo (CHW, 3 channels) bilinearly, the labels
+/// nearest-neighbour. Each column's and row's sampling is worked out once, not once per pixel.
 #[allow(clippy::too_many_arguments)]
 fn resample(
-    side: usize,
+    [side, out]: [usize; 2],
     [x0, y0]: [f32; 2],
     step: f32,
     flip: bool,
@@ -303,15 +316,15 @@ fn resample(
     photo_out: &mut [u8],
     label_out: &mut [u8],
 ) {
-    let plane = side * side;
-    let columns: Vec<Sample> = (0..side)
-        .map(|x| Sample::at(if flip { side - 1 - x } else { x }, x0, step, side))
+    let (plane, out_plane) = (side * side, out * out);
+    let columns: Vec<Sample> = (0..out)
+        .map(|x| Sample::at(if flip { out - 1 - x } else { x }, x0, step, side))
         .collect();
-    for y in 0..side {
+    for y in 0..out {
         let row = Sample::at(y, y0, step, side);
-        let out_row = y * side..(y + 1) * side;
-        for (out, col) in label_out[out_row.clone()].iter_mut().zip(&columns) {
-            *out = label[row.nearest * side + col.nearest];
+        let out_row = y * out..(y + 1) * out;
+        for (o, col) in label_out[out_row.clone()].iter_mut().zip(&columns) {
+            *o = label[row.nearest * side + col.nearest];
         }
         for c in 0..3 {
             let source = &photo[c * plane..(c + 1) * plane];
@@ -319,13 +332,13 @@ fn resample(
                 &source[row.low * side..(row.low + 1) * side],
                 &source[row.high * side..(row.high + 1) * side],
             );
-            let out = &mut photo_out[c * plane + out_row.start..c * plane + out_row.end];
-            for (out, col) in out.iter_mut().zip(&columns) {
+            let dst = &mut photo_out[c * out_plane + out_row.start..c * out_plane + out_row.end];
+            for (o, col) in dst.iter_mut().zip(&columns) {
                 let top = upper[col.low] as f32 * (1.0 - col.weight)
                     + upper[col.high] as f32 * col.weight;
                 let bottom = lower[col.low] as f32 * (1.0 - col.weight)
                     + lower[col.high] as f32 * col.weight;
-                *out = round_to_u8(top * (1.0 - row.weight) + bottom * row.weight);
+                *o = round_to_u8(top * (1.0 - row.weight) + bottom * row.weight);
             }
         }
     }
@@ -535,25 +548,78 @@ mod tests {
             photo[i] = label[i] * 50;
             photo[plane + i] = 7;
         }
-        let aug = FlipScaleCrop {
-            flip: true,
-            max_scale: 1.6,
-            color_jitter: 0.0,
-        };
-        let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let (mut p, mut l) = (vec![0u8; 3 * plane], vec![0u8; plane]);
-        let mut changed = false;
-        for _ in 0..8 {
-            aug.apply(SIDE, &photo, &label, &mut p, &mut l, None, &mut rng);
-            changed |= l != label;
-            let mismatched = (0..plane)
-                .filter(|&i| (p[i] as i32 - l[i] as i32 * 50).abs() > 25)
-                .count();
-            // Only pixels on class borders may blend (bilinear photo vs nearest labels).
-            assert!(mismatched < plane / 50, "{mismatched} misaligned pixels");
-            assert!(p[plane..2 * plane].iter().all(|&g| g == 7));
+        for crop in [None, Some(SIDE / 2)] {
+            let aug = FlipScaleCrop {
+                flip: true,
+                max_scale: 1.6,
+                color_jitter: 0.0,
+                crop,
+            };
+            let out = aug.out_side(SIDE);
+            assert_eq!(out, crop.unwrap_or(SIDE));
+            let out_plane = out * out;
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            let (mut p, mut l) = (vec![0u8; 3 * out_plane], vec![0u8; out_plane]);
+            let mut changed = false;
+            for _ in 0..8 {
+                aug.apply(SIDE, &photo, &label, &mut p, &mut l, None, &mut rng);
+                changed |= l[..] != label[..out_plane];
+                let mismatched = (0..out_plane)
+                    .filter(|&i| (p[i] as i32 - l[i] as i32 * 50).abs() > 25)
+                    .count();
+                // Only pixels on class borders may blend (bilinear photo vs nearest labels).
+                assert!(
+                    mismatched < out_plane / 50,
+                    "{mismatched} misaligned pixels"
+                );
+                assert!(p[out_plane..2 * out_plane].iter().all(|&g| g == 7));
+            }
+            assert!(changed, "augmentation must change something");
         }
-        assert!(changed, "augmentation must change something");
+    }
+
+    /// A crop is a random part of the zoomed photo: at zoom 1 (no scaling) its labels are a
+    /// window of the photo's, whole, lying inside the photo, at every place the draws can put
+    /// it (the corners included), and its photo is the same window's (each value between the
+    /// two source pixels the origin falls between).
+    #[test]
+    fn a_crop_at_zoom_one_copies_a_window_of_the_photo() {
+        let side = 12;
+        let plane = side * side;
+        // Each label is its own position, so a copied window shows where it came from; each
+        // photo row's values are its row's number, times ten.
+        let label: Vec<u8> = (0..plane).map(|i| i as u8).collect();
+        let photo: Vec<u8> = (0..3 * plane)
+            .map(|i| ((i % plane) / side * 10) as u8)
+            .collect();
+        let aug = FlipScaleCrop {
+            flip: false,
+            max_scale: 1.0,
+            color_jitter: 0.0,
+            crop: Some(5),
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut origins = std::collections::BTreeSet::new();
+        for _ in 0..2000 {
+            let (mut p, mut l) = (vec![0u8; 3 * 25], vec![0u8; 25]);
+            aug.apply(side, &photo, &label, &mut p, &mut l, None, &mut rng);
+            let (y0, x0) = (l[0] as usize / side, l[0] as usize % side);
+            assert!(y0 + 5 <= side && x0 + 5 <= side, "window at {y0}, {x0}");
+            for (i, &t) in l.iter().enumerate() {
+                assert_eq!(t as usize, (y0 + i / 5) * side + x0 + i % 5, "pixel {i}");
+                let row = (y0 + i / 5) as i32 * 10;
+                assert!(
+                    (p[i] as i32 - row).abs() <= 5,
+                    "pixel {i}: {} in row {row}",
+                    p[i]
+                );
+            }
+            origins.insert((y0, x0));
+        }
+        let last = side - 5;
+        for corner in [(0, 0), (0, last), (last, 0), (last, last)] {
+            assert!(origins.contains(&corner), "{corner:?} never drawn");
+        }
     }
 
     /// The inline rounding agrees with `f32::round` and `as u8` on every value a photo's
@@ -616,7 +682,7 @@ mod tests {
     /// The per-pixel loop `resample` replaced: every coordinate worked out for every pixel.
     #[allow(clippy::too_many_arguments)]
     fn resample_per_pixel(
-        side: usize,
+        [side, out]: [usize; 2],
         [x0, y0]: [f32; 2],
         step: f32,
         flip: bool,
@@ -626,13 +692,13 @@ mod tests {
         label_out: &mut [u8],
     ) {
         let plane = side * side;
-        for y in 0..side {
+        for y in 0..out {
             let sy = y0 + (y as f32 + 0.5) * step - 0.5;
-            for x in 0..side {
-                let xo = if flip { side - 1 - x } else { x };
+            for x in 0..out {
+                let xo = if flip { out - 1 - x } else { x };
                 let sx = x0 + (xo as f32 + 0.5) * step - 0.5;
                 let (ny, nx) = (clamp_index(sy.round(), side), clamp_index(sx.round(), side));
-                label_out[y * side + x] = label[ny * side + nx];
+                label_out[y * out + x] = label[ny * side + nx];
                 let (fy, fx) = (
                     sy.clamp(0.0, (side - 1) as f32),
                     sx.clamp(0.0, (side - 1) as f32),
@@ -646,55 +712,64 @@ mod tests {
                         p[iy * side + ix] as f32 * (1.0 - wx) + p[iy * side + ix1] as f32 * wx;
                     let bottom =
                         p[iy1 * side + ix] as f32 * (1.0 - wx) + p[iy1 * side + ix1] as f32 * wx;
-                    photo_out[c * plane + y * side + x] =
+                    photo_out[c * out * out + y * out + x] =
                         (top * (1.0 - wy) + bottom * wy).round() as u8;
                 }
             }
         }
     }
 
-    /// Bit for bit what the per-pixel loop gave, so runs trained before stay repeatable.
+    /// Bit for bit what the per-pixel loop gave, so runs trained before stay repeatable; with
+    /// crops smaller than the photo too.
     #[test]
     fn resampling_by_rows_and_columns_equals_the_per_pixel_loop() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        for side in [1, 7, 32, 61] {
+        for side in [1usize, 7, 32, 61] {
             let plane = side * side;
             let photo: Vec<u8> = (0..3 * plane).map(|_| rng.random()).collect();
             let label: Vec<u8> = (0..plane).map(|_| rng.random_range(0..5)).collect();
-            for trial in 0..12 {
-                let scale: f32 = if trial == 0 {
-                    1.0
-                } else {
-                    rng.random_range(1.0..=1.7)
-                };
-                let window = side as f32 / scale;
-                let x0 = rng.random_range(0.0..=(side as f32 - window));
-                let y0 = rng.random_range(0.0..=(side as f32 - window));
-                let flip = trial % 2 == 1;
-                let mut fast = (vec![0u8; 3 * plane], vec![0u8; plane]);
-                let mut slow = (vec![0u8; 3 * plane], vec![0u8; plane]);
-                let step = window / side as f32;
-                resample(
-                    side,
-                    [x0, y0],
-                    step,
-                    flip,
-                    &photo,
-                    &label,
-                    &mut fast.0,
-                    &mut fast.1,
-                );
-                resample_per_pixel(
-                    side,
-                    [x0, y0],
-                    step,
-                    flip,
-                    &photo,
-                    &label,
-                    &mut slow.0,
-                    &mut slow.1,
-                );
-                assert!(fast == slow, "side {side}, trial {trial}");
+            for out in [side, side.div_ceil(2), side * 2 / 3] {
+                if out == 0 {
+                    continue;
+                }
+                for trial in 0..12 {
+                    let scale: f32 = if trial == 0 {
+                        1.0
+                    } else {
+                        rng.random_range(1.0..=1.7)
+                    };
+                    let window = out as f32 / scale;
+                    let x0 = rng.random_range(0.0..=(side as f32 - window));
+                    let y0 = rng.random_range(0.0..=(side as f32 - window));
+                    let flip = trial % 2 == 1;
+                    let mut fast = (vec![0u8; 3 * out * out], vec![0u8; out * out]);
+                    let mut slow = fast.clone();
+                    let step = window / out as f32;
+                    let sides = [side, out];
+                    let (photo, label) = (&photo, &label);
+                    resample(
+                        sides,
+                        [x0, y0],
+                        step,
+                        flip,
+                        photo,
+                        label,
+                        &mut fast.0,
+                        &mut fast.1,
+                    );
+                    let (slow_photo, slow_label) = (&mut slow.0, &mut slow.1);
+                    resample_per_pixel(
+                        sides,
+                        [x0, y0],
+                        step,
+                        flip,
+                        photo,
+                        label,
+                        slow_photo,
+                        slow_label,
+                    );
+                    assert!(fast == slow, "side {side}, out {out}, trial {trial}");
+                }
             }
         }
     }

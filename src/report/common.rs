@@ -214,7 +214,8 @@ pub(super) fn hyper_parameters(run: &LoadedRun) -> Table {
                 "augmentation",
                 config.settings.augment.map_or("none".into(), |a| {
                     let flip = if a.flip { "horizontal flip + " } else { "" };
-                    format!("{flip}random zoom up to {}x and crop", a.max_scale)
+                    let crop = a.crop.map_or(String::new(), |c| format!(" ({c} x {c})"));
+                    format!("{flip}random zoom up to {}x and crop{crop}", a.max_scale)
                 }),
             ));
             rows.push(("class weights", class_weighting(config)));

@@ -60,6 +60,8 @@ pub struct TrainOptions {
     pub class_weighting: Option<ClassWeighting>,
     /// Which images an epoch flips, where the recipe flips (random where `None`).
     pub flips: Option<FlipOrder>,
+    /// The side of a segmenter's training crops (the whole photo where `None`).
+    pub crop: Option<usize>,
 }
 
 /// A model's recommended training recipe, used where the command line is silent.

@@ -178,13 +178,19 @@ impl Task for Classification {
     }
 
     fn refuse_options(options: &TrainOptions) -> Result<(), RunError> {
-        match options.class_weighting {
-            Some(_) => Err(RunError::invalid(
+        if options.class_weighting.is_some() {
+            return Err(RunError::invalid(
                 "--class-weighting",
                 "weighs a segmenter's classes only; a classifier's loss counts every image the same",
-            )),
-            None => Ok(()),
+            ));
         }
+        if options.crop.is_some() {
+            return Err(RunError::invalid(
+                "--crop",
+                "crops a segmenter's training photos only; a classifier's recipe pads and crops its own",
+            ));
+        }
+        Ok(())
     }
 
     fn fresh_config(

@@ -81,6 +81,7 @@ fn augmentation(kind: SegmenterKind) -> Option<FlipScaleCrop> {
             SegmenterKind::Fcn => 0.0,
             SegmenterKind::Unet => 0.2,
         },
+        crop: None,
     })
 }
 
@@ -202,18 +203,25 @@ impl Task for Segmentation {
         options: &TrainOptions,
         saved: &SegmentationConfig,
     ) -> Result<(), RunError> {
-        let saved = saved.settings.class_weighting;
-        match options.class_weighting {
-            Some(given) if given != saved => Err(RunError::invalid(
-                "--class-weighting",
+        let kept = |flag: &str, given: String, saved: String| {
+            RunError::invalid(
+                flag,
                 format!(
-                    "{} differs from the run's config.json ({}); a resumed run keeps its configuration",
-                    given.name(),
-                    saved.name()
+                    "{given} differs from the run's config.json ({saved}); a resumed run keeps its configuration"
                 ),
-            )),
-            _ => Ok(()),
+            )
+        };
+        let weighting = saved.settings.class_weighting;
+        if let Some(given) = options.class_weighting.filter(|&given| given != weighting) {
+            let (given, saved) = (given.name().to_string(), weighting.name().to_string());
+            return Err(kept("--class-weighting", given, saved));
         }
+        let crop = saved.settings.augment.and_then(|a| a.crop);
+        if let Some(given) = options.crop.filter(|&given| Some(given) != crop) {
+            let saved = crop.map_or("whole photos".into(), |c| format!("crops of {c}"));
+            return Err(kept("--crop", given.to_string(), saved));
+        }
+        Ok(())
     }
 
     fn fresh_config(
@@ -224,12 +232,28 @@ impl Task for Segmentation {
         device: DeviceKind,
         sets: &SegmentationSets,
     ) -> Result<SegmentationConfig, TaskError> {
-        let augment = augmentation(model);
+        let side = sets.train.side;
+        let augment = augmentation(model).map(|a| FlipScaleCrop {
+            crop: options.crop,
+            ..a
+        });
         if !params.flips().is_random() && !augment.is_some_and(|a| a.flip) {
             return Err(unflipped(model.name()).into());
         }
-        let side = sets.train.side;
         let multiple = model.side_multiple();
+        if let Some(crop) = options.crop
+            && (crop == 0 || !crop.is_multiple_of(multiple) || crop > side)
+        {
+            return Err(RunError::invalid(
+                "--crop",
+                format!(
+                    "must be a multiple of {multiple} ('{}' halves the photos {} times) and at most the photos' side ({side}), got {crop}",
+                    model.name(),
+                    multiple.trailing_zeros()
+                ),
+            )
+            .into());
+        }
         if !side.is_multiple_of(multiple) {
             return Err(DataError::Unsuitable {
                 path: sets.origin.dir.clone(),
@@ -364,7 +388,7 @@ impl Task for Segmentation {
         rng: &mut ChaCha8Rng,
     ) -> StepBatch {
         let batch = batcher.batch(train, indices, epoch, rng);
-        let side = train.side;
+        let side = batch.side;
         StepBatch {
             images: batch.images,
             shape: [batch.count, 3, side, side],

@@ -7,12 +7,14 @@ use crate::data::Normalization;
 use crate::data::SegmentedImages;
 use crate::data::augment::{EpochFlips, FlipOrder, FlipScaleCrop};
 
-/// Photos `[batch, 3, side, side]` and labels `[batch, side, side]`.
+/// Photos `[batch, 3, side, side]` and labels `[batch, side, side]`: the set's side, or the
+/// augmentation's crop.
 #[derive(Clone, Debug)]
 pub struct SegmentationBatch {
     pub images: Vec<f32>,
     pub labels: Vec<u8>,
     pub count: usize,
+    pub side: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +46,8 @@ impl SegmentationBatcher {
         epoch: usize,
         rng: &mut impl Rng,
     ) -> SegmentationBatch {
-        let plane = set.plane();
+        let side = self.augment.map_or(set.side, |aug| aug.out_side(set.side));
+        let plane = side * side;
         let flips = EpochFlips {
             order: self.flips,
             seed: self.seed,
@@ -76,6 +79,7 @@ impl SegmentationBatcher {
             images,
             labels,
             count: indices.len(),
+            side,
         }
     }
 }

@@ -200,6 +200,7 @@ impl SearchPlan {
                 ema: None,
                 class_weighting: None,
                 flips: None,
+                crop: None,
             },
             // A trial run again (a requeued or killed job) continues from its checkpoint.
             resume: trial_dir(&o.out, trial.index).join("config.json").is_file(),
