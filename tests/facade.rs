@@ -224,3 +224,56 @@ fn class_weighting_is_chosen_recorded_and_kept_on_resume() {
     );
     assert!(!root.join("c").exists());
 }
+
+/// `--crop N` trains on N x N crops (the batcher's tests check their size), tests on whole
+/// photos, records the crop in config.json, keeps it on resume, and refuses sizes the network
+/// cannot halve, sizes over the photos' and classifiers.
+#[test]
+fn crops_train_on_parts_of_photos_recorded_and_kept_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    synthetic::write_facade_split(&root.join("data/train"), 10, 1).unwrap();
+    synthetic::write_facade_split(&root.join("data/test_dev"), 2, 2).unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "facade", "train", "--model", "unet", "--data", "data", "--out", out,
+        ];
+        args.extend(extra);
+        convlab(&args, root)
+    };
+    let cropped = train("cropped", &["--epochs", "1", "--crop", "64"]);
+    assert!(cropped.status.success(), "{}", common::stderr(&cropped));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("cropped/config.json")).unwrap()).unwrap();
+    assert_eq!(config["augment"]["crop"], 64, "{config}");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("cropped/metrics.json")).unwrap()).unwrap();
+    let test_pixels: u64 = metrics["test"]["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(test_pixels, 2 * (SIDE * SIDE) as u64);
+
+    let changed = train("cropped", &["--resume", "--epochs", "2", "--crop", "128"]);
+    assert_bad_input(
+        &changed,
+        "--crop: 128 differs from the run's config.json (crops of 64)",
+    );
+    let same = train("cropped", &["--resume", "--epochs", "2", "--crop", "64"]);
+    assert!(same.status.success(), "{}", common::stderr(&same));
+
+    let odd = train("odd", &["--epochs", "1", "--crop", "100"]);
+    assert_bad_input(&odd, "--crop: must be a multiple of 32");
+    let whole = train("whole", &["--epochs", "1", "--crop", "512"]);
+    assert_bad_input(&whole, "--crop: must be a multiple of 32");
+    assert!(!root.join("odd").exists() && !root.join("whole").exists());
+
+    let classifier = convlab(&["fashion", "train", "--crop", "64", "--out", "c"], root);
+    assert_bad_input(
+        &classifier,
+        "--crop: crops a segmenter's training photos only",
+    );
+}

@@ -83,3 +83,45 @@ impl SegmentationBatcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// A batcher with a crop hands out crops of that side (photos and labels); without
+    /// augmentation, whole photos.
+    #[test]
+    fn batches_are_the_crops_side() {
+        let side = 16;
+        let mut set = SegmentedImages::empty(side);
+        for i in 0..3u8 {
+            set.push(
+                format!("p{i}"),
+                &vec![i * 40; 3 * side * side],
+                &vec![i; side * side],
+            );
+        }
+        let crop = FlipScaleCrop {
+            flip: true,
+            max_scale: 1.5,
+            color_jitter: 0.1,
+            crop: Some(8),
+        };
+        let plain = SegmentationBatcher::plain(Normalization::FACADE);
+        let cropped = SegmentationBatcher {
+            augment: Some(crop),
+            ..plain
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for (batcher, want) in [(cropped, 8), (plain, side)] {
+            let batch = batcher.batch(&set, &[2, 0], 1, &mut rng);
+            assert_eq!((batch.side, batch.count), (want, 2));
+            assert_eq!(batch.images.len(), 2 * 3 * want * want);
+            assert_eq!(batch.labels.len(), 2 * want * want);
+            assert!(batch.labels[..want * want].iter().all(|&l| l == 2));
+            assert!(batch.labels[want * want..].iter().all(|&l| l == 0));
+        }
+    }
+}
