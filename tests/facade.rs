@@ -7,13 +7,39 @@ use common::synthetic;
 use common::{assert_bad_input, convlab};
 use convlab::data::facade::SIDE;
 use convlab::data::label_map;
+use std::path::Path;
+
+/// Mini Facade's layout with synthetic photos: 10 to train on, 2 to test on.
+fn synthetic_facade(root: &Path) {
+    synthetic::write_facade_split(&root.join("data/train"), 10, 1).unwrap();
+    synthetic::write_facade_split(&root.join("data/test_dev"), 2, 2).unwrap();
+}
+
+/// `facade train --model unet` on [`synthetic_facade`]'s data into `out`, with `extra`.
+fn train_unet(root: &Path, out: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "facade", "train", "--model", "unet", "--data", "data", "--out", out,
+    ];
+    args.extend(extra);
+    convlab(&args, root)
+}
+
+/// The pixels a split's confusion matrix in `metrics.json` counts.
+fn counted_pixels(metrics: &serde_json::Value, split: &str) -> u64 {
+    metrics[split]["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum()
+}
 
 #[test]
 fn fcn_trains_evaluates_and_predicts_on_synthetic_facades() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    synthetic::write_facade_split(&root.join("data/train"), 10, 1).unwrap();
-    synthetic::write_facade_split(&root.join("data/test_dev"), 2, 2).unwrap();
+    synthetic_facade(root);
     let out = convlab(
         &[
             "facade",
@@ -54,14 +80,7 @@ fn fcn_trains_evaluates_and_predicts_on_synthetic_facades() {
         assert!(m["map"].is_number() && m["miou"].is_number() && m["pixel_accuracy"].is_number());
         assert_eq!(m["confusion"].as_array().unwrap().len(), 5);
     }
-    let test_pixels: u64 = metrics["test"]["confusion"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| r.as_array().unwrap())
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert_eq!(test_pixels, 2 * (SIDE * SIDE) as u64);
+    assert_eq!(counted_pixels(&metrics, "test"), 2 * (SIDE * SIDE) as u64);
     for figure in ["curves", "ap", "predictions", "confusion", "legend"] {
         assert!(
             image::open(root.join(format!("run/figures/{figure}.png"))).is_ok(),
@@ -145,15 +164,8 @@ fn missing_facade_data_says_what_to_put_where() {
 fn class_weighting_is_chosen_recorded_and_kept_on_resume() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    synthetic::write_facade_split(&root.join("data/train"), 10, 1).unwrap();
-    synthetic::write_facade_split(&root.join("data/test_dev"), 2, 2).unwrap();
-    let train = |out: &str, extra: &[&str]| {
-        let mut args = vec![
-            "facade", "train", "--model", "unet", "--data", "data", "--out", out,
-        ];
-        args.extend(extra);
-        convlab(&args, root)
-    };
+    synthetic_facade(root);
+    let train = |out: &str, extra: &[&str]| train_unet(root, out, extra);
     let weights_said = |out: &std::process::Output| -> Vec<f64> {
         let stderr = common::stderr(out);
         let line = stderr
@@ -232,15 +244,8 @@ fn class_weighting_is_chosen_recorded_and_kept_on_resume() {
 fn crops_train_on_parts_of_photos_recorded_and_kept_on_resume() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    synthetic::write_facade_split(&root.join("data/train"), 10, 1).unwrap();
-    synthetic::write_facade_split(&root.join("data/test_dev"), 2, 2).unwrap();
-    let train = |out: &str, extra: &[&str]| {
-        let mut args = vec![
-            "facade", "train", "--model", "unet", "--data", "data", "--out", out,
-        ];
-        args.extend(extra);
-        convlab(&args, root)
-    };
+    synthetic_facade(root);
+    let train = |out: &str, extra: &[&str]| train_unet(root, out, extra);
     let cropped = train("cropped", &["--epochs", "1", "--crop", "64"]);
     assert!(cropped.status.success(), "{}", common::stderr(&cropped));
     let config: serde_json::Value =
@@ -248,14 +253,7 @@ fn crops_train_on_parts_of_photos_recorded_and_kept_on_resume() {
     assert_eq!(config["augment"]["crop"], 64, "{config}");
     let metrics: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("cropped/metrics.json")).unwrap()).unwrap();
-    let test_pixels: u64 = metrics["test"]["confusion"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| r.as_array().unwrap())
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert_eq!(test_pixels, 2 * (SIDE * SIDE) as u64);
+    assert_eq!(counted_pixels(&metrics, "test"), 2 * (SIDE * SIDE) as u64);
 
     let changed = train("cropped", &["--resume", "--epochs", "2", "--crop", "128"]);
     assert_bad_input(

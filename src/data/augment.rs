@@ -742,32 +742,26 @@ mod tests {
                     let x0 = rng.random_range(0.0..=(side as f32 - window));
                     let y0 = rng.random_range(0.0..=(side as f32 - window));
                     let flip = trial % 2 == 1;
-                    let mut fast = (vec![0u8; 3 * out * out], vec![0u8; out * out]);
-                    let mut slow = fast.clone();
-                    let step = window / out as f32;
-                    let sides = [side, out];
-                    let (photo, label) = (&photo, &label);
-                    resample(
-                        sides,
-                        [x0, y0],
-                        step,
-                        flip,
-                        photo,
-                        label,
-                        &mut fast.0,
-                        &mut fast.1,
-                    );
-                    let (slow_photo, slow_label) = (&mut slow.0, &mut slow.1);
-                    resample_per_pixel(
-                        sides,
-                        [x0, y0],
-                        step,
-                        flip,
-                        photo,
-                        label,
-                        slow_photo,
-                        slow_label,
-                    );
+                    type Resample =
+                        fn([usize; 2], [f32; 2], f32, bool, &[u8], &[u8], &mut [u8], &mut [u8]);
+                    let [fast, slow] = [resample as Resample, resample_per_pixel].map(|f| {
+                        let mut out_photo = vec![0u8; 3 * out * out];
+                        let mut out_label = vec![0u8; out * out];
+                        let step = window / out as f32;
+                        let origin = [x0, y0];
+                        let (photo, label) = (&photo[..], &label[..]);
+                        f(
+                            [side, out],
+                            origin,
+                            step,
+                            flip,
+                            photo,
+                            label,
+                            &mut out_photo,
+                            &mut out_label,
+                        );
+                        (out_photo, out_label)
+                    });
                     assert!(fast == slow, "side {side}, out {out}, trial {trial}");
                 }
             }
