@@ -269,7 +269,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, value_name = "ORDER")]
     pub flips: Option<FlipOrder>,
     /// Train on random N x N crops of the augmented photos (validation and test see whole
-    /// photos); N a multiple of the model's (16 for unet, 8 for fcn) and at most the photos'
+    /// photos); N a multiple of the model's (32 for unet, 8 for fcn) and at most the photos'
     /// side; segmenters only.
     #[arg(long, value_name = "N")]
     pub crop: Option<usize>,
