@@ -24,8 +24,8 @@ use crate::data::facade::NUM_CLASSES as FACADE_CLASSES;
 use crate::data::fashion_mnist::{Checksums, NUM_CLASSES};
 use crate::distributed::World;
 use crate::engine::{
-    Compute, EngineKind, LossSpec, ProductWork, StepBatch, Trainer, Tta, VectorIsa, count_products,
-    counted_products, measure_bf16_peak, measure_peak,
+    Compute, EngineKind, LossSpec, ProductWork, StepBatch, Trainer, Tta, VectorIsa,
+    bf16_kernels_pay, count_products, counted_products, measure_bf16_peak, measure_peak,
 };
 use crate::models::{ClassifierKind, ModelKind, ModelSpec, SegmenterKind};
 use crate::run::config::{Recipe, TrainOptions};
@@ -181,6 +181,10 @@ pub struct BenchResult {
     /// steps, peak: the bf16 peak of all threads (GFLOP/s) where the CPU has AVX512-BF16.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_bf16_gflops: Option<f64>,
+    /// steps, peak: whether `--precision bf16` runs its convolutions on the bf16 kernels here
+    /// (where they outrun fp32's), else on fp32's kernels with rounded operands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bf16_kernels: Option<bool>,
     /// The products' precision of a CPU-engine measurement (absent for fp32).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub precision: Option<&'static str>,
@@ -242,6 +246,7 @@ pub fn bench_command(args: &BenchOptions) -> Result<BenchResult, BenchError> {
         peak_gflops: None,
         isa: None,
         peak_bf16_gflops: None,
+        bf16_kernels: None,
         precision: (!args.compute.precision.is_fp32()).then(|| args.compute.precision.name()),
         products_gflops: None,
         products_share_of_step: None,
@@ -260,6 +265,7 @@ pub fn bench_command(args: &BenchOptions) -> Result<BenchResult, BenchError> {
         result.peak_gflops = Some(gflops);
         result.isa = Some(isa);
         result.peak_bf16_gflops = measure_bf16_peak(threads, PEAK_ROUNDS, 3);
+        result.bf16_kernels = Some(bf16_kernels_pay());
     }
     let Some(name) = &args.network else {
         if args.measure == Measure::Peak {

@@ -18,6 +18,7 @@ mod precision;
 mod step;
 mod trainer;
 
+pub use cpu::conv::bf16_kernels_pay;
 pub use cpu::loss::softmax_channels;
 pub use cpu::matmul::{ProductWork, count_products, counted_products};
 pub use cpu::memory::keep_freed_memory_for_reuse;

@@ -70,6 +70,11 @@ pub struct CpuNet {
     /// The precision of the convolutions' and linear layers' operands (see
     /// `engine::Precision`); the parameters are fp32 either way.
     pub precision: Precision,
+    /// Whether bf16 convolutions run the bf16 kernels (`vdpbf16ps`) and round their own
+    /// operands, rather than fp32 kernels on operands rounded here (the same numbers up to the
+    /// order of the sums): [`CpuNet::with_precision`] chooses them where they outrun fp32
+    /// ([`conv::bf16_kernels_pay`]).
+    pub bf16_kernels: bool,
 }
 
 /// What a layer hands the layer after it besides its output.
@@ -128,37 +133,6 @@ static WHOLE_BATCH: Shard = Shard {
     first_image: 0,
     world: None,
 };
-
-/// The geometry of convolution layer `layer` on inputs of `shape`: the convolution itself, or
-/// for a transposed convolution the convolution it transposes.
-fn conv_geometry(
-    layer: &LayerSpec,
-    [_, c, h, w]: [usize; 4],
-    precision: Precision,
-) -> ConvGeometry {
-    let (LayerSpec::Conv {
-        out_channels,
-        kernel,
-        stride,
-        padding,
-        ..
-    }
-    | LayerSpec::ConvTranspose {
-        out_channels,
-        kernel,
-        stride,
-        padding,
-        ..
-    }) = *layer
-    else {
-        unreachable!("{layer:?} is not a convolution")
-    };
-    let geometry = match layer {
-        LayerSpec::Conv { .. } => ConvGeometry::conv,
-        _ => ConvGeometry::transposing,
-    };
-    geometry(c, h, w, out_channels, kernel, stride, padding).with_bf16(precision == Precision::Bf16)
-}
 
 /// The tensors of one layer: (name suffix, shape).
 fn layer_tensors(spec: &LayerSpec) -> Vec<(&'static str, Vec<usize>)> {
@@ -248,12 +222,56 @@ impl CpuNet {
             spec: spec.clone(),
             layers,
             precision: Precision::Fp32,
+            bf16_kernels: false,
         })
     }
 
-    /// The same network computing its products at `precision`.
+    /// The same network computing its products at `precision`, in bf16 on the bf16 kernels
+    /// where this CPU runs them faster than fp32's.
     pub fn with_precision(self, precision: Precision) -> Self {
-        CpuNet { precision, ..self }
+        let net = CpuNet { precision, ..self };
+        net.with_bf16_kernels(conv::bf16_kernels_pay())
+    }
+
+    /// The same network with its bf16 convolutions on the bf16 kernels when `use_them` and the
+    /// CPU has AVX512-BF16 (whether or not they are the faster: tests cover both routes).
+    pub fn with_bf16_kernels(self, use_them: bool) -> Self {
+        let bf16_kernels =
+            use_them && self.precision == Precision::Bf16 && conv::bf16_kernels_available();
+        CpuNet {
+            bf16_kernels,
+            ..self
+        }
+    }
+
+    /// The geometry of convolution layer `i` on inputs of `shape`: the convolution itself, or
+    /// for a transposed convolution the convolution it transposes.
+    fn conv_geometry(&self, i: usize, [_, c, h, w]: [usize; 4]) -> ConvGeometry {
+        let layer = self.op(i);
+        let (LayerSpec::Conv {
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            ..
+        }
+        | LayerSpec::ConvTranspose {
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            ..
+        }) = *layer
+        else {
+            unreachable!("{layer:?} is not a convolution")
+        };
+        let geometry = match layer {
+            LayerSpec::Conv { .. } => ConvGeometry::conv,
+            _ => ConvGeometry::transposing,
+        };
+        geometry(c, h, w, out_channels, kernel, stride, padding)
+            .with_bf16(self.precision == Precision::Bf16)
+            .with_bf16_kernels(self.bf16_kernels)
     }
 
     /// Every tensor with its name and shape (the trainable ones and batch norm's statistics).
@@ -390,7 +408,7 @@ impl CpuNet {
     /// A product's input and weights at the net's precision: in bf16, rounded (the input's
     /// rounded values are what the layer keeps for its weight gradient, as autocast keeps the
     /// bf16 input it computed with). Only for linear layers, and for convolutions where they
-    /// do not round their own ([`conv::round_own_operands`]; [`CpuNet::conv_operands`]).
+    /// do not round their own ([`CpuNet::bf16_kernels`]; [`CpuNet::conv_operands`]).
     fn operands<'w>(&self, x: Activation, weight: &'w [f32]) -> (Activation, Cow<'w, [f32]>) {
         if self.precision.is_fp32() {
             return (x, Cow::Borrowed(weight));
@@ -407,7 +425,7 @@ impl CpuNet {
     /// A convolution's input and weights: as they are where the convolutions round their own
     /// bf16 operands, else rounded once here, as a linear layer's.
     fn conv_operands<'w>(&self, x: Activation, weight: &'w [f32]) -> (Activation, Cow<'w, [f32]>) {
-        match conv::round_own_operands() {
+        match self.bf16_kernels {
             true => (x, Cow::Borrowed(weight)),
             false => self.operands(x, weight),
         }
@@ -415,7 +433,7 @@ impl CpuNet {
 
     /// A convolution's weights for its backward pass, as [`CpuNet::conv_operands`] gives them.
     fn conv_weight<'w>(&self, weight: &'w [f32]) -> Cow<'w, [f32]> {
-        match conv::round_own_operands() {
+        match self.bf16_kernels {
             true => Cow::Borrowed(weight),
             false => operand(weight, self.precision),
         }
@@ -424,7 +442,7 @@ impl CpuNet {
     /// A convolution's output gradient for its products, once the bias's gradient has been
     /// summed from it: rounded in place where the convolutions do not round their own.
     fn conv_output_grad(&self, mut grad: Vec<f32>) -> Vec<f32> {
-        if !self.precision.is_fp32() && !conv::round_own_operands() {
+        if !self.precision.is_fp32() && !self.bf16_kernels {
             bf16::round_all(&mut grad);
         }
         grad
@@ -454,7 +472,7 @@ impl CpuNet {
             (&LayerSpec::Conv { out_channels, .. }, LayerParams::Conv { weight, bias }) => {
                 let (x, weight) = self.conv_operands(x, weight);
                 let weight = &weight[..];
-                let g = conv_geometry(self.op(i), x.shape, self.precision);
+                let g = self.conv_geometry(i, x.shape);
                 let full = [n, out_channels, g.h_out, g.w_out];
                 if self.pool_follows(i) {
                     let size = n * out_channels * (g.h_out / 2) * (g.w_out / 2);
@@ -506,7 +524,7 @@ impl CpuNet {
                 LayerParams::Conv { weight, bias },
             ) => {
                 let (x, weight) = self.conv_operands(x, weight);
-                let g = conv_geometry(self.op(i), x.shape, self.precision);
+                let g = self.conv_geometry(i, x.shape);
                 let mut out = memory::zeroed(n * g.in_len());
                 conv::conv_transpose_forward(&g, &x.data, &weight, bias.as_deref(), &mut out);
                 (
@@ -665,10 +683,7 @@ impl CpuNet {
                     LayerParams::Conv { weight, bias },
                     Saved::Input(x),
                 ) => {
-                    let (n, g) = (
-                        x.shape[0],
-                        conv_geometry(self.op(i), x.shape, self.precision),
-                    );
+                    let (n, g) = (x.shape[0], self.conv_geometry(i, x.shape));
                     let weight = self.conv_weight(weight);
                     if let Some(argmax) = pending_pool.take() {
                         let mut dx = need_input_grad.then(|| memory::zeroed(n * g.in_len()));
@@ -710,10 +725,7 @@ impl CpuNet {
                     LayerParams::Conv { weight, .. },
                     Saved::Input(x),
                 ) => {
-                    let (n, g) = (
-                        x.shape[0],
-                        conv_geometry(self.op(i), x.shape, self.precision),
-                    );
+                    let (n, g) = (x.shape[0], self.conv_geometry(i, x.shape));
                     grads_reversed.push(layers::channel_sums(&grad, out_channels, g.h * g.w));
                     let dy = self.conv_output_grad(std::mem::take(&mut grad));
                     grads_reversed.push(conv::conv_transpose_weight_grad(&g, &dy, &x.data));

@@ -86,6 +86,27 @@ pub fn measure_bf16(threads: usize, rounds: usize, repeats: usize) -> Option<f64
     None
 }
 
+/// How many times fp32's rate the bf16 products must run at for `--precision bf16` to take
+/// the bf16 kernels: they pair their operands and lay them out anew, so an instruction no
+/// faster than fp32's FMAs loses. The machines measured are far on either side (AMD Zen 4:
+/// 2.0; an Intel Xeon without AMX: 0.5).
+const BF16_PAYS_AT: f64 = 1.5;
+
+/// Whether this CPU's `vdpbf16ps` outruns its fp32 FMAs by [`BF16_PAYS_AT`]: one thread, the
+/// best of five alternating timings of each (about 0.5 ms each), measured once per process so that
+/// every network of a run takes the same kernels. False without AVX512-BF16.
+pub fn bf16_outpaces_fp32() -> bool {
+    static PAYS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PAYS.get_or_init(|| {
+        let (mut fp32, mut bf16) = (0.0f64, None::<f64>);
+        for _ in 0..5 {
+            fp32 = fp32.max(measure(1, 200_000, 1).0);
+            bf16 = measure_bf16(1, 100_000, 1).map(|r| bf16.unwrap_or(0.0).max(r));
+        }
+        bf16.is_some_and(|bf16| bf16 >= BF16_PAYS_AT * fp32)
+    })
+}
+
 fn fma_rounds(isa: VectorIsa, rounds: usize) -> f32 {
     match isa {
         #[cfg(target_arch = "x86_64")]
@@ -208,5 +229,22 @@ mod tests {
         }
         eprintln!("skipped: this CPU has no AVX512-BF16");
         assert!(measure_bf16(1, 10, 1).is_none());
+    }
+
+    /// The kernels' choice follows the rates: taken where bf16's clearly outruns fp32's (Zen
+    /// 4: 2x), refused where it is slower (Intel's Xeons without AMX: 0.5x) or absent; in
+    /// between the measurement decides and the test does not.
+    #[test]
+    fn bf16_kernels_are_chosen_where_they_outrun_fp32() {
+        let Some(bf16) = measure_bf16(1, 100_000, 5) else {
+            assert!(!bf16_outpaces_fp32());
+            return;
+        };
+        let ratio = bf16 / measure(1, 200_000, 5).0;
+        match ratio {
+            r if r >= 1.8 => assert!(bf16_outpaces_fp32(), "bf16 runs {r:.2}x fp32"),
+            r if r <= 1.2 => assert!(!bf16_outpaces_fp32(), "bf16 runs {r:.2}x fp32"),
+            r => eprintln!("skipped: bf16 runs {r:.2}x fp32, near the threshold"),
+        }
     }
 }

@@ -4,6 +4,8 @@
 
 use std::ops::Range;
 
+use super::kernel;
+
 /// Floats of unfolded columns built at once for one image (1 MiB): the size of a row block.
 pub(super) const BLOCK_FLOATS: usize = 1 << 18;
 
@@ -19,10 +21,13 @@ pub struct ConvGeometry {
     pub pad: usize,
     pub h_out: usize,
     pub w_out: usize,
-    /// Whether the products take bf16 operands (`--precision bf16`): the caller hands fp32
-    /// values either way; the bf16 kernels round them as they lay them out where they run,
-    /// and the entry points round copies for fp32's kernels elsewhere (the same numbers).
+    /// Whether the products take bf16 operands (`--precision bf16`).
     pub bf16: bool,
+    /// Whether the bf16 operands go to the bf16 kernels (where the CPU has AVX512-BF16): the
+    /// caller hands fp32 values, which the kernels round as they lay them out and the entry
+    /// points round copies of for the passes fp32 kernels run (the same numbers). Without
+    /// them the caller hands values it has rounded, and fp32 kernels read them.
+    pub bf16_kernels: bool,
 }
 
 impl ConvGeometry {
@@ -47,12 +52,28 @@ impl ConvGeometry {
             h_out: (h + 2 * pad - k) / stride + 1,
             w_out: (w + 2 * pad - k) / stride + 1,
             bf16: false,
+            bf16_kernels: false,
         }
     }
 
-    /// The same convolution with bf16 operands when `bf16`.
+    /// The same convolution with bf16 operands when `bf16`, on the bf16 kernels where the CPU
+    /// has them.
     pub fn with_bf16(self, bf16: bool) -> Self {
-        ConvGeometry { bf16, ..self }
+        let bf16_kernels = bf16 && kernel::available_bf16();
+        ConvGeometry {
+            bf16,
+            bf16_kernels,
+            ..self
+        }
+    }
+
+    /// The same convolution on the bf16 kernels only when `use_them` (and the CPU has them).
+    pub fn with_bf16_kernels(self, use_them: bool) -> Self {
+        let bf16_kernels = self.bf16_kernels && use_them;
+        ConvGeometry {
+            bf16_kernels,
+            ..self
+        }
     }
 
     /// The convolution that a transposed convolution of a `[c_in, h, w]` input to `c_out`
@@ -84,7 +105,8 @@ impl ConvGeometry {
         }
         let (k, c_in, c_out) = (self.k, self.c_in, self.c_out);
         let g = ConvGeometry::conv(c_out, self.h_out, self.w_out, c_in, k, 1, k - 1 - self.pad)
-            .with_bf16(self.bf16);
+            .with_bf16(self.bf16)
+            .with_bf16_kernels(self.bf16_kernels);
         debug_assert_eq!((g.h_out, g.w_out), (self.h, self.w));
         let mut kernels = vec![0.0; weight.len()];
         for o in 0..c_out {

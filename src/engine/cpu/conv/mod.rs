@@ -42,7 +42,7 @@ use std::borrow::Cow;
 
 use schedule::{Pass, Weights, for_each_group, in_runs, with_scratch};
 
-use super::{bf16, kernel, layers};
+use super::{bf16, kernel, layers, peak};
 use crate::engine::Precision;
 
 /// `out [n, c_out, h_out, w_out]` of the convolution of `input [n, c_in, h, w]`.
@@ -140,28 +140,39 @@ pub fn conv_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Ve
     .expect("at least one image")
 }
 
-/// Whether the convolutions round their bf16 operands themselves: on CPUs with AVX512-BF16,
-/// whose kernels round each value as they lay it out, a network hands them fp32 values and
-/// each activation is read once (a rounded copy of every convolution's input, and of its
-/// output gradient, cost 2-4% of a bf16 training step of `own`, `res` and `unet`). Elsewhere
-/// (the emulated path, where fp32 kernels read every operand) the caller rounds each operand
-/// once and hands the rounded values to every pass: a rounded copy per pass made those steps
-/// 6-8% slower. A pooled convolution's output gradient is the exception: it takes it in fp32
-/// either way and rounds each group's expanded gradient in the cache.
-pub fn round_own_operands() -> bool {
+/// Whether this CPU has the bf16 kernels (AVX512-BF16).
+pub fn bf16_kernels_available() -> bool {
     kernel::available_bf16()
+}
+
+/// Whether a network's bf16 convolutions should run the bf16 kernels here: where the CPU has
+/// them and `vdpbf16ps` outruns fp32's FMAs ([`peak::bf16_outpaces_fp32`]). It does on AMD's
+/// Zen 4 (twice the fp32 rate); on Intel's Xeons without AMX it runs at half the fp32 rate
+/// (measured on a Xeon, family 6 model 207: 164-172 GFLOP/s against 240-350), and a bf16
+/// `unet` step took 1.65x fp32's on the bf16 kernels. Elsewhere bf16 runs the emulated path.
+///
+/// Where the kernels run, a network hands them fp32 values, which they round as they lay them
+/// out, and each activation is read once (a rounded copy of every convolution's input, and of
+/// its output gradient, cost 2-4% of a bf16 training step of `own`, `res` and `unet`).
+/// Elsewhere (the emulated path, where fp32 kernels read every operand) the caller rounds each
+/// operand once and hands the rounded values to every pass: a rounded copy per pass made those
+/// steps 6-8% slower. A pooled convolution's output gradient is the exception: it takes it in
+/// fp32 either way and rounds each group's expanded gradient in the cache.
+pub fn bf16_kernels_pay() -> bool {
+    bf16_kernels_available() && peak::bf16_outpaces_fp32()
 }
 
 /// The operands of `pass` over `groups` groups of images as its kernels must read them: as
 /// they are in fp32, where the kernels round them ([`ConvGeometry::kernels_round`]) or where
-/// the caller has ([`round_own_operands`] is false), rounded copies otherwise.
+/// the caller has (no bf16 kernels run: [`ConvGeometry::bf16_kernels`]), rounded copies
+/// otherwise.
 fn operands<'a, const N: usize>(
     g: &ConvGeometry,
     pass: Pass,
     groups: usize,
     values: [&'a [f32]; N],
 ) -> [Cow<'a, [f32]>; N] {
-    let round = g.bf16 && round_own_operands() && !g.kernels_round(pass, groups);
+    let round = g.runs_bf16_kernels() && !g.kernels_round(pass, groups);
     values.map(|v| match round {
         true => bf16::operand(v, Precision::Bf16),
         false => Cow::Borrowed(v),

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use super::geometry::ConvGeometry;
 use super::schedule::{Pass, Weights, for_each_group, in_runs, with_scratch};
-use super::{add_channel_sums, operands, round_own_operands};
+use super::{add_channel_sums, operands};
 use crate::engine::cpu::bf16;
 use crate::engine::cpu::layers::{max_pool2_backward_planes, max_pool2_planes};
 
@@ -57,7 +57,7 @@ pub fn conv_pool_backward(
     let group_count = g.groups(input.len() / g.in_len());
     let mut flipped = g.flipped(weight);
     // The operands that fp32 kernels read, rounded first: the input and the weights (where the
-    // caller has not: `round_own_operands`) and each group's expanded output gradient (in the
+    // caller has not: `ConvGeometry::bf16_kernels`) and each group's expanded output gradient (in the
     // cache, after the bias's sums; always given in fp32). Every pass runs on this
     // convolution's groups, the flipped one's forward passes too.
     let input_grad_rounds = match &flipped {
@@ -65,8 +65,7 @@ pub fn conv_pool_backward(
         None => g.kernels_round(Pass::InputGrad, group_count),
     };
     if let Some((_, kernels)) = &mut flipped
-        && g.bf16
-        && round_own_operands()
+        && g.runs_bf16_kernels()
         && !input_grad_rounds
     {
         bf16::round_all(kernels);

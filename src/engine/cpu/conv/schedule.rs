@@ -124,7 +124,7 @@ impl ConvGeometry {
     /// they run its forward passes rather than Winograd's method in fp32, which the twice
     /// faster products outrun, and its weight gradients.
     pub(super) fn runs_bf16_kernels(&self) -> bool {
-        self.bf16 && kernel::available_bf16()
+        self.bf16 && self.bf16_kernels
     }
 
     /// The number of groups `n` images make ([`ConvGeometry::images_per_group`] each).
