@@ -339,7 +339,7 @@ fn time_steps(
     }
     .check(&network.recipe())
     .expect("valid benchmark settings");
-    let mut trainer = Trainer::new(&spec, &params.optimizer(), params.seed(), compute)
+    let mut trainer = Trainer::new(&spec, &params.optimizer(), &params.init(), compute)
         .map_err(TaskError::from)?;
     let (loss, targets) = match network {
         Network::Classifier(_) => (
@@ -474,7 +474,7 @@ fn time_to_accuracy(
     let data = tasks::prepare::<Classification>(sets, &config)?;
     let params = &config.params;
     let batcher = ClassificationBatcher::plain(config.normalization);
-    let mut trainer = Trainer::new(&kind.spec(), &params.optimizer(), params.seed(), compute)
+    let mut trainer = Trainer::new(&kind.spec(), &params.optimizer(), &params.init(), compute)
         .map_err(TaskError::from)?;
     let loss = LossSpec::Image { smoothing: None };
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed());

@@ -703,7 +703,7 @@ fn batch_norm_inside_the_convolution_matches_its_own_passes() {
 /// CPU engine's live model (by 0.15), so the average is what `Trainer::model` validates.
 #[test]
 fn the_weight_average_is_kept_alike_on_both_engines() {
-    use convlab::engine::{Compute, OptimizerSpec, StepBatch, Trainer};
+    use convlab::engine::{Compute, InitSpec, OptimizerSpec, StepBatch, Trainer};
     let _serial = BURN_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let spec = ClassifierKind::Res.spec();
     let batch = |seed| StepBatch {
@@ -718,7 +718,8 @@ fn the_weight_average_is_kept_alike_on_both_engines() {
         average,
     };
     let trained = |compute: &Compute, average| {
-        let mut trainer = Trainer::new(&spec, &optim(average), 5, compute).unwrap();
+        let mut trainer =
+            Trainer::new(&spec, &optim(average), &InitSpec::seeded(5), compute).unwrap();
         for seed in 0..3 {
             trainer.step(batch(seed), &loss, 1e-4, 0).unwrap();
         }
@@ -741,6 +742,93 @@ fn the_weight_average_is_kept_alike_on_both_engines() {
         apart > 100.0 * error.max(1e-6),
         "the averaged model's logits are the live model's ({apart})"
     );
+}
+
+/// `--identity-init`: each convolution's first `min(out, in)` filters pass their input channel
+/// through the centre tap and nothing else (PyTorch's `nn.init.dirac_(w[:w.size(1)])`, which
+/// also zeroes those filters' other taps); the later filters, biases, transposed convolutions
+/// and linear layers keep burn's initial values; a 3x3 convolution of as many channels in as
+/// out, its bias zeroed, then gives back its input exactly; and both engines' trainers start
+/// from the same weights (their first outputs agree within the whole-model tolerance above).
+#[test]
+fn identity_init_makes_the_first_filters_pass_their_channel_through() {
+    use convlab::engine::{Compute, InitSpec, OptimizerSpec, Trainer};
+    let _serial = BURN_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let transposed = LayerSpec::ConvTranspose {
+        in_channels: 3,
+        out_channels: 2,
+        kernel: 2,
+        stride: 2,
+        padding: 0,
+    };
+    let s = spec(
+        [3, 6, 6],
+        vec![
+            conv(3, 5, 3, 1, 1, true),
+            conv(5, 3, 3, 1, 1, true),
+            conv(3, 3, 3, 1, 1, true),
+            transposed,
+        ],
+    );
+    let plain = init_cpu(&s, 4);
+    let identity = plain.clone().with_identity_convs();
+    let weights = |net: &CpuNet| {
+        net.tensors()
+            .into_iter()
+            .map(|(name, _, v)| (name, v.to_vec()))
+            .collect::<Vec<_>>()
+    };
+    for ((name, before), (_, after)) in weights(&plain).into_iter().zip(weights(&identity)) {
+        let filters = match name.as_str() {
+            "layers.0.weight" => Some((3, 3)),
+            "layers.1.weight" => Some((5, 3)),
+            "layers.2.weight" => Some((3, 3)),
+            _ => None,
+        };
+        let Some((c_in, identities)) = filters else {
+            assert_eq!(before, after, "{name} changed");
+            continue;
+        };
+        let filter = c_in * 9;
+        for (d, (b, a)) in before.chunks(filter).zip(after.chunks(filter)).enumerate() {
+            if d >= identities {
+                assert_eq!(b, a, "{name} filter {d} changed");
+                continue;
+            }
+            for (j, &v) in a.iter().enumerate() {
+                let want = if j == d * 9 + 4 { 1.0 } else { 0.0 };
+                assert_eq!(v, want, "{name} filter {d} value {j}");
+            }
+        }
+    }
+    // The third convolution alone, its bias zeroed: the identity.
+    let alone = spec([3, 6, 6], vec![conv(3, 3, 3, 1, 1, true)]);
+    let mut net = init_cpu(&alone, 4).with_identity_convs();
+    net.trainable_mut()[1].fill(0.0);
+    let x = random(2 * 3 * 6 * 6, 8);
+    let out = net.forward(Activation::new(x.clone(), [2, 3, 6, 6]));
+    assert_eq!(out.data.to_vec(), x);
+
+    let optim = OptimizerSpec {
+        weight_decay: 0.0,
+        decoupled_decay: false,
+        average: None,
+    };
+    let init = InitSpec {
+        seed: 4,
+        identity_convs: true,
+    };
+    let first_output = |compute: &Compute| {
+        let trainer = Trainer::new(&s, &optim, &init, compute).unwrap();
+        let (out, _) = trainer.model().forward(x.clone(), [2, 3, 6, 6]);
+        out
+    };
+    let cpu = first_output(&Compute::cpu_engine());
+    let burn = first_output(&Compute::burn_cpu());
+    let error = relative_error(&cpu, &burn);
+    assert!(error < 5e-3, "the engines start apart by {error}");
+    let from_identity = identity.forward(Activation::new(x.clone(), [2, 3, 6, 6]));
+    assert_eq!(cpu, from_identity.data.to_vec());
 }
 
 /// burn's pass over `net` (on the autodiff device) with loss `sum(output · r)`: the output,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use convlab::distributed::{Collective, World};
 use convlab::engine::cpu::loss::{cross_entropy, cross_entropy_sums};
 use convlab::engine::cpu::{Activation, CpuNet, Shard};
-use convlab::engine::{Compute, LossSpec, Model, OptimizerSpec, StepBatch, Trainer};
+use convlab::engine::{Compute, InitSpec, LossSpec, Model, OptimizerSpec, StepBatch, Trainer};
 use convlab::models::{ClassifierKind, ModelSpec, SegmenterKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -145,7 +145,7 @@ fn compare(spec: ModelSpec, loss: LossSpec, batches: [StepBatch; 2], ranks: usiz
         let _one_at_a_time = SEEDING.lock().unwrap_or_else(|e| e.into_inner());
         let compute = Compute::cpu_engine();
         (0..=ranks)
-            .map(|_| Trainer::new(&spec, &optim, 5, &compute).unwrap())
+            .map(|_| Trainer::new(&spec, &optim, &InitSpec::seeded(5), &compute).unwrap())
             .collect()
     };
     let mut trainers = trainers.into_iter();

@@ -273,6 +273,11 @@ pub struct TrainArgs {
     /// side; segmenters only.
     #[arg(long, value_name = "N")]
     pub crop: Option<usize>,
+    /// Start each convolution's first filters as the identity (filter d passes input channel
+    /// d through its centre tap: PyTorch's `nn.init.dirac_(w[:w.size(1)])`, as the fast
+    /// CIFAR-10 recipes do); the rest keep PyTorch's default initialisation.
+    #[arg(long)]
+    pub identity_init: bool,
     /// Continue the run in --out from its last checkpoint (its config.json is reused; only
     /// --epochs may be raised).
     #[arg(long)]
@@ -317,6 +322,7 @@ impl TrainArgs {
                 class_weighting: self.class_weighting,
                 flips: self.flips,
                 crop: self.crop,
+                identity_init: self.identity_init,
             },
             resume: self.resume,
             out: self.out.clone(),

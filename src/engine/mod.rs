@@ -27,7 +27,7 @@ pub use cpu::{CpuNet, LossSpec};
 pub use error::EngineError;
 pub use model::{Model, Tta};
 pub use precision::Precision;
-pub use step::{OptimizerSpec, StepBatch, StepOutcome};
+pub use step::{InitSpec, OptimizerSpec, StepBatch, StepOutcome};
 pub use trainer::Trainer;
 
 use serde::{Deserialize, Serialize};

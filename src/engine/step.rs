@@ -42,3 +42,24 @@ pub struct OptimizerSpec {
     pub decoupled_decay: bool,
     pub average: Option<f32>,
 }
+
+/// How a fresh model's weights start: burn's initialisers (PyTorch's defaults) seeded by
+/// `seed`, the same on both engines; with `identity_convs`, each convolution's first filters
+/// then pass their input channel through (see [`CpuNet::with_identity_convs`]).
+///
+/// [`CpuNet::with_identity_convs`]: crate::engine::CpuNet::with_identity_convs
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InitSpec {
+    pub seed: u64,
+    pub identity_convs: bool,
+}
+
+impl InitSpec {
+    /// burn's initialisers seeded by `seed`, nothing changed after.
+    pub fn seeded(seed: u64) -> Self {
+        InitSpec {
+            seed,
+            identity_convs: false,
+        }
+    }
+}

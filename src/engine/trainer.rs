@@ -8,7 +8,8 @@ use super::burn::{self, BurnTrainer};
 use super::cpu::loss::{cross_entropy, cross_entropy_sums};
 use super::cpu::{Activation, CpuNet, Optimizer, OptimizerKind, Shard};
 use super::{
-    Compute, EngineError, EngineKind, LossSpec, Model, OptimizerSpec, StepBatch, StepOutcome,
+    Compute, EngineError, EngineKind, InitSpec, LossSpec, Model, OptimizerSpec, StepBatch,
+    StepOutcome,
 };
 use crate::distributed::World;
 use crate::models::ModelSpec;
@@ -35,20 +36,27 @@ fn cpu_optimizer_kind(spec: &OptimizerSpec) -> OptimizerKind {
 }
 
 impl Trainer {
-    /// A freshly initialised model (burn's initialisers seeded by `seed` on both engines, so
-    /// both start from the same weights) and optimiser.
+    /// A freshly initialised model (as `init` asks, the same weights on both engines) and
+    /// optimiser.
     pub fn new(
         spec: &ModelSpec,
         optim: &OptimizerSpec,
-        seed: u64,
+        init: &InitSpec,
         compute: &Compute,
     ) -> Result<Self, EngineError> {
+        let mut initial = burn::init_cpu(spec, init.seed);
+        if init.identity_convs {
+            initial = initial.with_identity_convs();
+        }
         let engine = match compute.engine {
-            EngineKind::Burn => {
-                EngineTrainer::Burn(BurnTrainer::new(spec, optim, seed, compute.device)?)
-            }
+            EngineKind::Burn => EngineTrainer::Burn(BurnTrainer::new(
+                &initial,
+                optim,
+                init.seed,
+                compute.device,
+            )?),
             EngineKind::Cpu => EngineTrainer::Cpu {
-                net: burn::init_cpu(spec, seed).with_precision(compute.precision),
+                net: initial.with_precision(compute.precision),
                 optimizer: Optimizer::new(cpu_optimizer_kind(optim)),
             },
         };

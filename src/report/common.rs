@@ -189,6 +189,12 @@ pub(super) fn hyper_parameters(run: &LoadedRun) -> Table {
                 .map_or("all of the training split".into(), |n| format!("first {n}")),
         ),
     ];
+    if p.init().identity_convs {
+        rows.push((
+            "initialisation",
+            "each convolution's first filters the identity (--identity-init)".into(),
+        ));
+    }
     if let Some(decay) = p.ema() {
         rows.push((
             "weights evaluated",

@@ -15,7 +15,7 @@ use crate::data::augment::{CropFlip, FlipOrder, FlipScaleCrop, RandomErasing};
 use crate::data::fashion_mnist::CLASS_NAMES as FASHION_CLASS_NAMES;
 use crate::data::split::Fractions;
 use crate::data::{ClassSpec, IGNORE_LABEL, Normalization, facade};
-use crate::engine::{DeviceKind, OptimizerSpec, Precision};
+use crate::engine::{DeviceKind, InitSpec, OptimizerSpec, Precision};
 use crate::models::{ClassifierKind, ModelKind, ModelSpec, SegmenterKind};
 
 pub const DEFAULT_SEED: u64 = 42;
@@ -62,6 +62,8 @@ pub struct TrainOptions {
     pub flips: Option<FlipOrder>,
     /// The side of a segmenter's training crops (the whole photo where `None`).
     pub crop: Option<usize>,
+    /// Start each convolution's first filters as the identity (`--identity-init`).
+    pub identity_init: bool,
 }
 
 /// A model's recommended training recipe, used where the command line is silent.
@@ -127,6 +129,10 @@ struct Params {
     /// Which images an epoch flips (random in runs written before it existed).
     #[serde(default, skip_serializing_if = "FlipOrder::is_random")]
     flips: FlipOrder,
+    /// Whether the convolutions' first filters started as the identity (not in runs written
+    /// before it existed, nor where they did not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    identity_init: bool,
 }
 
 impl TryFrom<Params> for HyperParams {
@@ -166,6 +172,7 @@ impl TrainOptions {
             }),
             ema: off_at_zero(self.ema.or(recipe.ema)),
             flips: self.flips.unwrap_or_default(),
+            identity_init: self.identity_init,
         }
         .checked()
     }
@@ -242,6 +249,12 @@ impl TrainOptions {
                 self.limit.is_some() && self.limit != saved.0.limit,
                 format!("{:?}", self.limit),
                 format!("{:?}", saved.0.limit),
+            ),
+            (
+                "--identity-init",
+                self.identity_init && !saved.0.identity_init,
+                "given".into(),
+                "not given".into(),
             ),
         ];
         if let Some((flag, _, given, was)) = conflicts.into_iter().find(|c| c.1) {
@@ -365,6 +378,14 @@ impl HyperParams {
     /// Seed for the split, initial weights, shuffling, augmentation and dropout.
     pub fn seed(&self) -> u64 {
         self.0.seed
+    }
+
+    /// How the model's weights start.
+    pub fn init(&self) -> InitSpec {
+        InitSpec {
+            seed: self.0.seed,
+            identity_convs: self.0.identity_init,
+        }
     }
 
     /// Train on the first N training images only.
@@ -834,6 +855,42 @@ mod tests {
                 .starts_with("--lr: must be a positive number"),
             "{err}"
         );
+    }
+
+    /// `--identity-init` is kept in `config.json` (and absent from the files of runs without
+    /// it, as from those written before it existed), asked of the engines through `init`, and
+    /// a resume that names it for a run that started otherwise is refused.
+    #[test]
+    fn identity_init_is_recorded_and_kept_on_resume() {
+        let plain = TrainOptions::default().check(&recipe()).unwrap();
+        let text = serde_json::to_string(&plain).unwrap();
+        assert!(!text.contains("identity_init"), "{text}");
+        assert!(!plain.init().identity_convs);
+        let given = TrainOptions {
+            identity_init: true,
+            ..Default::default()
+        };
+        let identity = given.check(&recipe()).unwrap();
+        let text = serde_json::to_string(&identity).unwrap();
+        assert!(text.contains("\"identity_init\":true"), "{text}");
+        let read: HyperParams = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            read.init(),
+            InitSpec {
+                seed: DEFAULT_SEED,
+                identity_convs: true
+            }
+        );
+        assert_eq!(given.resume_with(&identity).unwrap(), identity);
+        assert!(
+            TrainOptions::default()
+                .resume_with(&identity)
+                .unwrap()
+                .init()
+                .identity_convs
+        );
+        let err = given.resume_with(&plain).unwrap_err().to_string();
+        assert!(err.starts_with("--identity-init: given differs"), "{err}");
     }
 
     #[test]

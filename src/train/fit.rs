@@ -192,7 +192,7 @@ impl<T: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> TrainingS
         let trainer = Trainer::new(
             &config.architecture,
             &config.params.optimizer(),
-            config.params.seed(),
+            &config.params.init(),
             compute,
         )?;
         let mut state = match world.leads() {

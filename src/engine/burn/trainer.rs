@@ -123,9 +123,10 @@ fn burn_hits(logits: Tensor<4>, labels: Tensor<1, Int>, counted: Option<Tensor<1
 }
 
 impl BurnTrainer {
-    /// A freshly initialised model (burn's initialisers seeded by `seed`) and optimiser.
+    /// A model that starts from `initial`'s weights, and its optimiser; `seed` seeds the
+    /// device's draws (dropout).
     pub fn new(
-        spec: &ModelSpec,
+        initial: &CpuNet,
         optim: &OptimizerSpec,
         seed: u64,
         kind: DeviceKind,
@@ -134,8 +135,8 @@ impl BurnTrainer {
         let device = eval_device.clone().autodiff();
         device.seed(seed);
         Ok(BurnTrainer {
-            spec: spec.clone(),
-            model: Net::init(spec, &device),
+            spec: initial.spec.clone(),
+            model: convert::burn_from_cpu(initial, &device),
             optimizer: optimizer(optim),
             device,
             eval_device,

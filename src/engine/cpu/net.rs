@@ -233,6 +233,39 @@ impl CpuNet {
         net.with_bf16_kernels(conv::bf16_kernels_pay())
     }
 
+    /// The same network with each convolution's first `min(out, in)` filters the identity:
+    /// filter `d` takes input channel `d` at its kernel's centre tap (`k / 2`, `k / 2`) with
+    /// weight 1 and nothing else, as PyTorch's `nn.init.dirac_(w[:w.size(1)])` leaves them
+    /// (the identity init of the fast CIFAR-10 recipes, Jordan's airbench). The other filters,
+    /// the biases, transposed convolutions and linear layers keep their values.
+    pub fn with_identity_convs(mut self) -> Self {
+        for (spec, params) in self.spec.layers.iter().zip(&mut self.layers) {
+            let (
+                &LayerSpec::Conv {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    ..
+                },
+                LayerParams::Conv { weight, .. },
+            ) = (spec, params)
+            else {
+                continue;
+            };
+            let taps = kernel * kernel;
+            let centre = (kernel / 2) * kernel + kernel / 2;
+            for (d, filter) in weight
+                .chunks_exact_mut(in_channels * taps)
+                .take(in_channels.min(out_channels))
+                .enumerate()
+            {
+                filter.fill(0.0);
+                filter[d * taps + centre] = 1.0;
+            }
+        }
+        self
+    }
+
     /// The same network with its bf16 convolutions on the bf16 kernels when `use_them` and the
     /// CPU has AVX512-BF16 (whether or not they are the faster: tests cover both routes).
     pub fn with_bf16_kernels(self, use_them: bool) -> Self {

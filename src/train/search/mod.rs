@@ -201,6 +201,7 @@ impl SearchPlan {
                 class_weighting: None,
                 flips: None,
                 crop: None,
+                identity_init: false,
             },
             // A trial run again (a requeued or killed job) continues from its checkpoint.
             resume: trial_dir(&o.out, trial.index).join("config.json").is_file(),
