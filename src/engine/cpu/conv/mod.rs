@@ -148,8 +148,8 @@ pub fn bf16_kernels_available() -> bool {
 /// Whether a network's bf16 convolutions should run the bf16 kernels here: where the CPU has
 /// them and `vdpbf16ps` outruns fp32's FMAs ([`peak::bf16_outpaces_fp32`]). It does on AMD's
 /// Zen 4 (twice the fp32 rate); on Intel's Xeons without AMX it runs at half the fp32 rate
-/// (measured on a Xeon, family 6 model 207: 164-172 GFLOP/s against 240-350), and a bf16
-/// `unet` step took 1.65x fp32's on the bf16 kernels. Elsewhere bf16 runs the emulated path.
+/// (measured on a Xeon, family 6 model 207: 159-174 GFLOP/s against 240-350), and a bf16
+/// step took 1.4x-1.6x fp32's on the bf16 kernels. Elsewhere bf16 runs the emulated path.
 ///
 /// Where the kernels run, a network hands them fp32 values, which they round as they lay them
 /// out, and each activation is read once (a rounded copy of every convolution's input, and of

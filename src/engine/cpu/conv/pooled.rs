@@ -57,8 +57,8 @@ pub fn conv_pool_backward(
     let group_count = g.groups(input.len() / g.in_len());
     let mut flipped = g.flipped(weight);
     // The operands that fp32 kernels read, rounded first: the input and the weights (where the
-    // caller has not: `ConvGeometry::bf16_kernels`) and each group's expanded output gradient (in the
-    // cache, after the bias's sums; always given in fp32). Every pass runs on this
+    // caller has not: `ConvGeometry::bf16_kernels`) and each group's expanded output gradient
+    // (in the cache, after the bias's sums; always given in fp32). Every pass runs on this
     // convolution's groups, the flipped one's forward passes too.
     let input_grad_rounds = match &flipped {
         Some((flipped, _)) => flipped.kernels_round(Pass::Forward, group_count),
