@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::bf16::{self, operand};
 use super::conv::{self, ConvGeometry};
 use super::layers::{self, BatchStats, RunningBatchNorm};
-use super::memory;
+use super::{kernel, memory};
 use crate::distributed::World;
 use crate::engine::{EngineError, Precision};
 use crate::models::{LayerSpec, ModelSpec};
@@ -270,7 +270,7 @@ impl CpuNet {
     /// CPU has AVX512-BF16 (whether or not they are the faster: tests cover both routes).
     pub fn with_bf16_kernels(self, use_them: bool) -> Self {
         let bf16_kernels =
-            use_them && self.precision == Precision::Bf16 && conv::bf16_kernels_available();
+            use_them && self.precision == Precision::Bf16 && kernel::available_bf16();
         CpuNet {
             bf16_kernels,
             ..self

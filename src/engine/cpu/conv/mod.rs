@@ -140,11 +140,6 @@ pub fn conv_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Ve
     .expect("at least one image")
 }
 
-/// Whether this CPU has the bf16 kernels (AVX512-BF16).
-pub fn bf16_kernels_available() -> bool {
-    kernel::available_bf16()
-}
-
 /// Whether a network's bf16 convolutions should run the bf16 kernels here: where the CPU has
 /// them and `vdpbf16ps` outruns fp32's FMAs ([`peak::bf16_outpaces_fp32`]). It does on AMD's
 /// Zen 4 (twice the fp32 rate); on Intel's Xeons without AMX it runs at half the fp32 rate
@@ -159,7 +154,7 @@ pub fn bf16_kernels_available() -> bool {
 /// steps 6-8% slower. A pooled convolution's output gradient is the exception: it takes it in
 /// fp32 either way and rounds each group's expanded gradient in the cache.
 pub fn bf16_kernels_pay() -> bool {
-    bf16_kernels_available() && peak::bf16_outpaces_fp32()
+    kernel::available_bf16() && peak::bf16_outpaces_fp32()
 }
 
 /// The operands of `pass` over `groups` groups of images as its kernels must read them: as
