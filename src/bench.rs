@@ -28,6 +28,7 @@ use crate::engine::{
     bf16_kernels_pay, count_products, counted_products, measure_bf16_peak, measure_peak,
 };
 use crate::models::{ClassifierKind, ModelKind, ModelSpec, SegmenterKind};
+use crate::progress;
 use crate::run::config::{Recipe, TrainOptions};
 use crate::run::records::EpochTiming;
 use crate::tasks::{self, Classification, ModelOf, Segmentation, Task, TaskError};
@@ -505,7 +506,10 @@ fn time_to_accuracy(
                         .accuracy;
                 let t = start.elapsed().as_secs_f64();
                 trace.push((t, accuracy));
-                eprintln!("{t:.1}s step {step}: val accuracy {:.2}%", 100.0 * accuracy);
+                progress::notice(&format!(
+                    "{t:.1}s step {step}: val accuracy {:.2}%",
+                    100.0 * accuracy
+                ));
                 if accuracy >= args.target {
                     return Ok((Some(t), trace));
                 }

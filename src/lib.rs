@@ -14,8 +14,8 @@
 //! 5. [`tasks`]: train / eval / search written once over a task trait, with classification and
 //!    segmentation supplying what differs;
 //! 6. [`predict`], [`report`], [`export`], [`bench`];
-//! 7. [`cli`]: the command line, the only module that knows clap, prints tables and picks exit
-//!    codes.
+//! 7. [`cli`]: the command line, the only module that knows clap, writes to the terminal (the
+//!    lower layers report through [`progress`]) and picks exit codes.
 
 #[cfg(feature = "full")]
 pub mod bench;

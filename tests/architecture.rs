@@ -7,6 +7,10 @@
 //!   top-level module fails the test until it is placed in a layer;
 //! - `clap` is named only in `src/cli/` and `src/main.rs`: everything below the command line
 //!   takes plain values;
+//! - only the command line writes to the terminal: outside `src/cli/` and `src/main.rs` no
+//!   code but tests calls `println!`, `eprintln!`, `print!`, `eprint!` or `dbg!`, and no file
+//!   names `indicatif`; the layers below report through `progress` (notices and bars), which
+//!   the command line draws;
 //! - `burn` is named only in `src/engine/burn/`: the rest of the crate does not depend on which
 //!   engine computes;
 //! - outside `src/engine/`, no path names `engine::cpu::..` or `engine::burn::..`: the rest of
@@ -58,6 +62,9 @@ const SEPARATE_PEERS: &[(&str, &str)] = &[("train", "figures")];
 const EXEMPT_FROM_LAYERS: &[&str] = &["src/lib.rs", "src/main.rs"];
 
 const CLAP_ALLOWED_IN: &[&str] = &["src/cli/", "src/main.rs"];
+const TERMINAL_ALLOWED_IN: &[&str] = &["src/cli/", "src/main.rs"];
+/// The macros that write to stdout or stderr.
+const TERMINAL_MACROS: &[&str] = &["print", "println", "eprint", "eprintln", "dbg"];
 const BURN_ALLOWED_IN: &[&str] = &["src/engine/burn/"];
 const MPI_ALLOWED_IN: &[&str] = &["src/distributed/"];
 /// The engines' own modules are the engine's business: the rest of the crate uses what
@@ -83,6 +90,19 @@ fn clap_is_named_only_in_the_command_line() {
         mentions.is_empty(),
         "clap outside src/cli/ and src/main.rs (see docs/ARCHITECTURE.md):\n{}",
         mentions.join("\n")
+    );
+}
+
+#[test]
+fn only_the_command_line_writes_to_the_terminal() {
+    let tree = SourceTree::read();
+    let mut writes = external_crate_mentions(&tree, "indicatif", TERMINAL_ALLOWED_IN);
+    writes.extend(terminal_writes(&tree));
+    assert!(
+        writes.is_empty(),
+        "terminal output outside src/cli/ and src/main.rs (report through crate::progress; \
+         see docs/ARCHITECTURE.md):\n{}",
+        writes.join("\n")
     );
 }
 
@@ -290,6 +310,86 @@ fn external_crate_mentions(
         }
     }
     mentions
+}
+
+/// Every call of a [`TERMINAL_MACROS`] macro outside [`TERMINAL_ALLOWED_IN`] and outside test
+/// code: a file named `tests.rs` (each is a `#[cfg(test)] mod tests;`) and the item after a
+/// `#[cfg(test)]`, up to its closing brace or semicolon.
+fn terminal_writes(tree: &SourceTree) -> Vec<String> {
+    let mut writes = Vec::new();
+    for file in &tree.files {
+        let allowed = TERMINAL_ALLOWED_IN
+            .iter()
+            .any(|allowed| file.path.starts_with(allowed));
+        if allowed || file.path.ends_with("/tests.rs") {
+            continue;
+        }
+        let tokens = tokenize(&file.text);
+        let tests = test_items(&tokens);
+        let lines: Vec<&str> = file.text.lines().collect();
+        for (i, pair) in tokens.windows(2).enumerate() {
+            let TokenKind::Ident(name) = &pair[0].kind else {
+                continue;
+            };
+            let is_call = TERMINAL_MACROS.contains(&name.as_str())
+                && pair[1].kind == TokenKind::Punct('!')
+                && (i == 0 || tokens[i - 1].kind != TokenKind::PathSep || is_std_path(&tokens, i));
+            if is_call && !tests.iter().any(|range| range.contains(&i)) {
+                let line = pair[0].line;
+                let code = lines.get(line - 1).map_or("", |code| code.trim());
+                writes.push(format!("  {}:{line}: {code}", file.path));
+            }
+        }
+    }
+    writes
+}
+
+/// Whether the macro at token `i` is reached through `std::` (`std::println!`).
+fn is_std_path(tokens: &[Token], i: usize) -> bool {
+    i >= 2 && tokens[i - 2].kind == TokenKind::Ident("std".to_string())
+}
+
+/// The token ranges of the items marked `#[cfg(test)]`: from the attribute to the end of the
+/// item's first brace block, or to its semicolon if it has none.
+fn test_items(tokens: &[Token]) -> Vec<std::ops::Range<usize>> {
+    let kinds: Vec<&TokenKind> = tokens.iter().map(|t| &t.kind).collect();
+    let ident = |name: &str| TokenKind::Ident(name.to_string());
+    let marker = [
+        TokenKind::Punct('#'),
+        TokenKind::Punct('['),
+        ident("cfg"),
+        TokenKind::Punct('('),
+        ident("test"),
+        TokenKind::Punct(')'),
+        TokenKind::Punct(']'),
+    ];
+    let mut ranges = Vec::new();
+    let mut i = 0;
+    while i + marker.len() <= kinds.len() {
+        if !kinds[i..i + marker.len()].iter().copied().eq(marker.iter()) {
+            i += 1;
+            continue;
+        }
+        let mut end = i + marker.len();
+        let mut depth = 0usize;
+        while end < kinds.len() {
+            match kinds[end] {
+                TokenKind::Punct('{') => depth += 1,
+                TokenKind::Punct('}') => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                TokenKind::Punct(';') if depth == 0 => break,
+                _ => {}
+            }
+            end += 1;
+        }
+        ranges.push(i..end + 1);
+        i = end + 1;
+    }
+    ranges
 }
 
 /// A file's import of another file of the crate: `from` names an item that `to` defines.
@@ -1373,6 +1473,41 @@ fn circles_are_found_through_reexports_but_not_through_a_folders_own_mod_rs() {
         ),
     ];
     assert_eq!(circles_in(&mutual).len(), 1);
+}
+
+#[test]
+fn terminal_writes_are_found_outside_tests_and_the_command_line() {
+    let tree = SourceTree::from_sources([
+        (
+            "src/train/fit.rs".to_string(),
+            "fn f() {\n    eprintln!(\"epoch {}\", 1);\n    let s = \"println!(x)\";\n}\n\
+             #[cfg(test)]\nfn helper() { println!(\"a test's own\"); }\n\
+             fn g() { std::print!(\"x\"); my::eprint!(); }\n\
+             #[cfg(test)]\nmod tests {\n    fn t() { if true { dbg!(1); } }\n}\n\
+             fn h() { dbg!(2); }"
+                .to_string(),
+        ),
+        (
+            "src/engine/cpu/conv/tests.rs".to_string(),
+            "fn t() { eprintln!(\"skipped\"); }".to_string(),
+        ),
+        (
+            "src/cli/print.rs".to_string(),
+            "fn table() { println!(\"| a |\"); }".to_string(),
+        ),
+    ]);
+    let lines: Vec<String> = terminal_writes(&tree)
+        .iter()
+        .map(|write| write.split(": ").next().unwrap_or("").trim().to_string())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "src/train/fit.rs:2",
+            "src/train/fit.rs:7",
+            "src/train/fit.rs:12"
+        ]
+    );
 }
 
 #[test]

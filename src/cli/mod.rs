@@ -1,10 +1,12 @@
 //! The `convlab` command line: its arguments ([`args`]), the dispatch to the library, what is
-//! printed for the terminal ([`print`]) and the exit status of each error ([`Error`]). The only
-//! module that knows clap.
+//! printed for the terminal ([`print`], and [`terminal`] for the library's notices and progress
+//! bars) and the exit status of each error ([`Error`]). The only module that knows clap or
+//! writes to the terminal.
 
 pub mod args;
 mod error;
 pub mod print;
+mod terminal;
 mod values;
 
 pub use args::Cli;
@@ -142,6 +144,7 @@ fn checked_size(size: usize) -> Result<usize, Error> {
 }
 
 pub fn run(cli: Cli) -> Result<(), Error> {
+    crate::progress::install(Box::new(terminal::Terminal));
     let classification_tables: fn(&_) = print::classification_tables;
     let segmentation_tables: fn(&_) = print::segmentation_tables;
     match cli.task {

@@ -16,6 +16,7 @@ use super::dir::RunDir;
 use crate::engine::{Compute, EngineError, EngineKind, Model, Trainer};
 use crate::fsutil::write_atomic;
 use crate::models::ModelSpec;
+use crate::progress;
 
 const MAGIC: &[u8; 8] = b"CONVLABK";
 /// The format of a checkpoint of a model that is its live weights.
@@ -191,12 +192,12 @@ impl Checkpoint {
         self.check_model(path, model_name)?;
         let same_engine = self.header.engine == trainer.engine();
         if !same_engine {
-            eprintln!(
+            progress::notice(&format!(
                 "{} was written by the {} engine: resuming its model on the {} engine with fresh optimiser moments",
                 path.display(),
                 self.header.engine.name(),
                 trainer.engine().name()
-            );
+            ));
         }
         let unreadable = |e: EngineError| bad(path, e.to_string());
         trainer

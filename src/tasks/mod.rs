@@ -33,7 +33,7 @@ use crate::data::split::{Fractions, Split};
 use crate::engine::{Compute, DeviceKind, LossSpec, Model, StepBatch, Tta};
 use crate::figures::FigureError;
 use crate::models::ModelKind;
-use crate::progress::count_bar;
+use crate::progress::{self, count_bar};
 use crate::run::checkpoint;
 use crate::run::config::{HyperParams, Ranks, Recipe, RunConfig, TaskSettings, TrainOptions};
 use crate::run::json::{read_json, read_log, write_json};
@@ -268,12 +268,12 @@ fn plan_run<T: Task>(
     let world = &request.world;
     let precision = request.compute.precision;
     if request.resume && config.precision != precision {
-        eprintln!(
+        progress::notice(&format!(
             "resuming a run trained in {} in {}: its checkpoints hold fp32 weights, so it goes on at {} (config.json records it)",
             config.precision.name(),
             precision.name(),
             precision.name()
-        );
+        ));
     }
     let config = RunConfig {
         ranks: world.is_distributed().then(|| Ranks {

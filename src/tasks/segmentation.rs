@@ -24,6 +24,7 @@ use crate::metrics::segmentation::{
     SegmentationReport, average_precision_of_keys, iou, mean_defined, ranking_key,
 };
 use crate::models::{ModelKind, SegmenterKind};
+use crate::progress;
 use crate::run::config::{
     ClassWeighting, HyperParams, Recipe, RunConfig, SegmentationConfig, SegmentationSettings,
     TrainOptions, split_fractions,
@@ -375,7 +376,7 @@ impl Task for Segmentation {
                 .zip(weights)
                 .map(|(class, w)| format!("{} {w:.2}", class.name))
                 .collect();
-            eprintln!("class weights: {}", shown.join(", "));
+            progress::notice(&format!("class weights: {}", shown.join(", ")));
         }
         LossSpec::Pixel { weights }
     }

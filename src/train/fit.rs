@@ -21,7 +21,7 @@ use super::launch::{Clock, Launch, epochs_within};
 use super::{TrainError, interrupt};
 use crate::distributed::World;
 use crate::engine::{Compute, LossSpec, Model, StepBatch, Trainer};
-use crate::progress::{epoch_bar, hidden_bar};
+use crate::progress::{self, Bar, epoch_bar};
 use crate::run::RunDir;
 use crate::run::checkpoint::PartialEpoch;
 use crate::run::checkpoint::{self, Checkpoint, CheckpointHeader};
@@ -162,12 +162,12 @@ fn choose_epochs(params: &HyperParams, from: f64, clock: &Clock, world: &World) 
     world.broadcast(&mut bytes);
     let chosen = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
     if world.leads() {
-        eprintln!(
+        progress::notice(&format!(
             "--budget {} min: {chosen} epochs fit ({:.0} s so far, the first epoch {:.0} s)",
             budget.minutes,
             now,
             now - from
-        );
+        ));
     }
     params.with_chosen_epochs(chosen)
 }
@@ -240,10 +240,10 @@ impl<T: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> TrainingS
         let fresh = fresh_header(config, compute);
         let found = resume && run.last_checkpoint().is_file();
         if resume && !found {
-            eprintln!(
+            progress::notice(&format!(
                 "no checkpoint in {} yet: training from the start",
                 run.checkpoints().display()
-            );
+            ));
         }
         if !found {
             return Ok(TrainingState {
@@ -259,10 +259,10 @@ impl<T: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> TrainingS
         let mut history: Vec<Epoch<T, V>> = read_log(&run.metrics_log())?;
         history.retain(|r| r.epoch <= header.epoch);
         if header.epoch >= params.epochs() {
-            eprintln!(
+            progress::notice(&format!(
                 "the run already trained {} epochs; raise --epochs to train more",
                 header.epoch
-            );
+            ));
         }
         Ok(TrainingState {
             trainer,
@@ -309,7 +309,11 @@ impl<T: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> TrainingS
             timing: Some(timing),
         };
         let first = record(timing);
-        eprintln!("epoch {epoch}/{}: {}", params.epochs(), first.describe());
+        progress::notice(&format!(
+            "epoch {epoch}/{}: {}",
+            params.epochs(),
+            first.describe()
+        ));
         self.history.push(first);
         let improved = self.end_epoch(epoch, task.score(&val));
         let saving = Instant::now();
@@ -322,11 +326,11 @@ impl<T: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> TrainingS
             .patience()
             .is_some_and(|patience| epoch - self.header.best_epoch >= patience);
         if stop {
-            eprintln!(
+            progress::notice(&format!(
                 "early stop after epoch {epoch}: no better validation score for {} epochs (best: epoch {})",
                 params.patience().unwrap_or_default(),
                 self.header.best_epoch
-            );
+            ));
         }
         Ok(stop)
     }
@@ -406,7 +410,7 @@ fn train_epoch<T: TrainingTask>(
     let done = state.header.partial.take().unwrap_or_default();
     let bar = match world.leads() {
         true => epoch_bar(steps_per_epoch, epoch, params.epochs()),
-        false => hidden_bar(),
+        false => Bar::hidden(),
     };
     let communicated = world.communication_seconds();
     bar.inc(done.steps as u64);
@@ -480,11 +484,13 @@ fn train_epoch<T: TrainingTask>(
             done.hits += stats.hits;
             done.count += stats.count;
             bar.inc(1);
-            bar.set_message(format!(
-                "loss {:.4} acc {:.2}%",
-                steps.loss(),
-                100.0 * steps.accuracy()
-            ));
+            bar.set_message(|| {
+                format!(
+                    "loss {:.4} acc {:.2}%",
+                    steps.loss(),
+                    100.0 * steps.accuracy()
+                )
+            });
         }
         Ok::<(), TrainError>(())
     })?;

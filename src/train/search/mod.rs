@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::{TrainError, TrainRequest};
 use crate::distributed::World;
 use crate::engine::Compute;
+use crate::progress;
 use crate::run::config::TrainOptions;
 use crate::train::Clock;
 
@@ -233,7 +234,7 @@ pub fn run<E: Display + From<TrainError>>(
             let Some(trial) = trials.iter().find(|t| t.index == *index) else {
                 continue;
             };
-            eprintln!(
+            progress::notice(&format!(
                 "rung {} ({} epochs), trial {} ({}/{}): lr {:.3e}, weight decay {:.3e}, batch size {}",
                 rung.index,
                 rung.epochs,
@@ -243,7 +244,7 @@ pub fn run<E: Display + From<TrainError>>(
                 trial.lr,
                 trial.weight_decay,
                 trial.batch_size
-            );
+            ));
             run_trial(plan, trial, &rung, &mut train)?;
             collect(plan, trials, score_name, rerun).map_err(TrainError::from)?;
         }
