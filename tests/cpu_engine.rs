@@ -744,6 +744,64 @@ fn the_weight_average_is_kept_alike_on_both_engines() {
     );
 }
 
+/// `--whiten`'s frozen filters: held filters stay exactly as written through AdamW steps with
+/// weight decay (which would move any value), on both engines, in the live and the averaged
+/// weights, while the first convolution's other filters train; and the two engines' trained
+/// models agree within the whole-model tolerance above (so burn's written filters are leaves
+/// of its graph like any parameter).
+#[test]
+fn held_first_filters_stay_while_the_rest_trains_on_both_engines() {
+    use convlab::engine::burn::cpu_from_record;
+    use convlab::engine::cpu::LayerParams;
+    use convlab::engine::{Compute, InitSpec, OptimizerSpec, StepBatch, Trainer};
+    let _serial = BURN_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let spec = ClassifierKind::Res.spec();
+    let held = random(18 * 9, 21);
+    let optim = OptimizerSpec {
+        weight_decay: 0.1,
+        decoupled_decay: true,
+        average: Some(0.5),
+    };
+    let loss = LossSpec::Image { smoothing: None };
+    let trained = |compute: &Compute| {
+        let mut trainer = Trainer::new(&spec, &optim, &InitSpec::seeded(5), compute).unwrap();
+        let before = trainer.first_filters(32);
+        trainer.hold_first_filters(held.clone());
+        for seed in 0..3 {
+            let batch = StepBatch {
+                images: random(4 * 28 * 28, seed),
+                shape: [4, 1, 28, 28],
+                targets: vec![0, 3, 7, 9],
+            };
+            trainer.step(batch, &loss, 1e-2, 0).unwrap();
+        }
+        let after = trainer.first_filters(32);
+        assert_eq!(after[..held.len()], held[..], "live held filters moved");
+        let trained_part = relative_error(&after[held.len()..], &before[held.len()..]);
+        assert!(trained_part > 1e-3, "the other filters did not train");
+        let averaged = cpu_from_record(&spec, &trainer.model_record().unwrap()).unwrap();
+        let LayerParams::Conv { weight, .. } = &averaged.layers[0] else {
+            panic!("res starts with a convolution");
+        };
+        assert_eq!(
+            weight[..held.len()],
+            held[..],
+            "averaged held filters moved"
+        );
+        let (logits, _) = trainer
+            .model()
+            .forward(random(3 * 28 * 28, 9), [3, 1, 28, 28]);
+        logits
+    };
+    let cpu = trained(&Compute::cpu_engine());
+    let burn = trained(&Compute::burn_cpu());
+    let error = relative_error(&cpu, &burn);
+    assert!(
+        error < 5e-3,
+        "the engines' trained models differ by {error}"
+    );
+}
+
 /// `--identity-init`: each convolution's first `min(out, in)` filters pass their input channel
 /// through the centre tap and nothing else (PyTorch's `nn.init.dirac_(w[:w.size(1)])`, which
 /// also zeroes those filters' other taps); the later filters, biases, transposed convolutions

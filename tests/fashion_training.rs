@@ -526,6 +526,67 @@ fn a_weight_average_is_evaluated_as_the_model_and_resumes_exactly() {
     );
 }
 
+/// `--whiten`: the first convolution's leading filters whiten the training patches (nine
+/// values a 3x3 patch of one channel: nine `+v` filters, then their negatives) and stay so
+/// through training and a resume, which repeats the straight run figure for figure; the
+/// layer's other filters train; a run without it trains other first filters.
+#[test]
+fn whitening_filters_stay_frozen_through_training_and_resume() {
+    use convlab::run::checkpoint;
+    let _serial = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let sets = synthetic_data(&tmp.path().join("data"), 600, 50);
+    let args = |whiten| TrainOptions {
+        epochs: Some(2),
+        batch_size: Some(64),
+        whiten,
+        ..Default::default()
+    };
+    let whitened = config(ClassifierKind::Res, args(true));
+    assert!(whitened.params.whiten());
+    let first_filters = |run: &str| {
+        let path = tmp.path().join(run).join("checkpoints").join("last.ckpt");
+        checkpoint::load(&path)
+            .unwrap()
+            .model(&path, "res", &whitened.architecture, &Compute::cpu_engine())
+            .unwrap()
+            .first_conv_weights()
+            .unwrap()
+    };
+    let straight = train_in(&tmp.path().join("straight"), &whitened, &sets, false);
+    train_in_until(&tmp.path().join("resumed"), &whitened, &sets, 1);
+    let after_one = first_filters("resumed");
+    let resumed = train_in(&tmp.path().join("resumed"), &whitened, &sets, true);
+    for (a, b) in straight.iter().zip(&resumed) {
+        assert_eq!((a.train_loss, a.val_loss), (b.train_loss, b.val_loss));
+    }
+    let (start, end) = (after_one, first_filters("straight"));
+    let held = 18 * 9;
+    assert_eq!(start[..held], end[..held], "the whitening filters moved");
+    let (plus, minus) = end[..held].split_at(held / 2);
+    assert!(plus.iter().zip(minus).all(|(p, m)| *p == -*m));
+    // Eigenvectors scaled by 1 / sqrt(eigenvalue + eps): the smallest eigenvalue's filter is
+    // the longest.
+    let norms: Vec<f32> = plus
+        .chunks_exact(9)
+        .map(|f| f.iter().map(|v| v * v).sum::<f32>().sqrt())
+        .collect();
+    assert!(norms.windows(2).all(|w| w[0] <= w[1] * 1.0001), "{norms:?}");
+    assert_eq!(start.len(), 32 * 9);
+    assert_ne!(
+        start[held..],
+        end[held..],
+        "the other filters did not train"
+    );
+    train_in(
+        &tmp.path().join("plain"),
+        &config(ClassifierKind::Res, args(false)),
+        &sets,
+        false,
+    );
+    assert_ne!(first_filters("plain")[..held], end[..held]);
+}
+
 /// `--precision bf16` trains `res` (batch norm, residual additions, global pooling) on the
 /// same steps as fp32: each epoch's training loss within 2% of fp32's and the validation
 /// accuracy within 5 points (60 validation images: 3 images), from the same initial weights

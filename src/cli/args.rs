@@ -278,6 +278,11 @@ pub struct TrainArgs {
     /// CIFAR-10 recipes do); the rest keep PyTorch's default initialisation.
     #[arg(long)]
     pub identity_init: bool,
+    /// Freeze the first convolution's leading filters as a patch-whitening layer: the
+    /// eigenvectors of the training images' patch second moment scaled to unit variance, each
+    /// also negated (the fast CIFAR-10 recipes' first layer); its other filters train.
+    #[arg(long)]
+    pub whiten: bool,
     /// Continue the run in --out from its last checkpoint (its config.json is reused; only
     /// --epochs may be raised).
     #[arg(long)]
@@ -323,6 +328,7 @@ impl TrainArgs {
                 flips: self.flips,
                 crop: self.crop,
                 identity_init: self.identity_init,
+                whiten: self.whiten,
             },
             resume: self.resume,
             out: self.out.clone(),

@@ -59,6 +59,11 @@ impl WeightAverage {
         self.decay
     }
 
+    /// The updates made so far.
+    pub fn updates(&self) -> u64 {
+        self.updates
+    }
+
     pub fn net(&self) -> &CpuNet {
         &self.net
     }

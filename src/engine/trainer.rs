@@ -6,18 +6,21 @@
 use super::average::WeightAverage;
 use super::burn::{self, BurnTrainer};
 use super::cpu::loss::{cross_entropy, cross_entropy_sums};
-use super::cpu::{Activation, CpuNet, Optimizer, OptimizerKind, Shard};
+use super::cpu::{Activation, CpuNet, LayerParams, Optimizer, OptimizerKind, Shard};
 use super::{
     Compute, EngineError, EngineKind, InitSpec, LossSpec, Model, OptimizerSpec, StepBatch,
     StepOutcome,
 };
 use crate::distributed::World;
-use crate::models::ModelSpec;
+use crate::models::{LayerSpec, ModelSpec};
 
 /// A model being trained and its optimiser, on one engine, and the average of its weights.
 pub struct Trainer {
     engine: EngineTrainer,
     average: Option<WeightAverage>,
+    /// The first convolution's leading filters (`[filters, in, k, k]`), written back after
+    /// every optimiser step: frozen (`--whiten`).
+    held: Option<Vec<f32>>,
 }
 
 enum EngineTrainer {
@@ -63,6 +66,7 @@ impl Trainer {
         let mut trainer = Trainer {
             engine,
             average: None,
+            held: None,
         };
         if let Some(decay) = optim.average {
             trainer.average = Some(WeightAverage::new(decay, &trainer.live_net()));
@@ -82,6 +86,44 @@ impl Trainer {
         match &self.engine {
             EngineTrainer::Burn(trainer) => std::borrow::Cow::Owned(trainer.cpu_net()),
             EngineTrainer::Cpu { net, .. } => std::borrow::Cow::Borrowed(net),
+        }
+    }
+
+    /// The first `filters` filters of the first layer, a convolution, `[filters, in, k, k]`.
+    pub fn first_filters(&self, filters: usize) -> Vec<f32> {
+        let net = self.live_net();
+        let weight = first_conv_weight(&net);
+        weight[..filters * weight.len() / first_conv_filters(&net)].to_vec()
+    }
+
+    /// Writes `values` (whole filters, `[filters, in, k, k]`) over the first layer's (a
+    /// convolution's) leading filters and holds them there: after every later optimiser step
+    /// they are written back, so neither the gradient, the weight decay nor the optimiser's
+    /// moments move them (the frozen whitening layer of `--whiten`, on either engine). An
+    /// average that has seen no step yet starts again from the weights with them.
+    pub fn hold_first_filters(&mut self, values: Vec<f32>) {
+        self.held = Some(values);
+        self.write_held();
+        if let Some(average) = &self.average
+            && average.updates() == 0
+        {
+            self.average = Some(WeightAverage::new(average.decay(), &self.live_net()));
+        }
+    }
+
+    /// Writes the held filters (if any) over the live weights.
+    fn write_held(&mut self) {
+        let Some(values) = &self.held else {
+            return;
+        };
+        match &mut self.engine {
+            EngineTrainer::Burn(trainer) => trainer.write_first_filters(values),
+            EngineTrainer::Cpu { net, .. } => {
+                let Some(LayerParams::Conv { weight, .. }) = net.layers.first_mut() else {
+                    unreachable!("held filters belong to a first convolution");
+                };
+                weight[..values.len()].copy_from_slice(values);
+            }
         }
     }
 
@@ -136,6 +178,7 @@ impl Trainer {
                 }
             }
         };
+        self.write_held();
         self.update_average();
         Ok(outcome)
     }
@@ -193,6 +236,7 @@ impl Trainer {
             *g = summed.next().expect("one sum per gradient") * scale;
         }
         optimizer.step(lr, net.trainable_mut(), &grads);
+        self.write_held();
         self.update_average();
         Ok(StepOutcome {
             loss: mean_loss,
@@ -290,6 +334,29 @@ impl Trainer {
                 Ok(())
             }
         }
+    }
+}
+
+/// The weights of `net`'s first layer, which must be a convolution (`train::whitening`
+/// checks that before any filter is held).
+fn first_conv_weight(net: &CpuNet) -> &[f32] {
+    match net.layers.first() {
+        Some(LayerParams::Conv { weight, .. }) => weight,
+        _ => panic!(
+            "the first layer of `{}` is not a convolution",
+            net.spec.name
+        ),
+    }
+}
+
+/// The number of filters of `net`'s first convolution.
+fn first_conv_filters(net: &CpuNet) -> usize {
+    match net.spec.layers.first() {
+        Some(LayerSpec::Conv { out_channels, .. }) => *out_channels,
+        _ => panic!(
+            "the first layer of `{}` is not a convolution",
+            net.spec.name
+        ),
     }
 }
 

@@ -195,6 +195,12 @@ pub(super) fn hyper_parameters(run: &LoadedRun) -> Table {
             "each convolution's first filters the identity (--identity-init)".into(),
         ));
     }
+    if p.whiten() {
+        rows.push((
+            "first layer",
+            "leading filters frozen as patch whitening (--whiten)".into(),
+        ));
+    }
     if let Some(decay) = p.ema() {
         rows.push((
             "weights evaluated",

@@ -64,6 +64,8 @@ pub struct TrainOptions {
     pub crop: Option<usize>,
     /// Start each convolution's first filters as the identity (`--identity-init`).
     pub identity_init: bool,
+    /// Freeze the first convolution's leading filters as patch whitening (`--whiten`).
+    pub whiten: bool,
 }
 
 /// A model's recommended training recipe, used where the command line is silent.
@@ -133,6 +135,10 @@ struct Params {
     /// before it existed, nor where they did not).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     identity_init: bool,
+    /// Whether the first convolution's leading filters whitened the training patches and were
+    /// frozen (not in runs written before it existed, nor where they were not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    whiten: bool,
 }
 
 impl TryFrom<Params> for HyperParams {
@@ -173,6 +179,7 @@ impl TrainOptions {
             ema: off_at_zero(self.ema.or(recipe.ema)),
             flips: self.flips.unwrap_or_default(),
             identity_init: self.identity_init,
+            whiten: self.whiten,
         }
         .checked()
     }
@@ -253,6 +260,12 @@ impl TrainOptions {
             (
                 "--identity-init",
                 self.identity_init && !saved.0.identity_init,
+                "given".into(),
+                "not given".into(),
+            ),
+            (
+                "--whiten",
+                self.whiten && !saved.0.whiten,
                 "given".into(),
                 "not given".into(),
             ),
@@ -386,6 +399,12 @@ impl HyperParams {
             seed: self.0.seed,
             identity_convs: self.0.identity_init,
         }
+    }
+
+    /// Whether the first convolution's leading filters are frozen as patch whitening
+    /// (`train::whitening`).
+    pub fn whiten(&self) -> bool {
+        self.0.whiten
     }
 
     /// Train on the first N training images only.
@@ -891,6 +910,32 @@ mod tests {
         );
         let err = given.resume_with(&plain).unwrap_err().to_string();
         assert!(err.starts_with("--identity-init: given differs"), "{err}");
+    }
+
+    /// `--whiten` likewise: kept in `config.json` only where given, read back, kept by a
+    /// resume, refused when a resume names it for a run that started without it.
+    #[test]
+    fn whiten_is_recorded_and_kept_on_resume() {
+        let plain = TrainOptions::default().check(&recipe()).unwrap();
+        assert!(!serde_json::to_string(&plain).unwrap().contains("whiten"));
+        assert!(!plain.whiten());
+        let given = TrainOptions {
+            whiten: true,
+            ..Default::default()
+        };
+        let whitened = given.check(&recipe()).unwrap();
+        let text = serde_json::to_string(&whitened).unwrap();
+        assert!(text.contains("\"whiten\":true"), "{text}");
+        let read: HyperParams = serde_json::from_str(&text).unwrap();
+        assert!(read.whiten());
+        assert!(
+            TrainOptions::default()
+                .resume_with(&whitened)
+                .unwrap()
+                .whiten()
+        );
+        let err = given.resume_with(&plain).unwrap_err().to_string();
+        assert!(err.starts_with("--whiten: given differs"), "{err}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::launch::{Clock, Launch, epochs_within};
-use super::{TrainError, interrupt};
+use super::{TrainError, interrupt, whitening};
 use crate::distributed::World;
 use crate::engine::{Compute, LossSpec, Model, StepBatch, Trainer};
 use crate::progress::{self, Bar, epoch_bar};
@@ -99,6 +99,9 @@ pub fn fit<T: TrainingTask, S: TaskSettings>(
     let (compute, world) = (&launch.compute, &launch.world);
     let mut config = config.clone();
     let mut state = TrainingState::open(&config, run, compute, world, launch.resume)?;
+    if config.params.whiten() {
+        hold_whitening(task, &config, &mut state.trainer, state.header.step)?;
+    }
     let mut events = match world.leads() {
         true => Some(tensorboard::EventLog::start(run, &state.history)?),
         false => None,
@@ -150,6 +153,40 @@ pub fn fit<T: TrainingTask, S: TaskSettings>(
         }
     }
     Ok(state.history)
+}
+
+/// The most values of the training images `--whiten` reads (64 MiB): larger images are fewer.
+const MOST_WHITENING_VALUES: usize = 16 << 20;
+
+/// `--whiten`: holds the first convolution's leading filters, whitening the patches of the
+/// training images for a run that starts (up to [`whitening::MOST_IMAGES`] of the first
+/// training examples, as epoch 1's batches present them: augmented, normalised), and the values
+/// a resumed run's checkpoint has (the same, computed when it started). Every rank of a
+/// data-parallel run computes the same filters from the same images.
+fn hold_whitening<T: TrainingTask, S: TaskSettings>(
+    task: &T,
+    config: &RunConfig<S>,
+    trainer: &mut Trainer,
+    steps_taken: usize,
+) -> Result<(), TrainError> {
+    let conv = whitening::FirstConv::of(&config.architecture)?;
+    if steps_taken > 0 {
+        trainer.hold_first_filters(trainer.first_filters(conv.whitening_filters()));
+        return Ok(());
+    }
+    let indices = task.train_indices();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.params.seed());
+    let one = task.batch(&indices[..1], 1, &mut rng).images.len();
+    let count = (MOST_WHITENING_VALUES / one.max(1))
+        .clamp(1, whitening::MOST_IMAGES)
+        .min(indices.len());
+    let batch = task.batch(&indices[..count], 1, &mut rng);
+    trainer.hold_first_filters(whitening::whitening_filters(
+        &batch.images,
+        batch.shape,
+        conv,
+    ));
+    Ok(())
 }
 
 /// The parameters with the epochs a budget fits, measured on `clock` since `from` (the first

@@ -1,7 +1,7 @@
 //! Training: the loop shared by every task ([`fit`]) and how a run is launched ([`Launch`]:
 //! engine, ranks, resume, the clock a `--budget` reads), opening a run folder for training or
-//! resuming it ([`start`]), the hyper-parameter search ([`search`]) and Ctrl-C handling
-//! ([`interrupt`]). The run folder's files are defined in `run`; the engines in `engine`.
+//! resuming it ([`start`]), the hyper-parameter search ([`search`]), Ctrl-C handling
+//! ([`interrupt`]) and the frozen patch-whitening first layer of `--whiten` ([`whitening`]). The run folder's files are defined in `run`; the engines in `engine`.
 
 mod error;
 pub mod fit;
@@ -9,6 +9,7 @@ pub mod interrupt;
 mod launch;
 pub mod search;
 pub mod start;
+pub mod whitening;
 
 pub use error::TrainError;
 pub use fit::{TrainStats, TrainingTask, fit};

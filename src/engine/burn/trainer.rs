@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::tensor::Bytes;
 use burn::tensor::activation::log_softmax;
 
-use super::{BurnModel, Net, convert};
+use super::{BurnModel, Layer, Net, convert};
 use crate::data::IGNORE_LABEL;
 use crate::engine::{
     CpuNet, DeviceKind, EngineError, LossSpec, OptimizerSpec, StepBatch, StepOutcome,
@@ -176,6 +176,27 @@ impl BurnTrainer {
             hits,
             count,
         })
+    }
+
+    /// Writes `values` (whole filters, `[filters, in, k, k]`) over the first layer's (a
+    /// convolution's) leading filters, as a fresh leaf of the graph (see
+    /// [`crate::engine::Trainer::hold_first_filters`]).
+    pub fn write_first_filters(&mut self, values: &[f32]) {
+        let Some(Layer::Conv(conv)) = self.model.layers.first_mut() else {
+            unreachable!("held filters belong to a first convolution");
+        };
+        let [_, inputs, kh, kw] = conv.weight.val().dims();
+        let filters = values.len() / (inputs * kh * kw);
+        let held = Tensor::<4>::from_data(
+            TensorData::new(values.to_vec(), [filters, inputs, kh, kw]),
+            &self.device,
+        );
+        conv.weight = conv.weight.clone().map(|weight| {
+            weight
+                .slice_assign([0..filters, 0..inputs, 0..kh, 0..kw], held)
+                .detach()
+                .require_grad()
+        });
     }
 
     /// The model for validation (batch norm on running statistics, no dropout).

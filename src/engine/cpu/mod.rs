@@ -22,5 +22,5 @@ pub mod optim;
 pub mod peak;
 
 pub use loss::LossSpec;
-pub use net::{Activation, CpuNet, Shard, Tape};
+pub use net::{Activation, CpuNet, LayerParams, Shard, Tape};
 pub use optim::{Optimizer, OptimizerKind};

@@ -203,6 +203,7 @@ impl SearchPlan {
                 flips: None,
                 crop: None,
                 identity_init: false,
+                whiten: false,
             },
             // A trial run again (a requeued or killed job) continues from its checkpoint.
             resume: trial_dir(&o.out, trial.index).join("config.json").is_file(),
