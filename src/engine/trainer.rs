@@ -12,7 +12,7 @@ use super::{
     StepOutcome,
 };
 use crate::distributed::World;
-use crate::models::{LayerSpec, ModelSpec};
+use crate::models::ModelSpec;
 
 /// A model being trained and its optimiser, on one engine, and the average of its weights.
 pub struct Trainer {
@@ -89,11 +89,9 @@ impl Trainer {
         }
     }
 
-    /// The first `filters` filters of the first layer, a convolution, `[filters, in, k, k]`.
-    pub fn first_filters(&self, filters: usize) -> Vec<f32> {
-        let net = self.live_net();
-        let weight = first_conv_weight(&net);
-        weight[..filters * weight.len() / first_conv_filters(&net)].to_vec()
+    /// The live weights of the first convolution, `[out, in, k, k]` (none without one).
+    pub fn first_conv_weights(&self) -> Option<Vec<f32>> {
+        self.live_net().first_conv_weights()
     }
 
     /// Writes `values` (whole filters, `[filters, in, k, k]`) over the first layer's (a
@@ -334,29 +332,6 @@ impl Trainer {
                 Ok(())
             }
         }
-    }
-}
-
-/// The weights of `net`'s first layer, which must be a convolution (`train::whitening`
-/// checks that before any filter is held).
-fn first_conv_weight(net: &CpuNet) -> &[f32] {
-    match net.layers.first() {
-        Some(LayerParams::Conv { weight, .. }) => weight,
-        _ => panic!(
-            "the first layer of `{}` is not a convolution",
-            net.spec.name
-        ),
-    }
-}
-
-/// The number of filters of `net`'s first convolution.
-fn first_conv_filters(net: &CpuNet) -> usize {
-    match net.spec.layers.first() {
-        Some(LayerSpec::Conv { out_channels, .. }) => *out_channels,
-        _ => panic!(
-            "the first layer of `{}` is not a convolution",
-            net.spec.name
-        ),
     }
 }
 

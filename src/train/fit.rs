@@ -171,7 +171,9 @@ fn hold_whitening<T: TrainingTask, S: TaskSettings>(
 ) -> Result<(), TrainError> {
     let conv = whitening::FirstConv::of(&config.architecture)?;
     if steps_taken > 0 {
-        trainer.hold_first_filters(trainer.first_filters(conv.whitening_filters()));
+        let mut weights = trainer.first_conv_weights().expect("a first convolution");
+        weights.truncate(conv.whitening_filters() * conv.patch_len());
+        trainer.hold_first_filters(weights);
         return Ok(());
     }
     let indices = task.train_indices();
