@@ -1,7 +1,8 @@
 //! Training: the loop shared by every task ([`fit`]) and how a run is launched ([`Launch`]:
 //! engine, ranks, resume, the clock a `--budget` reads), opening a run folder for training or
 //! resuming it ([`start`]), the hyper-parameter search ([`search`]), Ctrl-C handling
-//! ([`interrupt`]) and the frozen patch-whitening first layer of `--whiten` ([`whitening`]). The run folder's files are defined in `run`; the engines in `engine`.
+//! ([`interrupt`]) and the frozen patch-whitening first layer of `--whiten` ([`whitening`]).
+//! The run folder's files are defined in `run`; the engines in `engine`.
 
 mod error;
 pub mod fit;
