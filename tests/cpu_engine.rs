@@ -1084,3 +1084,73 @@ fn bf16_products_match_burn_on_rounded_operands_and_fp32_within_rounding() {
         }
     }
 }
+
+/// A bf16 training pass stores the activations between convolutions and batch norms in bf16
+/// (each convolution's output before its batch norm, each batch norm's output before the
+/// convolution it reads next; `engine::cpu::conv` and `layers` hold each of those passes to the
+/// fp32 pass on the stored values, bit for bit). The whole pass, on the same weights and
+/// batch as fp32:
+/// - the two bf16 routes (the bf16 kernels, fp32's kernels on rounded operands) agree to the
+///   order of their sums (1e-5 of the largest value; measured at most 2.6e-7);
+/// - the output, and the gradients of the last convolution (no batch norm after it), within
+///   0.02 of fp32's (relative to the largest value; measured at most 0.012);
+/// - every other gradient within 0.25 of fp32's in L2 norm (measured 0.004-0.15, and
+///   0.005-0.23 for the same pass with its activations in fp32: a convolution followed by
+///   batch norm has a weight gradient orthogonal to its weights, far smaller than its
+///   products, so bf16's rounding of them is large beside it).
+#[test]
+fn bf16_activations_between_layers_stay_within_bf16_error_of_fp32() {
+    use convlab::engine::Precision;
+    let _turn = BURN_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let spec = spec(
+        [4, 12, 12],
+        vec![
+            conv(4, 8, 3, 1, 1, false),
+            LayerSpec::BatchNorm { channels: 8 },
+            LayerSpec::Relu,
+            conv(8, 8, 3, 2, 1, false),
+            LayerSpec::BatchNorm { channels: 8 },
+            LayerSpec::Relu,
+            conv(8, 8, 3, 1, 1, false),
+            LayerSpec::BatchNorm { channels: 8 },
+            LayerSpec::Relu,
+            conv(8, 3, 1, 1, 0, true),
+        ],
+    );
+    let fp32 = cpu_from_burn(&spec, &Net::init(&spec, &device));
+    let shape = [3, 4, 12, 12];
+    let x = random(shape.iter().product(), 6);
+    let r = random(3 * 3 * 6 * 6, 7);
+    let parts =
+        |(out, dx, grads): (Vec<f32>, Vec<f32>, Vec<Vec<f32>>)| [vec![out, dx], grads].concat();
+    let exact = parts(cpu_pass(&fp32, x.clone(), shape, &r));
+    let routes = [false, true].map(|kernels| {
+        let net = fp32.clone().with_precision(Precision::Bf16);
+        parts(cpu_pass(
+            &net.with_bf16_kernels(kernels),
+            x.clone(),
+            shape,
+            &r,
+        ))
+    });
+    // The output, the last convolution's weight and bias gradients.
+    let last = [0, exact.len() - 2, exact.len() - 1];
+    for bf16 in &routes {
+        for (i, (got, want)) in bf16.iter().zip(&exact).enumerate() {
+            if last.contains(&i) {
+                let e = relative_error(got, want);
+                assert!(e < 0.02, "part {i} differs from fp32 by {e}");
+            } else {
+                let d: Vec<f32> = got.iter().zip(want).map(|(a, b)| a - b).collect();
+                let e = l2(&d) / l2(want);
+                assert!(e < 0.25, "part {i} differs from fp32 by {e} (L2)");
+            }
+        }
+    }
+    for (i, (a, b)) in routes[0].iter().zip(&routes[1]).enumerate() {
+        let e = relative_error(a, b);
+        assert!(e < 1e-5, "part {i}: the routes differ by {e}");
+    }
+}

@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use super::bf16::{self, Storage};
 use super::kernel::{self, vectorised};
 use super::matmul::{Threads, View, matmul};
 use super::memory;
@@ -133,11 +134,12 @@ fn sum_per_channel(planes: &[(f64, f64)], c: usize, channels: usize) -> (f64, f6
 }
 
 /// `y = (x - mean) / sqrt(var + eps) * gamma + beta` per channel, followed by a (leaky) ReLU
-/// of that slope when `activation` is given (one pass instead of two).
+/// of that slope when `activation` is given (one pass instead of two); `x` and `y` in either
+/// [`Storage`].
 #[allow(clippy::too_many_arguments)]
-pub fn batch_norm_apply(
-    x: &[f32],
-    out: &mut [f32],
+pub fn batch_norm_apply<X: Storage, Y: Storage>(
+    x: &[X],
+    out: &mut [Y],
     plane: usize,
     mean: &[f32],
     variance: &[f32],
@@ -153,7 +155,11 @@ pub fn batch_norm_apply(
         .with_min_len(planes_per_task(plane))
         .for_each(|(i, (o, xs))| {
             let map = map(i % channels);
-            vectorised!(o.iter_mut().zip(xs).for_each(|(o, &x)| *o = map.apply(x)));
+            vectorised!(
+                o.iter_mut()
+                    .zip(xs)
+                    .for_each(|(o, &x)| *o = Y::store(map.apply(x.load())))
+            );
         });
 }
 
@@ -248,14 +254,14 @@ impl BatchNormMap {
 /// Gradients of a training-mode batch norm: `(grad_x, grad_gamma, grad_beta)`, `grad_x` written
 /// over `grad_out`'s buffer. When a (leaky) ReLU followed it, `activation` holds that layer's
 /// output and slope and `grad_out` is the gradient after the ReLU: its mask is applied here
-/// rather than in a pass of its own.
-pub fn batch_norm_backward(
-    x: &[f32],
+/// rather than in a pass of its own. The input and the ReLU's output in either [`Storage`].
+pub fn batch_norm_backward<X: Storage, Y: Storage>(
+    x: &[X],
     mut grad_out: Vec<f32>,
     plane: usize,
     stats: &BatchStats,
     gamma: &[f32],
-    activation: Option<(&[f32], f32)>,
+    activation: Option<(&[Y], f32)>,
     world: Option<&World>,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let channels = gamma.len();
@@ -270,15 +276,15 @@ pub fn batch_norm_backward(
         .zip(x.par_chunks(plane))
         .enumerate()
         .with_min_len(planes_per_task(plane))
-        .map(|(p, (g, xs))| {
+        .map_init(Vec::new, |expanded, (p, (g, xs))| {
             vectorised!({
                 if let Some((output, slope)) = activation {
                     let ys = &output[p * plane..(p + 1) * plane];
                     for (g, &y) in g.iter_mut().zip(ys) {
-                        *g *= if y <= 0.0 { slope } else { 1.0 };
+                        *g *= if y.load() <= 0.0 { slope } else { 1.0 };
                     }
                 }
-                sum_and_dot(g, xs)
+                sum_and_dot(g, bf16::in_f32(xs, expanded))
             })
         })
         .collect();
@@ -321,7 +327,7 @@ pub fn batch_norm_backward(
             let mean_dg = (total_gamma[c] as f64 / count) as f32;
             vectorised!({
                 for (g, &x) in g.iter_mut().zip(xs) {
-                    *g = k * (*g - mean_db - (x - mean) * inv * mean_dg);
+                    *g = k * (*g - mean_db - (x.load() - mean) * inv * mean_dg);
                 }
             })
         });
@@ -669,11 +675,54 @@ mod tests {
             assert!((yv - ((xv - 2.5) * s + 1.0)).abs() < 1e-5);
         }
         // With the loss sum(y * [1, 0, 0, 0]): dbeta = 1, dgamma = x_hat[0].
-        let (_, dg, db) =
-            batch_norm_backward(&x, vec![1.0, 0.0, 0.0, 0.0], 2, &stats, &[2.0], None, None);
+        let (_, dg, db) = batch_norm_backward::<_, f32>(
+            &x,
+            vec![1.0, 0.0, 0.0, 0.0],
+            2,
+            &stats,
+            &[2.0],
+            None,
+            None,
+        );
         assert!(
             (db[0] - 1.0).abs() < 1e-6 && (dg[0] - (-1.5 / (1.25f32 + 1e-5).sqrt())).abs() < 1e-5
         );
+    }
+
+    /// Batch norm reads and writes bf16 storage as the fp32 values it holds: bit for bit
+    /// what fp32 storage of the same values gives, its output rounded where stored in bf16;
+    /// the gradients (the mask from a bf16 ReLU output included) equal fp32's.
+    #[test]
+    fn batch_norm_on_bf16_storage_matches_fp32_storage_of_the_same_values() {
+        use crate::engine::cpu::bf16::{round, to_bits, to_f32};
+        let (channels, plane) = (3, 53);
+        let bits = to_bits(
+            &(0..4 * channels * plane)
+                .map(|i| ((i * 7919 % 101) as f32 - 50.0) * 0.031)
+                .collect::<Vec<_>>(),
+        );
+        let x = to_f32(&bits);
+        let stats = channel_stats(&x, channels, plane, None);
+        let gamma = [1.2, 0.7, -0.4];
+        /// Batch norm with ReLU of `x` into a new buffer of `Y`.
+        fn normalised<X: Storage, Y: Storage>(x: &[X], stats: &BatchStats, plane: usize) -> Vec<Y> {
+            let (gamma, beta) = ([1.2, 0.7, -0.4], [0.0, 0.2, -0.1]);
+            let mut out = vec![Y::default(); x.len()];
+            let (mean, variance) = (&stats.mean, &stats.variance);
+            batch_norm_apply(x, &mut out, plane, mean, variance, &gamma, &beta, Some(0.0));
+            out
+        }
+        let y: Vec<f32> = normalised(&x, &stats, plane);
+        assert_eq!(normalised::<u16, f32>(&bits, &stats, plane), y);
+        let y_bits: Vec<u16> = normalised(&bits, &stats, plane);
+        let y_rounded: Vec<f32> = y.iter().map(|&v| round(v)).collect();
+        assert_eq!(to_f32(&y_bits), y_rounded);
+        let grad: Vec<f32> = (0..x.len()).map(|i| (i as f32 * 0.7).cos()).collect();
+        let mask = Some((&y_rounded[..], 0.0));
+        let floats = batch_norm_backward(&x, grad.clone(), plane, &stats, &gamma, mask, None);
+        let mask = Some((&y_bits[..], 0.0));
+        let stored = batch_norm_backward(&bits, grad, plane, &stats, &gamma, mask, None);
+        assert_eq!(floats, stored);
     }
 
     #[test]

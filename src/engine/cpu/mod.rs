@@ -2,7 +2,8 @@
 //! transposed convolution as implicit GEMMs on its own AVX-512 kernels, im2col + GEMM, or by
 //! Winograd's method, whichever the shape and the CPU call for; batch norm,
 //! ReLU / Leaky ReLU, 2x2 max-pool, linear, dropout, channel concat, softmax cross-entropy) with
-//! their backward passes, and the optimisers, on plain `f32` buffers in NCHW order, threaded
+//! their backward passes, and the optimisers, on plain `f32` buffers in NCHW order (bf16 bits
+//! where a `--precision bf16` training pass stores activations between layers), threaded
 //! with rayon. [`CpuNet`] builds a network from the same [`ModelSpec`](crate::models::ModelSpec)
 //! burn's `Net` is built from, with the same parameter names and shapes.
 //!

@@ -1,6 +1,7 @@
 //! A network of [`LayerSpec`]s on the CPU engine: parameters named and shaped as burn's `Net`
 //! names and shapes them, a training forward pass that records what its backward pass needs
-//! (a [`Tape`]), the backward pass, and the evaluation forward pass.
+//! (a [`Tape`]), the backward pass, and the evaluation forward pass. Inside a pass a layer's
+//! values are fp32 or, where a bf16 training pass stores them so, bf16 ([`Values`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -36,9 +37,114 @@ impl Activation {
             shape,
         }
     }
+}
+
+/// A layer's values inside a pass, as the layer that wrote them stored them: fp32, or bf16
+/// bits where a bf16 pass keeps them so between layers ([`CpuNet::stores_bf16`]).
+#[derive(Clone, Debug)]
+enum Values {
+    F32(Arc<Vec<f32>>),
+    Bf16(Arc<Vec<u16>>),
+}
+
+/// `$body` with `$name` bound to the slice of `$values` (a `&Values`), whatever its storage:
+/// the layers that read either storage are generic over it ([`bf16::Storage`]).
+macro_rules! stored {
+    ($values:expr, |$name:ident| $body:expr) => {
+        match $values {
+            Values::F32(values) => {
+                let $name = &values[..];
+                $body
+            }
+            Values::Bf16(values) => {
+                let $name = &values[..];
+                $body
+            }
+        }
+    };
+}
+
+/// A new buffer of `$len` values, in bf16 bits where `$bf16` holds and in fp32 otherwise,
+/// written by `$body` through `$name` (a `&mut` slice of either storage), as [`Values`].
+macro_rules! written {
+    ($bf16:expr, $len:expr, |$name:ident| $body:expr) => {
+        if $bf16 {
+            let mut values = memory::zeroed::<u16>($len);
+            let $name = &mut values[..];
+            $body;
+            Values::Bf16(Arc::new(values))
+        } else {
+            let mut values = memory::zeroed::<f32>($len);
+            let $name = &mut values[..];
+            $body;
+            Values::F32(Arc::new(values))
+        }
+    };
+}
+
+/// An [`Activation`] inside a pass: its values in either storage.
+#[derive(Clone, Debug)]
+struct Maps {
+    values: Values,
+    shape: [usize; 4],
+}
+
+impl Maps {
+    fn new(data: Vec<f32>, shape: [usize; 4]) -> Self {
+        Activation::new(data, shape).into()
+    }
+
+    fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
 
     fn plane(&self) -> usize {
         self.shape[2] * self.shape[3]
+    }
+
+    /// The values in fp32: borrowed, or expanded from bf16.
+    fn floats(&self) -> Cow<'_, [f32]> {
+        match &self.values {
+            Values::F32(values) => Cow::Borrowed(values),
+            Values::Bf16(bits) => Cow::Owned(bf16::to_f32(bits)),
+        }
+    }
+
+    /// The values in fp32 to change in place: the buffer itself where no other layer shares
+    /// it, else a copy (expanded from bf16).
+    fn into_floats(self) -> Vec<f32> {
+        match self.values {
+            Values::F32(values) => Arc::try_unwrap(values).unwrap_or_else(|shared| shared.to_vec()),
+            Values::Bf16(bits) => bf16::to_f32(&bits),
+        }
+    }
+
+    /// The same values stored in bf16 (rounded, where they were fp32).
+    fn into_bf16(self) -> Self {
+        let values = match self.values {
+            Values::F32(values) => Values::Bf16(Arc::new(bf16::to_bits(&values))),
+            bits => bits,
+        };
+        Maps { values, ..self }
+    }
+}
+
+impl From<Activation> for Maps {
+    fn from(x: Activation) -> Self {
+        Maps {
+            values: Values::F32(x.data),
+            shape: x.shape,
+        }
+    }
+}
+
+impl From<Maps> for Activation {
+    fn from(x: Maps) -> Self {
+        let shape = x.shape;
+        match x.values {
+            Values::F32(data) => Activation { data, shape },
+            Values::Bf16(_) => Activation::new(x.into_floats(), shape),
+        }
     }
 }
 
@@ -89,9 +195,9 @@ struct Handover {
 /// What a layer's backward pass needs from its forward pass.
 enum Saved {
     Nothing,
-    Input(Activation),
-    Output(Activation),
-    BatchNorm(Activation, BatchStats),
+    Input(Maps),
+    Output(Maps),
+    BatchNorm(Maps, BatchStats),
     Pool {
         argmax: Vec<u8>,
         input_shape: [usize; 4],
@@ -382,13 +488,13 @@ impl CpuNet {
     pub fn forward(&self, input: Activation) -> Activation {
         let mut skips = Vec::new();
         let mut handover = Handover::default();
-        let mut x = input;
+        let mut x = Maps::from(input);
         for i in 0..self.layers.len() {
             x = self
                 .layer_forward(i, x, Mode::Eval, &mut skips, &mut handover)
                 .0;
         }
-        x
+        x.into()
     }
 
     /// The training forward pass: batch statistics (running ones updated, as burn and PyTorch
@@ -407,7 +513,7 @@ impl CpuNet {
         let mut skips = Vec::new();
         let mut handover = Handover::default();
         let mut saved = Vec::with_capacity(self.layers.len());
-        let mut x = input;
+        let mut x = Maps::from(input);
         for i in 0..self.layers.len() {
             let mode = Mode::Train {
                 seed: seed.wrapping_add(i as u64),
@@ -430,7 +536,7 @@ impl CpuNet {
             x = out;
         }
         (
-            x,
+            x.into(),
             Tape {
                 saved,
                 world: shard.world.clone(),
@@ -442,25 +548,55 @@ impl CpuNet {
     /// rounded values are what the layer keeps for its weight gradient, as autocast keeps the
     /// bf16 input it computed with). Only for linear layers, and for convolutions where they
     /// do not round their own ([`CpuNet::bf16_kernels`]; [`CpuNet::conv_operands`]).
-    fn operands<'w>(&self, x: Activation, weight: &'w [f32]) -> (Activation, Cow<'w, [f32]>) {
+    fn operands<'w>(&self, x: Maps, weight: &'w [f32]) -> (Maps, Cow<'w, [f32]>) {
         if self.precision.is_fp32() {
             return (x, Cow::Borrowed(weight));
         }
         // The input's values are copied only where another layer shares them.
-        let mut values = Arc::try_unwrap(x.data).unwrap_or_else(|shared| shared.to_vec());
+        let shape = x.shape;
+        let mut values = x.into_floats();
         bf16::round_all(&mut values);
-        (
-            Activation::new(values, x.shape),
-            operand(weight, self.precision),
-        )
+        (Maps::new(values, shape), operand(weight, self.precision))
     }
 
     /// A convolution's input and weights: as they are where the convolutions round their own
     /// bf16 operands, else rounded once here, as a linear layer's.
-    fn conv_operands<'w>(&self, x: Activation, weight: &'w [f32]) -> (Activation, Cow<'w, [f32]>) {
+    fn conv_operands<'w>(&self, x: Maps, weight: &'w [f32]) -> (Maps, Cow<'w, [f32]>) {
         match self.bf16_kernels {
             true => (x, Cow::Borrowed(weight)),
             false => self.operands(x, weight),
+        }
+    }
+
+    /// The input of a convolution that does not pool: where the net rounds the convolutions'
+    /// bf16 operands, stored in bf16 (half the size of a rounded fp32 copy; the kernels expand
+    /// it a group at a time, and the weight gradient reads it back so); as it is elsewhere.
+    fn conv_input(&self, x: Maps) -> Maps {
+        match self.precision.is_fp32() || self.bf16_kernels {
+            true => x,
+            false => x.into_bf16(),
+        }
+    }
+
+    /// Whether a training pass in bf16 stores the output of layer `i` (a convolution or a
+    /// batch norm) in bf16: a convolution's where a batch norm follows it, a batch norm's (and
+    /// its activation's) where a convolution that does not pool reads it next. Those layers
+    /// read either storage and round what they read to bf16 anyway (batch norm takes the
+    /// convolution's output as autocast hands it on, in bf16); a layer that reads only fp32
+    /// (pooling, skips, linear layers) gets fp32, so nothing is converted twice.
+    fn stores_bf16(&self, i: usize, train: bool) -> bool {
+        if !train || self.precision.is_fp32() || i + 1 == self.layers.len() {
+            return false;
+        }
+        match self.op(i) {
+            LayerSpec::Conv { .. } => self.batch_norm_in_conv(i + 1),
+            LayerSpec::BatchNorm { .. } => {
+                let j = i + 1 + usize::from(self.activation_after(i).is_some());
+                j < self.layers.len()
+                    && matches!(self.op(j), LayerSpec::Conv { .. })
+                    && !self.pool_follows(j)
+            }
+            _ => false,
         }
     }
 
@@ -484,17 +620,17 @@ impl CpuNet {
     fn layer_forward(
         &self,
         i: usize,
-        x: Activation,
+        x: Maps,
         mode: Mode,
-        skips: &mut Vec<Activation>,
+        skips: &mut Vec<Maps>,
         handover: &mut Handover,
-    ) -> (Activation, Saved) {
+    ) -> (Maps, Saved) {
         let [n, c, h, w] = x.shape;
         let (train, seed, shard) = match mode {
             Mode::Train { seed, shard } => (true, seed, shard),
             Mode::Eval => (false, 0, &WHOLE_BATCH),
         };
-        let keep_input = |x: &Activation| {
+        let keep_input = |x: &Maps| {
             if train {
                 Saved::Input(x.clone())
             } else {
@@ -503,30 +639,31 @@ impl CpuNet {
         };
         match (self.op(i), &self.layers[i]) {
             (&LayerSpec::Conv { out_channels, .. }, LayerParams::Conv { weight, bias }) => {
-                let (x, weight) = self.conv_operands(x, weight);
-                let weight = &weight[..];
                 let g = self.conv_geometry(i, x.shape);
                 let full = [n, out_channels, g.h_out, g.w_out];
                 if self.pool_follows(i) {
+                    let (x, weight) = self.conv_operands(x, weight);
                     let size = n * out_channels * (g.h_out / 2) * (g.w_out / 2);
                     let (mut out, mut argmax) = (vec![0.0; size], vec![0u8; size]);
                     conv::conv_pool_forward(
                         &g,
-                        &x.data,
-                        weight,
+                        &x.floats(),
+                        &weight,
                         bias.as_deref(),
                         &mut out,
                         &mut argmax,
                     );
                     handover.pooled = Some((argmax, full));
                     let shape = [n, out_channels, g.h_out / 2, g.w_out / 2];
-                    return (Activation::new(out, shape), keep_input(&x));
+                    return (Maps::new(out, shape), keep_input(&x));
                 }
-                let mut out = memory::zeroed(n * g.out_len());
-                let bias = bias.as_deref();
+                let (x, weight) = (self.conv_input(x), self.conv_weight(weight));
+                let (weight, bias) = (&weight[..], bias.as_deref());
+                let len = n * g.out_len();
+                let bf16 = self.stores_bf16(i, train);
                 let plane = g.out_plane();
                 let fused = |_: &RunningBatchNorm| self.batch_norm_in_conv(i + 1);
-                match self.running_batch_norm(i + 1).filter(fused) {
+                let out = match self.running_batch_norm(i + 1).filter(fused) {
                     Some(_) if train => {
                         let planes = Mutex::new(vec![(0.0, 0.0); n * out_channels]);
                         let sum = |first: usize, images: &mut [f32]| {
@@ -534,7 +671,9 @@ impl CpuNet {
                             let mut planes = planes.lock().unwrap_or_else(|e| e.into_inner());
                             planes[first * out_channels..][..sums.len()].copy_from_slice(&sums);
                         };
-                        conv::conv_forward_then(&g, &x.data, weight, bias, &mut out, sum);
+                        let out = stored!(&x.values, |xs| written!(bf16, len, |out| {
+                            conv::conv_forward_then(&g, xs, weight, bias, out, sum)
+                        }));
                         let planes = planes.into_inner().unwrap_or_else(|e| e.into_inner());
                         handover.stats = Some(layers::stats_of_planes(
                             &planes,
@@ -542,15 +681,24 @@ impl CpuNet {
                             plane,
                             shard.world.as_ref(),
                         ));
+                        out
                     }
                     Some(running) => {
                         let normalize =
                             |_, images: &mut [f32]| running.apply_to_images(images, plane);
-                        conv::conv_forward_then(&g, &x.data, weight, bias, &mut out, normalize)
+                        stored!(&x.values, |xs| written!(false, len, |out| {
+                            conv::conv_forward_then(&g, xs, weight, bias, out, normalize)
+                        }))
                     }
-                    None => conv::conv_forward(&g, &x.data, weight, bias, &mut out),
-                }
-                (Activation::new(out, full), keep_input(&x))
+                    None => stored!(&x.values, |xs| written!(false, len, |out| {
+                        conv::conv_forward(&g, xs, weight, bias, out)
+                    })),
+                };
+                let out = Maps {
+                    values: out,
+                    shape: full,
+                };
+                (out, keep_input(&x))
             }
             (
                 &LayerSpec::ConvTranspose { out_channels, .. },
@@ -559,11 +707,8 @@ impl CpuNet {
                 let (x, weight) = self.conv_operands(x, weight);
                 let g = self.conv_geometry(i, x.shape);
                 let mut out = memory::zeroed(n * g.in_len());
-                conv::conv_transpose_forward(&g, &x.data, &weight, bias.as_deref(), &mut out);
-                (
-                    Activation::new(out, [n, out_channels, g.h, g.w]),
-                    keep_input(&x),
-                )
+                conv::conv_transpose_forward(&g, &x.floats(), &weight, bias.as_deref(), &mut out);
+                (Maps::new(out, [n, out_channels, g.h, g.w]), keep_input(&x))
             }
             (LayerSpec::BatchNorm { .. }, LayerParams::BatchNorm { gamma, beta, .. }) => {
                 let activation = self.activation_after(i);
@@ -573,32 +718,35 @@ impl CpuNet {
                 }
                 if let Some(running) = self.running_batch_norm(i).filter(|_| !train) {
                     // Evaluation keeps nothing, so the input's buffer takes the output.
-                    let mut x = x;
-                    running.apply_in_place(Arc::make_mut(&mut x.data).as_mut_slice(), plane);
-                    return (x, Saved::Nothing);
+                    let shape = x.shape;
+                    let mut values = x.into_floats();
+                    running.apply_in_place(&mut values, plane);
+                    return (Maps::new(values, shape), Saved::Nothing);
                 }
                 let batch = (handover.stats.take()).unwrap_or_else(|| {
-                    layers::channel_stats(&x.data, c, plane, shard.world.as_ref())
+                    layers::channel_stats(&x.floats(), c, plane, shard.world.as_ref())
                 });
-                let mut out = memory::zeroed(x.data.len());
-                layers::batch_norm_apply(
-                    &x.data,
-                    &mut out,
-                    plane,
-                    &batch.mean,
-                    &batch.variance,
-                    gamma,
-                    beta,
-                    activation,
-                );
-                let shape = x.shape;
-                (Activation::new(out, shape), Saved::BatchNorm(x, batch))
+                let (mean, variance) = (&batch.mean, &batch.variance);
+                let out = stored!(&x.values, |xs| {
+                    written!(self.stores_bf16(i, train), x.len(), |out| {
+                        layers::batch_norm_apply(
+                            xs, out, plane, mean, variance, gamma, beta, activation,
+                        )
+                    })
+                });
+                let out = Maps {
+                    values: out,
+                    shape: x.shape,
+                };
+                (out, Saved::BatchNorm(x, batch))
             }
             (LayerSpec::Relu | LayerSpec::LeakyRelu { .. }, _) => {
                 let mut x = x;
                 if !self.follows_batch_norm(i) {
-                    let slope = slope(self.op(i));
-                    layers::leaky_relu_in_place(Arc::make_mut(&mut x.data).as_mut_slice(), slope);
+                    let (slope, shape) = (slope(self.op(i)), x.shape);
+                    let mut values = x.into_floats();
+                    layers::leaky_relu_in_place(&mut values, slope);
+                    x = Maps::new(values, shape);
                 }
                 let saved = if train {
                     Saved::Output(x.clone())
@@ -620,7 +768,7 @@ impl CpuNet {
                 (x, saved)
             }
             (LayerSpec::MaxPool2, _) => {
-                let (out, argmax) = layers::max_pool2(&x.data, h, w);
+                let (out, argmax) = layers::max_pool2(&x.floats(), h, w);
                 let saved = if train {
                     Saved::Pool {
                         argmax,
@@ -629,34 +777,24 @@ impl CpuNet {
                 } else {
                     Saved::Nothing
                 };
-                (Activation::new(out, [n, c, h / 2, w / 2]), saved)
+                (Maps::new(out, [n, c, h / 2, w / 2]), saved)
             }
             (&LayerSpec::Dropout { prob }, _) if train && prob > 0.0 => {
-                let mut x = x;
-                let first = (shard.first_image * x.data.len() / n.max(1)) as u64;
-                let mask = layers::dropout_in_place(
-                    Arc::make_mut(&mut x.data).as_mut_slice(),
-                    prob,
-                    seed,
-                    first,
-                );
-                (x, Saved::Mask(mask))
+                let first = (shard.first_image * x.len() / n.max(1)) as u64;
+                let shape = x.shape;
+                let mut values = x.into_floats();
+                let mask = layers::dropout_in_place(&mut values, prob, seed, first);
+                (Maps::new(values, shape), Saved::Mask(mask))
             }
             (LayerSpec::Dropout { .. }, _) => (x, Saved::Nothing),
             (LayerSpec::Flatten, _) => {
                 let shape = [n, c * h * w, 1, 1];
-                (
-                    Activation {
-                        data: x.data,
-                        shape,
-                    },
-                    Saved::Nothing,
-                )
+                (Maps { shape, ..x }, Saved::Nothing)
             }
             (&LayerSpec::Linear { outputs, .. }, LayerParams::Linear { weight, bias }) => {
                 let (x, weight) = self.operands(x, weight);
-                let out = layers::linear_forward(&x.data, &weight, bias, n);
-                (Activation::new(out, [n, outputs, 1, 1]), keep_input(&x))
+                let out = layers::linear_forward(&x.floats(), &weight, bias, n);
+                (Maps::new(out, [n, outputs, 1, 1]), keep_input(&x))
             }
             (LayerSpec::SaveSkip, _) => {
                 skips.push(x.clone());
@@ -664,22 +802,20 @@ impl CpuNet {
             }
             (LayerSpec::ConcatSkip, _) => {
                 let skip = skips.pop().expect("ModelSpec::summary pairs every concat");
-                let out = layers::concat_channels(&x.data, &skip.data, n);
+                let out = layers::concat_channels(&x.floats(), &skip.floats(), n);
                 let shape = [n, c + skip.shape[1], h, w];
-                (
-                    Activation::new(out, shape),
-                    Saved::Concat { first: c, shape },
-                )
+                (Maps::new(out, shape), Saved::Concat { first: c, shape })
             }
             (LayerSpec::AddSkip, _) => {
                 let skip = skips.pop().expect("ModelSpec::summary pairs every add");
-                let mut x = x;
-                layers::add_in_place(Arc::make_mut(&mut x.data).as_mut_slice(), &skip.data);
-                (x, Saved::Nothing)
+                let shape = x.shape;
+                let mut values = x.into_floats();
+                layers::add_in_place(&mut values, &skip.floats());
+                (Maps::new(values, shape), Saved::Nothing)
             }
             (LayerSpec::GlobalAvgPool, _) => {
-                let out = layers::global_avg_pool(&x.data, h * w);
-                (Activation::new(out, [n, c, 1, 1]), Saved::Shape(x.shape))
+                let out = layers::global_avg_pool(&x.floats(), h * w);
+                (Maps::new(out, [n, c, 1, 1]), Saved::Shape(x.shape))
             }
             (layer, params) => unreachable!("layer {layer:?} built with {params:?}"),
         }
@@ -704,7 +840,7 @@ impl CpuNet {
         let mut skip_grads: Vec<Vec<f32>> = Vec::new();
         let Tape { mut saved, world } = tape;
         // The output and slope of an activation whose mask the batch norm before it applies.
-        let mut pending_activation: Option<(Activation, f32)> = None;
+        let mut pending_activation: Option<(Maps, f32)> = None;
         // The argmax of a max-pool whose gradient the convolution before it expands.
         let mut pending_pool: Option<Vec<u8>> = None;
         for i in (0..self.layers.len()).rev() {
@@ -725,7 +861,7 @@ impl CpuNet {
                             &g,
                             &grad,
                             &argmax,
-                            &x.data,
+                            &x.floats(),
                             &weight,
                             dx.as_deref_mut(),
                         );
@@ -746,7 +882,9 @@ impl CpuNet {
                         ));
                     }
                     let dy = self.conv_output_grad(std::mem::take(&mut grad));
-                    grads_reversed.push(conv::conv_weight_grad(&g, &dy, &x.data));
+                    grads_reversed.push(stored!(&x.values, |xs| {
+                        conv::conv_weight_grad(&g, &dy, xs)
+                    }));
                     if need_input_grad {
                         let mut dx = memory::zeroed(n * g.in_len());
                         conv::conv_input_grad(&g, &dy, &weight, &mut dx);
@@ -761,7 +899,7 @@ impl CpuNet {
                     let (n, g) = (x.shape[0], self.conv_geometry(i, x.shape));
                     grads_reversed.push(layers::channel_sums(&grad, out_channels, g.h * g.w));
                     let dy = self.conv_output_grad(std::mem::take(&mut grad));
-                    grads_reversed.push(conv::conv_transpose_weight_grad(&g, &dy, &x.data));
+                    grads_reversed.push(conv::conv_transpose_weight_grad(&g, &dy, &x.floats()));
                     if need_input_grad {
                         let mut dx = memory::zeroed(n * g.out_len());
                         let weight = self.conv_weight(weight);
@@ -774,17 +912,19 @@ impl CpuNet {
                     LayerParams::BatchNorm { gamma, .. },
                     Saved::BatchNorm(x, stats),
                 ) => {
-                    let activation = pending_activation.take();
-                    let mask = activation.as_ref().map(|(y, slope)| (&y.data[..], *slope));
-                    let (dx, dg, db) = layers::batch_norm_backward(
-                        &x.data,
-                        std::mem::take(&mut grad),
-                        x.plane(),
-                        &stats,
-                        gamma,
-                        mask,
-                        world.as_ref(),
-                    );
+                    let (grad_out, plane, world) =
+                        (std::mem::take(&mut grad), x.plane(), world.as_ref());
+                    let (dx, dg, db) = stored!(&x.values, |xs| match &pending_activation.take() {
+                        None => layers::batch_norm_backward::<_, f32>(
+                            xs, grad_out, plane, &stats, gamma, None, world,
+                        ),
+                        Some((y, slope)) => stored!(&y.values, |ys| {
+                            let mask = Some((ys, *slope));
+                            layers::batch_norm_backward(
+                                xs, grad_out, plane, &stats, gamma, mask, world,
+                            )
+                        }),
+                    });
                     grads_reversed.push(db);
                     grads_reversed.push(dg);
                     grad = dx;
@@ -793,7 +933,7 @@ impl CpuNet {
                     if self.follows_batch_norm(i) {
                         pending_activation = Some((y, slope(layer)));
                     } else {
-                        layers::leaky_relu_backward(&y.data, &mut grad, slope(layer));
+                        layers::leaky_relu_backward(&y.floats(), &mut grad, slope(layer));
                     }
                 }
                 (
@@ -829,7 +969,7 @@ impl CpuNet {
                         operand(weight, self.precision),
                         operand(&grad, self.precision),
                     );
-                    let (dx, dw) = layers::linear_backward(&x.data, &weight, &dy, x.shape[0]);
+                    let (dx, dw) = layers::linear_backward(&x.floats(), &weight, &dy, x.shape[0]);
                     // The bias is no product's operand: its gradient sums the fp32 one.
                     let db = layers::linear_bias_grad(&grad, outputs);
                     grads_reversed.push(db);

@@ -42,16 +42,16 @@ use std::borrow::Cow;
 
 use schedule::{Pass, Weights, for_each_group, in_runs, with_scratch};
 
-use super::{bf16, kernel, layers, peak};
-use crate::engine::Precision;
+use super::bf16::{self, Storage};
+use super::{kernel, layers, peak};
 
 /// `out [n, c_out, h_out, w_out]` of the convolution of `input [n, c_in, h, w]`.
-pub fn conv_forward(
+pub fn conv_forward<X: Storage, Y: Storage>(
     g: &ConvGeometry,
-    input: &[f32],
+    input: &[X],
     weight: &[f32],
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: &mut [Y],
 ) {
     conv_forward_then(g, input, weight, bias, out, |_, _| {})
 }
@@ -60,16 +60,21 @@ pub fn conv_forward(
 /// soon as the group is written (while it is still in cache): what a layer that follows would
 /// otherwise do in a pass of its own over the batch, such as evaluation's batch norm and ReLU,
 /// or the sums behind a training batch norm's statistics.
-pub fn conv_forward_then(
+///
+/// Either side may be stored in bf16 ([`Storage`]): a group's input is expanded to fp32 as
+/// the kernels read it, and its output is written in fp32 and stored from the cache, rounded
+/// first, so that `then` sees the values as stored.
+pub fn conv_forward_then<X: Storage, Y: Storage>(
     g: &ConvGeometry,
-    input: &[f32],
+    input: &[X],
     weight: &[f32],
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: &mut [Y],
     then: impl Fn(usize, &mut [f32]) + Sync,
 ) {
     let n = input.len() / g.in_len();
-    let [input, weight] = operands(g, Pass::Forward, g.groups(n), [input, weight]);
+    let [input] = operands(g, Pass::Forward, g.groups(n), [input]);
+    let [weight] = operands(g, Pass::Forward, g.groups(n), [weight]);
     let images = g.images_per_group(n);
     let items: Vec<_> = input
         .chunks(images * g.in_len())
@@ -78,8 +83,22 @@ pub fn conv_forward_then(
         .collect();
     let weights = Weights::new(&weight);
     for_each_group(items, |(group, (x, o)), scratch, threads| {
-        g.forward_part(x, &weights, bias, o, scratch, threads);
-        then(group * images, o)
+        let mut expanded = std::mem::take(&mut scratch.expanded);
+        let x = bf16::in_f32(x, &mut expanded);
+        if let Some(o) = Y::as_f32_mut(o) {
+            g.forward_part(x, &weights, bias, o, scratch, threads);
+            then(group * images, o);
+        } else {
+            let mut written = std::mem::take(&mut scratch.written);
+            written.clear();
+            written.resize(o.len(), 0.0);
+            g.forward_part(x, &weights, bias, &mut written, scratch, threads);
+            bf16::round_here(&mut written);
+            then(group * images, &mut written);
+            bf16::store_into(&written, o);
+            scratch.written = written;
+        }
+        scratch.expanded = expanded;
     });
 }
 
@@ -115,12 +134,14 @@ fn input_grad_plus(
     });
 }
 
-/// The weight gradient `[c_out, c_in, k, k]` of a convolution, summed over the batch. Each
-/// thread sums a fixed run of groups and the runs are added in order, so the result does not
-/// depend on how rayon schedules the work (training is repeatable for a given thread count).
-pub fn conv_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Vec<f32> {
+/// The weight gradient `[c_out, c_in, k, k]` of a convolution, summed over the batch (its
+/// input in either [`Storage`], expanded a group at a time). Each thread sums a fixed run of
+/// groups and the runs are added in order, so the result does not depend on how rayon
+/// schedules the work (training is repeatable for a given thread count).
+pub fn conv_weight_grad<X: Storage>(g: &ConvGeometry, grad_out: &[f32], input: &[X]) -> Vec<f32> {
     let n = input.len() / g.in_len();
-    let [grad_out, input] = operands(g, Pass::WeightGrad, g.groups(n), [grad_out, input]);
+    let [grad_out] = operands(g, Pass::WeightGrad, g.groups(n), [grad_out]);
+    let [input] = operands(g, Pass::WeightGrad, g.groups(n), [input]);
     let images = g.images_per_group(n);
     let mut groups: Vec<_> = grad_out
         .chunks(images * g.out_len())
@@ -130,7 +151,10 @@ pub fn conv_weight_grad(g: &ConvGeometry, grad_out: &[f32], input: &[f32]) -> Ve
         let mut acc = vec![0.0; g.weight_len()];
         with_scratch(|scratch| {
             for &mut (dy, x) in run {
+                let mut expanded = std::mem::take(&mut scratch.expanded);
+                let x = bf16::in_f32(x, &mut expanded);
                 g.weight_grad_part(dy, x, &mut acc, scratch, threads);
+                scratch.expanded = expanded;
             }
         });
         acc
@@ -161,15 +185,15 @@ pub fn bf16_kernels_pay() -> bool {
 /// they are in fp32, where the kernels round them ([`ConvGeometry::kernels_round`]) or where
 /// the caller has (no bf16 kernels run: [`ConvGeometry::bf16_kernels`]), rounded copies
 /// otherwise.
-fn operands<'a, const N: usize>(
+fn operands<'a, S: Storage, const N: usize>(
     g: &ConvGeometry,
     pass: Pass,
     groups: usize,
-    values: [&'a [f32]; N],
-) -> [Cow<'a, [f32]>; N] {
+    values: [&'a [S]; N],
+) -> [Cow<'a, [S]>; N] {
     let round = g.runs_bf16_kernels() && !g.kernels_round(pass, groups);
     values.map(|v| match round {
-        true => bf16::operand(v, Precision::Bf16),
+        true => S::rounded(v),
         false => Cow::Borrowed(v),
     })
 }

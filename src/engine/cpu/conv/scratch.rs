@@ -20,4 +20,8 @@ pub(super) struct Scratch {
     pub(super) pairs: Vec<u32>,
     /// The zero-padded input in bf16, for the bf16 weight gradient.
     pub(super) grid_bf16: Vec<u16>,
+    /// A group's input stored in bf16, expanded to fp32 for the kernels.
+    pub(super) expanded: Vec<f32>,
+    /// A group's output as the kernels write it, before it is stored in bf16.
+    pub(super) written: Vec<f32>,
 }

@@ -488,3 +488,46 @@ fn pointwise_convolutions_match_the_definition() {
         }
     }
 }
+
+/// Inputs stored in bf16 give what the same values expanded to fp32 give, bit for bit (forward
+/// pass and weight gradient, on the paths a group of several images and a single image take,
+/// fp32's kernels and the bf16 kernels); a bf16 output holds the fp32 output rounded, and the
+/// pass after it sees exactly the stored values.
+#[test]
+fn bf16_storage_changes_only_the_rounding() {
+    use crate::engine::cpu::bf16::{round, to_bits, to_f32};
+    for (n, g) in [
+        (5, ConvGeometry::conv(16, 7, 7, 32, 3, 1, 1)),
+        (3, ConvGeometry::conv(3, 28, 28, 16, 3, 1, 1)),
+        (2, ConvGeometry::conv(8, 33, 30, 8, 3, 2, 1)),
+        (1, ConvGeometry::conv(5, 64, 64, 6, 3, 1, 1)),
+        (4, ConvGeometry::conv(6, 9, 9, 4, 1, 1, 0)),
+    ] {
+        for kernels in [false, true] {
+            let g = g.with_bf16(true).with_bf16_kernels(kernels);
+            let bits = to_bits(&ramp(n * g.in_len(), 0.013));
+            let x = to_f32(&bits);
+            let w = to_f32(&to_bits(&ramp(g.weight_len(), 0.021)));
+            let dy = to_f32(&to_bits(&ramp(n * g.out_len(), 0.007)));
+            let mut from_floats = vec![f32::NAN; n * g.out_len()];
+            conv_forward(&g, &x, &w, None, &mut from_floats);
+            let mut from_bits = vec![f32::NAN; n * g.out_len()];
+            conv_forward(&g, &bits, &w, None, &mut from_bits);
+            assert_eq!(from_bits, from_floats, "{g:?}");
+            let seen = std::sync::Mutex::new(vec![f32::NAN; n * g.out_len()]);
+            let mut stored = vec![0u16; n * g.out_len()];
+            conv_forward_then(&g, &bits, &w, None, &mut stored, |first, images| {
+                let mut seen = seen.lock().unwrap();
+                seen[first * g.out_len()..][..images.len()].copy_from_slice(images);
+            });
+            let rounded: Vec<f32> = from_floats.iter().map(|&v| round(v)).collect();
+            assert_eq!(to_f32(&stored), rounded, "{g:?}");
+            assert_eq!(seen.into_inner().unwrap(), rounded, "{g:?}");
+            assert_eq!(
+                conv_weight_grad(&g, &dy, &bits),
+                conv_weight_grad(&g, &dy, &x),
+                "{g:?}"
+            );
+        }
+    }
+}
