@@ -1,8 +1,9 @@
 //! The precision of the products (`--precision`): fp32 throughout, or bf16 mixed precision as
 //! PyTorch's `torch.autocast("cpu", torch.bfloat16)` has it: the convolutions, transposed
 //! convolutions and linear layers take bf16 operands (the input and weights forward, the
-//! output gradient with the weights or the input backward) and accumulate in fp32, while batch
-//! norm, the activations, the loss, the optimiser and the master weights stay fp32.
+//! output gradient with the weights or the input backward) and accumulate in fp32, and a
+//! training step stores the activations between a convolution and its batch norm in bf16,
+//! while batch norm's arithmetic, the loss, the optimiser and the master weights stay fp32.
 //! Checkpoints hold fp32 weights either way, so a run of either precision is evaluated,
 //! exported and resumed at either.
 
@@ -34,7 +35,7 @@ impl Precision {
         match self {
             Precision::Fp32 => "32-bit floats throughout",
             Precision::Bf16 => {
-                "bf16 operands in the convolutions and linear layers, fp32 sums and everything else (as PyTorch's autocast); convlab's CPU engine only"
+                "bf16 operands in the convolutions and linear layers, bf16 activations between convolutions and batch norms in training, fp32 sums and everything else (as PyTorch's autocast); convlab's CPU engine only"
             }
         }
     }
