@@ -1086,43 +1086,54 @@ fn bf16_products_match_burn_on_rounded_operands_and_fp32_within_rounding() {
 }
 
 /// A bf16 training pass stores the activations between convolutions and batch norms in bf16
-/// (each convolution's output before its batch norm, each batch norm's output before the
-/// convolution it reads next; `engine::cpu::conv` and `layers` hold each of those passes to the
-/// fp32 pass on the stored values, bit for bit). The whole pass, on the same weights and
-/// batch as fp32:
-/// - the two bf16 routes (the bf16 kernels, fp32's kernels on rounded operands) agree to the
-///   order of their sums (1e-5 of the largest value; measured at most 2.6e-7);
+/// (a convolution's output before its batch norm; a batch norm's output before the
+/// convolution that reads it, also through a saved skip and a concatenation;
+/// `engine::cpu::conv` and `layers` hold each of those passes to the fp32 pass on the stored
+/// values, bit for bit). The whole pass of a small segmenter, on the same weights and batch
+/// as fp32:
+/// - the two bf16 routes (the bf16 kernels, fp32's on rounded operands) agree to the order of
+///   their sums (1e-5 of the largest value; measured at most 3.7e-7);
 /// - the output, and the gradients of the last convolution (no batch norm after it), within
-///   0.02 of fp32's (relative to the largest value; measured at most 0.012);
-/// - every other gradient within 0.25 of fp32's in L2 norm (measured 0.004-0.15, and
-///   0.005-0.23 for the same pass with its activations in fp32: a convolution followed by
-///   batch norm has a weight gradient orthogonal to its weights, far smaller than its
-///   products, so bf16's rounding of them is large beside it).
+///   0.02 of fp32's (relative to the largest value; measured at most 0.0054);
+/// - every other gradient within 0.25 of fp32's in L2 norm (measured 0.004-0.20; a
+///   convolution followed by batch norm has a weight gradient orthogonal to its weights, far
+///   smaller than its products, so bf16's rounding of them is large beside it), but for the
+///   transposed convolution's bias: batch norm after it removes any shift, so its gradient
+///   is zero but for rounding, held below 1e-5 of its weights' largest gradient on every
+///   route (measured 2e-7).
+///
+/// Measured on an Intel Xeon (family 6 model 207).
 #[test]
 fn bf16_activations_between_layers_stay_within_bf16_error_of_fp32() {
     use convlab::engine::Precision;
     let _turn = BURN_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex().autodiff();
     device.seed(5);
-    let spec = spec(
-        [4, 12, 12],
-        vec![
-            conv(4, 8, 3, 1, 1, false),
-            LayerSpec::BatchNorm { channels: 8 },
-            LayerSpec::Relu,
-            conv(8, 8, 3, 2, 1, false),
-            LayerSpec::BatchNorm { channels: 8 },
-            LayerSpec::Relu,
-            conv(8, 8, 3, 1, 1, false),
-            LayerSpec::BatchNorm { channels: 8 },
-            LayerSpec::Relu,
-            conv(8, 3, 1, 1, 0, true),
-        ],
-    );
+    let bn_relu = |channels| [LayerSpec::BatchNorm { channels }, LayerSpec::Relu];
+    // A segmenter in small: a skip saved from a stored activation, a strided convolution, a
+    // transposed one, the concatenation feeding a convolution, a 1x1 head.
+    let layers = [
+        vec![conv(4, 8, 3, 1, 1, false)],
+        bn_relu(8).to_vec(),
+        vec![LayerSpec::SaveSkip, conv(8, 8, 3, 2, 1, false)],
+        bn_relu(8).to_vec(),
+        vec![LayerSpec::ConvTranspose {
+            in_channels: 8,
+            out_channels: 8,
+            kernel: 4,
+            stride: 2,
+            padding: 1,
+        }],
+        bn_relu(8).to_vec(),
+        vec![LayerSpec::ConcatSkip, conv(16, 8, 3, 1, 1, false)],
+        bn_relu(8).to_vec(),
+        vec![conv(8, 3, 1, 1, 0, true)],
+    ];
+    let spec = spec([4, 12, 12], layers.concat());
     let fp32 = cpu_from_burn(&spec, &Net::init(&spec, &device));
     let shape = [3, 4, 12, 12];
     let x = random(shape.iter().product(), 6);
-    let r = random(3 * 3 * 6 * 6, 7);
+    let r = random(3 * 3 * 12 * 12, 7);
     let parts =
         |(out, dx, grads): (Vec<f32>, Vec<f32>, Vec<Vec<f32>>)| [vec![out, dx], grads].concat();
     let exact = parts(cpu_pass(&fp32, x.clone(), shape, &r));
@@ -1137,12 +1148,19 @@ fn bf16_activations_between_layers_stay_within_bf16_error_of_fp32() {
     });
     // The output, the last convolution's weight and bias gradients.
     let last = [0, exact.len() - 2, exact.len() - 1];
+    // The transposed convolution's weight and bias gradients.
+    let (up, up_bias) = (8, 9);
+    let largest = |v: &[f32]| v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    for p in routes.iter().chain([&exact]) {
+        let (bias, weight) = (largest(&p[up_bias]), largest(&p[up]));
+        assert!(bias < 1e-5 * weight, "a bias before batch norm: {bias}");
+    }
     for bf16 in &routes {
         for (i, (got, want)) in bf16.iter().zip(&exact).enumerate() {
             if last.contains(&i) {
                 let e = relative_error(got, want);
                 assert!(e < 0.02, "part {i} differs from fp32 by {e}");
-            } else {
+            } else if i != up_bias {
                 let d: Vec<f32> = got.iter().zip(want).map(|(a, b)| a - b).collect();
                 let e = l2(&d) / l2(want);
                 assert!(e < 0.25, "part {i} differs from fp32 by {e} (L2)");
@@ -1151,6 +1169,9 @@ fn bf16_activations_between_layers_stay_within_bf16_error_of_fp32() {
     }
     for (i, (a, b)) in routes[0].iter().zip(&routes[1]).enumerate() {
         let e = relative_error(a, b);
-        assert!(e < 1e-5, "part {i}: the routes differ by {e}");
+        assert!(
+            e < 1e-5 || i == up_bias,
+            "part {i}: the routes differ by {e}"
+        );
     }
 }

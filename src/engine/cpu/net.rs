@@ -578,24 +578,34 @@ impl CpuNet {
         }
     }
 
-    /// Whether a training pass in bf16 stores the output of layer `i` (a convolution or a
-    /// batch norm) in bf16: a convolution's where a batch norm follows it, a batch norm's (and
-    /// its activation's) where a convolution that does not pool reads it next. Those layers
-    /// read either storage and round what they read to bf16 anyway (batch norm takes the
-    /// convolution's output as autocast hands it on, in bf16); a layer that reads only fp32
-    /// (pooling, skips, linear layers) gets fp32, so nothing is converted twice.
+    /// Whether a training pass in bf16 stores the output of layer `i` in bf16: a
+    /// convolution's where a batch norm follows it; a batch norm's (and its activation's)
+    /// where a convolution that does not pool reads it next, directly, after saving it for a
+    /// skip, or through a concatenation; a concatenation's where such a convolution follows.
+    /// Those layers read either storage, and the convolutions round what they read to bf16
+    /// anyway (batch norm takes the convolution's output as autocast hands it on, in bf16);
+    /// a layer that reads only fp32 (pooling, transposed convolutions, residual additions,
+    /// linear layers) gets fp32, so nothing is converted twice.
     fn stores_bf16(&self, i: usize, train: bool) -> bool {
         if !train || self.precision.is_fp32() || i + 1 == self.layers.len() {
             return false;
         }
+        let conv_reads = |j: usize| {
+            j < self.layers.len()
+                && matches!(self.op(j), LayerSpec::Conv { .. })
+                && !self.pool_follows(j)
+        };
         match self.op(i) {
             LayerSpec::Conv { .. } => self.batch_norm_in_conv(i + 1),
             LayerSpec::BatchNorm { .. } => {
                 let j = i + 1 + usize::from(self.activation_after(i).is_some());
-                j < self.layers.len()
-                    && matches!(self.op(j), LayerSpec::Conv { .. })
-                    && !self.pool_follows(j)
+                let passes_on = |j: usize| {
+                    j < self.layers.len()
+                        && matches!(self.op(j), LayerSpec::SaveSkip | LayerSpec::ConcatSkip)
+                };
+                conv_reads(j) || (passes_on(j) && conv_reads(j + 1))
             }
+            LayerSpec::ConcatSkip => conv_reads(i + 1),
             _ => false,
         }
     }
@@ -802,9 +812,17 @@ impl CpuNet {
             }
             (LayerSpec::ConcatSkip, _) => {
                 let skip = skips.pop().expect("ModelSpec::summary pairs every concat");
-                let out = layers::concat_channels(&x.floats(), &skip.floats(), n);
                 let shape = [n, c + skip.shape[1], h, w];
-                (Maps::new(out, shape), Saved::Concat { first: c, shape })
+                let len = x.len() + skip.len();
+                let out = stored!(&x.values, |xs| {
+                    stored!(&skip.values, |skips| {
+                        written!(self.stores_bf16(i, train), len, |out| {
+                            layers::concat_channels(xs, skips, n, out)
+                        })
+                    })
+                });
+                let out = Maps { values: out, shape };
+                (out, Saved::Concat { first: c, shape })
             }
             (LayerSpec::AddSkip, _) => {
                 let skip = skips.pop().expect("ModelSpec::summary pairs every add");
