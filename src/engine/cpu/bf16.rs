@@ -122,13 +122,13 @@ pub fn in_f32<'a, S: Storage>(values: &'a [S], buffer: &'a mut Vec<f32>) -> &'a 
         return values;
     }
     buffer.resize(values.len(), 0.0);
-    vectorised!(
-        buffer
-            .iter_mut()
-            .zip(values)
-            .for_each(|(f, v)| *f = v.load())
-    );
+    load_into(values, buffer);
     buffer
+}
+
+/// `values` loaded into `out` (of the same length) in fp32, on this thread.
+pub fn load_into<S: Storage>(values: &[S], out: &mut [f32]) {
+    vectorised!(out.iter_mut().zip(values).for_each(|(f, v)| *f = v.load()));
 }
 
 /// `values` stored into `out` (of the same length), on this thread.
@@ -155,7 +155,7 @@ pub fn to_f32<S: Storage>(values: &[S]) -> Vec<f32> {
     floats
         .par_chunks_mut(PIECE)
         .zip(values.par_chunks(PIECE))
-        .for_each(|(f, v)| vectorised!(f.iter_mut().zip(v).for_each(|(f, v)| *f = v.load())));
+        .for_each(|(f, v)| load_into(v, f));
     floats
 }
 

@@ -119,6 +119,15 @@ impl Maps {
         }
     }
 
+    /// `change` run on the values in fp32, in place (on a copy where another layer shares
+    /// them or they were stored in bf16): the changed values, in fp32, and what it returned.
+    fn in_place<R>(self, change: impl FnOnce(&mut [f32]) -> R) -> (Self, R) {
+        let shape = self.shape;
+        let mut values = self.into_floats();
+        let result = change(&mut values);
+        (Maps::new(values, shape), result)
+    }
+
     /// The same values stored in bf16 (rounded, where they were fp32).
     fn into_bf16(self) -> Self {
         let values = match self.values {
@@ -553,10 +562,8 @@ impl CpuNet {
             return (x, Cow::Borrowed(weight));
         }
         // The input's values are copied only where another layer shares them.
-        let shape = x.shape;
-        let mut values = x.into_floats();
-        bf16::round_all(&mut values);
-        (Maps::new(values, shape), operand(weight, self.precision))
+        let (x, _) = x.in_place(bf16::round_all);
+        (x, operand(weight, self.precision))
     }
 
     /// A convolution's input and weights: as they are where the convolutions round their own
@@ -685,12 +692,9 @@ impl CpuNet {
                             conv::conv_forward_then(&g, xs, weight, bias, out, sum)
                         }));
                         let planes = planes.into_inner().unwrap_or_else(|e| e.into_inner());
-                        handover.stats = Some(layers::stats_of_planes(
-                            &planes,
-                            out_channels,
-                            plane,
-                            shard.world.as_ref(),
-                        ));
+                        let world = shard.world.as_ref();
+                        let stats = layers::stats_of_planes(&planes, out_channels, plane, world);
+                        handover.stats = Some(stats);
                         out
                     }
                     Some(running) => {
@@ -728,10 +732,8 @@ impl CpuNet {
                 }
                 if let Some(running) = self.running_batch_norm(i).filter(|_| !train) {
                     // Evaluation keeps nothing, so the input's buffer takes the output.
-                    let shape = x.shape;
-                    let mut values = x.into_floats();
-                    running.apply_in_place(&mut values, plane);
-                    return (Maps::new(values, shape), Saved::Nothing);
+                    let (x, _) = x.in_place(|values| running.apply_in_place(values, plane));
+                    return (x, Saved::Nothing);
                 }
                 let batch = (handover.stats.take()).unwrap_or_else(|| {
                     layers::channel_stats(&x.floats(), c, plane, shard.world.as_ref())
@@ -753,10 +755,10 @@ impl CpuNet {
             (LayerSpec::Relu | LayerSpec::LeakyRelu { .. }, _) => {
                 let mut x = x;
                 if !self.follows_batch_norm(i) {
-                    let (slope, shape) = (slope(self.op(i)), x.shape);
-                    let mut values = x.into_floats();
-                    layers::leaky_relu_in_place(&mut values, slope);
-                    x = Maps::new(values, shape);
+                    let slope = slope(self.op(i));
+                    x = x
+                        .in_place(|values| layers::leaky_relu_in_place(values, slope))
+                        .0;
                 }
                 let saved = if train {
                     Saved::Output(x.clone())
@@ -791,10 +793,9 @@ impl CpuNet {
             }
             (&LayerSpec::Dropout { prob }, _) if train && prob > 0.0 => {
                 let first = (shard.first_image * x.len() / n.max(1)) as u64;
-                let shape = x.shape;
-                let mut values = x.into_floats();
-                let mask = layers::dropout_in_place(&mut values, prob, seed, first);
-                (Maps::new(values, shape), Saved::Mask(mask))
+                let (x, mask) =
+                    x.in_place(|values| layers::dropout_in_place(values, prob, seed, first));
+                (x, Saved::Mask(mask))
             }
             (LayerSpec::Dropout { .. }, _) => (x, Saved::Nothing),
             (LayerSpec::Flatten, _) => {
@@ -826,10 +827,8 @@ impl CpuNet {
             }
             (LayerSpec::AddSkip, _) => {
                 let skip = skips.pop().expect("ModelSpec::summary pairs every add");
-                let shape = x.shape;
-                let mut values = x.into_floats();
-                layers::add_in_place(&mut values, &skip.floats());
-                (Maps::new(values, shape), Saved::Nothing)
+                let (x, _) = x.in_place(|values| layers::add_in_place(values, &skip.floats()));
+                (x, Saved::Nothing)
             }
             (LayerSpec::GlobalAvgPool, _) => {
                 let out = layers::global_avg_pool(&x.floats(), h * w);

@@ -89,8 +89,8 @@ pub fn conv_forward_then<X: Storage, Y: Storage>(
             g.forward_part(x, &weights, bias, o, scratch, threads);
             then(group * images, o);
         } else {
+            // The kernels overwrite every value (as a pooled group's buffer relies on).
             let mut written = std::mem::take(&mut scratch.written);
-            written.clear();
             written.resize(o.len(), 0.0);
             g.forward_part(x, &weights, bias, &mut written, scratch, threads);
             bf16::round_here(&mut written);

@@ -28,8 +28,9 @@ pub fn available_bf16() -> bool {
 }
 
 /// `value` as bf16 bits, rounded to nearest even (as `engine::cpu::bf16::round`).
+#[inline(always)]
 pub fn bf16_bits(value: f32) -> u16 {
-    (crate::engine::cpu::bf16::round(value).to_bits() >> 16) as u16
+    <u16 as crate::engine::cpu::bf16::Storage>::store(value)
 }
 
 /// Two values as one lane: `lo` in the low half, `hi` in the high half.
